@@ -1,0 +1,78 @@
+"""`create_model(arch, encoder, num_classes)`: the one way models are built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from rtseg.errors import ModelError
+from rtseg.models.efficientnet_lite import VARIANTS as _EFFNET_VARIANTS
+from rtseg.models.efficientnet_lite import EfficientNetLiteEncoder
+from rtseg.models.fpn import FPNDecoder
+from rtseg.models.segmentation import SegmentationModel
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {}
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_encoder(name: str):
+    def wrap(factory):
+        ENCODERS[name] = factory
+        return factory
+    return wrap
+
+
+def register_arch(name: str):
+    def wrap(factory):
+        ARCHITECTURES[name] = factory
+        return factory
+    return wrap
+
+
+for _variant in _EFFNET_VARIANTS:
+    ENCODERS[_variant] = lambda v=_variant, **kw: EfficientNetLiteEncoder(v)
+
+
+def build_encoder(name: str, pretrained: bool | str = False) -> nn.Module:
+    """Encoder by name; `pretrained=True` loads the weights the environment has for it,
+    a path loads that file (torchvision key names for VGG/ResNet)."""
+    if name not in ENCODERS:
+        raise ModelError(f"unknown encoder {name!r}; choose from {', '.join(sorted(ENCODERS))}")
+    encoder = ENCODERS[name]()
+    if pretrained:
+        encoder.load_pretrained(None if pretrained is True else pretrained)
+    return encoder
+
+
+@register_arch("fpn")
+def _fpn(encoder: nn.Module, num_classes: int, **kw) -> nn.Module:
+    return SegmentationModel(encoder, FPNDecoder(encoder.out_channels, **kw), num_classes)
+
+
+@register_arch("fpn_lite")
+def _fpn_lite(encoder: nn.Module, num_classes: int, **kw) -> nn.Module:
+    kw.setdefault("pyramid_channels", 96)
+    kw.setdefault("segmentation_channels", 64)
+    decoder = FPNDecoder(encoder.out_channels, light=True, **kw)
+    return SegmentationModel(encoder, decoder, num_classes)
+
+
+def create_model(arch: str, encoder: str, num_classes: int, pretrained: bool | str = False,
+                 **kwargs) -> nn.Module:
+    """Build `arch` (e.g. "fpn", "unet", "fcn8s") on `encoder` (e.g. "efficientnet_lite0")."""
+    if arch not in ARCHITECTURES:
+        raise ModelError(f"unknown architecture {arch!r}; choose from {', '.join(sorted(ARCHITECTURES))}")
+    if num_classes < 1:
+        raise ModelError(f"num_classes must be positive, got {num_classes}")
+    return ARCHITECTURES[arch](build_encoder(encoder, pretrained), num_classes, **kwargs)
+
+
+# Input normalisation each encoder's pretrained weights expect (RGB in [0, 1]).
+IMAGENET_NORMALIZATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+ENCODER_NORMALIZATION = {v: {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)} for v in _EFFNET_VARIANTS}
+
+
+def encoder_normalization(name: str) -> dict:
+    """{"mean": (r, g, b), "std": (r, g, b)} for inputs scaled to [0, 1]."""
+    return dict(ENCODER_NORMALIZATION.get(name, IMAGENET_NORMALIZATION))

@@ -1,0 +1,57 @@
+"""Checkpoints: plain dicts of tensors and builtins, so they load with `weights_only=True`.
+
+Layout: {"format": "rtseg-checkpoint", "model": {"arch", "encoder", "num_classes", "kwargs"},
+"labels": {"name", "classes", "palette"}, "normalization": {"mean", "std"}, "input_size": [h, w],
+"state_dict", and, while training, "optimizer", "epoch", "step", "best_miou", "history", "config"}.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rtseg.errors import ModelError
+
+FORMAT = "rtseg-checkpoint"
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> None:
+    """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"format": FORMAT, **payload}, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load with `weights_only=True`; ModelError if the file is not an rtseg checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} is not a loadable checkpoint: {first}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path} is not an rtseg checkpoint (no 'format': '{FORMAT}')")
+    return payload
+
+
+def model_from_checkpoint(payload: dict) -> nn.Module:
+    """Rebuild the model a checkpoint describes and load its weights (strict), in eval mode."""
+    from rtseg.models import create_model
+
+    spec = payload["model"]
+    model = create_model(spec["arch"], spec["encoder"], spec["num_classes"], **spec.get("kwargs", {}))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"checkpoint weights do not fit {spec['arch']}/{spec['encoder']}: "
+                         f"{str(exc).splitlines()[0]}") from exc
+    return model.eval()

@@ -1,0 +1,179 @@
+"""The training loop: preloaded data, augmentation, AdamW + poly/cosine schedule, resumable
+checkpoints (`last.pth` every epoch, `best.pth` on validation mIoU), progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rtseg.data.labels import IGNORE_INDEX
+from rtseg.data.transforms import AugmentConfig, augment
+from rtseg.errors import RtsegError
+from rtseg.models import create_model
+from rtseg.models.registry import encoder_normalization
+from rtseg.train.checkpoint import load_checkpoint, save_checkpoint
+from rtseg.train.losses import build_loss, enet_class_weights
+from rtseg.train.metrics import ConfusionMatrix
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str = "camvid"
+    data_root: str = "../shared/data/camvid"
+    train_split: str = "train"
+    val_split: str = "val"
+    arch: str = "fpn_lite"
+    encoder: str = "efficientnet_lite0"
+    pretrained: bool = True
+    epochs: int = 40
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "poly"  # poly | cosine
+    warmup_iters: int = 100
+    loss: str = "ce"
+    class_weights: str = "enet"  # enet | none
+    crop: tuple[int, int] = (288, 384)
+    scale: tuple[float, float] = (0.75, 1.75)
+    val_every: int = 5
+    out_dir: str = "runs/camvid"
+    threads: int = 2
+    seed: int = 0
+    model_kwargs: dict = field(default_factory=dict)
+
+
+def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
+    """Linear warm-up, then poly (power 0.9) or cosine decay to zero at `total` steps."""
+    if step < cfg.warmup_iters:
+        return (step + 1) / cfg.warmup_iters
+    progress = min(1.0, (step - cfg.warmup_iters) / max(1, total - cfg.warmup_iters))
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return (1 - progress) ** 0.9
+
+
+def to_tensor(images: np.ndarray, mean, std) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 normalised."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    s = torch.tensor(std).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+@torch.no_grad()
+def evaluate_torch(model, samples, label_set, normalization, batch_size: int = 4) -> dict:
+    """mIoU of `model` over preloaded (image, mask) pairs at their own resolution."""
+    model.eval()
+    cm = ConfusionMatrix(label_set.num_classes)
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i:i + batch_size]
+        x = to_tensor(np.stack([s[0] for s in chunk]), **normalization)
+        pred = model(x).argmax(1).numpy()
+        for p, (_, mask) in zip(pred, chunk):
+            cm.update(p, mask)
+    return cm.summary(label_set.classes)
+
+
+def load_split(cfg: TrainConfig, split: str):
+    from rtseg.data.registry import open_dataset
+
+    dataset = open_dataset(cfg.dataset, cfg.data_root, split)
+    return dataset, [dataset[i] for i in tqdm(range(len(dataset)), desc=f"load {split}", leave=False)]
+
+
+def train(cfg: TrainConfig, resume: bool = True) -> Path:
+    """Train, checkpointing into `cfg.out_dir`; returns the path of `best.pth`."""
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_set, train_samples = load_split(cfg, cfg.train_split)
+    _, val_samples = load_split(cfg, cfg.val_split)
+    labels = train_set.label_set
+    normalization = encoder_normalization(cfg.encoder)
+    model = create_model(cfg.arch, cfg.encoder, labels.num_classes, pretrained=cfg.pretrained,
+                         **cfg.model_kwargs)
+    counts = np.zeros(labels.num_classes, np.int64)
+    for _, mask in train_samples:
+        counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=labels.num_classes)[
+            :labels.num_classes]
+    weight = torch.from_numpy(enet_class_weights(counts)) if cfg.class_weights == "enet" else None
+    criterion = build_loss(cfg.loss, weight)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    iters_per_epoch = len(train_samples) // cfg.batch_size
+    total = iters_per_epoch * cfg.epochs
+    state = {"epoch": 0, "step": 0, "best_miou": -1.0, "history": []}
+    rng = np.random.default_rng(cfg.seed)
+    last = out / "last.pth"
+    if resume and last.exists():
+        ckpt = load_checkpoint(last)
+        if _schedule_free(ckpt.get("config", {})) != _schedule_free(_config_json(cfg)):
+            raise RtsegError(f"{last} was trained with another configuration; use a new --out-dir")
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = {k: ckpt[k] for k in state}
+        rng = np.random.default_rng([cfg.seed, state["epoch"]])
+        print(f"resumed from {last} at epoch {state['epoch']}")
+
+    def payload(extra: dict) -> dict:
+        return {
+            "model": {"arch": cfg.arch, "encoder": cfg.encoder, "num_classes": labels.num_classes,
+                      "kwargs": dict(cfg.model_kwargs)},
+            "labels": {"name": labels.name, "classes": list(labels.classes),
+                       "palette": [list(c) for c in labels.palette]},
+            "normalization": {k: list(v) for k, v in normalization.items()},
+            "input_size": list(val_samples[0][0].shape[:2]),
+            "state_dict": model.state_dict(),
+            "config": _config_json(cfg),
+            **extra,
+        }
+
+    aug = AugmentConfig(crop=tuple(cfg.crop), scale=tuple(cfg.scale))
+    started = time.time()
+    for epoch in range(state["epoch"], cfg.epochs):
+        model.train()
+        order = rng.permutation(len(train_samples))
+        bar = tqdm(range(iters_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        running = 0.0
+        for it in bar:
+            batch = [augment(*train_samples[j], aug, rng)
+                     for j in order[it * cfg.batch_size:(it + 1) * cfg.batch_size]]
+            x = to_tensor(np.stack([b[0] for b in batch]), **normalization)
+            y = torch.from_numpy(np.stack([b[1] for b in batch])).long()
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_factor(cfg, state["step"], total)
+            loss = criterion(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            state["step"] += 1
+            running = 0.9 * running + 0.1 * loss.item() if it else loss.item()
+            bar.set_postfix(loss=f"{running:.3f}")
+        state["epoch"] = epoch + 1
+        record = {"epoch": epoch + 1, "loss": running, "minutes": (time.time() - started) / 60}
+        if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
+            metrics = evaluate_torch(model, val_samples, labels, normalization)
+            record["val_miou"] = metrics["miou"]
+            if metrics["miou"] > state["best_miou"]:
+                state["best_miou"] = metrics["miou"]
+                save_checkpoint(out / "best.pth", payload({"epoch": epoch + 1, "val": metrics}))
+        state["history"].append(record)
+        print(json.dumps(record), flush=True)
+        save_checkpoint(last, payload({"optimizer": optimizer.state_dict(), **state}))
+    return out / "best.pth"
+
+
+def _config_json(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def _schedule_free(config: dict) -> dict:
+    """The parts of a configuration that must match to resume (epochs may be extended)."""
+    return {k: v for k, v in config.items() if k not in ("epochs", "val_every", "threads")}

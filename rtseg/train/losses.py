@@ -1,0 +1,76 @@
+"""Segmentation losses over logits (N, C, H, W) and targets (N, H, W) int64 with an ignore id."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rtseg.data.labels import IGNORE_INDEX
+from rtseg.errors import RtsegError
+
+
+def enet_class_weights(pixel_counts: np.ndarray, c: float = 1.10) -> np.ndarray:
+    """ENet's weighting 1 / ln(c + frequency): rare classes weigh more, bounded by 1/ln(c)."""
+    freq = pixel_counts / max(1, pixel_counts.sum())
+    return (1.0 / np.log(c + freq)).astype(np.float32)
+
+
+class DiceLoss(nn.Module):
+    """Soft multi-class dice over softmax probabilities, ignoring IGNORE_INDEX pixels."""
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX, eps: float = 1.0):
+        super().__init__()
+        self.ignore_index, self.eps = ignore_index, eps
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        num_classes = logits.shape[1]
+        valid = (target != self.ignore_index).unsqueeze(1)
+        prob = logits.softmax(1) * valid
+        onehot = F.one_hot(target.clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2)
+        onehot = onehot * valid
+        inter = (prob * onehot).sum((0, 2, 3))
+        denom = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+        return 1 - ((2 * inter + self.eps) / (denom + self.eps)).mean()
+
+
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al.) on softmax: CE scaled by (1 - p_t)^gamma; optional class weights."""
+
+    def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None,
+                 ignore_index: int = IGNORE_INDEX):
+        super().__init__()
+        self.gamma, self.ignore_index = gamma, ignore_index
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index,
+                             reduction="none")
+        logp = -F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="none")
+        loss = (1 - logp.exp()).pow(self.gamma) * ce
+        valid = target != self.ignore_index
+        return loss[valid].mean() if valid.any() else loss.sum() * 0
+
+
+def build_loss(name: str, weight: torch.Tensor | None = None) -> nn.Module:
+    """"ce", "dice", "focal", or "ce+dice"."""
+    if name == "ce":
+        return nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
+    if name == "dice":
+        return DiceLoss()
+    if name == "focal":
+        return FocalLoss(weight=weight)
+    if name == "ce+dice":
+        ce, dice = build_loss("ce", weight), DiceLoss()
+        return _Sum(ce, dice)
+    raise RtsegError(f"unknown loss {name!r}; choose ce, dice, focal or ce+dice")
+
+
+class _Sum(nn.Module):
+    def __init__(self, *losses: nn.Module):
+        super().__init__()
+        self.losses = nn.ModuleList(losses)
+
+    def forward(self, logits, target):
+        return sum(loss(logits, target) for loss in self.losses)
