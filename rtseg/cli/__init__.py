@@ -1,0 +1,63 @@
+"""`rtseg` command line: a click group whose commands live in rtseg/cli/<name>.py.
+
+Commands are imported only when invoked, so `rtseg --help` starts fast and works without
+torch, onnxruntime or TensorRT. Any RtsegError is printed as one line and exits with status 1;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from rtseg import __version__
+from rtseg.errors import RtsegError
+
+# name -> (module, attribute, one-line help shown by `rtseg --help`)
+COMMANDS = {
+    "run": ("rtseg.cli.run", "run", "Segment a video, frames folder, camera or stream."),
+    "export": ("rtseg.cli.export", "export", "Export a checkpoint to a model package (fp32/fp16/int8)."),
+    "build-engine": ("rtseg.cli.engine", "build_engine", "Build a TensorRT engine from a model package."),
+    "train": ("rtseg.cli.train", "train", "Train a segmentation model."),
+    "eval": ("rtseg.cli.evaluate", "evaluate", "Evaluate a model on a labelled dataset (mIoU)."),
+    "bench": ("rtseg.cli.bench", "bench", "Benchmark backends, precisions and sizes."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if self._available(name)]
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        return importlib.util.find_spec(COMMANDS[name][0]) is not None
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(n, COMMANDS[n][2]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RtsegError as exc:
+            click.echo(f"rtseg: error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rtseg")
+def main() -> None:
+    """Real-time semantic segmentation of road video: ONNX Runtime, PyTorch, TensorRT."""
+
+
+__all__ = ["main"]

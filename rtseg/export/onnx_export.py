@@ -1,0 +1,121 @@
+"""PyTorch -> ONNX (single file, dynamic batch) and the parity check against PyTorch."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from rtseg.errors import ExportError
+from rtseg.export.graph import DeployableSegmenter
+
+OPSET = 18
+INPUT_NAME = "image"
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter prints progress and warnings on every call; keep the user's terminal clean."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int], mean, std,
+                output: str = "ids", opset: int = OPSET) -> Path:
+    """Export `model` (normalised NCHW float in, logits out) wrapped as a deployable graph.
+
+    The ONNX takes `image`: (batch, H, W, 3) uint8 RGB with a dynamic batch axis, and returns
+    `class_ids`: (batch, H, W) uint8, or `logits`: (batch, C, H, W) float32. One file, no
+    external data.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    graph = DeployableSegmenter(model.eval(), mean, std, output).eval()
+    h, w = input_size
+    example = torch.zeros((2, h, w, 3), dtype=torch.uint8)  # batch 2: keeps the axis symbolic
+    out_name = "class_ids" if output == "ids" else "logits"
+    batch = torch.export.Dim("batch", min=1, max=256)
+    try:
+        with _quiet():
+            torch.onnx.export(
+                graph, (example,), str(path), input_names=[INPUT_NAME], output_names=[out_name],
+                dynamic_shapes={"image": {0: batch}}, opset_version=opset, external_data=False,
+                dynamo=True,
+            )
+    except Exception as exc:  # the exporter raises many unrelated types; report them as one
+        raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    return path
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    max_abs_logit_diff: float
+    argmax_agreement: float
+    frames: int
+
+    def line(self) -> str:
+        return (f"parity over {self.frames} frames: max |logit diff| {self.max_abs_logit_diff:.2e}, "
+                f"argmax agreement {100 * self.argmax_agreement:.3f}%")
+
+
+def _logits_session(onnx_path: Path):
+    """ONNX Runtime session on a copy of the graph that also outputs the ArgMax's input."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(onnx_path))
+    argmax = [n for n in model.graph.node if n.op_type == "ArgMax"]
+    if argmax:
+        logits_name = argmax[-1].input[0]
+        model.graph.output.append(onnx.helper.make_empty_tensor_value_info(logits_name))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def check_parity(model: nn.Module, onnx_path: str | Path, frames: np.ndarray, mean, std,
+                 min_agreement: float = 0.999, max_diff: float | None = 1e-2,
+                 batch_size: int = 4) -> ParityReport:
+    """Compare ONNX Runtime with PyTorch on `frames` `(N, H, W, 3) uint8 RGB` at the graph size.
+
+    Raises ExportError when argmax agreement < `min_agreement` or (if given) the max absolute
+    logit difference > `max_diff`.
+    """
+    onnx_path = Path(onnx_path)
+    session = _logits_session(onnx_path)
+    torch_graph = DeployableSegmenter(model.eval(), mean, std, output="logits").eval()
+    worst, agree, total = 0.0, 0, 0
+    for i in range(0, len(frames), batch_size):
+        chunk = np.ascontiguousarray(frames[i:i + batch_size])
+        ref = torch_graph(torch.from_numpy(chunk)).numpy()
+        outputs = session.run(None, {INPUT_NAME: chunk})
+        got = outputs[-1].astype(np.float32)
+        if got.ndim == 3:  # a logits graph has no ArgMax: its single output is the logits
+            raise ExportError(f"{onnx_path}: cannot find the logits to compare")
+        worst = max(worst, float(np.abs(got - ref).max()))
+        agree += int((got.argmax(1) == ref.argmax(1)).sum())
+        total += ref.shape[0] * ref.shape[2] * ref.shape[3]
+    report = ParityReport(worst, agree / max(1, total), len(frames))
+    if report.argmax_agreement < min_agreement or (max_diff is not None and worst > max_diff):
+        raise ExportError(f"{onnx_path.name}: ONNX disagrees with PyTorch ({report.line()}); "
+                          f"required agreement >= {100 * min_agreement:.2f}%"
+                          + (f" and diff <= {max_diff:g}" if max_diff is not None else ""))
+    return report

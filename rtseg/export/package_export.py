@@ -1,0 +1,52 @@
+"""Checkpoint -> FP32 model package (ONNX + sidecar), with the parity check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rtseg.export.onnx_export import ParityReport, check_parity, export_onnx
+from rtseg.package import ModelPackage, sha256_file, write_sidecar
+from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+
+def package_meta(payload: dict, checkpoint: Path, input_size: tuple[int, int], precision: str,
+                 output_dir: Path) -> dict:
+    """Sidecar fields derived from a checkpoint payload (see rtseg.package)."""
+    h, w = input_size
+    try:
+        source = str(Path(checkpoint).resolve().relative_to(output_dir.resolve()))
+    except ValueError:
+        source = str(Path(checkpoint).resolve())
+    return {
+        "dataset": payload["labels"]["name"],
+        "classes": list(payload["labels"]["classes"]),
+        "palette": [list(map(int, c)) for c in payload["labels"]["palette"]],
+        "input": {"name": "image", "layout": "NHWC", "dtype": "uint8", "color": "RGB",
+                  "height": int(h), "width": int(w)},
+        "normalization": {k: list(v) for k, v in payload["normalization"].items()},
+        "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
+        "precision": precision,
+        "model": {"arch": payload["model"]["arch"], "encoder": payload["model"]["encoder"]},
+        "source": {"checkpoint": source, "sha256": sha256_file(checkpoint)},
+    }
+
+
+def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path, frames: np.ndarray,
+                      input_size: tuple[int, int] | None = None,
+                      min_agreement: float = 0.999) -> tuple[ModelPackage, ParityReport]:
+    """Export an FP32 package. `frames`: `(N, H, W, 3) uint8 RGB` at the input size, used for
+    the parity check (real frames, not noise)."""
+    checkpoint, onnx_path = Path(checkpoint), Path(onnx_path)
+    payload = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(payload)
+    size = tuple(input_size or payload["input_size"])
+    norm = payload["normalization"]
+    export_onnx(model, onnx_path, size, norm["mean"], norm["std"])
+    report = check_parity(model, onnx_path, frames, norm["mean"], norm["std"],
+                          min_agreement=min_agreement)
+    meta = package_meta(payload, checkpoint, size, "fp32", onnx_path.parent)
+    meta["parity"] = {"max_abs_logit_diff": report.max_abs_logit_diff,
+                      "argmax_agreement": report.argmax_agreement, "frames": report.frames}
+    return write_sidecar(onnx_path, meta), report

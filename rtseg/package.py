@@ -1,0 +1,175 @@
+"""The model package: `name.onnx` plus a `name.json` sidecar beside it.
+
+The sidecar (not a header inside the engine) keeps a plain `.onnx`/`.engine` usable by
+trtexec, Triton and DeepStream. Schema (format_version 1):
+
+    {"format": "rtseg-model", "format_version": 1, "name": str,
+     "onnx": "name.onnx", "onnx_sha256": hex,
+     "dataset": str, "classes": [str], "palette": [[r, g, b]],
+     "input": {"name": "image", "layout": "NHWC", "dtype": "uint8", "color": "RGB",
+               "height": int, "width": int},
+     "normalization": {"mean": [3 floats], "std": [3 floats]},   # applied inside the graph
+     "output": {"name": "class_ids", "kind": "class_ids" | "logits", "dtype": "uint8" | ...},
+     "precision": "fp32" | "fp16" | "int8",
+     "model": {"arch": str, "encoder": str},
+     "source": {"checkpoint": str, "sha256": hex} | null,
+     "rtseg_version": str, "metrics": {...}}          # metrics: measured accuracy, optional
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rtseg.errors import ModelError
+
+FORMAT = "rtseg-model"
+FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """A validated model package. `onnx_path` is absolute; `meta` is the sidecar as loaded."""
+
+    onnx_path: Path
+    sidecar_path: Path
+    meta: dict = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.meta["classes"])
+
+    @property
+    def palette(self) -> np.ndarray:
+        """(num_classes, 3) uint8 RGB."""
+        return np.asarray(self.meta["palette"], dtype=np.uint8)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the graph takes."""
+        return int(self.meta["input"]["height"]), int(self.meta["input"]["width"])
+
+    @property
+    def precision(self) -> str:
+        return self.meta["precision"]
+
+    @property
+    def output_kind(self) -> str:
+        return self.meta["output"]["kind"]
+
+
+def sidecar_for(onnx_path: str | Path) -> Path:
+    return Path(onnx_path).with_suffix(".json")
+
+
+def _require(meta: dict, key: str, kind, where: Path):
+    if key not in meta or not isinstance(meta[key], kind):
+        raise ModelError(f"{where}: sidecar field {key!r} is missing or malformed")
+    return meta[key]
+
+
+def validate_meta(meta: dict, where: Path) -> None:
+    """Raise ModelError naming the first problem of a sidecar dict."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{where}: not an rtseg model sidecar (format != {FORMAT!r})")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(f"{where}: sidecar format {meta['format_version']} is newer than this "
+                         f"rtseg understands ({FORMAT_VERSION}); upgrade rtseg")
+    classes = _require(meta, "classes", list, where)
+    palette = _require(meta, "palette", list, where)
+    if not classes or len(palette) != len(classes):
+        raise ModelError(f"{where}: {len(classes)} classes but {len(palette)} palette colours")
+    if any(not isinstance(c, list) or len(c) != 3 for c in palette):
+        raise ModelError(f"{where}: palette entries must be [r, g, b]")
+    spec = _require(meta, "input", dict, where)
+    if spec.get("layout") != "NHWC" or spec.get("dtype") != "uint8":
+        raise ModelError(f"{where}: input must be NHWC uint8, got {spec.get('layout')} {spec.get('dtype')}")
+    for key in ("height", "width"):
+        if not isinstance(spec.get(key), int) or spec[key] <= 0:
+            raise ModelError(f"{where}: input {key} must be a positive integer")
+    if _require(meta, "output", dict, where).get("kind") not in ("class_ids", "logits"):
+        raise ModelError(f"{where}: output kind must be 'class_ids' or 'logits'")
+    if meta.get("precision") not in PRECISIONS:
+        raise ModelError(f"{where}: precision must be one of {', '.join(PRECISIONS)}")
+    _require(meta, "onnx", str, where)
+
+
+def load_package(path: str | Path, verify_hash: bool = True) -> ModelPackage:
+    """Open a package from its `.onnx` or `.json` path; ModelError if anything is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model {path} does not exist")
+    if path.is_dir():
+        raise ModelError(f"model {path} is a folder; give the .onnx or .json of a model package")
+    sidecar = path if path.suffix == ".json" else sidecar_for(path)
+    if path.suffix not in (".json", ".onnx"):
+        raise ModelError(f"model {path} is not a model package (.onnx + .json sidecar)")
+    if not sidecar.is_file():
+        raise ModelError(f"model {path} has no sidecar {sidecar.name} beside it; "
+                         "export it with 'rtseg export' to make a model package")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{sidecar}: not valid JSON ({exc})") from exc
+    validate_meta(meta, sidecar)
+    onnx_path = (sidecar.parent / meta["onnx"]).resolve()
+    if not onnx_path.is_file():
+        raise ModelError(f"{sidecar}: its ONNX file {onnx_path} does not exist")
+    if verify_hash and meta.get("onnx_sha256") and sha256_file(onnx_path) != meta["onnx_sha256"]:
+        raise ModelError(f"{onnx_path}: sha256 does not match its sidecar (file changed or corrupt)")
+    return ModelPackage(onnx_path, sidecar.resolve(), meta)
+
+
+def write_sidecar(onnx_path: str | Path, meta: dict) -> ModelPackage:
+    """Complete `meta` (format, onnx name and hash, version), validate and write it atomically."""
+    from rtseg import __version__
+
+    onnx_path = Path(onnx_path)
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
+            "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path),
+            "rtseg_version": __version__}
+    full.setdefault("name", onnx_path.stem)
+    sidecar = sidecar_for(onnx_path)
+    validate_meta(full, sidecar)
+    tmp = sidecar.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(full, indent=2) + "\n")
+    os.replace(tmp, sidecar)
+    return ModelPackage(onnx_path.resolve(), sidecar.resolve(), full)
+
+
+def engines_dir() -> Path:
+    """The bundled `engines/` folder: `$RTSEG_ENGINES`, else the source tree's `engines/`."""
+    env = os.environ.get("RTSEG_ENGINES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "engines"
+
+
+DEFAULT_MODEL = "camvid_effl0_fpn"
+
+
+def default_model_path() -> Path:
+    """The package `rtseg run` uses when no `--model` is given."""
+    return engines_dir() / f"{DEFAULT_MODEL}.onnx"

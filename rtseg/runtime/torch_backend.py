@@ -1,0 +1,41 @@
+"""PyTorch eager backend over an rtseg checkpoint (CPU, or CUDA when available)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rtseg.export.graph import DeployableSegmenter
+from rtseg.runtime.base import Backend
+from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+
+class TorchBackend(Backend):
+    """Runs the same uint8-in, ids-out graph as the ONNX export, in eager PyTorch."""
+
+    name = "torch"
+
+    def __init__(self, checkpoint_path, device: str = "cpu", threads: int | None = None,
+                 input_size: tuple[int, int] | None = None):
+        payload = load_checkpoint(checkpoint_path)
+        model = model_from_checkpoint(payload)
+        norm = payload["normalization"]
+        self.device = torch.device(device)
+        self.graph = DeployableSegmenter(model, norm["mean"], norm["std"]).eval().to(self.device)
+        self.input_size = tuple(input_size or payload["input_size"])
+        self.num_classes = payload["model"]["num_classes"]
+        self.max_batch = 64
+        self.threads = threads
+        self.classes = payload["labels"]["classes"]
+        self.palette = np.asarray(payload["labels"]["palette"], np.uint8)
+        if threads:
+            torch.set_num_threads(threads)
+
+    @torch.inference_mode()
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        self.check_batch(images)
+        x = torch.from_numpy(images).to(self.device)
+        return self.graph(x).cpu().numpy()
+
+    def describe(self) -> str:
+        return f"torch[{self.device.type}, {torch.get_num_threads()} threads]"
