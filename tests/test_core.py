@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import TINY_SIZE, structured_frames
+
 from rtseg.errors import ModelError
 from rtseg.package import load_package
 from rtseg.runtime import open_model

@@ -1,0 +1,132 @@
+"""The FrameSource interface every video input implements, and real-time pacing.
+
+A source yields `(H, W, 3) uint8 RGB` C-contiguous frames, one per `read()`, and `None` at the
+end. Live sources (camera, stream URL, lavfi test source, a file paced with `realtime=True`) end
+cleanly with `None` when they stop or disappear; files and frames folders raise `InputError` on
+corruption so a broken input is never mistaken for a short one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_sort_key(name: str) -> tuple:
+    """Sort key that orders digit runs by value: `frame_2.png` before `frame_10.png`.
+
+    `re.split` with a capturing group alternates text and digits, so the tuple alternates
+    str and int at the same positions for every name and always compares cleanly.
+    """
+    parts = _DIGITS.split(name)
+    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts))
+
+
+class Pacer:
+    """Sleeps so that frames come out at their presentation time, like a camera delivers them.
+
+    `wait(t)` with `t` the frame's time in seconds since the stream start. When the consumer
+    falls behind by more than `max_lag` seconds the clock re-anchors instead of bursting frames.
+    """
+
+    def __init__(self, max_lag: float = 0.5):
+        self.max_lag = max_lag
+        self._origin: float | None = None
+
+    def wait(self, t: float) -> None:
+        now = time.monotonic()
+        if self._origin is None:
+            self._origin = now - t
+            return
+        delay = self._origin + t - now
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -self.max_lag:
+            self._origin = now - t
+
+
+class FrameSource:
+    """A video input: a context manager whose `read()` returns frames until `None`.
+
+    Attributes (set by subclasses at open):
+      live: True for camera / stream URL / lavfi / paced sources, False for files and folders.
+      fps: nominal frame rate, or None when unknown.
+      frame_size: (width, height) when known before the first read, else None.
+      frame_count: total number of frames when known (files, folders), else None.
+      description: one line for logs, e.g. "dashcam.mp4 (h264 960x540 25 fps, 221 frames)".
+      frames_read: frames returned by `read()` so far.
+
+    Subclasses implement `_next_frame() -> (frame, time_s) | None` and `_close()`; `time_s` is
+    the frame's presentation time in seconds (None: use index / fps) and drives pacing.
+    """
+
+    live: bool = False
+    fps: float | None = None
+    frame_size: tuple[int, int] | None = None
+    frame_count: int | None = None
+    description: str = ""
+
+    def __init__(self) -> None:
+        self.frames_read = 0
+        self._closed = False
+        self._pacer: Pacer | None = None
+
+    def pace(self, enabled: bool = True) -> None:
+        """Deliver frames at their presentation time (a live stand-in) when `enabled`."""
+        self._pacer = Pacer() if enabled else None
+
+    @property
+    def paced(self) -> bool:
+        return self._pacer is not None
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, `(H, W, 3) uint8 RGB` C-contiguous, or None at the end (or after close)."""
+        if self._closed:
+            return None
+        item = self._next_frame()
+        if item is None:
+            return None
+        frame, time_s = item
+        if self._pacer is not None:
+            if time_s is None:
+                time_s = self.frames_read / self.fps if self.fps else 0.0
+            self._pacer.wait(time_s)
+        self.frames_read += 1
+        return frame
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def close(self) -> None:
+        """Release the file, stream or device. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}>"
+
+    # subclass hooks
+    def _next_frame(self) -> tuple[np.ndarray, float | None] | None:
+        raise NotImplementedError
+
+    def _close(self) -> None:  # noqa: B027 - sources holding nothing need no cleanup
+        pass
+
+
+def format_fps(fps: float | None) -> str:
+    if not fps:
+        return "? fps"
+    return f"{fps:.3g} fps" if abs(fps - round(fps)) > 1e-3 else f"{round(fps)} fps"

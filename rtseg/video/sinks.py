@@ -1,0 +1,293 @@
+"""Where annotated frames and class-id maps go: MP4, image files, mask PNGs, nowhere, a window.
+
+Every sink checks its output path at construction (OutputError: folder cannot be created, not
+writable, path is a directory) and is a context manager whose idempotent `close()` flushes, so
+an MP4 is playable however the run stopped (success, exception, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rtseg.errors import OutputError
+from rtseg.video.display import WindowDisplay, display_available
+
+__all__ = ["FrameSink", "Mp4Sink", "FramesSink", "MaskSink", "NullSink", "WindowDisplay",
+           "display_available", "prepare_output_file", "prepare_output_folder"]
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+IMAGE_FORMATS = ("jpg", "jpeg", "png", "bmp", "webp")
+
+
+def _probe_writable(folder: Path, what: Path) -> None:
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".rtseg-write-test-"):
+            pass
+    except OSError as e:
+        raise OutputError(f"{what}: folder {folder} is not writable ({e.strerror})") from None
+
+
+def prepare_output_folder(folder: str | os.PathLike) -> Path:
+    """Create `folder` (with parents) if needed and check that files can be written into it."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot create folder ({e.strerror})") from None
+    _probe_writable(path, path)
+    return path
+
+
+def prepare_output_file(path: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> Path:
+    """Check that `path` can be written: not a folder, its folder creatable and writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder, expected a file path")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise OutputError(f"{path}: the file name must end in {', '.join(suffixes)}")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"{path}: cannot create folder {parent} (a file has that name)")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot create folder {parent} ({e.strerror})") from None
+    _probe_writable(parent, path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"{path}: file exists and is not writable")
+    return path
+
+
+class FrameSink:
+    """Consumes the pipeline's results. `write(index, rendered, ids)`:
+
+    index: the source frame's index (0-based; may skip numbers when a live source drops frames).
+    rendered: `(H', W', 3) uint8 RGB` annotated frame (side-by-side makes W' = 2W).
+    ids: `(H, W) uint8` class ids at the source frame's size.
+    """
+
+    frames_written: int = 0
+
+    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - sinks holding nothing need no cleanup
+        """Flush and release. Idempotent."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class NullSink(FrameSink):
+    """Discards everything (benchmarks, `--show` only)."""
+
+    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
+        self.frames_written += 1
+
+
+class _ImageFolderSink(FrameSink):
+    def __init__(self, folder: str | os.PathLike, ext: str):
+        ext = ext.lower().lstrip(".")
+        if ext not in IMAGE_FORMATS:
+            raise OutputError(f"{folder}: unsupported image format '{ext}' "
+                              f"(use one of {', '.join(IMAGE_FORMATS)})")
+        self.ext = ext
+        self.folder = prepare_output_folder(folder)
+        self.frames_written = 0
+        self._closed = False
+
+    def path_for(self, index: int) -> Path:
+        """`folder/000042.<ext>` for frame 42."""
+        return self.folder / f"{index:06d}.{self.ext}"
+
+    def _write_image(self, index: int, image: np.ndarray, params: list[int]) -> None:
+        if self._closed:
+            raise OutputError(f"{self.folder}: write after close")
+        path = self.path_for(index)
+        try:
+            ok = cv2.imwrite(str(path), image, params)
+        except cv2.error as e:
+            raise OutputError(f"{path}: cannot write image ({e.err})") from None
+        if not ok:
+            raise OutputError(f"{path}: cannot write image")
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class FramesSink(_ImageFolderSink):
+    """Rendered frames as image files `folder/000000.jpg`, ... named by frame index."""
+
+    def __init__(self, folder: str | os.PathLike, ext: str = "jpg", jpeg_quality: int = 95):
+        super().__init__(folder, ext)
+        self._params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if self.ext in ("jpg", "jpeg") else []
+
+    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
+        self._write_image(index, cv2.cvtColor(rendered, cv2.COLOR_RGB2BGR), self._params)
+
+
+class MaskSink(_ImageFolderSink):
+    """Class ids as lossless 8-bit single-channel PNGs `folder/000000.png`, ... (pixel = class id)."""
+
+    def __init__(self, folder: str | os.PathLike):
+        super().__init__(folder, "png")
+        self._params = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast; PNG is lossless at any level
+
+    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
+        if ids.ndim != 2 or ids.dtype != np.uint8:
+            raise ValueError(f"MaskSink expects (H, W) uint8 ids, got {ids.shape} {ids.dtype}")
+        self._write_image(index, ids, self._params)
+
+
+
+X264_OPTIONS = {"crf": "23", "preset": "veryfast"}  # ~2.5 Mbit/s at 960x540 25 fps, real-time
+NVENC_OPTIONS = {"preset": "p4", "rc": "vbr", "cq": "23"}
+_encoder_probe_cache: dict[tuple[str, int, int], bool] = {}
+
+
+def encoder_opens(codec: str, width: int, height: int) -> bool:
+    """Whether `codec` can encode (width, height) yuv420p here (h264_nvenc needs an NVENC GPU).
+
+    Listed is not enough: PyAV's FFmpeg lists h264_nvenc on every machine, and opening it fails
+    without an NVENC-capable GPU and driver. Cached per (codec, size).
+    """
+    import av
+
+    key = (codec, width, height)
+    if key not in _encoder_probe_cache:
+        try:
+            context = av.CodecContext.create(codec, "w")
+            context.width, context.height, context.pix_fmt = width, height, "yuv420p"
+            context.time_base = Fraction(1, 25)
+            context.framerate = Fraction(25)
+            context.open()
+            _encoder_probe_cache[key] = True
+        except (av.error.FFmpegError, ValueError):
+            _encoder_probe_cache[key] = False
+    return _encoder_probe_cache[key]
+
+
+def choose_encoder(codec: str, width: int, height: int) -> tuple[str, dict[str, str]]:
+    """(encoder name, its options). "auto": h264_nvenc when it is listed and opens, else libx264."""
+    import av
+
+    if codec == "auto":
+        if "h264_nvenc" in av.codecs_available and encoder_opens("h264_nvenc", width, height):
+            return "h264_nvenc", dict(NVENC_OPTIONS)
+        return "libx264", dict(X264_OPTIONS)
+    options = {"libx264": X264_OPTIONS, "h264_nvenc": NVENC_OPTIONS}.get(codec, {})
+    return codec, dict(options)
+
+
+class Mp4Sink(FrameSink):
+    """Rendered frames as an H.264 yuv420p video (MP4, or MOV/MKV by the file name).
+
+    path: output file; checked at construction (OutputError). fps: nominal rate (None: 30).
+    codec: "auto" (h264_nvenc when it opens, else libx264 crf 23 veryfast) or an FFmpeg encoder.
+    The container opens on the first frame, which sets the size; odd sizes are padded by one
+    edge row/column to even. Timestamps follow the frame index (pts = index - first index, time
+    base 1/fps), so frames a live source dropped keep the video in real time. Thread-safe
+    between one writer and `close()`; close flushes the encoder and finishes the file.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | None = 30.0, codec: str = "auto"):
+        import av
+
+        self.path = prepare_output_file(path, VIDEO_SUFFIXES)
+        fps = 30.0 if fps is None else float(fps)
+        if not fps > 0:
+            raise OutputError(f"{self.path}: frame rate must be positive, got {fps}")
+        if codec != "auto" and codec not in av.codecs_available:
+            raise OutputError(f"{self.path}: unknown video encoder '{codec}'")
+        self.rate = Fraction(fps).limit_denominator(1001)
+        self.requested_codec = codec
+        self.codec: str | None = None  # chosen at the first frame
+        self.frame_size: tuple[int, int] | None = None  # (width, height) of the input frames
+        self.frames_written = 0
+        self._container = None
+        self._stream = None
+        self._first_index: int | None = None
+        self._last_pts = -1
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
+        """Encode one `(H, W, 3) uint8 RGB` frame; every frame must have the first one's size."""
+        import av
+
+        with self._lock:
+            if self._closed:
+                raise OutputError(f"{self.path}: write after close")
+            height, width = rendered.shape[:2]
+            if self._container is None:
+                self._open(width, height)
+                self._first_index = index
+            elif (width, height) != self.frame_size:
+                raise OutputError(f"{self.path}: frame {index} is {width}x{height}, "
+                                  f"the video is {self.frame_size[0]}x{self.frame_size[1]}")
+            frame = av.VideoFrame.from_ndarray(_pad_to_even(rendered), format="rgb24")
+            self._last_pts = frame.pts = max(index - self._first_index, self._last_pts + 1)
+            frame.time_base = 1 / self.rate
+            try:
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+            except av.error.FFmpegError as e:
+                raise OutputError(f"{self.path}: encoding frame {index} failed ({e})") from None
+            self.frames_written += 1
+
+    def _open(self, width: int, height: int) -> None:
+        import av
+
+        self.frame_size = (width, height)
+        even_w, even_h = width + width % 2, height + height % 2
+        self.codec, options = choose_encoder(self.requested_codec, even_w, even_h)
+        try:
+            self._container = av.open(str(self.path), "w")
+        except av.error.FFmpegError as e:
+            raise OutputError(f"{self.path}: cannot create video ({e})") from None
+        try:
+            stream = self._container.add_stream(self.codec, rate=self.rate, options=options)
+            stream.width, stream.height, stream.pix_fmt = even_w, even_h, "yuv420p"
+            stream.codec_context.time_base = 1 / self.rate
+            stream.codec_context.open()
+        except (av.error.FFmpegError, ValueError) as e:
+            self._container.close()
+            self._container = None
+            raise OutputError(f"{self.path}: cannot open encoder {self.codec} ({e})") from None
+        self._stream = stream
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file (a playable MP4). Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            container, self._container = self._container, None
+            if container is None:
+                return
+            try:
+                for packet in self._stream.encode():
+                    container.mux(packet)
+            finally:
+                container.close()
+
+
+def _pad_to_even(rgb: np.ndarray) -> np.ndarray:
+    """`(H, W, 3)` -> even height and width by repeating the last row/column (yuv420p needs it)."""
+    pad_h, pad_w = rgb.shape[0] % 2, rgb.shape[1] % 2
+    if pad_h or pad_w:
+        return cv2.copyMakeBorder(rgb, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(rgb)
