@@ -37,3 +37,15 @@ class SeparableConvBNReLU(nn.Sequential):
 def upsample_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """Bilinear resize of `x` (N, C, h, w) to the spatial size of `ref` (align_corners=False)."""
     return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def resize_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """`upsample_like`, but a no-op (no Resize node in an export) when the sizes already match."""
+    if x.shape[-2:] == ref.shape[-2:]:
+        return x
+    return upsample_like(x, ref)
+
+
+def encoder_strides(encoder: nn.Module) -> tuple[int, ...]:
+    """Strides of an encoder's five features: its `output_strides`, else (2, 4, 8, 16, 32)."""
+    return tuple(getattr(encoder, "output_strides", (2, 4, 8, 16, 32)))

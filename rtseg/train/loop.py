@@ -15,11 +15,11 @@ from tqdm import tqdm
 
 from rtseg.data.labels import IGNORE_INDEX
 from rtseg.data.transforms import AugmentConfig, augment
-from rtseg.errors import RtsegError
+from rtseg.errors import InputError, ModelError, RtsegError
 from rtseg.models import create_model
 from rtseg.models.registry import encoder_normalization
 from rtseg.train.checkpoint import load_checkpoint, save_checkpoint
-from rtseg.train.losses import build_loss, enet_class_weights
+from rtseg.train.losses import LOSSES, build_loss, class_weight_tensor, parse_class_weights
 from rtseg.train.metrics import ConfusionMatrix
 
 
@@ -81,15 +81,69 @@ def evaluate_torch(model, samples, label_set, normalization, batch_size: int = 4
     return cm.summary(label_set.classes)
 
 
+SCHEDULES = ("poly", "cosine")
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise RtsegError naming the first unusable setting, before any data is read."""
+    from rtseg.data.registry import dataset_name
+    from rtseg.models.registry import ARCHITECTURES, ENCODERS
+
+    dataset_name(cfg.dataset)
+    if cfg.arch not in ARCHITECTURES:
+        raise ModelError(f"unknown architecture {cfg.arch!r}; choose from {', '.join(sorted(ARCHITECTURES))}")
+    if cfg.encoder not in ENCODERS:
+        raise ModelError(f"unknown encoder {cfg.encoder!r}; choose from {', '.join(sorted(ENCODERS))}")
+    if cfg.loss not in LOSSES:
+        raise RtsegError(f"unknown loss {cfg.loss!r}; choose from {', '.join(LOSSES)}")
+    if cfg.schedule not in SCHEDULES:
+        raise RtsegError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    parse_class_weights(cfg.class_weights)
+    for name in ("epochs", "batch_size", "val_every", "threads"):
+        if int(getattr(cfg, name)) < 1:
+            raise RtsegError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if not cfg.lr > 0 or cfg.weight_decay < 0 or cfg.warmup_iters < 0:
+        raise RtsegError("lr must be positive, weight_decay and warmup_iters non-negative")
+    if len(cfg.crop) != 2 or min(cfg.crop) < 1:
+        raise RtsegError(f"crop must be two positive sizes (height, width), got {cfg.crop}")
+    if len(cfg.scale) != 2 or not 0 < cfg.scale[0] <= cfg.scale[1]:
+        raise RtsegError(f"scale must be (min, max) with 0 < min <= max, got {cfg.scale}")
+
+
+class LazySamples:
+    """(image, mask) pairs read from disk on access; indexable by int or slice, like a list."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.dataset[i] for i in range(*index.indices(len(self.dataset)))]
+        return self.dataset[int(index)]
+
+
+# Splits whose decoded images and masks (4 bytes a pixel) exceed this are read lazily each
+# epoch instead of preloaded (Cityscapes' 2975 train images would need 25 GB).
+PRELOAD_BUDGET_BYTES = 4 << 30
+
+
 def load_split(cfg: TrainConfig, split: str):
     from rtseg.data.registry import open_dataset
 
     dataset = open_dataset(cfg.dataset, cfg.data_root, split)
+    first, _ = dataset[0]
+    if first.shape[0] * first.shape[1] * 4 * len(dataset) > PRELOAD_BUDGET_BYTES:
+        print(f"{split}: {len(dataset)} images are too large to preload; reading them from disk")
+        return dataset, LazySamples(dataset)
     return dataset, [dataset[i] for i in tqdm(range(len(dataset)), desc=f"load {split}", leave=False)]
 
 
 def train(cfg: TrainConfig, resume: bool = True) -> Path:
     """Train, checkpointing into `cfg.out_dir`; returns the path of `best.pth`."""
+    check_config(cfg)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
@@ -104,10 +158,12 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     for _, mask in train_samples:
         counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=labels.num_classes)[
             :labels.num_classes]
-    weight = torch.from_numpy(enet_class_weights(counts)) if cfg.class_weights == "enet" else None
-    criterion = build_loss(cfg.loss, weight)
+    criterion = build_loss(cfg.loss, class_weight_tensor(cfg.class_weights, counts))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     iters_per_epoch = len(train_samples) // cfg.batch_size
+    if iters_per_epoch == 0:
+        raise InputError(f"the {cfg.train_split} split has {len(train_samples)} images, fewer than "
+                         f"the batch size {cfg.batch_size}")
     total = iters_per_epoch * cfg.epochs
     state = {"epoch": 0, "step": 0, "best_miou": -1.0, "history": []}
     rng = np.random.default_rng(cfg.seed)

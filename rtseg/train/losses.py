@@ -17,6 +17,49 @@ def enet_class_weights(pixel_counts: np.ndarray, c: float = 1.10) -> np.ndarray:
     return (1.0 / np.log(c + freq)).astype(np.float32)
 
 
+def median_frequency_weights(pixel_counts: np.ndarray) -> np.ndarray:
+    """SegNet's median-frequency balancing: median(f) / f_c; 0 for classes never seen."""
+    freq = pixel_counts / max(1, pixel_counts.sum())
+    seen = freq > 0
+    weights = np.zeros(len(freq), np.float32)
+    weights[seen] = np.median(freq[seen]) / freq[seen]
+    return weights
+
+
+CLASS_WEIGHT_SCHEMES = ("enet", "median", "none")
+
+
+def parse_class_weights(spec: str) -> str | list[float]:
+    """"enet", "median", "none", or explicit comma-separated non-negative weights "1,2.5,..."."""
+    if spec in CLASS_WEIGHT_SCHEMES:
+        return spec
+    try:
+        weights = [float(v) for v in spec.split(",")]
+    except ValueError:
+        weights = []
+    if not weights or any(not np.isfinite(w) or w < 0 for w in weights):
+        raise RtsegError(f"class weights must be {', '.join(CLASS_WEIGHT_SCHEMES)} or comma-separated "
+                         f"non-negative numbers, got {spec!r}")
+    return weights
+
+
+def class_weight_tensor(spec: str, pixel_counts: np.ndarray) -> torch.Tensor | None:
+    """The CE/focal class weights for `spec` (see parse_class_weights) from per-class pixel counts."""
+    parsed = parse_class_weights(spec)
+    if parsed == "none":
+        return None
+    if parsed == "enet":
+        return torch.from_numpy(enet_class_weights(pixel_counts))
+    if parsed == "median":
+        return torch.from_numpy(median_frequency_weights(pixel_counts))
+    if len(parsed) != len(pixel_counts):
+        raise RtsegError(f"{len(parsed)} class weights given for {len(pixel_counts)} classes")
+    return torch.tensor(parsed, dtype=torch.float32)
+
+
+LOSSES = ("ce", "dice", "focal", "ce+dice")
+
+
 class DiceLoss(nn.Module):
     """Soft multi-class dice over softmax probabilities, ignoring IGNORE_INDEX pixels."""
 
