@@ -1,0 +1,77 @@
+"""Frames for timing, parity and agreement: sampled evenly from a video, taken from a dataset,
+or generated. Every array here is `(N, H, W, 3) uint8 RGB`, C-contiguous."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rtseg.errors import InputError
+
+
+def _count_video_frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if stream.frames:
+            return int(stream.frames)
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def sample_video_frames(path: str | Path, count: int) -> np.ndarray:
+    """`count` frames spread evenly over the video (fewer if it is shorter)."""
+    try:
+        import av
+    except ImportError as exc:
+        raise InputError("PyAV (pip install av) is needed to read --video") from exc
+    path = Path(path)
+    try:
+        total = _count_video_frames(path)
+        wanted = set(np.linspace(0, max(total - 1, 0), min(count, max(total, 1))).round().astype(int))
+        picked = []
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:
+                    picked.append(frame.to_ndarray(format="rgb24"))
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise InputError(f"{path}: cannot read video frames ({exc})") from exc
+    if not picked:
+        raise InputError(f"{path}: no video frames could be decoded")
+    return np.ascontiguousarray(np.stack(picked))
+
+
+def synthetic_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients with a block each: structured content when no video or data is given."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    out = np.empty((count, height, width, 3), np.uint8)
+    for i in range(count):
+        image = np.stack([xx / width, yy / height, (xx + yy) / (width + height)], -1)
+        image = image * 255 * rng.uniform(0.5, 1.0, 3)
+        y0, x0 = rng.integers(0, height // 2 + 1), rng.integers(0, width // 2 + 1)
+        image[y0:y0 + height // 3, x0:x0 + width // 3] = rng.uniform(0, 255, 3)
+        out[i] = np.clip(image, 0, 255).astype(np.uint8)
+    return out
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`(N, H, W, 3)` -> `(N, h, w, 3)` at size (h, w), bilinear (area when shrinking)."""
+    h, w = size
+    if frames.shape[1:3] == (h, w):
+        return np.ascontiguousarray(frames)
+    shrink = frames.shape[1] > h and frames.shape[2] > w
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return np.ascontiguousarray(np.stack([cv2.resize(f, (w, h), interpolation=interpolation)
+                                          for f in frames]))
+
+
+def evenly_spaced(total: int, count: int | None) -> list[int]:
+    """`count` indices spread over range(total) (all of them when count is None or larger)."""
+    if count is None or count >= total:
+        return list(range(total))
+    return sorted(set(np.linspace(0, total - 1, count).round().astype(int).tolist()))

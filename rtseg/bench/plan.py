@@ -1,0 +1,238 @@
+"""Which combinations of backend x precision x size can run here, and the package each runs.
+
+Precision variants live beside the fp32 package as `<stem>_fp16.onnx` / `<stem>_int8.onnx`, each a
+package whose sidecar `precision` says which. Other input sizes are re-exported from the
+checkpoint the sidecar names (`source.checkpoint`) into a cache folder keyed by the checkpoint's
+hash, and converted to fp16 / int8 with rtseg.export's precision helpers when they exist.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from rtseg.bench.config import format_size
+from rtseg.errors import ModelError, RtsegError
+from rtseg.package import PRECISIONS, ModelPackage, load_package
+
+
+class Unavailable(RtsegError):
+    """A combination cannot run on this machine; the message is the reason shown as skipped."""
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One backend x precision x size; `package` is the ONNX package it runs (for torch: the
+    fp32 package, for its classes), `checkpoint` the weights the torch backend loads."""
+
+    backend: str
+    precision: str
+    size: tuple[int, int]  # (height, width)
+    package: Path | None = None
+    checkpoint: Path | None = None
+    skip: str | None = None
+    failure: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.precision} {format_size(self.size)}"
+
+
+def _module_missing(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def backend_unavailable(backend: str, has_gpu: bool) -> str | None:
+    """Why `backend` cannot run on this machine, or None."""
+    if backend == "onnxruntime" and _module_missing("onnxruntime"):
+        return "onnxruntime not installed (pip install onnxruntime)"
+    if backend == "torch" and _module_missing("torch"):
+        return "PyTorch not installed"
+    if backend == "tensorrt":
+        reasons = []
+        if _module_missing("rtseg.runtime.tensorrt_backend"):
+            reasons.append("this rtseg has no TensorRT backend module")
+        if _module_missing("tensorrt"):
+            reasons.append("TensorRT not installed (pip install 'rtseg[trt]')")
+        if not has_gpu:
+            reasons.append("no CUDA GPU")
+        return "; ".join(reasons) or None
+    return None
+
+
+def _base_stem(package: ModelPackage) -> str:
+    stem = package.onnx_path.stem
+    suffix = f"_{package.precision}"
+    return stem[: -len(suffix)] if package.precision != "fp32" and stem.endswith(suffix) else stem
+
+
+@dataclass
+class ModelFamily:
+    """The fp32 package given (or found beside the given variant) and its precision variants."""
+
+    base: ModelPackage
+    folder: Path
+    stem: str
+    checkpoint: Path | None
+    checkpoint_problem: str | None
+    cache_dir: Path
+    _sized: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.base.input_size
+
+    def variant_path(self, precision: str) -> Path:
+        suffix = "" if precision == "fp32" else f"_{precision}"
+        return self.folder / f"{self.stem}{suffix}.onnx"
+
+    def variant(self, precision: str) -> ModelPackage:
+        """The package beside the model for `precision`; Unavailable if there is none."""
+        path = self.variant_path(precision)
+        if not path.is_file():
+            raise Unavailable(f"no {precision} package beside the model ({path.name}; make one "
+                              f"with rtseg export CHECKPOINT --precision {precision} -o {path.name})")
+        package = load_package(path)
+        if package.precision != precision:
+            raise Unavailable(f"{path.name}: its sidecar says precision {package.precision}")
+        if package.input_size != self.size:
+            raise Unavailable(f"{path.name} takes {format_size(package.input_size)}, "
+                              f"not {format_size(self.size)} like the fp32 package")
+        return package
+
+    def require_checkpoint(self, why: str) -> Path:
+        if self.checkpoint is None:
+            raise Unavailable(f"{why}: {self.checkpoint_problem}")
+        return self.checkpoint
+
+
+def _find_checkpoint(package: ModelPackage) -> tuple[Path | None, str | None]:
+    source = (package.meta.get("source") or {}).get("checkpoint")
+    if not source:
+        return None, "the sidecar names no source checkpoint"
+    path = Path(source)
+    if not path.is_absolute():
+        path = package.sidecar_path.parent / path
+    if not path.is_file():
+        return None, f"its checkpoint {path} does not exist"
+    return path, None
+
+
+def open_family(model: Path, cache_dir: Path | None) -> ModelFamily:
+    """Load the package `model` (any precision) and locate its fp32 sibling and checkpoint."""
+    given = load_package(model)
+    stem = _base_stem(given)
+    folder = given.onnx_path.parent
+    base = given
+    if given.precision != "fp32":
+        fp32 = folder / f"{stem}.onnx"
+        if not fp32.is_file():
+            raise ModelError(f"{given.onnx_path.name} is {given.precision}; benchmarking needs its "
+                             f"fp32 package {fp32.name} beside it (agreement and re-export use it)")
+        base = load_package(fp32)
+    checkpoint, problem = _find_checkpoint(base)
+    cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "rtseg" / "bench"
+    return ModelFamily(base, folder, stem, checkpoint, problem, cache)
+
+
+def plan_combos(family: ModelFamily, backends, precisions, sizes, has_gpu: bool) -> list[Combo]:
+    """Every requested combination, in run order (size, backend, precision with fp32 first);
+    those that cannot run carry `skip` (the reason). Packages at other sizes are resolved
+    later, by `resolve_package`, so nothing is exported for a combination that is skipped."""
+    ordered = sorted(precisions, key=PRECISIONS.index)
+    combos = []
+    for size in sizes or (family.size,):
+        for backend in backends:
+            missing = backend_unavailable(backend, has_gpu)
+            for precision in ordered:
+                combo = Combo(backend, precision, tuple(size), checkpoint=family.checkpoint)
+                if missing:
+                    combo = _with(combo, skip=missing)
+                elif backend == "torch" and precision != "fp32":
+                    combo = _with(combo, skip="the torch backend runs the fp32 checkpoint only")
+                elif backend == "torch" and family.checkpoint is None:
+                    combo = _with(combo, skip=f"no checkpoint for eager PyTorch: "
+                                              f"{family.checkpoint_problem}")
+                combos.append(combo)
+    return combos
+
+
+def _with(combo: Combo, **changes) -> Combo:
+    return replace(combo, **changes)
+
+
+def resolve_package(family: ModelFamily, combo: Combo, frames: np.ndarray) -> Combo:
+    """Fill `combo.package`; Unavailable when no package exists or can be made for it.
+
+    `frames`: `(N, h, w, 3) uint8 RGB` real frames at the combination's size, for the parity
+    check of a re-export and the calibration of an int8 conversion."""
+    if combo.backend == "torch":
+        return _with(combo, package=family.base.onnx_path)
+    if combo.size == family.size:
+        return _with(combo, package=family.variant(combo.precision).onnx_path)
+    return _with(combo, package=sized_package(family, combo.precision, combo.size, frames))
+
+
+def sized_package(family: ModelFamily, precision: str, size: tuple[int, int],
+                  frames: np.ndarray) -> Path:
+    """The `precision` package at `size` from the cache, exported / converted on first use."""
+    key = (precision, size)
+    if key in family._sized:
+        return family._sized[key]
+    checkpoint = family.require_checkpoint(f"cannot re-export at {format_size(size)}")
+    sha = (family.base.meta.get("source") or {}).get("sha256") or "nosha"
+    folder = family.cache_dir / f"{family.stem}-{sha[:12]}" / format_size(size)
+    fp32_path = folder / f"{family.stem}.onnx"
+    if precision == "fp32":
+        path = _cached_or(fp32_path, "fp32", lambda: _export(checkpoint, fp32_path, frames, size))
+    else:
+        fp32 = sized_package(family, "fp32", size, frames)
+        out = folder / f"{family.stem}_{precision}.onnx"
+        path = _cached_or(out, precision, lambda: _convert(fp32, precision, out, frames))
+    family._sized[key] = path
+    return path
+
+
+def _cached_or(path: Path, precision: str, make) -> Path:
+    if path.is_file():
+        try:
+            if load_package(path).precision == precision:
+                return path
+        except ModelError:
+            pass  # a stale or broken cache entry: make it again
+    make()
+    return path
+
+
+def _export(checkpoint: Path, out: Path, frames: np.ndarray, size: tuple[int, int]) -> None:
+    from rtseg.export.package_export import export_checkpoint
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    export_checkpoint(checkpoint, out, frames, input_size=size)
+
+
+def _convert(fp32: Path, precision: str, out: Path, frames: np.ndarray) -> None:
+    """Convert the fp32 package at another size with rtseg.export's precision helpers
+    (int8 calibrated on `frames`, the benchmark's own real frames at that size)."""
+    try:
+        if precision == "fp16":
+            from rtseg.export.fp16 import convert_fp16 as convert
+        else:
+            from rtseg.export.int8 import quantize_int8 as convert
+    except ImportError as exc:
+        raise Unavailable(f"no {precision} package at {out.parent.name}: this rtseg cannot "
+                          f"convert one ({exc})") from exc
+    package = load_package(fp32)
+    with contextlib.redirect_stdout(sys.stderr):  # the quantizer prints progress to stdout
+        if precision == "fp16":
+            convert(package, out)
+        else:
+            convert(package, out, frames, calib_source=f"rtseg bench frames ({len(frames)})")
