@@ -1,0 +1,219 @@
+"""The four stage threads: capture -> infer -> overlay -> sink.
+
+Each stage is a thread that takes items from its inbox, does its one job and passes them on.
+Every stage ends in `finally`: it passes the END marker downstream (unless the run is
+stopping) and hands an exception, if any, to the main thread through `RunContext.fail`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from rtseg.errors import InputError
+from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
+from rtseg.pipeline.stats import PipelineStats, RateMeter
+
+
+@dataclass
+class RunContext:
+    """What the stages of one run share: the stop event, the stats and the first errors."""
+
+    stop: threading.Event
+    stats: PipelineStats
+    meter: RateMeter = field(default_factory=RateMeter)
+    errors: list[tuple[str, BaseException]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, stage: str, exc: BaseException) -> None:
+        with self._lock:
+            self.errors.append((stage, exc))
+        self.stop.set()
+
+
+class StageThread(threading.Thread):
+    """Base: loop over the inbox, `process` each item, pass it on; END or stop ends the loop."""
+
+    stage = "stage"
+
+    def __init__(self, ctx: RunContext, inbox: StageQueue | None, outbox: StageQueue | None):
+        super().__init__(name=f"rtseg-{self.stage}", daemon=True)
+        self.ctx = ctx
+        self.inbox = inbox
+        self.outbox = outbox
+        self.timing = ctx.stats.stages[self.stage]
+
+    def run(self) -> None:
+        try:
+            self.loop()
+        except StopRequested:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            self.ctx.fail(self.stage, exc)
+        finally:
+            self.finish()
+
+    def loop(self) -> None:
+        while True:
+            t_wait = time.perf_counter()
+            item = self.inbox.get()
+            start = time.perf_counter()
+            if item is END:
+                return
+            self.process(item)
+            end = time.perf_counter()
+            item.timings[self.stage] = (start, end)
+            self.timing.record(end - start, start - t_wait)
+            if self.outbox is not None:
+                self.outbox.put(item)
+
+    def process(self, item: FrameItem) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        if self.outbox is None or self.ctx.stop.is_set():
+            return
+        try:
+            self.outbox.put(END)
+        except StopRequested:
+            pass
+
+
+def resize_into(frame: np.ndarray, out: np.ndarray) -> None:
+    """Resize (H, W, 3) uint8 RGB `frame` into the pre-allocated (h, w, 3) `out`, bilinear."""
+    h, w = out.shape[:2]
+    if frame.shape[:2] == (h, w):
+        np.copyto(out, frame)
+        return
+    result = cv2.resize(frame, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
+    if result is not out and not np.shares_memory(result, out):  # defensive: OpenCV reallocated
+        np.copyto(out, result)
+
+
+class CaptureStage(StageThread):
+    """Reads the source, resizes each frame into a ring slot at the model's input size.
+
+    File sources: every frame, blocking when the queue to infer is full. Live sources
+    (`source.live`): never blocks; the oldest queued frame is dropped and counted instead.
+    """
+
+    stage = "capture"
+
+    def __init__(self, ctx: RunContext, source, ring: FrameRing, outbox: StageQueue,
+                 max_frames: int | None = None):
+        super().__init__(ctx, None, outbox)
+        self.source = source
+        self.ring = ring
+        self.live = bool(getattr(source, "live", False))
+        self.max_frames = max_frames
+
+    def loop(self) -> None:
+        stats, index = self.ctx.stats, 0
+        while self.max_frames is None or index < self.max_frames:
+            t_wait = time.perf_counter()
+            slot = self.ring.acquire()
+            start = time.perf_counter()
+            frame = self.source.read()
+            t_captured = time.perf_counter()
+            if frame is None:
+                self.ring.release(slot)
+                return
+            check_frame(frame, index)
+            if stats.first_capture_t is None:
+                stats.first_capture_t = t_captured
+            resize_into(frame, self.ring.buffers[slot])
+            end = time.perf_counter()
+            item = FrameItem(index, frame, t_captured, slot, self.ring.buffers[slot])
+            item.timings[self.stage] = (start, end)
+            stats.frames_read += 1
+            self.put(item)
+            self.timing.record(end - start, (start - t_wait) + (time.perf_counter() - end))
+            index += 1
+        stats.stopped_by = stats.stopped_by or "max_frames"
+
+    def put(self, item: FrameItem) -> None:
+        if not self.live:
+            self.outbox.put(item)
+            return
+        dropped = self.outbox.put_newest(item)
+        if dropped is not None:
+            self.ring.release(dropped.slot)
+            self.ctx.stats.dropped += 1
+
+
+def check_frame(frame, index: int) -> None:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 \
+            or frame.dtype != np.uint8:
+        got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise InputError(f"source frame {index}: expected (H, W, 3) uint8 RGB, got {got}")
+
+
+class InferStage(StageThread):
+    """Runs the backend on each model-size frame, batch 1. Every backend call lives here."""
+
+    stage = "infer"
+
+    def __init__(self, ctx: RunContext, backend, ring: FrameRing, inbox: StageQueue,
+                 outbox: StageQueue):
+        super().__init__(ctx, inbox, outbox)
+        self.backend = backend
+        self.ring = ring
+
+    def process(self, item: FrameItem) -> None:
+        item.ids = self.backend.infer(item.model_input[None])[0]
+        self.ring.release(item.slot)
+        item.slot, item.model_input = -1, None
+
+
+class OverlayStage(StageThread):
+    """Upsamples the ids to the frame's size and renders the annotated frame (+ HUD)."""
+
+    stage = "overlay"
+
+    def __init__(self, ctx: RunContext, visualizer, hud: bool, inbox: StageQueue,
+                 outbox: StageQueue):
+        super().__init__(ctx, inbox, outbox)
+        self.visualizer = visualizer
+        self.hud = hud
+
+    def process(self, item: FrameItem) -> None:
+        height, width = item.frame.shape[:2]
+        item.ids_full = self.visualizer.upsample_ids(item.ids, (width, height))
+        hud = None
+        if self.hud:
+            fps, latency_ms = self.ctx.meter.snapshot()
+            hud = f"{fps:.1f} fps | {latency_ms:.0f} ms"
+        item.rendered = self.visualizer.render(item.frame, item.ids_full, hud=hud)
+
+
+class SinkStage(StageThread):
+    """Writes each rendered frame and its ids to every sink; feeds the window, if any."""
+
+    stage = "sink"
+
+    def __init__(self, ctx: RunContext, sinks: Sequence, inbox: StageQueue,
+                 display_queue: StageQueue | None = None,
+                 on_written: Callable[[int], None] | None = None):
+        super().__init__(ctx, inbox, None)
+        self.sinks = list(sinks)
+        self.display_queue = display_queue
+        self.on_written = on_written
+
+    def process(self, item: FrameItem) -> None:
+        for sink in self.sinks:
+            sink.write(item.index, item.rendered, item.ids_full)
+        written = time.perf_counter()
+        stats = self.ctx.stats
+        stats.latencies_s.append(written - item.t_captured)
+        stats.last_write_t = written
+        stats.frames += 1
+        self.ctx.meter.tick(written, written - item.t_captured)
+        if self.display_queue is not None:
+            self.display_queue.put_newest(item.rendered)
+        if self.on_written is not None:
+            self.on_written(stats.frames)

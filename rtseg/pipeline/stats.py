@@ -1,0 +1,129 @@
+"""What a run measured: frames, end-to-end fps, per-stage busy time, queue waits, latency, drops."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STAGE_NAMES = ("capture", "infer", "overlay", "sink")
+
+
+def _ms(values: list[float]) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64) * 1000.0
+
+
+def _mean(values: np.ndarray) -> float:
+    return round(float(values.mean()), 3) if values.size else 0.0
+
+
+def _pct(values: np.ndarray, q: float) -> float:
+    return round(float(np.percentile(values, q)), 3) if values.size else 0.0
+
+
+@dataclass
+class StageStats:
+    """Busy and wait times of one stage, in seconds. Appended to only by that stage's thread."""
+
+    name: str
+    busy_s: list[float] = field(default_factory=list)
+    wait_s: list[float] = field(default_factory=list)
+
+    def record(self, busy_s: float, wait_s: float = 0.0) -> None:
+        self.busy_s.append(busy_s)
+        self.wait_s.append(wait_s)
+
+    def to_json(self) -> dict:
+        busy, wait = _ms(self.busy_s), _ms(self.wait_s)
+        return {"items": len(self.busy_s), "busy_ms_mean": _mean(busy), "busy_ms_p95": _pct(busy, 95),
+                "wait_ms_mean": _mean(wait)}
+
+
+class RateMeter:
+    """Recent write times and latencies, for the HUD and the progress bar (thread-safe)."""
+
+    def __init__(self, window: int = 30):
+        self._times: deque[float] = deque(maxlen=window)
+        self._latencies: deque[float] = deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def tick(self, t_written: float, latency_s: float) -> None:
+        with self._lock:
+            self._times.append(t_written)
+            self._latencies.append(latency_s)
+
+    def snapshot(self) -> tuple[float, float]:
+        """(frames per second over the window, mean latency in ms); zeros before two frames."""
+        with self._lock:
+            times, lats = list(self._times), list(self._latencies)
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        return fps, (1000.0 * sum(lats) / len(lats) if lats else 0.0)
+
+
+@dataclass
+class PipelineStats:
+    """Everything `Pipeline.run` measured. Times are `time.perf_counter()` seconds.
+
+    frames: frames written to the sinks; frames_read: frames taken from the source;
+    dropped: live frames discarded because inference was busy (newest frame wins).
+    fps: frames / (last write - first capture), what the viewer gets end to end.
+    """
+
+    backend: str = ""
+    source: str = ""
+    frames: int = 0
+    frames_read: int = 0
+    dropped: int = 0
+    first_capture_t: float | None = None
+    last_write_t: float | None = None
+    latencies_s: list[float] = field(default_factory=list)
+    stages: dict[str, StageStats] = field(
+        default_factory=lambda: {name: StageStats(name) for name in STAGE_NAMES})
+    stopped_by: str | None = None  # None (source ended), "max_frames", "user", "SIGINT", "SIGTERM", "error"
+
+    @property
+    def wall_s(self) -> float:
+        if self.first_capture_t is None or self.last_write_t is None:
+            return 0.0
+        return max(self.last_write_t - self.first_capture_t, 0.0)
+
+    @property
+    def fps(self) -> float:
+        wall = self.wall_s
+        return self.frames / wall if wall > 0 else 0.0
+
+    def latency_ms(self) -> dict[str, float]:
+        lat = _ms(self.latencies_s)
+        return {"mean": _mean(lat), "p50": _pct(lat, 50), "p95": _pct(lat, 95),
+                "max": round(float(lat.max()), 3) if lat.size else 0.0}
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict: frames, fps, wall_s, stages, latency_ms, dropped and context."""
+        return {"frames": self.frames, "fps": round(self.fps, 3), "wall_s": round(self.wall_s, 4),
+                "stages": {name: s.to_json() for name, s in self.stages.items()},
+                "latency_ms": self.latency_ms(), "dropped": self.dropped,
+                "frames_read": self.frames_read, "backend": self.backend, "source": self.source,
+                "stopped_by": self.stopped_by}
+
+    def summary(self) -> str:
+        """A few lines of text for the terminal."""
+        head = f"{self.frames} frames in {self.wall_s:.2f} s: {self.fps:.1f} fps end to end"
+        if self.backend:
+            head += f" ({self.backend})"
+        lines = [head]
+        if self.source:
+            lines.append(f"source: {self.source}")
+        lines.append(f"{'stage':<8} {'busy ms/frame':>14} {'p95':>8} {'wait ms':>9}")
+        for name, stage in self.stages.items():
+            s = stage.to_json()
+            lines.append(f"{name:<8} {s['busy_ms_mean']:>14.2f} {s['busy_ms_p95']:>8.2f} "
+                         f"{s['wait_ms_mean']:>9.2f}")
+        lat = self.latency_ms()
+        lines.append(f"latency capture->sink ms: mean {lat['mean']:.1f}, p50 {lat['p50']:.1f}, "
+                     f"p95 {lat['p95']:.1f}, max {lat['max']:.1f}")
+        lines.append(f"dropped frames: {self.dropped} of {self.frames_read} read")
+        if self.stopped_by:
+            lines.append(f"stopped by: {self.stopped_by}")
+        return "\n".join(lines)
