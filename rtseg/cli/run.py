@@ -1,5 +1,10 @@
 """`rtseg run`: segment a video, frames folder, camera or stream and write / show the result.
 
+Live sources (--camera 0, /dev/video2, a stream URL, lavfi:...): the newest frame always wins
+and drops are counted; with --show the window shows fps, capture-to-display latency and drops,
+and takes keys (q / Esc quit, space pause, m overlay / mask / side-by-side, + / - alpha, s
+snapshot). A live source that ends or disappears mid-run ends the run normally.
+
 Exit status: 0 when the run ends (source end, --max-frames, q in the window); 1 with a one-line
 `rtseg: error: ...` for bad input or a failing stage; 130 after Ctrl-C (SIGINT) and 143 after
 SIGTERM, the shell convention, once the summary is printed and every output is closed (the MP4
@@ -47,6 +52,7 @@ class RunConfig:
     fps: float | None = None
     codec: str = "auto"
     quiet: bool = False
+    snapshot_dir: Path = Path(".")
 
 
 def pick_source(video, frames, camera, source) -> str:
@@ -70,6 +76,15 @@ def resolve_model_path(model: Path | None) -> Path:
         raise ModelError(f"no default model at {path}; pass --model PATH (a model package .onnx "
                          "with its .json sidecar)")
     return path
+
+
+def check_writable_folder(path: Path, what: str) -> None:
+    """OutputError unless `path` is an existing folder this process can create files in."""
+    if not path.is_dir():
+        problem = "is a file, not a folder" if path.exists() else "does not exist"
+        raise OutputError(f"{what} {path} {problem}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: folder is not writable")
 
 
 def check_writable_file(path: Path, what: str) -> None:
@@ -114,6 +129,8 @@ def execute(cfg: RunConfig):
 
     if cfg.stats_json is not None:
         check_writable_file(cfg.stats_json, "--stats-json")
+    if cfg.show:
+        check_writable_folder(cfg.snapshot_dir, "--snapshot-dir")
     model_path = resolve_model_path(cfg.model)
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
@@ -128,9 +145,13 @@ def execute(cfg: RunConfig):
             display = stack.enter_context(WindowDisplay("rtseg"))
         hud = cfg.show if cfg.hud is None else cfg.hud
         viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=hud)
-        pipeline_cfg = PipelineConfig(max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet)
+        pipeline_cfg = PipelineConfig(max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet,
+                                      snapshot_dir=cfg.snapshot_dir)
         if not cfg.quiet:
             click.echo(f"rtseg: {source.description or cfg.source_uri} -> {model.backend.describe()}")
+            if display is not None:
+                click.echo("rtseg: window keys: q / Esc quit, space pause, m overlay / mask / "
+                           "side-by-side, + / - alpha, s snapshot")
         return Pipeline(source, model, sinks, pipeline_cfg, display=display).run()
 
 
@@ -147,7 +168,8 @@ def report(cfg: RunConfig, stats) -> None:
 @click.command("run")
 @click.option("--video", type=click.Path(path_type=str), help="Video file (mp4, mkv, avi, ...).")
 @click.option("--frames", type=str, help="Folder or glob of images, read in natural order.")
-@click.option("--camera", type=str, help="Camera index (0) or device (/dev/video0).")
+@click.option("--camera", type=str,
+              help="Camera index (0), device (/dev/video0) or stream URL (rtsp://...). Live.")
 @click.option("--source", "source_uri", type=str, help="Any input URI: rtsp://..., lavfi:testsrc2=...")
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="onnxruntime", show_default=True)
@@ -155,7 +177,11 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
 @click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")
 @click.option("--save-frames", type=click.Path(path_type=Path), help="Write annotated frames (JPEG).")
-@click.option("--show", is_flag=True, help="Show the result in a window (q or Esc quits).")
+@click.option("--show", is_flag=True,
+              help="Show the result in a window. Keys: q / Esc quit, space pause, m overlay / mask / "
+                   "side-by-side, + / - alpha, s snapshot.")
+@click.option("--snapshot-dir", type=click.Path(path_type=Path), default=Path("."),
+              show_default=True, help="Where the window's s key writes rtseg_snapshot_<index>.png.")
 @click.option("--mode", type=click.Choice(MODE_CHOICES), default="overlay", show_default=True)
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Opacity of the class colours in overlay mode.")
@@ -168,7 +194,7 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def run(video, frames, camera, source_uri, model, backend, threads, output, masks, save_frames, show,
-        mode, alpha, no_legend, hud, max_frames, stats_json, realtime, fps, codec, quiet):
+        snapshot_dir, mode, alpha, no_legend, hud, max_frames, stats_json, realtime, fps, codec, quiet):
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
     from rtseg.pipeline import PipelineInterrupted
 
@@ -176,7 +202,7 @@ def run(video, frames, camera, source_uri, model, backend, threads, output, mask
                     backend=backend, threads=threads, output=output, masks=masks,
                     save_frames=save_frames, show=show, mode=mode, alpha=alpha, legend=not no_legend,
                     hud=hud, max_frames=max_frames, stats_json=stats_json, realtime=realtime, fps=fps,
-                    codec=codec, quiet=quiet)
+                    codec=codec, quiet=quiet, snapshot_dir=snapshot_dir)
     try:
         stats = execute(cfg)
     except PipelineInterrupted as stop:

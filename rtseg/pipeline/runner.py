@@ -1,9 +1,10 @@
 """`Pipeline(source, model, sinks, config).run() -> PipelineStats`: the threaded run.
 
 Threads: capture -> infer -> overlay -> sink, joined by bounded queues. The main thread
-supervises: it shows the window (GUI toolkits want the main thread), waits for the end
-while staying responsive to Ctrl-C / SIGTERM, then joins the stages and closes the sinks
-on every path (success, stage error, user quit, signal), so an MP4 is always playable.
+supervises: it drives the window (GUI toolkits want the main thread: rendering the picture,
+keys, HUD and snapshots live in `LiveView`), waits for the end while staying responsive to
+Ctrl-C / SIGTERM, then joins the stages and closes the sinks on every path (success, stage
+error, user quit, signal, the source ending), so an MP4 is always playable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from rtseg.pipeline.live import QUIT_KEYS, LiveView
 from rtseg.pipeline.queues import FrameRing, StageQueue
 from rtseg.pipeline.stages import (
     CaptureStage,
@@ -26,7 +29,9 @@ from rtseg.pipeline.stages import (
 from rtseg.pipeline.stats import PipelineStats
 from rtseg.viz import Visualizer, VizConfig
 
-QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Esc
+__all__ = ["QUIT_KEYS", "SIGNAL_EXIT_STATUS", "Pipeline", "PipelineConfig", "PipelineInterrupted"]
+
+DISPLAY_POLL_S = 0.01  # the window's event loop runs at least this often while no frame arrives
 SIGNAL_EXIT_STATUS = {"SIGINT": 130, "SIGTERM": 143}
 
 
@@ -42,6 +47,7 @@ class PipelineConfig:
     progress: tqdm bar on stderr with live fps (only when stderr is a terminal).
     handle_signals: turn SIGTERM (and SIGINT) into a clean stop while running in the main thread.
     join_timeout_s: how long to wait for the stages to end once the run is stopping.
+    snapshot_dir: where the window's `s` key writes `rtseg_snapshot_<index>.png`.
     """
 
     queue_size: int = 4
@@ -52,6 +58,7 @@ class PipelineConfig:
     handle_signals: bool = True
     join_timeout_s: float = 5.0
     poll_s: float = 0.05
+    snapshot_dir: Path = Path(".")
 
     def __post_init__(self):
         if self.queue_size < 1 or self.live_queue_size < 1:
@@ -111,8 +118,11 @@ class Pipeline:
     source: a FrameSource (`read() -> (H, W, 3) uint8 RGB | None`, `live`, `frame_count`).
     model: a LoadedModel (backend + classes + palette); the backend is called from one thread.
     sinks: FrameSinks (`write(index, rendered, ids)`); `run()` closes them on every path.
-    display: optional window (`show(rgb) -> key`, `close()`), driven from the calling thread;
-        q or Esc stops the run. The source and the model stay open (the caller owns them).
+    display: optional window (`show(rgb) -> key`, optional `poll_key() -> key`, `close()`),
+        driven from the calling thread by a LiveView: it shows the newest frame, rendered with
+        the view's mode / alpha and a HUD (fps | capture->display ms | drops); keys q / Esc
+        quit, space pause, m mode, + / - alpha, s snapshot. The source and the model stay
+        open (the caller owns them).
     visualizer: optional replacement for `Visualizer(config.viz, model.classes, model.palette)`.
     """
 
@@ -133,7 +143,8 @@ class Pipeline:
         """
         cfg, stop = self.config, threading.Event()
         stats = PipelineStats(backend=_describe(self.model.backend),
-                              source=getattr(self.source, "description", ""))
+                              source=getattr(self.source, "description", ""),
+                              live=bool(getattr(self.source, "live", False)))
         ctx = RunContext(stop, stats)
         progress = _progress_bar(cfg.progress, self._progress_total())
         threads: list[threading.Thread] = []
@@ -172,14 +183,15 @@ class Pipeline:
         live = bool(getattr(self.source, "live", False))
         size = cfg.live_queue_size if live else cfg.queue_size
         to_infer, to_overlay, to_sink = (StageQueue(size, stop, poll) for _ in range(3))
-        self.display_queue = StageQueue(2, stop, poll) if self.display is not None else None
+        self.display_queue = StageQueue(1, stop, poll) if self.display is not None else None
         height, width = self.model.backend.input_size
         ring = FrameRing(size + 3, height, width, stop, poll)  # in the queue, in capture, in infer
         on_written = (lambda n: progress.update(1)) if progress is not None else None
         stages = [
             CaptureStage(ctx, self.source, ring, to_infer, cfg.max_frames),
             InferStage(ctx, self.model.backend, ring, to_infer, to_overlay),
-            OverlayStage(ctx, self.visualizer, cfg.viz.hud, to_overlay, to_sink),
+            OverlayStage(ctx, self.visualizer, cfg.viz.hud, to_overlay, to_sink,
+                         render=bool(self.sinks) or self.display is None),
             SinkStage(ctx, self.sinks, to_sink, self.display_queue, on_written),
         ]
         for stage in stages:
@@ -187,17 +199,16 @@ class Pipeline:
             threads.append(stage)
 
     def _supervise(self, ctx: RunContext, threads: list[threading.Thread]) -> None:
-        """Main-thread loop until the sink stage ends or the run is stopping."""
+        """Main-thread loop until the sink stage ends, the user quits or the run is stopping."""
         sink_thread = threads[-1]
+        view = None
+        if self.display is not None:
+            view = LiveView(self.display, self.visualizer, self.config.viz, ctx.stats,
+                            pause_event=ctx.paused, snapshot_dir=self.config.snapshot_dir)
         while sink_thread.is_alive() and not ctx.stop.is_set():
-            if self.display is None:
+            if view is None:
                 sink_thread.join(self.config.poll_s)
-                continue
-            rendered = self.display_queue.poll(self.config.poll_s)
-            if rendered is None:
-                continue
-            key = self.display.show(rendered)
-            if key is not None and key >= 0 and (key & 0xFF) in QUIT_KEYS:
+            elif not view.step(self.display_queue.poll(DISPLAY_POLL_S)):
                 ctx.stats.stopped_by = "user"
                 return
 

@@ -26,6 +26,7 @@ class RunContext:
 
     stop: threading.Event
     stats: PipelineStats
+    paused: threading.Event = field(default_factory=threading.Event)  # holds non-live capture
     meter: RateMeter = field(default_factory=RateMeter)
     errors: list[tuple[str, BaseException]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,8 +99,10 @@ def resize_into(frame: np.ndarray, out: np.ndarray) -> None:
 class CaptureStage(StageThread):
     """Reads the source, resizes each frame into a ring slot at the model's input size.
 
-    File sources: every frame, blocking when the queue to infer is full. Live sources
-    (`source.live`): never blocks; the oldest queued frame is dropped and counted instead.
+    File sources: every frame, blocking when the queue to infer is full, and held while the
+    view is paused. Live sources (`source.live`): never blocks; the oldest queued frame is
+    dropped and counted instead. The source's end (`read()` -> None: end of file, stream over,
+    camera gone) ends the run normally: stopped_by "source_end".
     """
 
     stage = "capture"
@@ -116,12 +119,14 @@ class CaptureStage(StageThread):
         stats, index = self.ctx.stats, 0
         while self.max_frames is None or index < self.max_frames:
             t_wait = time.perf_counter()
+            self.wait_while_paused()
             slot = self.ring.acquire()
             start = time.perf_counter()
             frame = self.source.read()
             t_captured = time.perf_counter()
             if frame is None:
                 self.ring.release(slot)
+                stats.stopped_by = stats.stopped_by or "source_end"
                 return
             check_frame(frame, index)
             if stats.first_capture_t is None:
@@ -135,6 +140,12 @@ class CaptureStage(StageThread):
             self.timing.record(end - start, (start - t_wait) + (time.perf_counter() - end))
             index += 1
         stats.stopped_by = stats.stopped_by or "max_frames"
+
+    def wait_while_paused(self) -> None:
+        """A file source waits while the view is paused (a live one keeps reading and dropping)."""
+        while not self.live and self.ctx.paused.is_set():
+            if self.ctx.stop.wait(0.02):
+                raise StopRequested
 
     def put(self, item: FrameItem) -> None:
         if not self.live:
@@ -171,19 +182,24 @@ class InferStage(StageThread):
 
 
 class OverlayStage(StageThread):
-    """Upsamples the ids to the frame's size and renders the annotated frame (+ HUD)."""
+    """Upsamples the ids to the frame's size and renders the annotated frame (+ HUD) for the
+    sinks. With `render=False` (a window and no sinks: the main thread renders what it shows)
+    only the upsampling is done and `item.rendered` stays None."""
 
     stage = "overlay"
 
     def __init__(self, ctx: RunContext, visualizer, hud: bool, inbox: StageQueue,
-                 outbox: StageQueue):
+                 outbox: StageQueue, render: bool = True):
         super().__init__(ctx, inbox, outbox)
         self.visualizer = visualizer
         self.hud = hud
+        self.render = render
 
     def process(self, item: FrameItem) -> None:
         height, width = item.frame.shape[:2]
         item.ids_full = self.visualizer.upsample_ids(item.ids, (width, height))
+        if not self.render:
+            return
         hud = None
         if self.hud:
             fps, latency_ms = self.ctx.meter.snapshot()
@@ -192,7 +208,8 @@ class OverlayStage(StageThread):
 
 
 class SinkStage(StageThread):
-    """Writes each rendered frame and its ids to every sink; feeds the window, if any."""
+    """Writes each rendered frame and its ids to every sink; hands the item to the window, if
+    any, through `display_queue` (newest wins: the window never lags behind the sinks)."""
 
     stage = "sink"
 
@@ -214,6 +231,6 @@ class SinkStage(StageThread):
         stats.frames += 1
         self.ctx.meter.tick(written, written - item.t_captured)
         if self.display_queue is not None:
-            self.display_queue.put_newest(item.rendered)
+            self.display_queue.put_newest(item)
         if self.on_written is not None:
             self.on_written(stats.frames)

@@ -1,4 +1,8 @@
-"""What a run measured: frames, end-to-end fps, per-stage busy time, queue waits, latency, drops."""
+"""What a run measured: frames, end-to-end fps, per-stage busy time, queue waits, latency, drops.
+
+Two latencies per frame: capture -> sink (every frame written, `latency_ms`) and, with a window,
+capture -> display (every frame shown, `display_latency_ms`): what a live viewer experiences.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,18 @@ def _mean(values: np.ndarray) -> float:
 
 def _pct(values: np.ndarray, q: float) -> float:
     return round(float(np.percentile(values, q)), 3) if values.size else 0.0
+
+
+def latency_summary(latencies_s: list[float]) -> dict[str, float]:
+    """{mean, p50, p95, max} in ms of latencies in seconds (zeros when empty)."""
+    lat = _ms(latencies_s)
+    return {"mean": _mean(lat), "p50": _pct(lat, 50), "p95": _pct(lat, 95),
+            "max": round(float(lat.max()), 3) if lat.size else 0.0}
+
+
+STOP_REASONS = {"source_end": "end of the source", "max_frames": "max_frames reached",
+                "user": "the user (q / Esc / window closed)", "error": "an error"}
+LIVE_END = "the live source ended (stream over, camera gone or read failed)"
 
 
 @dataclass
@@ -69,6 +85,9 @@ class PipelineStats:
     frames: frames written to the sinks; frames_read: frames taken from the source;
     dropped: live frames discarded because inference was busy (newest frame wins).
     fps: frames / (last write - first capture), what the viewer gets end to end.
+    live: the source was live (camera, stream, lavfi, paced file).
+    displayed: frames shown in the window (a newer frame can replace one before it is shown);
+    display_latencies_s: capture -> shown, per displayed frame (appended by the main thread).
     """
 
     backend: str = ""
@@ -81,7 +100,12 @@ class PipelineStats:
     latencies_s: list[float] = field(default_factory=list)
     stages: dict[str, StageStats] = field(
         default_factory=lambda: {name: StageStats(name) for name in STAGE_NAMES})
-    stopped_by: str | None = None  # None (source ended), "max_frames", "user", "SIGINT", "SIGTERM", "error"
+    live: bool = False
+    displayed: int = 0
+    display_latencies_s: list[float] = field(default_factory=list)
+    first_display_t: float | None = None
+    last_display_t: float | None = None
+    stopped_by: str | None = None  # "source_end", "max_frames", "user", "SIGINT", "SIGTERM", "error"
 
     @property
     def wall_s(self) -> float:
@@ -94,18 +118,41 @@ class PipelineStats:
         wall = self.wall_s
         return self.frames / wall if wall > 0 else 0.0
 
+    @property
+    def display_fps(self) -> float:
+        """Frames shown per second in the window (what the viewer sees); 0 without a window."""
+        if self.displayed < 2 or self.first_display_t is None or self.last_display_t is None:
+            return 0.0
+        span = self.last_display_t - self.first_display_t
+        return (self.displayed - 1) / span if span > 0 else 0.0
+
     def latency_ms(self) -> dict[str, float]:
-        lat = _ms(self.latencies_s)
-        return {"mean": _mean(lat), "p50": _pct(lat, 50), "p95": _pct(lat, 95),
-                "max": round(float(lat.max()), 3) if lat.size else 0.0}
+        """Capture -> sink latency of the frames written: {mean, p50, p95, max} in ms."""
+        return latency_summary(self.latencies_s)
+
+    def display_latency_ms(self) -> dict[str, float] | None:
+        """Capture -> display latency of the frames shown: {mean, p50, p95, max} ms; None if none."""
+        return latency_summary(self.display_latencies_s) if self.display_latencies_s else None
+
+    def record_display(self, t_captured: float, t_shown: float) -> None:
+        """One frame reached the screen (main thread only)."""
+        if self.first_display_t is None:
+            self.first_display_t = t_shown
+        self.last_display_t = t_shown
+        self.displayed += 1
+        self.display_latencies_s.append(t_shown - t_captured)
 
     def to_json(self) -> dict:
-        """A JSON-ready dict: frames, fps, wall_s, stages, latency_ms, dropped and context."""
+        """A JSON-ready dict: frames, fps, wall_s, stages, latency_ms (capture -> sink), dropped,
+        displayed, display_fps, display_latency_ms (capture -> display; null without a window),
+        live and context."""
         return {"frames": self.frames, "fps": round(self.fps, 3), "wall_s": round(self.wall_s, 4),
                 "stages": {name: s.to_json() for name, s in self.stages.items()},
                 "latency_ms": self.latency_ms(), "dropped": self.dropped,
-                "frames_read": self.frames_read, "backend": self.backend, "source": self.source,
-                "stopped_by": self.stopped_by}
+                "frames_read": self.frames_read, "live": self.live, "displayed": self.displayed,
+                "display_fps": round(self.display_fps, 3),
+                "display_latency_ms": self.display_latency_ms(), "backend": self.backend,
+                "source": self.source, "stopped_by": self.stopped_by}
 
     def summary(self) -> str:
         """A few lines of text for the terminal."""
@@ -120,10 +167,24 @@ class PipelineStats:
             s = stage.to_json()
             lines.append(f"{name:<8} {s['busy_ms_mean']:>14.2f} {s['busy_ms_p95']:>8.2f} "
                          f"{s['wait_ms_mean']:>9.2f}")
-        lat = self.latency_ms()
-        lines.append(f"latency capture->sink ms: mean {lat['mean']:.1f}, p50 {lat['p50']:.1f}, "
-                     f"p95 {lat['p95']:.1f}, max {lat['max']:.1f}")
+        lines.extend(self._latency_lines())
         lines.append(f"dropped frames: {self.dropped} of {self.frames_read} read")
         if self.stopped_by:
-            lines.append(f"stopped by: {self.stopped_by}")
+            reason = STOP_REASONS.get(self.stopped_by, self.stopped_by)
+            if self.live and self.stopped_by == "source_end":
+                reason = LIVE_END
+            lines.append(f"stopped by: {reason}")
         return "\n".join(lines)
+
+    def _latency_lines(self) -> list[str]:
+        lat = self.latency_ms()
+        lines = [f"latency capture->sink ms: mean {lat['mean']:.1f}, p50 {lat['p50']:.1f}, "
+                 f"p95 {lat['p95']:.1f}, max {lat['max']:.1f}"]
+        shown = self.display_latency_ms()
+        if shown is not None:
+            lines.append(f"latency capture->display ms: mean {shown['mean']:.1f}, p50 {shown['p50']:.1f}, "
+                         f"p95 {shown['p95']:.1f}, max {shown['max']:.1f} ({self.displayed} frames "
+                         f"shown, {self.display_fps:.1f} fps on screen)")
+        elif self.live:
+            lines.append("live source without a window: capture->sink is the latency figure")
+        return lines

@@ -65,6 +65,16 @@ class WindowDisplay:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
             self._created = True
         cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        return self._wait_key()
+
+    def poll_key(self) -> int:
+        """Process window events for 1 ms without a new frame. Returns the key code or -1
+        (ESCAPE_KEY once the user closed the window); -1 before the first frame."""
+        if self._closed or not self._created:
+            return -1
+        return self._wait_key()
+
+    def _wait_key(self) -> int:
         key = cv2.waitKey(1)
         if key == -1 and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             self.closed_by_user = True
