@@ -173,3 +173,79 @@ DEFAULT_MODEL = "camvid_effl0_fpn"
 def default_model_path() -> Path:
     """The package `rtseg run` uses when no `--model` is given."""
     return engines_dir() / f"{DEFAULT_MODEL}.onnx"
+
+
+# Largest mIoU drop (points) against the FP32 package for a variant to be picked by default.
+MAX_MIOU_DROP = {"fp32": 0.0, "fp16": 0.1, "int8": 1.0}
+
+
+# Variant file suffixes beside `NAME.onnx` and the precision their sidecar names. `int8cpu` is
+# an INT8 package quantized for ONNX Runtime's CPU provider (uint8, asymmetric), not TensorRT.
+VARIANTS = {"fp16": "fp16", "int8": "int8", "int8cpu": "int8"}
+
+
+def variant_path(fp32_onnx: str | Path, precision: str) -> Path:
+    """`NAME.onnx` -> `NAME_fp16.onnx` / `NAME_int8.onnx` / `NAME_int8cpu.onnx` (fp32: itself)."""
+    fp32_onnx = Path(fp32_onnx)
+    return fp32_onnx if precision == "fp32" else fp32_onnx.with_name(f"{fp32_onnx.stem}_{precision}.onnx")
+
+
+def _miou(meta: dict) -> float | None:
+    value = (meta.get("metrics") or {}).get("val_miou")
+    if not isinstance(value, (int, float)):
+        return None
+    return float(value) * (100.0 if value <= 1.0 else 1.0)  # stored as a fraction; points here
+
+
+def record_metrics(package: ModelPackage, **metrics) -> ModelPackage:
+    """Merge measured `metrics` (e.g. val_miou=0.556, cpu_ms_per_frame=97.0, threads=2) into the
+    package's sidecar and rewrite it; returns the updated package."""
+    meta = dict(package.meta)
+    meta["metrics"] = {**(meta.get("metrics") or {}), **metrics}
+    return write_sidecar(package.onnx_path, meta)
+
+
+def _same_origin(fp32: dict, variant: dict) -> bool:
+    """Same checkpoint (source sha256) when both name one, else derived from this FP32 ONNX."""
+    ours, theirs = (fp32.get("source") or {}).get("sha256"), (variant.get("source") or {}).get("sha256")
+    if ours and theirs:
+        return ours == theirs
+    origin = (variant.get("derived_from") or {}).get("sha256")
+    return origin is None or origin == fp32.get("onnx_sha256")
+
+
+def pick_default_variant(fp32_package: ModelPackage, max_drop: dict | None = None) -> ModelPackage:
+    """The fastest of the FP32 package and its `_fp16` / `_int8` / `_int8cpu` variants beside it
+    whose measured mIoU drop against FP32 is within `max_drop` (points; default MAX_MIOU_DROP),
+    else FP32.
+
+    Uses the sidecars' `metrics`: `val_miou` (fraction) and `cpu_ms_per_frame`, compared only at
+    the same `threads`. A variant of another checkpoint (`source.sha256`, else
+    `derived_from.sha256`), or without both metrics, is not picked; one that cannot be loaded
+    is skipped.
+    """
+    limits = {**MAX_MIOU_DROP, **(max_drop or {})}
+    base = fp32_package.meta.get("metrics") or {}
+    base_miou = _miou(fp32_package.meta)
+    best, best_ms = fp32_package, base.get("cpu_ms_per_frame")
+    if base_miou is None or not isinstance(best_ms, (int, float)):
+        return fp32_package  # nothing to compare against
+    for suffix, precision in VARIANTS.items():
+        path = variant_path(fp32_package.onnx_path, suffix)
+        if not path.is_file():
+            continue
+        try:
+            variant = load_package(path, verify_hash=False)
+        except ModelError:
+            continue
+        metrics = variant.meta.get("metrics") or {}
+        if not _same_origin(fp32_package.meta, variant.meta):
+            continue
+        miou, ms = _miou(variant.meta), metrics.get("cpu_ms_per_frame")
+        if miou is None or not isinstance(ms, (int, float)) or variant.precision != precision:
+            continue
+        if metrics.get("threads") != base.get("threads"):
+            continue
+        if base_miou - miou <= limits[precision] + 1e-9 and ms < best_ms:
+            best, best_ms = variant, ms
+    return best

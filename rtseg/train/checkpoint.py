@@ -35,7 +35,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise ModelError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
+            IndexError, KeyError, TypeError, AttributeError) as exc:  # garbage bytes raise any of these
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path} is not a loadable checkpoint: {first}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -1,0 +1,191 @@
+"""Engine cache: an engine is reused only for the TensorRT version, GPU, precision and ONNX it
+was built from; anything else and it is rebuilt.
+
+Files: `NAME.engine` (a plain TensorRT plan: trtexec, Triton and DeepStream load it as is) and
+`NAME.engine.json` beside it:
+
+    {"format": "rtseg-engine", "format_version": 1, "engine": "NAME.engine", "engine_sha256": hex,
+     "cache_key": hex16, "key": {"tensorrt", "gpu", "compute_capability", "precision", "onnx_sha256"},
+     "onnx": "NAME.onnx", "profile": {"input", "min", "opt", "max"},
+     "build": {"workspace_bytes", "timing_cache", "seconds", "built_at"}, "package": {model sidecar}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtseg.engine.environment import EngineEnvironment
+from rtseg.errors import ModelError
+from rtseg.package import ModelPackage, sha256_file
+
+ENGINE_FORMAT = "rtseg-engine"
+ENGINE_FORMAT_VERSION = 1
+DEFAULT_MAX_BATCH = 8
+
+
+def engine_cache_key(trt_version: str, gpu_name: str, compute_capability: str, precision: str,
+                     onnx_sha256: str) -> str:
+    """16 hex digits naming one (TensorRT version, GPU, precision, ONNX) combination."""
+    fields = {"tensorrt": str(trt_version), "gpu": str(gpu_name).strip(),
+              "compute_capability": str(compute_capability), "precision": str(precision),
+              "onnx_sha256": str(onnx_sha256)}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def key_fields(env: EngineEnvironment, package: ModelPackage) -> dict:
+    return {"tensorrt": env.trt_version, "gpu": env.gpu_name, "compute_capability": env.compute_capability,
+            "precision": package.precision, "onnx_sha256": package.meta.get("onnx_sha256")
+            or sha256_file(package.onnx_path)}
+
+
+def key_for(env: EngineEnvironment, package: ModelPackage) -> str:
+    fields = key_fields(env, package)
+    return engine_cache_key(env.trt_version, env.gpu_name, env.compute_capability, fields["precision"],
+                            fields["onnx_sha256"])
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """How to build. `workspace`: bytes for TensorRT's workspace pool (None: TensorRT's default);
+    `timing_cache`: file kept between builds (None: the user cache folder); batch profile
+    min 1, opt `opt_batch`, max `max_batch` on the dynamic batch axis, repeated `profiles` times
+    (one per execution context in concurrent use: the backend's two slots)."""
+
+    workspace: int | None = None
+    timing_cache: Path | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
+    opt_batch: int = 1
+    profiles: int = 2
+    verbose: bool = False
+
+    def __post_init__(self):
+        if self.max_batch < 1 or not 1 <= self.opt_batch <= self.max_batch:
+            raise ValueError(f"need 1 <= opt_batch ({self.opt_batch}) <= max_batch ({self.max_batch})")
+        if self.profiles < 1:
+            raise ValueError(f"need at least one optimization profile, got {self.profiles}")
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """A usable engine: its path, its sidecar, and whether it was just built (and why)."""
+
+    path: Path
+    meta: dict
+    built: bool
+    reason: str  # why it was built, or "up to date"
+
+
+def cache_dir() -> Path:
+    """`$RTSEG_CACHE`, else `$XDG_CACHE_HOME/rtseg`, else `~/.cache/rtseg`."""
+    if os.environ.get("RTSEG_CACHE"):
+        return Path(os.environ["RTSEG_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rtseg"
+
+
+def default_timing_cache(env: EngineEnvironment) -> Path:
+    return cache_dir() / "timing" / f"{env.slug()}.cache"
+
+
+def engine_sidecar_path(engine_path: str | Path) -> Path:
+    return Path(f"{engine_path}.json")
+
+
+def default_engine_path(package: ModelPackage, key: str) -> Path:
+    """`NAME.engine` beside the ONNX when that folder is writable, else in the user cache."""
+    beside = package.onnx_path.with_suffix(".engine")
+    if os.access(beside.parent, os.W_OK):
+        return beside
+    return cache_dir() / "engines" / f"{package.onnx_path.stem}-{key}.engine"
+
+
+def read_engine_sidecar(engine_path: str | Path) -> dict:
+    """The engine's sidecar; ModelError when it is missing or not an rtseg engine sidecar."""
+    sidecar = engine_sidecar_path(engine_path)
+    if not sidecar.is_file():
+        raise ModelError(f"engine {engine_path} has no sidecar {sidecar.name}; rebuild it with "
+                         "'rtseg build-engine'")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{sidecar}: not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != ENGINE_FORMAT:
+        raise ModelError(f"{sidecar}: not an rtseg engine sidecar (format != {ENGINE_FORMAT!r})")
+    if not isinstance(meta.get("key"), dict) or not isinstance(meta.get("cache_key"), str):
+        raise ModelError(f"{sidecar}: engine sidecar has no cache key")
+    return meta
+
+
+def write_engine_sidecar(engine_path: Path, package: ModelPackage, env: EngineEnvironment,
+                         profile: dict, build: dict) -> dict:
+    """Write `NAME.engine.json` atomically and return it."""
+    engine_path = Path(engine_path)
+    try:
+        onnx = os.path.relpath(package.onnx_path, engine_path.parent.resolve())
+    except ValueError:  # another drive on Windows
+        onnx = str(package.onnx_path)
+    meta = {"format": ENGINE_FORMAT, "format_version": ENGINE_FORMAT_VERSION, "engine": engine_path.name,
+            "engine_sha256": sha256_file(engine_path), "cache_key": key_for(env, package),
+            "key": key_fields(env, package), "onnx": onnx, "profile": profile, "build": build,
+            "package": package.meta}
+    sidecar = engine_sidecar_path(engine_path)
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, sidecar)
+    return meta
+
+
+def stale_reason(engine_path: Path, package: ModelPackage, env: EngineEnvironment) -> str | None:
+    """None when the engine at `engine_path` fits (env, package); else why it must be rebuilt."""
+    if not engine_path.is_file():
+        return "no engine yet"
+    try:
+        meta = read_engine_sidecar(engine_path)
+    except ModelError as exc:
+        return str(exc)
+    wanted = key_fields(env, package)
+    changed = [f"{k} {meta['key'].get(k)!s:.16} -> {v!s:.16}" for k, v in wanted.items()
+               if meta["key"].get(k) != v]
+    if changed:
+        return "built for another " + ", ".join(changed)
+    if meta.get("engine_sha256") and sha256_file(engine_path) != meta["engine_sha256"]:
+        return "engine file changed since it was built"
+    return None
+
+
+Builder = Callable[[Path, Path, BuildConfig, Callable[[str], None]], dict]
+
+
+def find_or_build_engine(package: ModelPackage, engine_path: str | Path | None = None,
+                         config: BuildConfig | None = None, env: EngineEnvironment | None = None,
+                         build: Builder | None = None, force: bool = False,
+                         log: Callable[[str], None] = lambda line: None) -> EngineRecord:
+    """Reuse the engine for `package` when its key matches, else build it (and its sidecar).
+
+    `env` defaults to this machine's (needs TensorRT and a GPU); `build(onnx, engine, config, log)
+    -> {"profile": ..., "build": ...}` defaults to the TensorRT builder (tests pass fakes).
+    """
+    config = config or BuildConfig()
+    if env is None:
+        from rtseg.engine.environment import engine_environment
+
+        env = engine_environment()
+    if build is None:
+        from rtseg.engine.builder import build_engine as build
+    engine_path = Path(engine_path) if engine_path else default_engine_path(package, key_for(env, package))
+    reason = "rebuild asked for" if force else stale_reason(engine_path, package, env)
+    if reason is None:
+        return EngineRecord(engine_path, read_engine_sidecar(engine_path), False, "up to date")
+    log(f"building TensorRT engine {engine_path.name} ({reason})")
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    if config.timing_cache is None:
+        config = dataclasses.replace(config, timing_cache=default_timing_cache(env))
+    result = build(package.onnx_path, engine_path, config, log)
+    meta = write_engine_sidecar(engine_path, package, env, result["profile"], result["build"])
+    return EngineRecord(engine_path, meta, True, reason)

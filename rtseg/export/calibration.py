@@ -1,0 +1,161 @@
+"""Real frames for INT8 calibration and parity checks: from a video, a frames folder or glob,
+or a dataset split, evenly spaced and resized to the model's input size.
+
+Source strings:
+    path/to/video.mp4            any container PyAV opens (frames taken evenly over the video)
+    path/to/frames/              a folder of images (sorted by name)
+    "path/to/frames/*.png"       a glob of images (sorted)
+    camvid:DIR:SPLIT             a dataset split read with rtseg.data (images only, no labels)
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rtseg.errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
+
+
+def evenly_spaced(total: int, count: int, seed: int = 0) -> list[int]:
+    """`min(count, total)` sorted distinct indices spread evenly over `range(total)`.
+
+    `seed` shifts the start inside the first interval, so two seeds pick different frames.
+    """
+    if total <= 0 or count <= 0:
+        return []
+    if count >= total:
+        return list(range(total))
+    step = total / count
+    offset = np.random.default_rng(seed).uniform(0, step) if seed else step / 2
+    return sorted({min(total - 1, int(offset + i * step)) for i in range(count)})
+
+
+def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`(H, W, 3) uint8 RGB` -> `(h, w, 3) uint8 RGB` at `size` = (h, w), as the pipeline does."""
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return np.ascontiguousarray(image)
+    shrink = image.shape[0] > h and image.shape[1] > w
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from rtseg.data.datasets import read_rgb
+
+    return read_rgb(path)
+
+
+def _image_paths(source: str) -> list[Path] | None:
+    """Sorted image paths for a folder or a glob, or None when `source` is neither."""
+    path = Path(source)
+    if path.is_dir():
+        paths = [p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not paths:
+            raise InputError(f"calibration folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return paths
+    if any(ch in source for ch in "*?["):
+        paths = [Path(p) for p in sorted(glob.glob(source)) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
+        if not paths:
+            raise InputError(f"calibration glob {source!r} matches no images")
+        return paths
+    return None
+
+
+def _dataset_split(source: str):
+    """`NAME:DIR:SPLIT` -> the dataset, or None when `source` does not have that form."""
+    from rtseg.data.registry import DATASETS, open_dataset
+
+    name, sep, rest = source.partition(":")
+    if not sep or name.lower() not in DATASETS:
+        return None
+    root, sep, split = rest.rpartition(":")
+    if not sep or not root or not split:
+        raise InputError(f"dataset source {source!r} must be {name}:DIR:SPLIT "
+                         f"(e.g. {name}:data/camvid:train)")
+    return open_dataset(name.lower(), root, split)
+
+
+def _count_video_frames(path: Path) -> int:
+    """Frames of the first video stream: the header's count, else by demuxing (no decoding)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if stream.frames:
+            return int(stream.frames)
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def _video_frames(path: Path, count: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:
+    import av
+
+    try:
+        total = _count_video_frames(path)
+        wanted = set(evenly_spaced(total, count, seed))
+        frames = []
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:
+                    frames.append(resize_frame(frame.to_ndarray(format="rgb24"), size))
+                if len(frames) == len(wanted):
+                    break
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise InputError(f"cannot read calibration video {path}: {exc}") from exc
+    return frames
+
+
+def calibration_frames(source: str | Path, count: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """Up to `count` real frames from `source`, evenly spaced: `(N, h, w, 3) uint8 RGB`, `size`=(h, w).
+
+    Fewer than `count` come back when the source holds fewer; InputError when it holds none or
+    cannot be read.
+    """
+    if count <= 0:
+        raise InputError(f"calibration frame count must be positive, got {count}")
+    source = str(source)
+    dataset = _dataset_split(source)
+    if dataset is not None:
+        picks = evenly_spaced(len(dataset), count, seed)
+        frames = [resize_frame(_read_image(dataset.pairs[i][0]), size) for i in picks]
+    elif (paths := _image_paths(source)) is not None:
+        frames = [resize_frame(_read_image(paths[i]), size) for i in evenly_spaced(len(paths), count, seed)]
+    elif Path(source).is_file():
+        frames = _video_frames(Path(source), count, size, seed)
+    else:
+        raise InputError(f"calibration source {source!r} is not a video, an image folder or glob, "
+                         "or NAME:DIR:SPLIT dataset")
+    if not frames:
+        raise InputError(f"calibration source {source!r} gave no frames")
+    return np.stack(frames).astype(np.uint8, copy=False)
+
+
+def synthetic_road_frames(count: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """`(count, h, w, 3) uint8 RGB` road-like frames (sky, buildings, road, blobs): a stand-in for
+    real frames when none are given. Structured, not noise, but no substitute for real data."""
+    h, w = size
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    frames = np.empty((count, h, w, 3), np.uint8)
+    for i in range(count):
+        horizon = int(h * rng.uniform(0.35, 0.55))
+        img = np.empty((h, w, 3), np.float32)
+        img[:] = (np.array([110, 150, 220]) * (0.7 + 0.3 * (1 - yy / h))[..., None])  # sky gradient
+        for _ in range(rng.integers(3, 8)):  # buildings and trees
+            x0, bw = rng.integers(0, w), rng.integers(w // 10, w // 3)
+            top = rng.integers(h // 10, horizon)
+            img[top:horizon, x0:x0 + bw] = rng.uniform(40, 200, 3)
+        road = np.clip(1 - np.abs(xx - w / 2) / (w * (0.1 + (yy - horizon).clip(0) / h)), 0, 1)
+        img[horizon:] = np.where(road[horizon:, :, None] > 0, [120, 115, 118], [90, 120, 70])
+        for _ in range(rng.integers(1, 4)):  # cars
+            cy, cx = rng.integers(horizon, h), rng.integers(0, w)
+            img[max(cy - h // 12, 0):cy, cx:cx + w // 8] = rng.uniform(0, 255, 3)
+        img += rng.normal(0, 6, img.shape)
+        frames[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return frames

@@ -1,0 +1,112 @@
+"""Find the CUDA GPU before anything touches TensorRT (trt.Builder/Runtime can abort the process
+without one): cuda-python, else pycuda, else `nvidia-smi`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from rtseg.errors import DeviceError
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    compute_capability: tuple[int, int]
+    total_memory: int  # bytes, 0 when unknown
+
+    @property
+    def sm(self) -> str:
+        """'sm_90' for compute capability 9.0."""
+        return f"sm_{self.compute_capability[0]}{self.compute_capability[1]}"
+
+
+def import_cudart():
+    """cuda-python's runtime module (cuda.bindings.runtime in 12.6+/13, cuda.cudart before), or None."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart
+        except ImportError:
+            return None
+    return cudart
+
+
+def _decode(name) -> str:
+    if isinstance(name, (bytes, bytearray)):
+        name = bytes(name).split(b"\0", 1)[0].decode(errors="replace")
+    return str(name).strip()
+
+
+def cuda_error_text(cudart, err) -> str:
+    """'cudaErrorNoDevice: no CUDA-capable device is detected' for a cudaError_t."""
+    text = cudart.cudaGetErrorString(err)
+    if isinstance(text, tuple):  # cuda-python returns (cudaError_t, bytes)
+        text = text[-1]
+    return f"{getattr(err, 'name', err)}: {_decode(text)}"
+
+
+def _check_index(index: int, count: int) -> None:
+    if count == 0:
+        raise DeviceError("no CUDA GPU found: the driver reports 0 devices")
+    if index >= count:
+        raise DeviceError(f"no CUDA GPU {index}: this machine has {count}")
+
+
+def _from_cuda_python(cudart, index: int) -> DeviceInfo:
+    err, count = cudart.cudaGetDeviceCount()
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise DeviceError(f"no CUDA GPU found: {cuda_error_text(cudart, err)}")
+    _check_index(index, count)
+    err, props = cudart.cudaGetDeviceProperties(index)
+    if err != cudart.cudaError_t.cudaSuccess:
+        raise DeviceError(f"cannot query CUDA GPU {index}: {cuda_error_text(cudart, err)}")
+    capability = (int(props.major), int(props.minor))
+    return DeviceInfo(index, _decode(props.name), capability, int(props.totalGlobalMem))
+
+
+def _from_pycuda(index: int) -> DeviceInfo:
+    import pycuda.driver as cuda
+
+    try:
+        cuda.init()
+        count = cuda.Device.count()
+    except cuda.Error as exc:
+        raise DeviceError(f"no CUDA GPU found: {exc}") from exc
+    _check_index(index, count)
+    device = cuda.Device(index)
+    return DeviceInfo(index, device.name(), device.compute_capability(), int(device.total_memory()))
+
+
+def _from_nvidia_smi(index: int) -> DeviceInfo:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        raise DeviceError("no CUDA GPU found: neither cuda-python nor pycuda is installed and there is "
+                          "no nvidia-smi (no NVIDIA driver)")
+    query = [smi, f"--id={index}", "--query-gpu=name,compute_cap,memory.total",
+             "--format=csv,noheader,nounits"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True).stdout
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise DeviceError(f"no CUDA GPU found: nvidia-smi failed ({exc})") from exc
+    fields = [f.strip() for f in out.strip().splitlines()[0].split(",")] if out.strip() else []
+    if len(fields) < 3:
+        raise DeviceError(f"no CUDA GPU found: nvidia-smi printed {out.strip()!r}")
+    major, _, minor = fields[1].partition(".")
+    memory = int(fields[2]) * (1 << 20) if fields[2].isdigit() else 0
+    return DeviceInfo(index, fields[0], (int(major), int(minor or 0)), memory)
+
+
+def cuda_device_info(index: int = 0) -> DeviceInfo:
+    """The GPU `index`; DeviceError("no CUDA GPU found: ...") when there is none."""
+    cudart = import_cudart()
+    if cudart is not None:
+        return _from_cuda_python(cudart, index)
+    try:
+        import pycuda.driver  # noqa: F401
+    except ImportError:
+        return _from_nvidia_smi(index)
+    return _from_pycuda(index)

@@ -1,0 +1,290 @@
+"""TensorRT backend: an engine built from a model package, run through two double-buffered slots.
+
+Tensors are addressed by name (TensorRT 10/11 removed bindings); shapes and dtypes come from the
+engine. Each slot owns an execution context (on its own optimization profile), a stream, an
+event, page-locked host buffers and device buffers, so the upload of frame n+1 overlaps the
+compute of frame n. Input `(N, H, W, 3) uint8 RGB` goes up (3 bytes a pixel); class ids come
+back (1 byte a pixel for a uint8 output). Host/device memory goes through rtseg.runtime.cuda
+(cuda-python or pycuda); all CUDA calls of a backend belong in one thread.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rtseg.errors import BackendError, ModelError
+from rtseg.package import ModelPackage
+from rtseg.runtime.base import Backend
+
+SLOTS = 2
+
+
+@dataclass(frozen=True)
+class TensorDesc:
+    """An engine I/O tensor: `shape` has -1 for dynamic axes; `max_shape` from the profile."""
+
+    name: str
+    is_input: bool
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    max_shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    nbytes: int
+    is_input: bool
+
+
+def buffer_specs(tensors: list[TensorDesc], batch: int) -> list[BufferSpec]:
+    """Buffer shape, dtype and size of each tensor for `batch` frames (the batch is axis 0).
+
+    BackendError when a non-batch axis is dynamic or `batch` exceeds the profile's maximum.
+    """
+    if batch < 1:
+        raise BackendError(f"batch must be >= 1, got {batch}")
+    specs = []
+    for t in tensors:
+        if any(d < 0 for d in t.shape[1:]):
+            raise BackendError(f"tensor {t.name!r} has dynamic axes besides the batch: {t.shape}")
+        if t.shape and t.shape[0] >= 0 and t.shape[0] != batch:
+            raise BackendError(f"tensor {t.name!r} has a fixed batch of {t.shape[0]}, not {batch}")
+        if t.max_shape is not None and batch > t.max_shape[0]:
+            raise BackendError(f"batch {batch} exceeds the engine's profile maximum {t.max_shape[0]} "
+                               f"for {t.name!r}; rebuild with a larger --max-batch")
+        shape = (batch, *t.shape[1:]) if t.shape else ()
+        dtype = np.dtype(t.dtype)
+        specs.append(BufferSpec(t.name, shape, dtype, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
+                                t.is_input))
+    return specs
+
+
+def check_io(tensors: list[TensorDesc], input_size: tuple[int, int]) -> tuple[TensorDesc, TensorDesc]:
+    """(input, output) of a segmentation engine; ModelError unless it takes `(N, H, W, 3) uint8`
+    and returns `(N, H, W)` integer class ids or `(N, C, H, W)` float logits."""
+    inputs = [t for t in tensors if t.is_input]
+    outputs = [t for t in tensors if not t.is_input]
+    if len(inputs) != 1 or not outputs:
+        raise ModelError(f"engine has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and >= 1")
+    image, out = inputs[0], outputs[0]
+    h, w = input_size
+    if image.dtype != np.uint8 or len(image.shape) != 4 or tuple(image.shape[1:]) != (h, w, 3):
+        raise ModelError(f"engine input {image.name!r} is {image.dtype} {image.shape}; "
+                         f"expected uint8 (N, {h}, {w}, 3)")
+    ids = len(out.shape) == 3 and np.issubdtype(out.dtype, np.integer)
+    logits = len(out.shape) == 4 and np.issubdtype(out.dtype, np.floating)
+    if not (ids or logits) or tuple(out.shape[-2:]) != (h, w):
+        raise ModelError(f"engine output {out.name!r} is {out.dtype} {out.shape}; expected class ids "
+                         f"(N, {h}, {w}) or logits (N, C, {h}, {w})")
+    return image, out
+
+
+def describe_engine(engine, trt, profile: int = 0) -> list[TensorDesc]:
+    """TensorDesc of every I/O tensor of a deserialized ICudaEngine (names, modes, dtypes, shapes)."""
+    tensors = []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        shape = tuple(int(d) for d in engine.get_tensor_shape(name))
+        max_shape = None
+        if is_input and any(d < 0 for d in shape):
+            max_shape = tuple(int(d) for d in engine.get_tensor_profile_shape(name, profile)[2])
+        dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+        tensors.append(TensorDesc(name, is_input, dtype, shape, max_shape))
+    return tensors
+
+
+class _Slot:
+    """Everything one in-flight batch needs; `pending` is the Pending result not yet collected."""
+
+    def __init__(self, backend: TensorRTBackend, index: int):
+        memory, engine = backend.memory, backend.engine
+        self.stream = memory.stream()
+        self.event = memory.event()
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise BackendError("TensorRT could not create an execution context (out of GPU memory?)")
+        if backend.dynamic and not self.context.set_optimization_profile_async(index, self.stream.handle):
+            raise BackendError(f"cannot select optimization profile {index}")
+        specs = {s.name: s for s in buffer_specs(backend.tensors, backend.max_batch)}
+        image, ids = specs.pop(backend.input.name), specs.pop(backend.output.name)
+        self.host_in = memory.host_buffer(image.shape, image.dtype)
+        self.host_out = memory.host_buffer(ids.shape, ids.dtype)
+        self.dev_in = memory.device_buffer(image.nbytes)
+        self.dev_out = memory.device_buffer(ids.nbytes)
+        # outputs past the first (none in our graphs) still need an address
+        self.extra = {name: memory.device_buffer(spec.nbytes) for name, spec in specs.items()}
+        addresses = {image.name: self.dev_in.ptr, ids.name: self.dev_out.ptr,
+                     **{name: buffer.ptr for name, buffer in self.extra.items()}}
+        for name, ptr in addresses.items():
+            self.context.set_tensor_address(name, ptr)
+        self.batch = 0
+        self.pending: Pending | None = None
+        self.graph = None
+
+    def close(self) -> None:
+        if self.stream is None:
+            return
+        self.stream.synchronize()
+        for item in (self.graph, self.host_in, self.host_out, self.dev_in, self.dev_out, *self.extra.values(),
+                     self.event, self.stream):
+            if item is not None:
+                item.close()
+        self.context = self.stream = self.graph = None
+
+
+class Pending:
+    """A submitted batch; `wait()` returns its `(n, H, W) uint8` class ids."""
+
+    def __init__(self, backend: TensorRTBackend, slot: _Slot, count: int):
+        self.backend, self.slot, self.count = backend, slot, count
+        self._result: np.ndarray | None = None
+
+    def wait(self) -> np.ndarray:
+        if self._result is None:
+            self.slot.event.synchronize()
+            self._result = self.backend.to_class_ids(self.slot.host_out.array[: self.count])
+            self.slot.pending = None
+        return self._result
+
+
+class TensorRTBackend(Backend):
+    """`engine_path`: a plan built from `package` (see rtseg.engine). `batch`: frames per slot;
+    `cuda_graphs`: replay full batches as CUDA graphs (cuda-python only)."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_path: str | Path, package: ModelPackage, batch: int = 1,
+                 memory=None, cuda_graphs: bool = False):
+        from rtseg.engine.environment import require_tensorrt
+        from rtseg.runtime.cuda import open_cuda_memory
+
+        trt = require_tensorrt()
+        self.memory = memory or open_cuda_memory()
+        self.slots: list[_Slot] = []
+        self.input_size = package.input_size
+        self.num_classes = package.num_classes
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self._logger)
+        self.engine = self.runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
+        if self.engine is None:
+            raise ModelError(f"TensorRT cannot load {engine_path} (built by another TensorRT version "
+                             "or for another GPU?); rebuild it with 'rtseg build-engine'")
+        self.tensors = describe_engine(self.engine, trt)
+        self.input, self.output = check_io(self.tensors, self.input_size)
+        self.dynamic = self.input.shape[0] < 0
+        limit = self.input.max_shape[0] if self.input.max_shape else self.input.shape[0]
+        self.max_batch = max(1, min(batch, limit))
+        slots = min(SLOTS, self.engine.num_optimization_profiles) if self.dynamic else SLOTS
+        self.cuda_graphs = cuda_graphs and self.memory.supports_graphs
+        self._next = 0
+        self.engine_path = Path(engine_path)
+        try:
+            self.slots = [_Slot(self, i) for i in range(max(1, slots))]
+        except BaseException:
+            self.close()
+            raise
+
+    def to_class_ids(self, output: np.ndarray) -> np.ndarray:
+        """Host output -> `(n, H, W) uint8` class ids (argmax over C for a logits engine)."""
+        if output.ndim == 4:
+            output = output.argmax(1)
+        return output.astype(np.uint8, copy=True)
+
+    def _enqueue(self, slot: _Slot, count: int) -> None:
+        frame_in = self.input_size[0] * self.input_size[1] * 3
+        frame_out = slot.host_out.nbytes // self.max_batch
+        self.memory.copy_to_device(slot.dev_in, slot.host_in, count * frame_in, slot.stream)
+        if not slot.context.execute_async_v3(slot.stream.handle):
+            raise BackendError("TensorRT execute_async_v3 failed (see TensorRT's messages)")
+        self.memory.copy_to_host(slot.host_out, slot.dev_out, count * frame_out, slot.stream)
+
+    def _capture(self, slot: _Slot) -> None:
+        try:
+            self.memory.begin_capture(slot.stream)
+            try:
+                self._enqueue(slot, slot.batch)
+            finally:
+                graph = self.memory.end_capture(slot.stream)
+            slot.graph = graph
+        except BackendError as exc:
+            print(f"rtseg: warning: CUDA graph capture failed, running without ({exc})", file=sys.stderr)
+            self.cuda_graphs = False
+
+    def submit(self, images: np.ndarray) -> Pending:
+        """Start `(n, H, W, 3) uint8 RGB` frames (n <= max_batch) on the next slot; returns at once."""
+        self.check_batch(images)
+        count = len(images)
+        if count > self.max_batch:
+            raise BackendError(f"submit takes at most {self.max_batch} frames, got {count}")
+        self.memory.bind_thread()
+        slot = self.slots[self._next]
+        self._next = (self._next + 1) % len(self.slots)
+        if slot.pending is not None:
+            slot.pending.wait()  # keep its result before the buffers are reused
+        np.copyto(slot.host_in.array[:count], images)
+        if count != slot.batch:
+            if not slot.context.set_input_shape(self.input.name, (count, *self.input.shape[1:])):
+                raise BackendError(f"TensorRT refused input shape {(count, *self.input.shape[1:])}")
+            slot.batch = count
+        if slot.graph is not None and count == self.max_batch:
+            slot.graph.launch(slot.stream)
+        else:
+            self._enqueue(slot, count)
+            if self.cuda_graphs and slot.graph is None and count == self.max_batch:
+                slot.stream.synchronize()
+                self._capture(slot)
+        slot.event.record(slot.stream)
+        slot.pending = Pending(self, slot, count)
+        return slot.pending
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """`(N, H, W, 3) uint8 RGB` -> `(N, H, W) uint8` ids; chunks alternate between the slots."""
+        self.check_batch(images)
+        results, in_flight = [], deque()
+        for start in range(0, len(images), self.max_batch):
+            if len(in_flight) == len(self.slots):
+                results.append(in_flight.popleft().wait())
+            in_flight.append(self.submit(images[start:start + self.max_batch]))
+        results.extend(p.wait() for p in in_flight)
+        return np.concatenate(results) if results else np.empty((0, *self.input_size), np.uint8)
+
+    def describe(self) -> str:
+        h, w = self.input_size
+        return f"tensorrt[{self.engine_path.name}, {self.memory.name}, batch {self.max_batch}, {w}x{h}]"
+
+    def close(self) -> None:
+        slots, self.slots = self.slots, []
+        for slot in slots:
+            slot.close()
+        if getattr(self, "engine", None) is not None:
+            self.engine = self.runtime = None
+            self.memory.close()
+
+
+def open_tensorrt_backend(package: ModelPackage, engine_path: str | Path | None = None, batch: int = 1,
+                          build_config=None, log=None) -> TensorRTBackend:
+    """The TensorRT backend for `package`: reuses the matching engine beside it or builds one.
+
+    Raises MissingDependencyError without TensorRT or cuda-python/pycuda, DeviceError without a
+    GPU (checked before anything touches trt.Builder or trt.Runtime).
+    """
+    from rtseg.engine import BuildConfig, engine_environment, find_or_build_engine
+    from rtseg.errors import MissingDependencyError
+    from rtseg.runtime.cuda import available_memory_implementations
+
+    env = engine_environment()
+    if not available_memory_implementations():
+        raise MissingDependencyError("cuda-python (or pycuda)", "trt", "the TensorRT backend")
+    log = log or (lambda line: print(f"rtseg: {line}", file=sys.stderr))
+    config = build_config or BuildConfig(max_batch=max(batch, BuildConfig().max_batch))
+    record = find_or_build_engine(package, engine_path, config, env=env, log=log)
+    return TensorRTBackend(record.path, package, batch=batch)

@@ -1,0 +1,111 @@
+"""`rtseg export`: each precision for the tiny checkpoint, parity printed, errors as one line."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+from click.testing import CliRunner
+from conftest import TINY_SIZE, structured_frames
+
+from rtseg.cli import main
+from rtseg.cli.export import parse_size
+from rtseg.errors import InputError
+from rtseg.package import load_package
+
+
+@pytest.fixture(scope="module")
+def frames_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("frames")
+    for i, frame in enumerate(structured_frames(6, 120, 160, seed=21)):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def _export(*args):
+    return CliRunner().invoke(main, ["export", *map(str, args)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_export_writes_each_precision(tiny_checkpoint, frames_dir, tmp_path, precision):
+    out = tmp_path / f"tiny_{precision}.onnx"
+    result = _export(tiny_checkpoint, "-o", out, "--precision", precision, "--calib", frames_dir,
+                     "--calib-frames", 4, "--parity-count", 3)
+    assert result.exit_code == 0, result.output
+    package = load_package(out)
+    assert package.precision == precision and package.input_size == TINY_SIZE
+    checkpoint = (package.sidecar_path.parent / package.meta["source"]["checkpoint"]).resolve()
+    assert checkpoint == tiny_checkpoint.resolve()
+    parity = package.meta["parity"]
+    assert parity["against"] == "pytorch" and parity["frames"] == 3
+    assert f"{precision} vs pytorch: parity over 3 frames" in result.stdout
+    assert "argmax agreement" in result.stdout and "max |logit diff|" in result.stdout
+    if precision == "int8":
+        assert package.meta["calibration"]["frames"] == 4
+        assert package.meta["calibration"]["source"] == str(frames_dir)
+        assert "TensorRT Q/DQ rules ok" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.with_suffix(".json").name, out.name]
+
+
+@pytest.mark.slow
+def test_export_without_real_frames_warns_and_uses_generated_ones(tiny_checkpoint, tmp_path):
+    result = _export(tiny_checkpoint, "-o", tmp_path / "t.onnx", "--parity-count", 2)
+    assert result.exit_code == 0, result.output
+    assert "warning: no --parity-frames or --calib given" in result.stderr
+    assert json.loads((tmp_path / "t.json").read_text())["parity"]["frames_source"] == "generated frames"
+
+
+@pytest.mark.slow
+def test_export_failing_parity_stops_and_leaves_nothing(tiny_checkpoint, frames_dir, tmp_path, monkeypatch):
+    import rtseg.export.onnx_export as onnx_export
+
+    real = onnx_export.check_parity
+
+    def impossible_final_check(*args, **kwargs):  # the int8 check (max_diff=None) asks for > 100%
+        if kwargs.get("max_diff", 0) is None:
+            kwargs["min_agreement"] = 1.01
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_export, "check_parity", impossible_final_check)
+    out = tmp_path / "strict.onnx"
+    result = _export(tiny_checkpoint, "-o", out, "--precision", "int8", "--calib", frames_dir,
+                     "--calib-frames", 2, "--parity-count", 2)
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("rtseg: error: strict.onnx: ONNX disagrees with PyTorch")
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--precision", "int8"], "int8 needs real calibration frames"),
+    (["--size", "64by96"], "--size must be HxW"),
+])
+def test_export_argument_errors_are_one_line(tiny_checkpoint, tmp_path, args, message):
+    result = _export(tiny_checkpoint, "-o", tmp_path / "x.onnx", *args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("rtseg: error:") and message in line
+
+
+def test_export_bad_checkpoint_is_one_line(tmp_path):
+    bogus = tmp_path / "bogus.pth"
+    bogus.write_bytes(b"this is not a checkpoint")
+    result = _export(bogus, "-o", tmp_path / "x.onnx")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("rtseg: error:") and "bogus.pth" in line
+    result = _export(tmp_path / "missing.pth", "-o", tmp_path / "x.onnx")
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+
+
+def test_export_output_must_be_onnx(tiny_checkpoint, tmp_path):
+    result = _export(tiny_checkpoint, "-o", tmp_path / "x.engine")
+    assert result.exit_code == 1 and "must end in .onnx" in result.stderr
+
+
+def test_parse_size():
+    assert parse_size("360x480") == (360, 480) and parse_size(None) is None
+    with pytest.raises(InputError, match="HxW"):
+        parse_size("0x10")
