@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("RTSEG_DATA", REPO.parent / "shared" / "data"))
-E2E_COMBOS = "onnxruntime:fp32,onnxruntime:int8,torch:fp32,tensorrt:fp16,tensorrt:int8"
+E2E_COMBOS = "onnxruntime:fp32,onnxruntime:int8cpu,torch:fp32,tensorrt:fp16,tensorrt:int8"
 
 
 def _default_model() -> Path:
@@ -39,7 +39,7 @@ def _arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--data", default=f"camvid:{DATA / 'camvid'}:val")
     parser.add_argument("--video", type=Path, default=DATA / "video" / "dashcam_highway_960x540.mp4")
     parser.add_argument("--backends", default="onnxruntime,torch,tensorrt")
-    parser.add_argument("--precisions", default="fp32,fp16,int8")
+    parser.add_argument("--precisions", default="fp32,fp16,int8,int8cpu")
     parser.add_argument("--e2e-combos", default=E2E_COMBOS)
     parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--name", default="readme_bench", help="results file stem")

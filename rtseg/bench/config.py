@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtseg.errors import InputError
-from rtseg.package import PRECISIONS
+from rtseg.package import PRECISIONS, VARIANTS
+
+# Precisions a benchmark can name: the package precisions plus the `int8cpu` variant (INT8
+# quantized for ONNX Runtime's CPU provider; its sidecar says int8).
+BENCH_PRECISIONS = PRECISIONS + tuple(v for v in VARIANTS if v not in PRECISIONS)
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 E2E_OUTPUTS = ("mp4", "none")
@@ -33,7 +37,7 @@ class BenchConfig:
 
     model: Path
     backends: tuple[str, ...] = BACKENDS
-    precisions: tuple[str, ...] = PRECISIONS
+    precisions: tuple[str, ...] = BENCH_PRECISIONS
     sizes: tuple[tuple[int, int], ...] = ()
     video: Path | None = None
     data: DataSpec | None = None
@@ -113,7 +117,7 @@ def parse_e2e_combos(text: str | None) -> tuple[str, ...]:
         return items
     for item in items:
         backend, _, precision = item.partition(":")
-        if backend not in BACKENDS or precision not in PRECISIONS:
+        if backend not in BACKENDS or precision not in BENCH_PRECISIONS:
             raise InputError(f"--e2e-combos: {item!r} is not BACKEND:PRECISION "
                              f"(or one of {', '.join(E2E_SELECTIONS)})")
     return items

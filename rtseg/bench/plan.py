@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.bench.config import format_size
+from rtseg.bench.config import BENCH_PRECISIONS, format_size
 from rtseg.errors import ModelError, RtsegError
-from rtseg.package import PRECISIONS, ModelPackage, load_package
+from rtseg.package import VARIANTS, ModelPackage, load_package
 
 
 class Unavailable(RtsegError):
@@ -101,7 +101,7 @@ class ModelFamily:
             raise Unavailable(f"no {precision} package beside the model ({path.name}; make one "
                               f"with rtseg export CHECKPOINT --precision {precision} -o {path.name})")
         package = load_package(path)
-        if package.precision != precision:
+        if package.precision != VARIANTS.get(precision, precision):
             raise Unavailable(f"{path.name}: its sidecar says precision {package.precision}")
         if package.input_size != self.size:
             raise Unavailable(f"{path.name} takes {format_size(package.input_size)}, "
@@ -147,7 +147,7 @@ def plan_combos(family: ModelFamily, backends, precisions, sizes, has_gpu: bool)
     """Every requested combination, in run order (size, backend, precision with fp32 first);
     those that cannot run carry `skip` (the reason). Packages at other sizes are resolved
     later, by `resolve_package`, so nothing is exported for a combination that is skipped."""
-    ordered = sorted(precisions, key=PRECISIONS.index)
+    ordered = sorted(precisions, key=BENCH_PRECISIONS.index)
     combos = []
     for size in sizes or (family.size,):
         for backend in backends:
@@ -204,7 +204,7 @@ def sized_package(family: ModelFamily, precision: str, size: tuple[int, int],
 def _cached_or(path: Path, precision: str, make) -> Path:
     if path.is_file():
         try:
-            if load_package(path).precision == precision:
+            if load_package(path).precision == VARIANTS.get(precision, precision):
                 return path
         except ModelError:
             pass  # a stale or broken cache entry: make it again
@@ -235,4 +235,8 @@ def _convert(fp32: Path, precision: str, out: Path, frames: np.ndarray) -> None:
         if precision == "fp16":
             convert(package, out)
         else:
-            convert(package, out, frames, calib_source=f"rtseg bench frames ({len(frames)})")
+            from rtseg.export.int8 import Int8Options
+
+            options = Int8Options(target="cpu" if precision == "int8cpu" else "tensorrt")
+            convert(package, out, frames, options=options,
+                    calib_source=f"rtseg bench frames ({len(frames)})")

@@ -160,7 +160,7 @@ def write_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
     use_miou = any(r.get("miou") is not None for r in points)
     metric = "miou" if use_miou else "agreement"
     colours = {"onnxruntime": "tab:blue", "torch": "tab:orange", "tensorrt": "tab:green"}
-    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
+    markers = {"fp32": "o", "fp16": "s", "int8": "^", "int8cpu": "v"}
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for row in points:
         y = row.get(metric)

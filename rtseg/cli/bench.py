@@ -9,6 +9,7 @@ import click
 
 from rtseg.bench.config import (
     BACKENDS,
+    BENCH_PRECISIONS,
     BenchConfig,
     parse_choices,
     parse_data_spec,
@@ -16,7 +17,7 @@ from rtseg.bench.config import (
     parse_sizes,
 )
 from rtseg.errors import InputError, MissingDependencyError, OutputError
-from rtseg.package import PRECISIONS, default_model_path
+from rtseg.package import default_model_path
 
 
 @click.command("bench")
@@ -24,7 +25,7 @@ from rtseg.package import PRECISIONS, default_model_path
               help="Model package (.onnx + .json); default: the bundled model.")
 @click.option("--backends", default=",".join(BACKENDS), show_default=True,
               help="Comma-separated backends.")
-@click.option("--precisions", default=",".join(PRECISIONS), show_default=True,
+@click.option("--precisions", default=",".join(BENCH_PRECISIONS), show_default=True,
               help="Comma-separated precisions; variants are found beside the model as "
                    "<stem>_fp16.onnx / <stem>_int8.onnx.")
 @click.option("--sizes", default=None, help="Comma-separated HEIGHTxWIDTH input sizes "
@@ -74,7 +75,7 @@ def bench(model, backends, precisions, sizes, video, data_spec, data_limit, agre
     config = BenchConfig(
         model=model or default_model_path(),
         backends=parse_choices(backends, BACKENDS, "--backends"),
-        precisions=parse_choices(precisions, PRECISIONS, "--precisions"),
+        precisions=parse_choices(precisions, BENCH_PRECISIONS, "--precisions"),
         sizes=parse_sizes(sizes), video=video, data=data, data_limit=data_limit,
         agreement_frames=agreement_frames, iters=iters, warmup=warmup, batch=batch,
         threads=threads, e2e_output=e2e_output, e2e_combos=parse_e2e_combos(e2e_combos),
