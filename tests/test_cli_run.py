@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from conftest import REPO, structured_frames
 
 from rtseg.cli import main
+from rtseg.data.transforms import resize_frame
 
 
 def rtseg_run(*args, env=None):
@@ -72,8 +73,8 @@ def expected_masks(package, frames) -> list[np.ndarray]:
     with open_model(package.onnx_path, threads=1).backend as backend:
         out = []
         for frame in frames:
-            ids = backend.infer(cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)[None])[0]
-            np.testing.assert_array_equal(ids, band_ids(cv2.resize(frame, (w, h))[None])[0])
+            ids = backend.infer(resize_frame(frame, (h, w))[None])[0]
+            np.testing.assert_array_equal(ids, band_ids(resize_frame(frame, (h, w))[None])[0])
             out.append(cv2.resize(ids, frame.shape[1::-1], interpolation=cv2.INTER_NEAREST_EXACT))
     return out
 

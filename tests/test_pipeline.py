@@ -15,6 +15,7 @@ import pytest
 from band_model import make_band_package
 from conftest import TINY_SIZE, structured_frames
 
+from rtseg.data.transforms import resize_frame
 from rtseg.errors import BackendError, InputError, OutputError
 from rtseg.pipeline import Pipeline, PipelineConfig, PipelineInterrupted, PipelineStats
 from rtseg.pipeline.queues import END, StageQueue, StopRequested
@@ -83,7 +84,7 @@ def fake_model(backend=None) -> LoadedModel:
 
 def expected_ids(frame, backend: FakeBackend) -> np.ndarray:
     h, w = backend.input_size
-    small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
+    small = resize_frame(frame, (h, w))
     ids = (small[..., 0] // 24).astype(np.uint8)
     return cv2.resize(ids, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
 
@@ -138,7 +139,7 @@ def test_resize_into_writes_the_preallocated_buffer():
     address = out.__array_interface__["data"][0]
     resize_into(frame, out)
     assert out.__array_interface__["data"][0] == address
-    np.testing.assert_array_equal(out, cv2.resize(frame, (96, 64), interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(out, cv2.resize(frame, (96, 64), interpolation=cv2.INTER_AREA))
     same = np.zeros((120, 160, 3), np.uint8)
     resize_into(frame, same)
     np.testing.assert_array_equal(same, frame)
@@ -369,7 +370,7 @@ def test_onnxruntime_backend_masks_match_inference_on_each_frame(tmp_path):
     sink = RecordingSink()
     Pipeline(ListSource(frames), model, [sink], quiet_config()).run()
     h, w = TINY_SIZE
-    small = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames])
+    small = np.stack([resize_frame(f, (h, w)) for f in frames])
     expected = model.backend.infer(small)
     assert sink.indices == list(range(6))
     for index, ids in zip(sink.indices, sink.ids):

@@ -5,20 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from rtseg.data.transforms import resize_frame
 from rtseg.errors import InputError
-
-
-def _count_video_frames(path: Path) -> int:
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        if stream.frames:
-            return int(stream.frames)
-        return sum(1 for packet in container.demux(stream) if packet.size)
+from rtseg.export.calibration import count_video_frames
 
 
 def sample_video_frames(path: str | Path, count: int) -> np.ndarray:
@@ -29,7 +20,7 @@ def sample_video_frames(path: str | Path, count: int) -> np.ndarray:
         raise InputError("PyAV (pip install av) is needed to read --video") from exc
     path = Path(path)
     try:
-        total = _count_video_frames(path)
+        total = count_video_frames(path)
         wanted = set(np.linspace(0, max(total - 1, 0), min(count, max(total, 1))).round().astype(int))
         picked = []
         with av.open(str(path)) as container:
@@ -61,13 +52,9 @@ def synthetic_frames(count: int, height: int, width: int, seed: int = 0) -> np.n
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`(N, H, W, 3)` -> `(N, h, w, 3)` at size (h, w), bilinear (area when shrinking)."""
-    h, w = size
-    if frames.shape[1:3] == (h, w):
+    if frames.shape[1:3] == tuple(size):
         return np.ascontiguousarray(frames)
-    shrink = frames.shape[1] > h and frames.shape[2] > w
-    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return np.ascontiguousarray(np.stack([cv2.resize(f, (w, h), interpolation=interpolation)
-                                          for f in frames]))
+    return np.stack([resize_frame(f, size) for f in frames])
 
 
 def evenly_spaced(total: int, count: int | None) -> list[int]:

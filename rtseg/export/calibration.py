@@ -13,9 +13,9 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from rtseg.data.transforms import resize_frame
 from rtseg.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
@@ -33,15 +33,6 @@ def evenly_spaced(total: int, count: int, seed: int = 0) -> list[int]:
     step = total / count
     offset = np.random.default_rng(seed).uniform(0, step) if seed else step / 2
     return sorted({min(total - 1, int(offset + i * step)) for i in range(count)})
-
-
-def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`(H, W, 3) uint8 RGB` -> `(h, w, 3) uint8 RGB` at `size` = (h, w), as the pipeline does."""
-    h, w = size
-    if image.shape[:2] == (h, w):
-        return np.ascontiguousarray(image)
-    shrink = image.shape[0] > h and image.shape[1] > w
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -80,7 +71,7 @@ def _dataset_split(source: str):
     return open_dataset(name.lower(), root, split)
 
 
-def _count_video_frames(path: Path) -> int:
+def count_video_frames(path: Path) -> int:
     """Frames of the first video stream: the header's count, else by demuxing (no decoding)."""
     import av
 
@@ -95,7 +86,7 @@ def _video_frames(path: Path, count: int, size: tuple[int, int], seed: int) -> l
     import av
 
     try:
-        total = _count_video_frames(path)
+        total = count_video_frames(path)
         wanted = set(evenly_spaced(total, count, seed))
         frames = []
         with av.open(str(path)) as container:

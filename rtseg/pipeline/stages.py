@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
+from rtseg.data.transforms import resize_frame
 from rtseg.errors import InputError
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stats import PipelineStats, RateMeter
@@ -86,14 +86,8 @@ class StageThread(threading.Thread):
 
 
 def resize_into(frame: np.ndarray, out: np.ndarray) -> None:
-    """Resize (H, W, 3) uint8 RGB `frame` into the pre-allocated (h, w, 3) `out`, bilinear."""
-    h, w = out.shape[:2]
-    if frame.shape[:2] == (h, w):
-        np.copyto(out, frame)
-        return
-    result = cv2.resize(frame, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
-    if result is not out and not np.shares_memory(result, out):  # defensive: OpenCV reallocated
-        np.copyto(out, result)
+    """Resize (H, W, 3) uint8 RGB `frame` into the pre-allocated (h, w, 3) `out`."""
+    resize_frame(frame, out.shape[:2], out=out)
 
 
 class CaptureStage(StageThread):

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from rtseg.data.transforms import resize_frame, resize_ids
 from rtseg.errors import InputError, ModelError
 from rtseg.postprocess import flip_tta_logits, remove_small_blobs
 from rtseg.runtime.base import Backend
@@ -41,22 +41,6 @@ class EvalConfig:
     threads: int | None = None
     batch_size: int = 4
     progress: bool = True
-
-
-def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`(H, W, 3) uint8 RGB` -> `(h, w, 3)` for `size` (h, w); a no-op at the same size."""
-    h, w = size
-    if image.shape[:2] == (h, w):
-        return image
-    shrink = h <= image.shape[0] and w <= image.shape[1]
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`(h, w) uint8` class ids -> `size` (H, W) with nearest-neighbour."""
-    if ids.shape == tuple(size):
-        return ids
-    return cv2.resize(ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
 
 
 def logits_function(backend: Backend, source: str | Path) -> Callable[[np.ndarray], np.ndarray]:

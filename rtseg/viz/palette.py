@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from rtseg.data.transforms import resize_ids
+
 
 def palette_lut(palette: np.ndarray) -> np.ndarray:
     """`(C, 3) uint8 RGB` palette -> `(256, 1, 3) uint8` table for cv2.LUT; rows >= C are black."""
@@ -29,6 +31,4 @@ def colourize(ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
 def upsample_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`(h, w) uint8` ids -> `(H, W)` by nearest neighbour (pixel-centre exact); size = (W, H)."""
     width, height = size
-    if ids.shape == (height, width):
-        return ids
-    return cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+    return resize_ids(ids, (height, width))
