@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.errors import ModelError, RtsegError
-from rtseg.package import default_model_path
+from rtseg.package import default_package_for
 from rtseg.pipeline import Pipeline, PipelineConfig
 from rtseg.runtime import open_model
 from rtseg.video import NullSink, WindowDisplay, display_available, open_source
@@ -35,7 +35,7 @@ DEFAULT_SOURCE = "lavfi:testsrc2=size=640x480:rate=30"
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="model package (default: bundled)")
+    parser.add_argument("--model", type=Path, default=None, help="default: what rtseg run picks")
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
     parser.add_argument("--threads", type=int, default=None, help="backend CPU threads")
     parser.add_argument("--source", default=DEFAULT_SOURCE, help="a live source URI (lavfi, camera)")
@@ -85,7 +85,7 @@ def machine() -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    model_path = args.model or default_model_path()
+    model_path = args.model or default_package_for(args.backend)
     if not model_path.exists():
         raise ModelError(f"no model at {model_path}; pass --model PATH")
     model = open_model(model_path, backend=args.backend, threads=args.threads)

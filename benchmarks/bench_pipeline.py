@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from rtseg.errors import ModelError, RtsegError
-from rtseg.package import default_model_path
+from rtseg.package import default_package_for
 from rtseg.pipeline import Pipeline, PipelineConfig
 from rtseg.runtime import open_model
 from rtseg.video import Mp4Sink, open_source
@@ -38,7 +38,7 @@ DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "video" / "dashcam_highway_960
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--model", type=Path, default=None, help="model package (default: bundled)")
+    parser.add_argument("--model", type=Path, default=None, help="default: what rtseg run picks")
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
     parser.add_argument("--threads", type=int, default=None, help="backend CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -97,7 +97,7 @@ def machine() -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    model_path = args.model or default_model_path()
+    model_path = args.model or default_package_for(args.backend)
     if not model_path.exists():
         raise ModelError(f"no model at {model_path}; pass --model PATH")
     video, load_before = args.video, machine()

@@ -249,3 +249,14 @@ def pick_default_variant(fp32_package: ModelPackage, max_drop: dict | None = Non
         if base_miou - miou <= limits[precision] + 1e-9 and ms < best_ms:
             best, best_ms = variant, ms
     return best
+
+
+def default_package_for(backend: str = "onnxruntime") -> Path:
+    """The bundled package `rtseg run` uses without `--model`: on ONNX Runtime the fastest variant
+    within the accuracy targets (pick_default_variant), on TensorRT the fp16 variant, else fp32."""
+    path = default_model_path()
+    if backend == "onnxruntime":
+        return pick_default_variant(load_package(path)).onnx_path
+    if backend == "tensorrt" and variant_path(path, "fp16").is_file():
+        return variant_path(path, "fp16")
+    return path

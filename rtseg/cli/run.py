@@ -71,17 +71,13 @@ def resolve_model_path(model: Path | None, backend: str = "onnxruntime") -> Path
     mIoU drop is within target (sidecar metrics), on TensorRT the fp16 variant, else fp32."""
     if model is not None:
         return model
-    from rtseg.package import default_model_path, load_package, pick_default_variant, variant_path
+    from rtseg.package import default_model_path, default_package_for
 
     path = default_model_path()
     if not path.is_file():
         raise ModelError(f"no default model at {path}; pass --model PATH (a model package .onnx "
                          "with its .json sidecar)")
-    if backend == "onnxruntime":
-        return pick_default_variant(load_package(path)).onnx_path
-    if backend == "tensorrt" and variant_path(path, "fp16").is_file():
-        return variant_path(path, "fp16")
-    return path
+    return default_package_for(backend)
 
 
 def check_writable_folder(path: Path, what: str) -> None:
