@@ -207,6 +207,43 @@ def test_file_source_every_frame_in_order_with_the_right_content():
     assert len(backend.threads) == 1 and threading.get_ident() not in backend.threads
 
 
+
+class SubmittingBackend(FakeBackend):
+    """FakeBackend with TensorRT's `submit` / `wait`: results come back only on wait, and the
+    log records the order of calls (to see frame n+1 submitted before frame n is waited for)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.log = []
+
+    def submit(self, images):
+        number = self.calls
+        ids = self.infer(images.copy())
+        self.log.append(("submit", number))
+        backend = self
+
+        class Handle:
+            def wait(self):
+                backend.log.append(("wait", number))
+                return ids
+        return Handle()
+
+
+def test_a_submitting_backend_is_kept_one_frame_ahead_and_keeps_order():
+    frames = structured_frames(12, FRAME_H, FRAME_W, seed=4)
+    backend, sink = SubmittingBackend(), RecordingSink(delay_s=0.002)
+    source = ListSource(frames, delay_s=0.0)
+    stats = Pipeline(source, fake_model(backend), [sink], quiet_config(queue_size=4)).run()
+    assert sink.indices == list(range(12)) and stats.frames == 12
+    for index, ids in zip(sink.indices, sink.ids):
+        np.testing.assert_array_equal(ids, expected_ids(frames[index], backend))
+    waits = [n for op, n in backend.log if op == "wait"]
+    assert waits == list(range(12))  # every frame waited for once, in order
+    position = backend.log.index
+    overlapped = [n for n in range(11) if position(("submit", n + 1)) < position(("wait", n))]
+    assert overlapped, "no frame was submitted while the previous one was in flight"
+
+
 def test_max_frames_and_stats():
     sink = RecordingSink()
     stats = Pipeline(ListSource(endless=True), fake_model(), [sink], quiet_config(max_frames=5)).run()

@@ -159,7 +159,12 @@ def check_frame(frame, index: int) -> None:
 
 
 class InferStage(StageThread):
-    """Runs the backend on each model-size frame, batch 1. Every backend call lives here."""
+    """Runs the backend on each model-size frame, batch 1. Every backend call lives here.
+
+    A backend with `submit(images) -> handle` / `handle.wait() -> ids` (TensorRT's two slots) is
+    kept one frame ahead: frame n+1 is submitted before frame n is waited for, so its upload
+    overlaps frame n's compute. When nothing is queued behind a frame, it is finished at once, so
+    the overlap never holds a frame back (no added latency on live sources)."""
 
     stage = "infer"
 
@@ -171,8 +176,39 @@ class InferStage(StageThread):
 
     def process(self, item: FrameItem) -> None:
         item.ids = self.backend.infer(item.model_input[None])[0]
+        self._release(item)
+
+    def _release(self, item: FrameItem) -> None:
         self.ring.release(item.slot)
         item.slot, item.model_input = -1, None
+
+    def loop(self) -> None:
+        if not callable(getattr(self.backend, "submit", None)):
+            return super().loop()
+        pending = None  # (item, handle, start, wait_s) of the frame in flight
+        while True:
+            if pending is not None and self.inbox.qsize() == 0:
+                self._finish(*pending)
+                pending = None
+            t_wait = time.perf_counter()
+            item = self.inbox.get()
+            start = time.perf_counter()
+            if item is END:
+                if pending is not None:
+                    self._finish(*pending)
+                return
+            submitted = (item, self.backend.submit(item.model_input[None]), start, start - t_wait)
+            if pending is not None:
+                self._finish(*pending)
+            pending = submitted
+
+    def _finish(self, item: FrameItem, handle, start: float, wait_s: float) -> None:
+        item.ids = handle.wait()[0]
+        self._release(item)
+        end = time.perf_counter()
+        item.timings[self.stage] = (start, end)
+        self.timing.record(end - start, wait_s)
+        self.outbox.put(item)
 
 
 class OverlayStage(StageThread):
