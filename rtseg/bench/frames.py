@@ -9,28 +9,12 @@ import numpy as np
 
 from rtseg.data.transforms import resize_frame
 from rtseg.errors import InputError
-from rtseg.export.calibration import count_video_frames
+from rtseg.export.calibration import video_frames
 
 
 def sample_video_frames(path: str | Path, count: int) -> np.ndarray:
-    """`count` frames spread evenly over the video (fewer if it is shorter)."""
-    try:
-        import av
-    except ImportError as exc:
-        raise InputError("PyAV (pip install av) is needed to read --video") from exc
-    path = Path(path)
-    try:
-        total = count_video_frames(path)
-        wanted = set(np.linspace(0, max(total - 1, 0), min(count, max(total, 1))).round().astype(int))
-        picked = []
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for index, frame in enumerate(container.decode(stream)):
-                if index in wanted:
-                    picked.append(frame.to_ndarray(format="rgb24"))
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise InputError(f"{path}: cannot read video frames ({exc})") from exc
+    """`count` frames spread evenly over the video (fewer if it is shorter), at its own size."""
+    picked = video_frames(Path(path), count, purpose="benchmark")
     if not picked:
         raise InputError(f"{path}: no video frames could be decoded")
     return np.ascontiguousarray(np.stack(picked))

@@ -82,7 +82,10 @@ def count_video_frames(path: Path) -> int:
         return sum(1 for packet in container.demux(stream) if packet.size)
 
 
-def _video_frames(path: Path, count: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:
+def video_frames(path: Path, count: int, size: tuple[int, int] | None = None,
+                 seed: int = 0, purpose: str = "calibration") -> list[np.ndarray]:
+    """Up to `count` frames spread evenly over a video, `(H, W, 3) uint8 RGB` each, resized to
+    `size` (h, w) when given; InputError naming the `purpose` when the video cannot be read."""
     import av
 
     try:
@@ -94,11 +97,12 @@ def _video_frames(path: Path, count: int, size: tuple[int, int], seed: int) -> l
             stream.thread_type = "AUTO"
             for index, frame in enumerate(container.decode(stream)):
                 if index in wanted:
-                    frames.append(resize_frame(frame.to_ndarray(format="rgb24"), size))
+                    rgb = frame.to_ndarray(format="rgb24")
+                    frames.append(rgb if size is None else resize_frame(rgb, size))
                 if len(frames) == len(wanted):
                     break
     except (av.error.FFmpegError, IndexError) as exc:
-        raise InputError(f"cannot read calibration video {path}: {exc}") from exc
+        raise InputError(f"cannot read {purpose} video {path}: {exc}") from exc
     return frames
 
 
@@ -118,7 +122,7 @@ def calibration_frames(source: str | Path, count: int, size: tuple[int, int], se
     elif (paths := _image_paths(source)) is not None:
         frames = [resize_frame(_read_image(paths[i]), size) for i in evenly_spaced(len(paths), count, seed)]
     elif Path(source).is_file():
-        frames = _video_frames(Path(source), count, size, seed)
+        frames = video_frames(Path(source), count, size, seed)
     else:
         raise InputError(f"calibration source {source!r} is not a video, an image folder or glob, "
                          "or NAME:DIR:SPLIT dataset")
