@@ -130,19 +130,25 @@ def tiny_package(tmp_path_factory, tiny_checkpoint):
     return package
 
 
-@pytest.fixture(scope="session")
-def tiny_video(tmp_path_factory) -> Path:
-    """A 24-frame 160x120 H.264 MP4 at 12 fps, written with PyAV."""
+def write_video(path: Path, frames: np.ndarray, fps: int = 12, codec: str = "libx264",
+                pix_fmt: str = "yuv420p", container_options: dict | None = None,
+                container_format: str | None = None) -> Path:
+    """Encode `(N, H, W, 3) uint8 RGB` frames with PyAV (flushing the encoder)."""
     import av
 
-    path = tmp_path_factory.mktemp("video") / "tiny.mp4"
-    frames = structured_frames(24, 120, 160, seed=1)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+    with av.open(str(path), "w", format=container_format, options=container_options or {}) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_video(tmp_path_factory) -> Path:
+    """A 24-frame 160x120 H.264 MP4 at 12 fps, written with PyAV."""
+    path = tmp_path_factory.mktemp("video") / "tiny.mp4"
+    return write_video(path, structured_frames(24, 120, 160, seed=1))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from band_model import band_ids, make_band_package
 from click.testing import CliRunner
-from conftest import REPO, structured_frames
+from conftest import REPO, structured_frames, write_video
 
 from rtseg.cli import main
 from rtseg.data.transforms import resize_frame
@@ -42,21 +42,6 @@ def decode_mp4(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
-
-def write_video(path: Path, frames: np.ndarray, fps: int = 12, faststart: bool = False) -> Path:
-    import av
-
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +153,8 @@ def bad_inputs(tmp_path, tiny_video):
     truncated = tmp_path / "truncated.mp4"
     data = tiny_video.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])  # index (moov) at the end: lost
-    streamable = write_video(tmp_path / "streamable.mp4", structured_frames(48, 120, 160), faststart=True)
+    streamable = write_video(tmp_path / "streamable.mp4", structured_frames(48, 120, 160),
+                             container_options={"movflags": "faststart"})
     cut = tmp_path / "cut.mp4"
     data = streamable.read_bytes()
     cut.write_bytes(data[: len(data) * 6 // 10])  # index first: decodes, then runs out mid-stream

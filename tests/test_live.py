@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from band_model import make_band_package
 from click.testing import CliRunner
-from conftest import structured_frames
+from conftest import structured_frames, write_video
 from test_pipeline import (
     FakeBackend,
     HudRecordingVisualizer,
@@ -381,18 +381,7 @@ def test_camera_that_disappears_mid_run_ends_cleanly_with_a_playable_recording(
 
 def write_ts(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
     """An MPEG-TS file (no frame count in its header: a stream URL serving it counts as live)."""
-    import av
-
-    with av.open(str(path), "w", format="mpegts") as container:
-        stream = container.add_stream("mpeg2video", rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_video(path, frames, fps, codec="mpeg2video", container_format="mpegts")
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import structured_frames
+from conftest import structured_frames, write_video
 
 from rtseg.errors import InputError, OutputError
 from rtseg.video import (
@@ -29,19 +29,6 @@ from rtseg.video.sources import DEFAULT_FOLDER_FPS
 
 LINUX = sys.platform.startswith("linux")
 
-
-def write_video(path: Path, frames: np.ndarray, fps: int = 12, codec: str = "libx264",
-                pix_fmt: str = "yuv420p", container_options: dict | None = None) -> Path:
-    """Encode `(N, H, W, 3) uint8 RGB` frames with PyAV."""
-    with av.open(str(path), "w", options=container_options or {}) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def decode_all(path: Path) -> tuple[list[np.ndarray], list[float], str]:
