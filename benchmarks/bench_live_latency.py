@@ -54,12 +54,19 @@ def figures(stats) -> dict:
     """The live figures of one run, from PipelineStats."""
     data = stats.to_json()
     sink, shown = data["latency_ms"], data["display_latency_ms"]
-    return {"frames_read": data["frames_read"], "frames": data["frames"], "dropped": data["dropped"],
-            "drop_rate": round(data["dropped"] / max(data["frames_read"], 1), 3),
-            "fps": data["fps"], "display_fps": data["display_fps"], "displayed": data["displayed"],
-            "capture_to_sink_ms": {"mean": sink["mean"], "p95": sink["p95"]},
-            "capture_to_display_ms": None if shown is None else {"mean": shown["mean"], "p95": shown["p95"]},
-            "infer_busy_ms_mean": data["stages"]["infer"]["busy_ms_mean"], "stats": data}
+    return {
+        "frames_read": data["frames_read"],
+        "frames": data["frames"],
+        "dropped": data["dropped"],
+        "drop_rate": round(data["dropped"] / max(data["frames_read"], 1), 3),
+        "fps": data["fps"],
+        "display_fps": data["display_fps"],
+        "displayed": data["displayed"],
+        "capture_to_sink_ms": {"mean": sink["mean"], "p95": sink["p95"]},
+        "capture_to_display_ms": None if shown is None else {"mean": shown["mean"], "p95": shown["p95"]},
+        "infer_busy_ms_mean": data["stages"]["infer"]["busy_ms_mean"],
+        "stats": data,
+    }
 
 
 def run_once(model, uri: str, window: bool) -> dict:
@@ -79,9 +86,14 @@ def run_once(model, uri: str, window: bool) -> dict:
 def machine() -> dict:
     """Where it ran; the 1-minute load average says whether other work shared the CPU."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "system": platform.platform(), "load_avg_1m": load,
-            "display": os.environ.get("DISPLAY")}
+    return {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "system": platform.platform(),
+        "load_avg_1m": load,
+        "display": os.environ.get("DISPLAY"),
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -108,9 +120,11 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def print_table(result: dict) -> None:
-    print(f"source:  {result['source']}\nmodel:   {result['model']} ({result['model_input']})\n"
-          f"backend: {result['backend']} (load average before: "
-          f"{result['machine']['load_avg_1m']:.1f} on {result['machine']['cpu_count']} cpus)")
+    print(
+        f"source:  {result['source']}\nmodel:   {result['model']} ({result['model_input']})\n"
+        f"backend: {result['backend']} (load average before: "
+        f"{result['machine']['load_avg_1m']:.1f} on {result['machine']['cpu_count']} cpus)"
+    )
     print(f"{'run':<10}{'read':>6}{'shown':>7}{'dropped':>9}{'fps':>7}   latency ms (mean / p95)")
     for name, row in result["runs"].items():
         figure, what = row["capture_to_display_ms"], "capture->display"
@@ -118,8 +132,10 @@ def print_table(result: dict) -> None:
             figure, what = row["capture_to_sink_ms"], "capture->sink"
         fps = row["display_fps"] if row["displayed"] else row["fps"]
         shown = row["displayed"] if row["displayed"] else row["frames"]
-        print(f"{name:<10}{row['frames_read']:>6}{shown:>7}{row['dropped']:>9}{fps:>7.1f}   "
-              f"{figure['mean']:.0f} / {figure['p95']:.0f} ({what})")
+        print(
+            f"{name:<10}{row['frames_read']:>6}{shown:>7}{row['dropped']:>9}{fps:>7.1f}   "
+            f"{figure['mean']:.0f} / {figure['p95']:.0f} ({what})"
+        )
     if "window_skipped" in result:
         print(f"window run skipped: {result['window_skipped']}")
 

@@ -85,15 +85,24 @@ def bench_pipeline(model, video: Path, out: Path, viz_cfg: VizConfig) -> dict:
         sink = Mp4Sink(out, fps=source.fps or 25.0, codec="auto")
         stats = Pipeline(source, model, [sink], PipelineConfig(viz=viz_cfg)).run()
     seconds = time.perf_counter() - start
-    return {"frames": stats.frames, "seconds": seconds, "fps": stats.frames / seconds,
-            "stats": stats.to_json()}
+    return {
+        "frames": stats.frames,
+        "seconds": seconds,
+        "fps": stats.frames / seconds,
+        "stats": stats.to_json(),
+    }
 
 
 def machine() -> dict:
     """Where it ran; the 1-minute load average says whether other work shared the CPU."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "system": platform.platform(), "load_avg_1m": load}
+    return {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "system": platform.platform(),
+        "load_avg_1m": load,
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -108,28 +117,43 @@ def run(args: argparse.Namespace) -> dict:
         b = bench_sequential(model, video, Path(tmp) / "sequential.mp4", viz_cfg)
         c = bench_pipeline(model, video, Path(tmp) / "pipeline.mp4", viz_cfg)
         backend = model.backend.describe()
-    return {"video": str(video), "model": str(model_path), "backend": backend, "machine": load_before,
-            "inference_alone": a, "sequential_loop": b, "pipeline": c,
-            "ratio_pipeline_over_inference": c["fps"] / a["fps"],
-            "ratio_pipeline_over_sequential": c["fps"] / b["fps"]}
+    return {
+        "video": str(video),
+        "model": str(model_path),
+        "backend": backend,
+        "machine": load_before,
+        "inference_alone": a,
+        "sequential_loop": b,
+        "pipeline": c,
+        "ratio_pipeline_over_inference": c["fps"] / a["fps"],
+        "ratio_pipeline_over_sequential": c["fps"] / b["fps"],
+    }
 
 
 def print_table(result: dict) -> None:
     host = result["machine"]
-    print(f"video:   {result['video']}\nmodel:   {result['model']}\nbackend: {result['backend']} "
-          f"(load average before: {host['load_avg_1m']:.1f} on {host['cpu_count']} cpus)")
+    print(
+        f"video:   {result['video']}\nmodel:   {result['model']}\nbackend: {result['backend']} "
+        f"(load average before: {host['load_avg_1m']:.1f} on {host['cpu_count']} cpus)"
+    )
     print(f"{'':<34}{'frames':>7}{'seconds':>9}{'fps':>8}")
-    for key, label in (("inference_alone", "(a) inference alone"),
-                       ("sequential_loop", "(b) sequential decode..encode"),
-                       ("pipeline", "(c) rtseg pipeline")):
+    for key, label in (
+        ("inference_alone", "(a) inference alone"),
+        ("sequential_loop", "(b) sequential decode..encode"),
+        ("pipeline", "(c) rtseg pipeline"),
+    ):
         row = result[key]
         print(f"{label:<34}{row['frames']:>7}{row['seconds']:>9.2f}{row['fps']:>8.1f}")
-    print(f"c/a = {result['ratio_pipeline_over_inference']:.2f}   "
-          f"c/b = {result['ratio_pipeline_over_sequential']:.2f}")
+    print(
+        f"c/a = {result['ratio_pipeline_over_inference']:.2f}   "
+        f"c/b = {result['ratio_pipeline_over_sequential']:.2f}"
+    )
     stats = result["pipeline"]["stats"]
     busy = ", ".join(f"{n} {s['busy_ms_mean']:.1f}" for n, s in stats["stages"].items())
-    print(f"pipeline busy ms/frame: {busy}; latency mean {stats['latency_ms']['mean']:.0f} ms, "
-          f"p95 {stats['latency_ms']['p95']:.0f} ms")
+    print(
+        f"pipeline busy ms/frame: {busy}; latency mean {stats['latency_ms']['mean']:.0f} ms, "
+        f"p95 {stats['latency_ms']['p95']:.0f} ms"
+    )
 
 
 def main(argv=None) -> int:

@@ -66,29 +66,61 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = _arguments(argv)
     model = args.model or _default_model()
     if not Path(model).is_file():
-        print(f"run_readme_bench: error: model {model} does not exist (the bundled model is "
-              "committed under engines/; or give --model)", file=sys.stderr)
+        print(
+            f"run_readme_bench: error: model {model} does not exist (the bundled model is "
+            "committed under engines/; or give --model)",
+            file=sys.stderr,
+        )
         return 1
     args.out_dir.mkdir(parents=True, exist_ok=True)
     results = args.out_dir / f"{args.name}.json"
-    command = [sys.executable, "-m", "rtseg", "bench", "--model", _rel(model),
-               "--backends", args.backends, "--precisions", args.precisions,
-               "--data", _data_arg(args.data), "--video", _rel(args.video),
-               "--e2e-combos", args.e2e_combos, "--e2e-output", "mp4",
-               "--json", _rel(results), "--csv", _rel(results.with_suffix(".csv")),
-               "--plot", _rel(results.with_suffix(".png")), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "rtseg",
+        "bench",
+        "--model",
+        _rel(model),
+        "--backends",
+        args.backends,
+        "--precisions",
+        args.precisions,
+        "--data",
+        _data_arg(args.data),
+        "--video",
+        _rel(args.video),
+        "--e2e-combos",
+        args.e2e_combos,
+        "--e2e-output",
+        "mp4",
+        "--json",
+        _rel(results),
+        "--csv",
+        _rel(results.with_suffix(".csv")),
+        "--plot",
+        _rel(results.with_suffix(".png")),
+        *extra,
+    ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     print("+ " + " ".join(command[1:]), file=sys.stderr, flush=True)
     status = subprocess.call(command, cwd=REPO, env=env)
     if status != 0:
-        print(f"run_readme_bench: rtseg bench exited with status {status}; README not updated",
-              file=sys.stderr)
+        print(
+            f"run_readme_bench: rtseg bench exited with status {status}; README not updated", file=sys.stderr
+        )
         return status
     if args.no_readme:
         return 0
-    table = [sys.executable, str(REPO / "tools" / "readme_table.py"), str(results),
-             "--readme", str(args.readme), "--plot", str(results.with_suffix(".png"))]
+    table = [
+        sys.executable,
+        str(REPO / "tools" / "readme_table.py"),
+        str(results),
+        "--readme",
+        str(args.readme),
+        "--plot",
+        str(results.with_suffix(".png")),
+    ]
     return subprocess.call(table, cwd=REPO, env=env)
 
 

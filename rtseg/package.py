@@ -95,8 +95,10 @@ def validate_meta(meta: dict, where: Path) -> None:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{where}: not an rtseg model sidecar (format != {FORMAT!r})")
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelError(f"{where}: sidecar format {meta['format_version']} is newer than this "
-                         f"rtseg understands ({FORMAT_VERSION}); upgrade rtseg")
+        raise ModelError(
+            f"{where}: sidecar format {meta['format_version']} is newer than this "
+            f"rtseg understands ({FORMAT_VERSION}); upgrade rtseg"
+        )
     classes = _require(meta, "classes", list, where)
     palette = _require(meta, "palette", list, where)
     if not classes or len(palette) != len(classes):
@@ -127,8 +129,10 @@ def load_package(path: str | Path, verify_hash: bool = True) -> ModelPackage:
     if path.suffix not in (".json", ".onnx"):
         raise ModelError(f"model {path} is not a model package (.onnx + .json sidecar)")
     if not sidecar.is_file():
-        raise ModelError(f"model {path} has no sidecar {sidecar.name} beside it; "
-                         "export it with 'rtseg export' to make a model package")
+        raise ModelError(
+            f"model {path} has no sidecar {sidecar.name} beside it; "
+            "export it with 'rtseg export' to make a model package"
+        )
     try:
         meta = json.loads(sidecar.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -147,9 +151,14 @@ def write_sidecar(onnx_path: str | Path, meta: dict) -> ModelPackage:
     from rtseg import __version__
 
     onnx_path = Path(onnx_path)
-    full = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
-            "onnx": onnx_path.name, "onnx_sha256": sha256_file(onnx_path),
-            "rtseg_version": __version__}
+    full = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **meta,
+        "onnx": onnx_path.name,
+        "onnx_sha256": sha256_file(onnx_path),
+        "rtseg_version": __version__,
+    }
     full.setdefault("name", onnx_path.stem)
     sidecar = sidecar_for(onnx_path)
     validate_meta(full, sidecar)

@@ -24,7 +24,8 @@ def _small_blob_ids(ids: np.ndarray, min_pixels: int, connectivity: int) -> tupl
     count = 0
     for class_id in np.flatnonzero(np.bincount(ids.ravel())):
         n, labels, stats, _ = cv2.connectedComponentsWithStats(
-            (ids == class_id).astype(np.uint8), connectivity=connectivity, ltype=ltype)
+            (ids == class_id).astype(np.uint8), connectivity=connectivity, ltype=ltype
+        )
         small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_pixels) + 1
         if small.size:
             lut = np.zeros(n, np.int32)

@@ -26,7 +26,8 @@ def make_band_package(folder: Path, height: int = 64, width: int = 96) -> ModelP
 
     folder.mkdir(parents=True, exist_ok=True)
     const = lambda name, values, dtype=TensorProto.INT64: helper.make_tensor(  # noqa: E731
-        name, dtype, [len(values)], values)
+        name, dtype, [len(values)], values
+    )
     nodes = [
         helper.make_node("Slice", ["image", "start", "end", "axis"], ["red"]),
         helper.make_node("Squeeze", ["red", "axis"], ["red2"]),
@@ -37,21 +38,42 @@ def make_band_package(folder: Path, height: int = 64, width: int = 96) -> ModelP
         helper.make_node("Cast", ["clipped"], ["class_ids"], to=TensorProto.UINT8),
     ]
     graph = helper.make_graph(
-        nodes, "band_model",
+        nodes,
+        "band_model",
         [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", height, width, 3])],
         [helper.make_tensor_value_info("class_ids", TensorProto.UINT8, ["N", height, width])],
-        initializer=[const("start", [0]), const("end", [1]), const("axis", [3]),
-                     const("step", [24.0], TensorProto.FLOAT), const("top", [10.0], TensorProto.FLOAT)])
+        initializer=[
+            const("start", [0]),
+            const("end", [1]),
+            const("axis", [3]),
+            const("step", [24.0], TensorProto.FLOAT),
+            const("top", [10.0], TensorProto.FLOAT),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx_path = folder / "band.onnx"
     onnx.save(model, str(onnx_path))
-    return write_sidecar(onnx_path, {
-        "name": "band", "dataset": "camvid", "classes": list(CAMVID.classes),
-        "palette": [list(c) for c in CAMVID.palette],
-        "input": {"name": "image", "layout": "NHWC", "dtype": "uint8", "color": "RGB",
-                  "height": height, "width": width},
-        "normalization": {"mean": [0.0] * 3, "std": [1.0] * 3},
-        "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
-        "precision": "fp32", "model": {"arch": "band", "encoder": "none"}, "source": None})
+    return write_sidecar(
+        onnx_path,
+        {
+            "name": "band",
+            "dataset": "camvid",
+            "classes": list(CAMVID.classes),
+            "palette": [list(c) for c in CAMVID.palette],
+            "input": {
+                "name": "image",
+                "layout": "NHWC",
+                "dtype": "uint8",
+                "color": "RGB",
+                "height": height,
+                "width": width,
+            },
+            "normalization": {"mean": [0.0] * 3, "std": [1.0] * 3},
+            "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
+            "precision": "fp32",
+            "model": {"arch": "band", "encoder": "none"},
+            "source": None,
+        },
+    )

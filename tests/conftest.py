@@ -85,15 +85,25 @@ def make_tiny_checkpoint(path: Path, input_size=TINY_SIZE, seed: int = 0) -> Pat
 
     torch.manual_seed(seed)
     model = create_model("fpn_lite", "efficientnet_lite0", CAMVID.num_classes)
-    save_checkpoint(path, {
-        "model": {"arch": "fpn_lite", "encoder": "efficientnet_lite0",
-                  "num_classes": CAMVID.num_classes, "kwargs": {}},
-        "labels": {"name": "camvid", "classes": list(CAMVID.classes),
-                   "palette": [list(c) for c in CAMVID.palette]},
-        "normalization": {"mean": [0.5] * 3, "std": [0.5] * 3},
-        "input_size": list(input_size),
-        "state_dict": model.state_dict(),
-    })
+    save_checkpoint(
+        path,
+        {
+            "model": {
+                "arch": "fpn_lite",
+                "encoder": "efficientnet_lite0",
+                "num_classes": CAMVID.num_classes,
+                "kwargs": {},
+            },
+            "labels": {
+                "name": "camvid",
+                "classes": list(CAMVID.classes),
+                "palette": [list(c) for c in CAMVID.palette],
+            },
+            "normalization": {"mean": [0.5] * 3, "std": [0.5] * 3},
+            "input_size": list(input_size),
+            "state_dict": model.state_dict(),
+        },
+    )
     return path
 
 
@@ -106,7 +116,7 @@ def structured_frames(n: int, height: int, width: int, seed: int = 0) -> np.ndar
         base = np.stack([xx / width, yy / height, (xx + yy + 7 * i) / (width + height)], -1)
         img = base * 255 * rng.uniform(0.6, 1.0, 3)
         y0, x0 = rng.integers(0, height // 2), rng.integers(0, width // 2)
-        img[y0:y0 + height // 3, x0:x0 + width // 3] = rng.uniform(0, 255, 3)
+        img[y0 : y0 + height // 3, x0 : x0 + width // 3] = rng.uniform(0, 255, 3)
         frames[i] = np.clip(img, 0, 255).astype(np.uint8)
     return frames
 
@@ -130,9 +140,15 @@ def tiny_package(tmp_path_factory, tiny_checkpoint):
     return package
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = 12, codec: str = "libx264",
-                pix_fmt: str = "yuv420p", container_options: dict | None = None,
-                container_format: str | None = None) -> Path:
+def write_video(
+    path: Path,
+    frames: np.ndarray,
+    fps: int = 12,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    container_options: dict | None = None,
+    container_format: str | None = None,
+) -> Path:
     """Encode `(N, H, W, 3) uint8 RGB` frames with PyAV (flushing the encoder)."""
     import av
 

@@ -48,8 +48,9 @@ class Dims(tuple):
     pass
 
 
-def make_module(height: int, width: int, parse_errors=(), build_fails=False, out_dtype=DataType.UINT8,
-                profiles: int = 2):
+def make_module(
+    height: int, width: int, parse_errors=(), build_fails=False, out_dtype=DataType.UINT8, profiles: int = 2
+):
     """A fresh fake `tensorrt` module; `module.calls` records the calls of interest."""
     calls: dict = {"created_builder": 0}
     trt = types.ModuleType("tensorrt")
@@ -196,8 +197,11 @@ def make_module(height: int, width: int, parse_errors=(), build_fails=False, out
             return Dims((-1, height, width, 3) if name == "image" else (-1, height, width))
 
         def get_tensor_profile_shape(self, name, profile):
-            return [Dims((1, height, width, 3)), Dims((1, height, width, 3)),
-                    Dims((engine_max_batch, height, width, 3))]
+            return [
+                Dims((1, height, width, 3)),
+                Dims((1, height, width, 3)),
+                Dims((engine_max_batch, height, width, 3)),
+            ]
 
         def create_execution_context(self):
             return Context(self)

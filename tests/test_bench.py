@@ -26,8 +26,16 @@ from rtseg.package import write_sidecar
 from rtseg.runtime.base import Backend
 
 FAST = ["--iters", "3", "--warmup", "1", "--threads", "1", "--agreement-frames", "4"]
-REQUIRED = {"backend": str, "precision": str, "size": str, "batch": int, "latency_ms": dict,
-            "infer_fps": float, "model_bytes": int, "peak_rss_mb": float}
+REQUIRED = {
+    "backend": str,
+    "precision": str,
+    "size": str,
+    "batch": int,
+    "latency_ms": dict,
+    "infer_fps": float,
+    "model_bytes": int,
+    "peak_rss_mb": float,
+}
 
 
 def bench(*args):
@@ -53,7 +61,7 @@ def make_camvid(root: Path, count: int = 3, size=(72, 96)) -> Path:
     (root / "val").mkdir(parents=True)
     (root / "valannot").mkdir()
     label = np.zeros((h, w), np.uint8)
-    label[h // 2:] = 3
+    label[h // 2 :] = 3
     label[:, :10] = 11
     for i, image in enumerate(structured_frames(count, h, w, seed=7)):
         cv2.imwrite(str(root / "val" / f"f{i:03d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -86,11 +94,33 @@ def full_run(tiny_package, tiny_video, tmp_path_factory):
     model = copy_package(tiny_package, tmp / "pkg", int8="copy")
     data = make_camvid(tmp / "camvid")
     out = {"json": tmp / "rows.json", "csv": tmp / "rows.csv", "png": tmp / "plot.png"}
-    result = bench("--model", model, "--backends", "onnxruntime,torch,tensorrt",
-                   "--precisions", "fp32,fp16,int8", "--video", tiny_video,
-                   "--data", f"camvid:{data}:val", "--batch", "2", "--e2e-combos", "onnxruntime:fp32",
-                   "--e2e-output", "mp4", "--min-miou", "0", "--json", out["json"],
-                   "--csv", out["csv"], "--plot", out["png"], *FAST)
+    result = bench(
+        "--model",
+        model,
+        "--backends",
+        "onnxruntime,torch,tensorrt",
+        "--precisions",
+        "fp32,fp16,int8",
+        "--video",
+        tiny_video,
+        "--data",
+        f"camvid:{data}:val",
+        "--batch",
+        "2",
+        "--e2e-combos",
+        "onnxruntime:fp32",
+        "--e2e-output",
+        "mp4",
+        "--min-miou",
+        "0",
+        "--json",
+        out["json"],
+        "--csv",
+        out["csv"],
+        "--plot",
+        out["png"],
+        *FAST,
+    )
     return result, out, model
 
 
@@ -101,6 +131,7 @@ def rows_by(rows, backend, precision, batch=1):
 
 
 # --- statistics and parsing ---------------------------------------------------------------
+
 
 def test_percentiles_on_known_numbers():
     samples = list(range(1, 101))  # 1..100 ms, shuffled order must not matter
@@ -171,10 +202,15 @@ def test_fastest_precision_is_chosen_for_end_to_end(tmp_path):
 
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
-    rows = [{"backend": b, "precision": p, "size": "64x96", "batch": batch, "status": "ok",
-             "infer_fps": fps}
-            for b, p, batch, fps in [("onnxruntime", "fp32", 1, 10.0), ("onnxruntime", "int8", 1, 30.0),
-                                     ("onnxruntime", "int8", 8, 90.0), ("torch", "fp32", 1, 5.0)]]
+    rows = [
+        {"backend": b, "precision": p, "size": "64x96", "batch": batch, "status": "ok", "infer_fps": fps}
+        for b, p, batch, fps in [
+            ("onnxruntime", "fp32", 1, 10.0),
+            ("onnxruntime", "int8", 1, 30.0),
+            ("onnxruntime", "int8", 8, 90.0),
+            ("torch", "fp32", 1, 5.0),
+        ]
+    ]
     cfg = BenchConfig(model=tmp_path / "m.onnx", video=video)
     chosen = {(r["backend"], r["precision"], r["batch"]) for r in select_e2e(cfg, rows)}
     assert chosen == {("onnxruntime", "int8", 1), ("torch", "fp32", 1)}
@@ -183,14 +219,25 @@ def test_fastest_precision_is_chosen_for_end_to_end(tmp_path):
 
 
 def test_gate_names_the_failing_combinations():
-    rows = [{"backend": "onnxruntime", "precision": p, "size": "64x96", "batch": 1, "status": "ok",
-             "miou": m, "reason": None} for p, m in (("fp32", 0.61), ("int8", 0.42))]
+    rows = [
+        {
+            "backend": "onnxruntime",
+            "precision": p,
+            "size": "64x96",
+            "batch": 1,
+            "status": "ok",
+            "miou": m,
+            "reason": None,
+        }
+        for p, m in (("fp32", 0.61), ("int8", 0.42))
+    ]
     check_gate(BenchReport(rows, {}), 0.4)
     with pytest.raises(Exception, match=r"mIoU under 0.5: onnxruntime int8 64x96 \(0.420\)$"):
         check_gate(BenchReport(rows, {}), 0.5)
 
 
 # --- the command ----------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_bench_rows_carry_required_keys(full_run):
@@ -200,8 +247,13 @@ def test_bench_rows_carry_required_keys(full_run):
     assert isinstance(rows, list)
     measured = [r for r in rows if r["status"] == "ok"]
     assert {(r["backend"], r["precision"], r["batch"]) for r in measured} == {
-        ("onnxruntime", "fp32", 1), ("onnxruntime", "fp32", 2), ("onnxruntime", "int8", 1),
-        ("onnxruntime", "int8", 2), ("torch", "fp32", 1), ("torch", "fp32", 2)}
+        ("onnxruntime", "fp32", 1),
+        ("onnxruntime", "fp32", 2),
+        ("onnxruntime", "int8", 1),
+        ("onnxruntime", "int8", 2),
+        ("torch", "fp32", 1),
+        ("torch", "fp32", 2),
+    }
     for row in measured:
         for key, kind in REQUIRED.items():
             assert isinstance(row[key], kind), (key, row[key])
@@ -254,9 +306,23 @@ def test_min_miou_gate_exits_1_naming_combinations(tiny_package, tmp_path):
     model = copy_package(tiny_package, tmp_path / "pkg", int8="copy")
     data = make_camvid(tmp_path / "camvid", count=2)
     rows_path = tmp_path / "rows.json"
-    result = bench("--model", model, "--backends", "onnxruntime", "--precisions", "fp32,int8",
-                   "--data", f"camvid:{data}:val", "--batch", "0", "--min-miou", "0.99",
-                   "--json", rows_path, *FAST)
+    result = bench(
+        "--model",
+        model,
+        "--backends",
+        "onnxruntime",
+        "--precisions",
+        "fp32,int8",
+        "--data",
+        f"camvid:{data}:val",
+        "--batch",
+        "0",
+        "--min-miou",
+        "0.99",
+        "--json",
+        rows_path,
+        *FAST,
+    )
     assert_error_line(result, "mIoU under 0.99", "onnxruntime fp32 64x96", "onnxruntime int8 64x96")
     assert len(json.loads(rows_path.read_text())) == 2  # results are written before the gate
 
@@ -264,13 +330,28 @@ def test_min_miou_gate_exits_1_naming_combinations(tiny_package, tmp_path):
 @pytest.mark.slow
 def test_failed_combination_fails_the_command(tiny_package, tmp_path):
     model = copy_package(tiny_package, tmp_path / "pkg", int8="corrupt")
-    result = bench("--model", model, "--backends", "onnxruntime", "--precisions", "fp32,int8",
-                   "--batch", "65", "--json", tmp_path / "rows.json", *FAST)
-    assert_error_line(result, "1 combination(s) failed", "onnxruntime int8 64x96",
-                      "onnxruntime cannot load it")
+    result = bench(
+        "--model",
+        model,
+        "--backends",
+        "onnxruntime",
+        "--precisions",
+        "fp32,int8",
+        "--batch",
+        "65",
+        "--json",
+        tmp_path / "rows.json",
+        *FAST,
+    )
+    assert_error_line(
+        result, "1 combination(s) failed", "onnxruntime int8 64x96", "onnxruntime cannot load it"
+    )
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert [(r["precision"], r["batch"], r["status"]) for r in rows] == [
-        ("fp32", 1, "ok"), ("fp32", 65, "skipped"), ("int8", 1, "failed")]
+        ("fp32", 1, "ok"),
+        ("fp32", 65, "skipped"),
+        ("int8", 1, "failed"),
+    ]
     assert "at most batch 64" in rows[1]["reason"]
 
 
@@ -278,9 +359,23 @@ def test_failed_combination_fails_the_command(tiny_package, tmp_path):
 def test_other_size_is_reexported_into_the_cache(tiny_package, tmp_path):
     model = copy_package(tiny_package, tmp_path / "pkg")
     cache = tmp_path / "cache"
-    result = bench("--model", model, "--backends", "onnxruntime", "--precisions", "fp32",
-                   "--sizes", "32x64", "--batch", "0", "--cache-dir", cache,
-                   "--json", tmp_path / "rows.json", *FAST)
+    result = bench(
+        "--model",
+        model,
+        "--backends",
+        "onnxruntime",
+        "--precisions",
+        "fp32",
+        "--sizes",
+        "32x64",
+        "--batch",
+        "0",
+        "--cache-dir",
+        cache,
+        "--json",
+        tmp_path / "rows.json",
+        *FAST,
+    )
     assert result.exit_code == 0, (result.output, result.exception)
     (row,) = json.loads((tmp_path / "rows.json").read_text())
     assert (row["status"], row["size"], row["height"], row["width"]) == ("ok", "32x64", 32, 64)
@@ -288,41 +383,78 @@ def test_other_size_is_reexported_into_the_cache(tiny_package, tmp_path):
     assert len(exported) == 1 and row["model_bytes"] == exported[0].stat().st_size
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--min-miou", "0.5"], ["--min-miou needs labelled data"]),
-    (["--sizes", "360by480"], ["HEIGHTxWIDTH"]),
-    (["--precisions", "fp8"], ["unknown fp8"]),
-    (["--iters", "0"], ["--iters must be at least 1"]),
-    (["--e2e-combos", "torch"], ["BACKEND:PRECISION"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--min-miou", "0.5"], ["--min-miou needs labelled data"]),
+        (["--sizes", "360by480"], ["HEIGHTxWIDTH"]),
+        (["--precisions", "fp8"], ["unknown fp8"]),
+        (["--iters", "0"], ["--iters must be at least 1"]),
+        (["--e2e-combos", "torch"], ["BACKEND:PRECISION"]),
+    ],
+)
 def test_bad_options_are_one_line_errors(tiny_package, args, fragments):
     assert_error_line(bench("--model", tiny_package.onnx_path, *args), *fragments)
 
 
 def test_missing_model_and_output_folder(tmp_path, tiny_package):
     assert_error_line(bench("--model", tmp_path / "none.onnx"), "does not exist")
-    assert_error_line(bench("--model", tiny_package.onnx_path, "--json", tmp_path / "no" / "x.json"),
-                      "folder")
+    assert_error_line(
+        bench("--model", tiny_package.onnx_path, "--json", tmp_path / "no" / "x.json"), "folder"
+    )
 
 
 # --- README table ---------------------------------------------------------------------------
 
+
 def readme_table(*args):
-    return subprocess.run([sys.executable, str(REPO / "tools" / "readme_table.py"), *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / "readme_table.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def sample_rows() -> list[dict]:
-    return [{"model": "m", "backend": "onnxruntime", "precision": "int8", "size": "360x480",
-             "batch": 1, "status": "ok", "reason": None, "threads": 2, "iters": 50, "warmup": 10,
-             "latency_ms": {"p50": 20.0, "p90": 22.0, "p99": 30.0}, "infer_fps": 49.5,
-             "e2e_fps": 30.0, "e2e_ratio": 30.0 / 49.5, "miou": 0.612, "agreement": 0.99,
-             "model_bytes": 3 * 2**20, "peak_rss_mb": 150.0, "data": "camvid:val",
-             "video": "dash.mp4", "miou_images": 101, "timestamp": "T",
-             "e2e": {"stages": {"capture": {"busy_ms_mean": 5.0}, "infer": {"busy_ms_mean": 20.0}}},
-             "machine": machine_info(2)},
-            {"model": "m", "backend": "tensorrt", "precision": "fp16", "size": "360x480",
-             "batch": 1, "status": "skipped", "reason": "no CUDA GPU"}]
+    return [
+        {
+            "model": "m",
+            "backend": "onnxruntime",
+            "precision": "int8",
+            "size": "360x480",
+            "batch": 1,
+            "status": "ok",
+            "reason": None,
+            "threads": 2,
+            "iters": 50,
+            "warmup": 10,
+            "latency_ms": {"p50": 20.0, "p90": 22.0, "p99": 30.0},
+            "infer_fps": 49.5,
+            "e2e_fps": 30.0,
+            "e2e_ratio": 30.0 / 49.5,
+            "miou": 0.612,
+            "agreement": 0.99,
+            "model_bytes": 3 * 2**20,
+            "peak_rss_mb": 150.0,
+            "data": "camvid:val",
+            "video": "dash.mp4",
+            "miou_images": 101,
+            "timestamp": "T",
+            "e2e": {"stages": {"capture": {"busy_ms_mean": 5.0}, "infer": {"busy_ms_mean": 20.0}}},
+            "machine": machine_info(2),
+        },
+        {
+            "model": "m",
+            "backend": "tensorrt",
+            "precision": "fp16",
+            "size": "360x480",
+            "batch": 1,
+            "status": "skipped",
+            "reason": "no CUDA GPU",
+        },
+    ]
 
 
 def test_readme_table_replaces_only_between_markers(tmp_path):
@@ -366,11 +498,31 @@ def test_readme_bench_script_end_to_end(tiny_package, tiny_video, tmp_path):
     readme.write_text("# r\n<!-- bench:start -->\n<!-- bench:end -->\n")
     out = tmp_path / "results"
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "run_readme_bench.py"), "--model", str(model),
-         "--data", f"camvid:{data}:val", "--video", str(tiny_video), "--out-dir", str(out),
-         "--readme", str(readme), "--backends", "onnxruntime", "--precisions", "fp32",
-         "--batch", "0", *FAST],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "run_readme_bench.py"),
+            "--model",
+            str(model),
+            "--data",
+            f"camvid:{data}:val",
+            "--video",
+            str(tiny_video),
+            "--out-dir",
+            str(out),
+            "--readme",
+            str(readme),
+            "--backends",
+            "onnxruntime",
+            "--precisions",
+            "fp32",
+            "--batch",
+            "0",
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     rows = json.loads((out / "readme_bench.json").read_text())
     assert rows[0]["e2e_fps"] > 0 and rows[0]["miou"] is not None

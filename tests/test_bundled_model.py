@@ -18,16 +18,21 @@ FP32 = default_model_path()
 pytestmark = pytest.mark.skipif(not FP32.is_file(), reason=f"no bundled model at {FP32}")
 
 
-@pytest.mark.parametrize("variant,precision", [("fp32", "fp32"), ("fp16", "fp16"), ("int8", "int8"),
-                                               ("int8cpu", "int8")])
+@pytest.mark.parametrize(
+    "variant,precision", [("fp32", "fp32"), ("fp16", "fp16"), ("int8", "int8"), ("int8cpu", "int8")]
+)
 def test_each_package_verifies_and_names_its_precision_and_checkpoint(variant, precision):
     package = load_package(variant_path(FP32, variant))  # sha256 checked against the sidecar
     assert package.precision == precision
     assert package.input_size == (360, 480) and package.classes == list(CAMVID.classes)
     checkpoint = package.sidecar_path.parent / package.meta["source"]["checkpoint"]
     payload = load_checkpoint(checkpoint)  # weights_only=True
-    assert payload["model"] == {"arch": "fpn_lite", "encoder": "efficientnet_lite0",
-                                "num_classes": 11, "kwargs": {}}
+    assert payload["model"] == {
+        "arch": "fpn_lite",
+        "encoder": "efficientnet_lite0",
+        "num_classes": 11,
+        "kwargs": {},
+    }
 
 
 def test_default_on_the_cpu_is_the_fastest_package_within_the_accuracy_targets():
@@ -45,9 +50,18 @@ def test_default_on_the_cpu_is_the_fastest_package_within_the_accuracy_targets()
 def test_fp32_and_int8_on_camvid_val(data_dir):
     from rtseg.train.evaluate import EvalConfig, evaluate
 
-    scores = {v: evaluate(EvalConfig(model=str(variant_path(FP32, v)), data_root=str(data_dir / "camvid"),
-                                     split="val", threads=2, progress=False))["miou"]
-              for v in ("fp32", "int8cpu")}
+    scores = {
+        v: evaluate(
+            EvalConfig(
+                model=str(variant_path(FP32, v)),
+                data_root=str(data_dir / "camvid"),
+                split="val",
+                threads=2,
+                progress=False,
+            )
+        )["miou"]
+        for v in ("fp32", "int8cpu")
+    }
     assert scores["fp32"] >= 0.60
     assert scores["fp32"] - scores["int8cpu"] <= 0.01  # the INT8 target: <= 1.0 point
 

@@ -31,8 +31,19 @@ def _export(*args):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_export_writes_each_precision(tiny_checkpoint, frames_dir, tmp_path, precision):
     out = tmp_path / f"tiny_{precision}.onnx"
-    result = _export(tiny_checkpoint, "-o", out, "--precision", precision, "--calib", frames_dir,
-                     "--calib-frames", 4, "--parity-count", 3)
+    result = _export(
+        tiny_checkpoint,
+        "-o",
+        out,
+        "--precision",
+        precision,
+        "--calib",
+        frames_dir,
+        "--calib-frames",
+        4,
+        "--parity-count",
+        3,
+    )
     assert result.exit_code == 0, result.output
     package = load_package(out)
     assert package.precision == precision and package.input_size == TINY_SIZE
@@ -70,18 +81,32 @@ def test_export_failing_parity_stops_and_leaves_nothing(tiny_checkpoint, frames_
 
     monkeypatch.setattr(onnx_export, "check_parity", impossible_final_check)
     out = tmp_path / "strict.onnx"
-    result = _export(tiny_checkpoint, "-o", out, "--precision", "int8", "--calib", frames_dir,
-                     "--calib-frames", 2, "--parity-count", 2)
+    result = _export(
+        tiny_checkpoint,
+        "-o",
+        out,
+        "--precision",
+        "int8",
+        "--calib",
+        frames_dir,
+        "--calib-frames",
+        2,
+        "--parity-count",
+        2,
+    )
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()[-1:]
     assert line.startswith("rtseg: error: strict.onnx: ONNX disagrees with PyTorch")
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--precision", "int8"], "int8 needs real calibration frames"),
-    (["--size", "64by96"], "--size must be HxW"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--precision", "int8"], "int8 needs real calibration frames"),
+        (["--size", "64by96"], "--size must be HxW"),
+    ],
+)
 def test_export_argument_errors_are_one_line(tiny_checkpoint, tmp_path, args, message):
     result = _export(tiny_checkpoint, "-o", tmp_path / "x.onnx", *args)
     assert result.exit_code == 1 and "Traceback" not in result.output

@@ -43,7 +43,6 @@ def decode_mp4(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-
 @pytest.fixture(scope="module")
 def band_package(tmp_path_factory):
     """A package whose ids follow the frame content (the tiny random network's do not)."""
@@ -76,8 +75,20 @@ def test_video_to_mp4_masks_and_stats(tmp_path, tiny_video, band_package):
     from rtseg.video import open_source
 
     out, masks, stats_file = tmp_path / "out.mp4", tmp_path / "masks", tmp_path / "stats.json"
-    result = rtseg_run("--video", tiny_video, "--model", band_package.onnx_path, "--threads", 1,
-                       "--output", out, "--masks", masks, "--stats-json", stats_file)
+    result = rtseg_run(
+        "--video",
+        tiny_video,
+        "--model",
+        band_package.onnx_path,
+        "--threads",
+        1,
+        "--output",
+        out,
+        "--masks",
+        masks,
+        "--stats-json",
+        stats_file,
+    )
     assert result.exit_code == 0, result.output
     video = decode_mp4(out)
     assert len(video) == 24 and video[0].shape == (120, 160, 3)
@@ -100,13 +111,27 @@ def test_video_to_mp4_masks_and_stats(tmp_path, tiny_video, band_package):
 
 def test_max_frames_side_by_side_and_benchmark_mode(tmp_path, tiny_video, tiny_package):
     out = tmp_path / "sbs.mp4"
-    result = rtseg_run("--video", tiny_video, "--model", tiny_package.onnx_path, "--threads", 1,
-                       "--output", out, "--mode", "side-by-side", "--max-frames", 5, "--hud")
+    result = rtseg_run(
+        "--video",
+        tiny_video,
+        "--model",
+        tiny_package.onnx_path,
+        "--threads",
+        1,
+        "--output",
+        out,
+        "--mode",
+        "side-by-side",
+        "--max-frames",
+        5,
+        "--hud",
+    )
     assert result.exit_code == 0, result.output
     video = decode_mp4(out)
     assert len(video) == 5 and video[0].shape == (120, 320, 3)
-    result = rtseg_run("--video", tiny_video, "--model", tiny_package.onnx_path, "--threads", 1,
-                       "--max-frames", 7)  # no output at all: timing only
+    result = rtseg_run(
+        "--video", tiny_video, "--model", tiny_package.onnx_path, "--threads", 1, "--max-frames", 7
+    )  # no output at all: timing only
     assert result.exit_code == 0, result.output
     assert "7 frames" in result.stdout and "dropped frames: 0" in result.stdout
 
@@ -117,8 +142,9 @@ def test_frames_folder_in_natural_order(tmp_path, band_package):
     frames = structured_frames(3, 120, 160, seed=4)
     for frame, name in zip(frames, ("frame_1.png", "frame_2.png", "frame_10.png")):
         cv2.imwrite(str(folder / name), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    result = rtseg_run("--frames", folder, "--model", band_package.onnx_path, "--threads", 1,
-                       "--masks", masks, "--quiet")
+    result = rtseg_run(
+        "--frames", folder, "--model", band_package.onnx_path, "--threads", 1, "--masks", masks, "--quiet"
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout == ""  # --quiet: no summary
     names, ids = read_masks(masks)
@@ -131,9 +157,21 @@ def test_frames_folder_in_natural_order(tmp_path, band_package):
 
 def test_live_lavfi_source(tmp_path, band_package):
     stats_file, masks = tmp_path / "stats.json", tmp_path / "masks"
-    result = rtseg_run("--source", "lavfi:testsrc2=size=160x120:rate=25", "--model",
-                       band_package.onnx_path, "--threads", 1, "--max-frames", 10, "--masks", masks,
-                       "--stats-json", stats_file, "--quiet")
+    result = rtseg_run(
+        "--source",
+        "lavfi:testsrc2=size=160x120:rate=25",
+        "--model",
+        band_package.onnx_path,
+        "--threads",
+        1,
+        "--max-frames",
+        10,
+        "--masks",
+        masks,
+        "--stats-json",
+        stats_file,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     stats = json.loads(stats_file.read_text())
     assert stats["frames"] + stats["dropped"] == stats["frames_read"] == 10
@@ -153,8 +191,11 @@ def bad_inputs(tmp_path, tiny_video):
     truncated = tmp_path / "truncated.mp4"
     data = tiny_video.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])  # index (moov) at the end: lost
-    streamable = write_video(tmp_path / "streamable.mp4", structured_frames(48, 120, 160),
-                             container_options={"movflags": "faststart"})
+    streamable = write_video(
+        tmp_path / "streamable.mp4",
+        structured_frames(48, 120, 160),
+        container_options={"movflags": "faststart"},
+    )
     cut = tmp_path / "cut.mp4"
     data = streamable.read_bytes()
     cut.write_bytes(data[: len(data) * 6 // 10])  # index first: decodes, then runs out mid-stream
@@ -165,18 +206,31 @@ def bad_inputs(tmp_path, tiny_video):
     broken.mkdir()
     cv2.imwrite(str(broken / "000.png"), structured_frames(1, 60, 80)[0])
     (broken / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
-    return {"missing": ("--video", tmp_path / "nope.mp4", "nope.mp4"),
-            "empty": ("--video", empty, "empty.mp4"),
-            "corrupt": ("--video", corrupt, "corrupt.mp4"),
-            "truncated": ("--video", truncated, "truncated.mp4"),
-            "truncated mid-stream": ("--video", cut, "cut.mp4"),
-            "empty folder": ("--frames", no_images, "no_images"),
-            "unreadable image": ("--frames", broken, "001.png"),
-            "no such camera": ("--camera", "9", "9")}
+    return {
+        "missing": ("--video", tmp_path / "nope.mp4", "nope.mp4"),
+        "empty": ("--video", empty, "empty.mp4"),
+        "corrupt": ("--video", corrupt, "corrupt.mp4"),
+        "truncated": ("--video", truncated, "truncated.mp4"),
+        "truncated mid-stream": ("--video", cut, "cut.mp4"),
+        "empty folder": ("--frames", no_images, "no_images"),
+        "unreadable image": ("--frames", broken, "001.png"),
+        "no such camera": ("--camera", "9", "9"),
+    }
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "truncated", "truncated mid-stream",
-                                  "empty folder", "unreadable image", "no such camera"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "empty",
+        "corrupt",
+        "truncated",
+        "truncated mid-stream",
+        "empty folder",
+        "unreadable image",
+        "no such camera",
+    ],
+)
 def test_bad_input(case, bad_inputs, band_package, tmp_path):
     option, value, named = bad_inputs[case]
     out = tmp_path / "out.mp4"
@@ -192,10 +246,12 @@ def test_bad_model(tmp_path, tiny_video):
     assert_one_line_error(rtseg_run("--video", tiny_video, "--model", text), "model.onnx", "sidecar")
     blob = tmp_path / "weights.bin"
     blob.write_bytes(b"\0" * 100)
-    assert_one_line_error(rtseg_run("--video", tiny_video, "--model", blob), "weights.bin",
-                          "not a model package")
-    assert_one_line_error(rtseg_run("--video", tiny_video, "--model", tmp_path / "gone.onnx"),
-                          "gone.onnx", "does not exist")
+    assert_one_line_error(
+        rtseg_run("--video", tiny_video, "--model", blob), "weights.bin", "not a model package"
+    )
+    assert_one_line_error(
+        rtseg_run("--video", tiny_video, "--model", tmp_path / "gone.onnx"), "gone.onnx", "does not exist"
+    )
     result = rtseg_run("--video", tiny_video, env={"RTSEG_ENGINES": str(tmp_path / "no_engines")})
     assert_one_line_error(result, "no default model", "--model")
 
@@ -204,9 +260,14 @@ def test_unwritable_outputs(tmp_path, tiny_video, band_package):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     common = ("--video", tiny_video, "--model", band_package.onnx_path, "--threads", 1)
-    for option, path in (("--output", Path("/proc/x.mp4")), ("--output", a_file / "out.mp4"),
-                         ("--masks", a_file / "masks"), ("--save-frames", a_file / "frames"),
-                         ("--stats-json", a_file / "stats.json"), ("--stats-json", Path("/proc/s.json"))):
+    for option, path in (
+        ("--output", Path("/proc/x.mp4")),
+        ("--output", a_file / "out.mp4"),
+        ("--masks", a_file / "masks"),
+        ("--save-frames", a_file / "frames"),
+        ("--stats-json", a_file / "stats.json"),
+        ("--stats-json", Path("/proc/s.json")),
+    ):
         assert_one_line_error(rtseg_run(*common, option, path), str(path.parent))
 
 
@@ -217,8 +278,14 @@ def test_input_options_exactly_one(tiny_video, band_package):
 
 
 def test_show_without_a_display(tiny_video, band_package):
-    result = rtseg_run("--video", tiny_video, "--model", band_package.onnx_path, "--show",
-                       env={"DISPLAY": None, "WAYLAND_DISPLAY": None})
+    result = rtseg_run(
+        "--video",
+        tiny_video,
+        "--model",
+        band_package.onnx_path,
+        "--show",
+        env={"DISPLAY": None, "WAYLAND_DISPLAY": None},
+    )
     assert_one_line_error(result, "--show")
 
 
@@ -230,11 +297,31 @@ def test_show_without_a_display(tiny_video, band_package):
 def test_signal_mid_run_leaves_a_playable_mp4(signum, status, tmp_path, tiny_package):
     video = write_video(tmp_path / "long.mp4", structured_frames(100, 120, 160, seed=2), fps=20)
     out, stats_file = tmp_path / "out.mp4", tmp_path / "stats.json"
-    cmd = [sys.executable, "-m", "rtseg", "run", "--video", str(video), "--realtime", "--model",
-           str(tiny_package.onnx_path), "--threads", "1", "--output", str(out),
-           "--stats-json", str(stats_file)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtseg",
+        "run",
+        "--video",
+        str(video),
+        "--realtime",
+        "--model",
+        str(tiny_package.onnx_path),
+        "--threads",
+        "1",
+        "--output",
+        str(out),
+        "--stats-json",
+        str(stats_file),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         deadline = time.monotonic() + 60
         while not out.exists() and proc.poll() is None and time.monotonic() < deadline:

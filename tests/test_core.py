@@ -13,8 +13,14 @@ from rtseg.runtime import open_model
 
 def test_package_sidecar_describes_graph(tiny_package):
     meta = tiny_package.meta
-    assert meta["input"] == {"name": "image", "layout": "NHWC", "dtype": "uint8", "color": "RGB",
-                             "height": TINY_SIZE[0], "width": TINY_SIZE[1]}
+    assert meta["input"] == {
+        "name": "image",
+        "layout": "NHWC",
+        "dtype": "uint8",
+        "color": "RGB",
+        "height": TINY_SIZE[0],
+        "width": TINY_SIZE[1],
+    }
     assert meta["output"]["kind"] == "class_ids" and meta["precision"] == "fp32"
     assert len(meta["classes"]) == len(meta["palette"]) == 11
     assert meta["parity"]["argmax_agreement"] >= 0.999

@@ -66,12 +66,16 @@ def fake_builder(calls):
     def build(onnx_path, engine_path, config, log):
         calls.append((onnx_path, engine_path, config))
         engine_path.write_bytes(b"plan for " + onnx_path.name.encode())
-        return {"profile": {"input": "image", "min": [1], "opt": [1], "max": [config.max_batch]},
-                "build": {"seconds": 0.1}}
+        return {
+            "profile": {"input": "image", "min": [1], "opt": [1], "max": [config.max_batch]},
+            "build": {"seconds": 0.1},
+        }
+
     return build
 
 
 # --- cache key and sidecar -------------------------------------------------------------------
+
 
 def test_engine_cache_key_is_stable_and_covers_every_field():
     key = engine_cache_key(*KEY_ARGS)
@@ -88,18 +92,26 @@ def test_find_or_build_engine_builds_then_reuses(tiny_package, tmp_path):
     first = find_or_build_engine(tiny_package, engine, env=H100, build=fake_builder(calls))
     assert first.built and first.reason == "no engine yet" and len(calls) == 1
     meta = json.loads(engine_sidecar_path(engine).read_text())
-    assert meta["key"] == {"tensorrt": "10.7.0", "gpu": H100.gpu_name, "compute_capability": "9.0",
-                           "precision": "fp32", "onnx_sha256": tiny_package.meta["onnx_sha256"]}
+    assert meta["key"] == {
+        "tensorrt": "10.7.0",
+        "gpu": H100.gpu_name,
+        "compute_capability": "9.0",
+        "precision": "fp32",
+        "onnx_sha256": tiny_package.meta["onnx_sha256"],
+    }
     assert meta["package"]["classes"] == tiny_package.classes and meta["engine"] == "tiny.engine"
     assert calls[0][2].timing_cache is not None  # a persistent timing cache by default
     again = find_or_build_engine(tiny_package, engine, env=H100, build=fake_builder(calls))
     assert not again.built and again.reason == "up to date" and len(calls) == 1
 
 
-@pytest.mark.parametrize("env, reason", [
-    (EngineEnvironment("10.8.0", H100.gpu_name, "9.0"), "tensorrt 10.7.0 -> 10.8.0"),
-    (EngineEnvironment("10.7.0", "NVIDIA L4", "8.9"), "compute_capability 9.0 -> 8.9"),
-])
+@pytest.mark.parametrize(
+    "env, reason",
+    [
+        (EngineEnvironment("10.8.0", H100.gpu_name, "9.0"), "tensorrt 10.7.0 -> 10.8.0"),
+        (EngineEnvironment("10.7.0", "NVIDIA L4", "8.9"), "compute_capability 9.0 -> 8.9"),
+    ],
+)
 def test_find_or_build_engine_rebuilds_a_stale_engine(tiny_package, tmp_path, env, reason):
     calls = []
     engine = tmp_path / "tiny.engine"
@@ -114,11 +126,15 @@ def test_find_or_build_engine_rebuilds_a_changed_or_unlabelled_engine(tiny_packa
     engine = tmp_path / "tiny.engine"
     find_or_build_engine(tiny_package, engine, env=H100, build=fake_builder(calls))
     engine.write_bytes(b"tampered")
-    assert "engine file changed" in find_or_build_engine(tiny_package, engine, env=H100,
-                                                          build=fake_builder(calls)).reason
+    assert (
+        "engine file changed"
+        in find_or_build_engine(tiny_package, engine, env=H100, build=fake_builder(calls)).reason
+    )
     engine_sidecar_path(engine).unlink()
-    assert "has no sidecar" in find_or_build_engine(tiny_package, engine, env=H100,
-                                                     build=fake_builder(calls)).reason
+    assert (
+        "has no sidecar"
+        in find_or_build_engine(tiny_package, engine, env=H100, build=fake_builder(calls)).reason
+    )
     assert len(calls) == 3
 
 
@@ -155,6 +171,7 @@ def test_default_engine_path_falls_back_to_the_user_cache(tiny_package, tmp_path
 
 # --- environment checks: which dependency is missing -----------------------------------------
 
+
 def test_no_tensorrt_is_one_clear_error(no_tensorrt):
     with pytest.raises(MissingDependencyError, match=r"tensorrt is required .*rtseg\[trt\]"):
         engine_environment()
@@ -170,8 +187,10 @@ def test_no_gpu_is_one_clear_error_before_any_builder(fake_trt, no_gpu, tiny_pac
 
 # --- the builder, against the fake TensorRT --------------------------------------------------
 
+
 def test_build_engine_strongly_typed_with_profiles_workspace_and_timing_cache(
-        fake_trt, fake_gpu, tiny_package, tmp_path):
+    fake_trt, fake_gpu, tiny_package, tmp_path
+):
     cache = tmp_path / "timing.cache"
     cache.write_bytes(b"old")
     lines = []
@@ -211,8 +230,9 @@ def test_build_engine_refuses_cpu_int8(fake_trt, fake_gpu, tiny_package, tmp_pat
 
     from rtseg.export.int8 import Int8Options, quantize_int8
 
-    cpu = quantize_int8(tiny_package, tmp_path / "cpu.onnx", structured_frames(2, *TINY_SIZE),
-                        Int8Options(target="cpu"))
+    cpu = quantize_int8(
+        tiny_package, tmp_path / "cpu.onnx", structured_frames(2, *TINY_SIZE), Int8Options(target="cpu")
+    )
     assert cpu.meta["calibration"]["tensorrt_compatible"] is False
     with pytest.raises(ModelError, match="int8-target cpu"):
         build_engine(cpu.onnx_path, tmp_path / "cpu.engine")
@@ -232,8 +252,10 @@ def test_build_config_validates():
 
 # --- CLI -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [("2GiB", 2 << 30), ("512M", 512 << 20), ("1024", 1024),
-                                            ("1.5g", 3 << 29)])
+
+@pytest.mark.parametrize(
+    "text, expected", [("2GiB", 2 << 30), ("512M", 512 << 20), ("1024", 1024), ("1.5g", 3 << 29)]
+)
 def test_parse_bytes(text, expected):
     assert parse_bytes(text) == expected
 
@@ -248,8 +270,10 @@ def test_cli_build_engine_without_tensorrt_is_one_line(no_tensorrt, tiny_package
     result = CliRunner().invoke(main, ["build-engine", str(tiny_package.onnx_path)])
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
-    assert line == ("rtseg: error: tensorrt is required for TensorRT engines but is not installed "
-                    "(pip install 'rtseg[trt]')")
+    assert line == (
+        "rtseg: error: tensorrt is required for TensorRT engines but is not installed "
+        "(pip install 'rtseg[trt]')"
+    )
 
 
 def test_cli_build_engine_without_gpu_is_one_line(fake_trt, no_gpu, tiny_package):
@@ -262,20 +286,45 @@ def test_cli_build_engine_without_gpu_is_one_line(fake_trt, no_gpu, tiny_package
 def test_cli_build_engine_with_fake_tensorrt(fake_trt, fake_gpu, tiny_package, tmp_path, monkeypatch):
     monkeypatch.setenv("RTSEG_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "tiny.engine"
-    result = CliRunner().invoke(main, ["build-engine", str(tiny_package.onnx_path), "-o", str(out),
-                                       "--workspace", "1GiB", "--max-batch", "2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "build-engine",
+            str(tiny_package.onnx_path),
+            "-o",
+            str(out),
+            "--workspace",
+            "1GiB",
+            "--max-batch",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     meta = read_engine_sidecar(out)
     assert meta["key"]["tensorrt"] == "10.99.0" and meta["profile"]["max"][0] == 2
     assert list((tmp_path / "cache" / "timing").glob("trt10.99.0_sm90_*.cache"))
 
 
-@pytest.mark.parametrize("module", [
-    "rtseg.engine", "rtseg.engine.builder", "rtseg.engine.cache", "rtseg.engine.environment",
-    "rtseg.runtime.tensorrt_backend", "rtseg.runtime.cuda", "rtseg.runtime.cuda.cuda_python_memory",
-    "rtseg.runtime.cuda.pycuda_memory", "rtseg.export.fp16", "rtseg.export.int8", "rtseg.export.precision",
-    "rtseg.export.qdq_rules", "rtseg.export.calibration", "rtseg.cli.engine", "rtseg.cli.export",
-])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "rtseg.engine",
+        "rtseg.engine.builder",
+        "rtseg.engine.cache",
+        "rtseg.engine.environment",
+        "rtseg.runtime.tensorrt_backend",
+        "rtseg.runtime.cuda",
+        "rtseg.runtime.cuda.cuda_python_memory",
+        "rtseg.runtime.cuda.pycuda_memory",
+        "rtseg.export.fp16",
+        "rtseg.export.int8",
+        "rtseg.export.precision",
+        "rtseg.export.qdq_rules",
+        "rtseg.export.calibration",
+        "rtseg.cli.engine",
+        "rtseg.cli.export",
+    ],
+)
 def test_modules_import_without_optional_extras(monkeypatch, module):
     import importlib
 
@@ -329,8 +378,12 @@ def test_prepare_for_tensorrt_moves_uint8_casts_and_keeps_results(tiny_package):
     frames = structured_frames(2, *TINY_SIZE, seed=9)
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    run = [ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
-           .run(None, {"image": frames})[0] for m in (original, prepared)]
+    run = [
+        ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(
+            None, {"image": frames}
+        )[0]
+        for m in (original, prepared)
+    ]
     np.testing.assert_array_equal(run[0], run[1])
 
 

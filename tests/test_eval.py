@@ -29,9 +29,9 @@ def tiny_camvid(root: Path, count: int = 3, h: int = 20, w: int = 30) -> Path:
     (root / "valannot").mkdir(parents=True)
     for i in range(count):
         label = np.zeros((h, w), np.uint8)  # Sky
-        label[h // 2:, :] = 3  # Road
+        label[h // 2 :, :] = 3  # Road
         x = int(rng.integers(0, w - 8))
-        label[2:8, x:x + 6] = 8  # an asymmetric Car
+        label[2:8, x : x + 6] = 8  # an asymmetric Car
         label[-1, :] = 11  # void
         rgb = PALETTE[np.minimum(label, 10)]
         cv2.imwrite(str(root / "val" / f"f{i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -125,8 +125,9 @@ def test_remove_small_blobs():
 
 def test_remove_small_blobs_cleans_salt_noise():
     rng = np.random.default_rng(0)
-    clean = cv2.resize(rng.integers(0, 11, (6, 8)).astype(np.uint8), (160, 120),
-                       interpolation=cv2.INTER_NEAREST)
+    clean = cv2.resize(
+        rng.integers(0, 11, (6, 8)).astype(np.uint8), (160, 120), interpolation=cv2.INTER_NEAREST
+    )
     noisy = clean.copy()
     salt = rng.random(clean.shape) < 0.01
     noisy[salt] = rng.integers(0, 11, int(salt.sum()))
@@ -169,8 +170,19 @@ def _one_line_error(result, stderr, match):
 def test_cli_scores_the_tiny_package_and_writes_json(tmp_path, tiny_package):
     root = tiny_camvid(tmp_path / "camvid", count=3, h=48, w=72)
     out = tmp_path / "out" / "result.json"
-    args = ["eval", "--model", str(tiny_package.onnx_path), "--dataset", "camvid",
-            "--data-root", str(root), "--split", "val", "--threads", "1"]
+    args = [
+        "eval",
+        "--model",
+        str(tiny_package.onnx_path),
+        "--dataset",
+        "camvid",
+        "--data-root",
+        str(root),
+        "--split",
+        "val",
+        "--threads",
+        "1",
+    ]
     result, stdout, _ = _run(args + ["--json", str(out)])
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
@@ -179,8 +191,9 @@ def test_cli_scores_the_tiny_package_and_writes_json(tmp_path, tiny_package):
     assert saved["input_size"] == list(tiny_package.input_size)
     assert "mIoU" in stdout and "pixel acc" in stdout and "Bicyclist" in stdout
     # The same model through its checkpoint on torch, with flip TTA and blob removal.
-    torch_run, _, _ = _run(args + ["--backend", "torch", "--flip-tta", "--min-blob", "8",
-                                   "--json", str(tmp_path / "t.json")])
+    torch_run, _, _ = _run(
+        args + ["--backend", "torch", "--flip-tta", "--min-blob", "8", "--json", str(tmp_path / "t.json")]
+    )
     assert torch_run.exit_code == 0, torch_run.output
     assert json.loads((tmp_path / "t.json").read_text())["flip_tta"] is True
 
@@ -195,8 +208,9 @@ def test_cli_errors_are_one_line(tmp_path, tiny_package, tiny_checkpoint):
     result, _, err = _run(base + ["--model", str(tiny_package.onnx_path), "--dataset", "kitti_road"])
     _one_line_error(result, err, "KITTI road")
     (tmp_path / "blocker").write_text("a file, not a folder")
-    result, _, err = _run(base + ["--model", str(tiny_package.onnx_path),
-                                  "--json", str(tmp_path / "blocker" / "r.json")])
+    result, _, err = _run(
+        base + ["--model", str(tiny_package.onnx_path), "--json", str(tmp_path / "blocker" / "r.json")]
+    )
     _one_line_error(result, err, "cannot write")
     folder = tmp_path / "two"
     (folder / "val" / "images").mkdir(parents=True)
@@ -204,17 +218,34 @@ def test_cli_errors_are_one_line(tmp_path, tiny_package, tiny_checkpoint):
     cv2.imwrite(str(folder / "val" / "images" / "a.png"), np.zeros((4, 4, 3), np.uint8))
     cv2.imwrite(str(folder / "val" / "masks" / "a.png"), np.zeros((4, 4), np.uint8))
     (folder / "classes.txt").write_text("background\nroad\n")
-    result, _, err = _run(["eval", "--model", str(tiny_package.onnx_path), "--dataset", "folder",
-                           "--data-root", str(folder)])
+    result, _, err = _run(
+        ["eval", "--model", str(tiny_package.onnx_path), "--dataset", "folder", "--data-root", str(folder)]
+    )
     _one_line_error(result, err, "predicts 11 classes but folder has 2")
 
 
 @pytest.mark.data
 def test_cli_on_real_camvid_val(tmp_path, data_dir, tiny_package):
     out = tmp_path / "camvid.json"
-    result, stdout, _ = _run(["eval", "--model", str(tiny_package.onnx_path), "--dataset", "camvid",
-                              "--data-root", str(data_dir / "camvid"), "--split", "val",
-                              "--limit", "5", "--threads", "1", "--json", str(out)])
+    result, stdout, _ = _run(
+        [
+            "eval",
+            "--model",
+            str(tiny_package.onnx_path),
+            "--dataset",
+            "camvid",
+            "--data-root",
+            str(data_dir / "camvid"),
+            "--split",
+            "val",
+            "--limit",
+            "5",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
     assert len(saved["per_class"]) == 11 and saved["frames"] == 5

@@ -130,11 +130,13 @@ class ScriptedDisplay:
 
 def keys_at(keys: dict[int, int], quit_after: int):
     """A script: key `keys[n]` on the n-th show (1-based), q from show `quit_after` on."""
+
     def script(display, kind):
         if kind != "show":
             return -1
         count = len(display.images)
         return ord("q") if count >= quit_after else keys.get(count, -1)
+
     return script
 
 
@@ -173,8 +175,12 @@ def test_pause_freezes_the_picture_and_the_newest_frame_shows_on_resume():
         if kind == "show" and shows == 3 and "paused_at" not in marks:
             marks["paused_at"] = time.monotonic()
             return SPACE
-        if kind == "poll" and "paused_at" in marks and "resumed" not in marks \
-                and time.monotonic() - marks["paused_at"] > 0.4:
+        if (
+            kind == "poll"
+            and "paused_at" in marks
+            and "resumed" not in marks
+            and time.monotonic() - marks["paused_at"] > 0.4
+        ):
             marks["resumed"], marks["written_at_resume"] = shows, sink.indices[-1]
             return SPACE
         if "resumed" in marks and shows >= marks["resumed"] + 2:
@@ -184,7 +190,7 @@ def test_pause_freezes_the_picture_and_the_newest_frame_shows_on_resume():
     display = ScriptedDisplay(script)
     stats, _, _ = live_run(display, VizConfig(alpha=0.0, legend=False, hud=False), sinks=[sink])
     paused_index = shown_index(display.images[2])
-    during = display.images[3:marks["resumed"]]  # the redraw for the pause key: same frame
+    during = display.images[3 : marks["resumed"]]  # the redraw for the pause key: same frame
     assert during and all(shown_index(image) == paused_index for image in during)
     assert display.polls > 10  # the window kept handling events while paused
     assert marks["written_at_resume"] < 256  # indices below 256: readable from the green channel
@@ -213,8 +219,13 @@ def test_pause_holds_a_file_source_without_skipping_frames():
 
     frames = indexed_frames(60)
     display = ScriptedDisplay(script)
-    stats = Pipeline(ListSource(frames, delay_s=0.005), fake_model(), [sink],
-                     PipelineConfig(viz=VizConfig(hud=False)), display=display).run()
+    stats = Pipeline(
+        ListSource(frames, delay_s=0.005),
+        fake_model(),
+        [sink],
+        PipelineConfig(viz=VizConfig(hud=False)),
+        display=display,
+    ).run()
     assert marks["written_at_resume"] == marks["written_after_drain"] < 60  # capture was held
     assert sink.indices == list(range(60)) and stats.dropped == 0  # then every frame, in order
 
@@ -222,7 +233,7 @@ def test_pause_holds_a_file_source_without_skipping_frames():
 def test_snapshot_writes_the_shown_picture_and_prints_its_path(tmp_path, capsys):
     display = ScriptedDisplay(keys_at({2: ord("s")}, quit_after=3))
     live_run(display, VizConfig(alpha=0.0, legend=False, hud=True), snapshot_dir=tmp_path)
-    index = shown_index(display.images[1][FRAME_H // 2:])  # below the HUD line
+    index = shown_index(display.images[1][FRAME_H // 2 :])  # below the HUD line
     path = snapshot_path(tmp_path, index)
     assert path.name == f"rtseg_snapshot_{index:06d}.png" and path.is_file()
     saved = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
@@ -249,8 +260,7 @@ def test_window_hud_shows_fps_latency_and_drops_and_stats_carry_display_latency(
         return SPACE if kind == "show" and len(display.images) == 6 else -1
 
     display = ScriptedDisplay(script)
-    stats = Pipeline(source, model, [], PipelineConfig(viz=viz_cfg), display=display,
-                     visualizer=viz).run()
+    stats = Pipeline(source, model, [], PipelineConfig(viz=viz_cfg), display=display, visualizer=viz).run()
     pattern = r"\d+\.\d fps \| \d+ ms \| \d+ dropped( \| paused)?"
     assert viz.huds and all(re.fullmatch(pattern, text) for text in viz.huds), viz.huds
     assert viz.huds[-1].endswith("| paused") and not viz.huds[0].endswith("paused")
@@ -263,8 +273,9 @@ def test_window_hud_shows_fps_latency_and_drops_and_stats_carry_display_latency(
 
 
 def test_summary_of_a_live_run_without_a_window_names_its_latency_figure():
-    stats = PipelineStats(frames=3, frames_read=3, live=True, latencies_s=[0.01, 0.02, 0.03],
-                          stopped_by="source_end")
+    stats = PipelineStats(
+        frames=3, frames_read=3, live=True, latencies_s=[0.01, 0.02, 0.03], stopped_by="source_end"
+    )
     text = stats.summary()
     assert "capture->sink is the latency figure" in text and "live source ended" in text
     assert stats.to_json()["display_latency_ms"] is None and stats.to_json()["displayed"] == 0
@@ -285,8 +296,9 @@ def test_live_stand_in_newest_frame_wins_without_lag(stand_in, tiny_video):
     sink = RecordingSink()
     with source:
         assert source.live
-        stats = Pipeline(source, fake_model(FakeBackend(delay_s=0.12)), [sink],
-                         PipelineConfig(viz=VizConfig(hud=False))).run()
+        stats = Pipeline(
+            source, fake_model(FakeBackend(delay_s=0.12)), [sink], PipelineConfig(viz=VizConfig(hud=False))
+        ).run()
     assert stats.dropped > 0 and stats.frames + stats.dropped == stats.frames_read
     assert stats.frames_read == (60 if stand_in == "lavfi" else 24)
     assert sink.indices == sorted(set(sink.indices))
@@ -328,9 +340,19 @@ def assert_clean_live_end(result, out: Path, stats_file: Path) -> dict:
 
 def test_lavfi_with_a_duration_ends_cleanly_and_records_without_a_window(tmp_path, band_package):
     out, stats_file = tmp_path / "live.mp4", tmp_path / "stats.json"
-    result = rtseg_run("--source", "lavfi:testsrc2=size=160x120:rate=30:duration=1", "--model",
-                       band_package.onnx_path, "--threads", 1, "--output", out,
-                       "--stats-json", stats_file, env={"DISPLAY": None, "WAYLAND_DISPLAY": None})
+    result = rtseg_run(
+        "--source",
+        "lavfi:testsrc2=size=160x120:rate=30:duration=1",
+        "--model",
+        band_package.onnx_path,
+        "--threads",
+        1,
+        "--output",
+        out,
+        "--stats-json",
+        stats_file,
+        env={"DISPLAY": None, "WAYLAND_DISPLAY": None},
+    )
     stats = assert_clean_live_end(result, out, stats_file)
     assert stats["frames_read"] == 30 and stats["displayed"] == 0
     assert stats["display_latency_ms"] is None
@@ -352,8 +374,9 @@ class VanishingCamera:
         return True
 
     def get(self, prop):
-        return {cv2.CAP_PROP_FRAME_WIDTH: 160, cv2.CAP_PROP_FRAME_HEIGHT: 120,
-                cv2.CAP_PROP_FPS: 30.0}.get(prop, 0.0)
+        return {cv2.CAP_PROP_FRAME_WIDTH: 160, cv2.CAP_PROP_FRAME_HEIGHT: 120, cv2.CAP_PROP_FPS: 30.0}.get(
+            prop, 0.0
+        )
 
     def read(self):
         self.reads += 1
@@ -368,12 +391,23 @@ class VanishingCamera:
 
 
 def test_camera_that_disappears_mid_run_ends_cleanly_with_a_playable_recording(
-        tmp_path, band_package, monkeypatch):
+    tmp_path, band_package, monkeypatch
+):
     monkeypatch.setattr(cv2, "VideoCapture", VanishingCamera)
     monkeypatch.setattr("rtseg.video.camera.camera_device_path", lambda camera: None)
     out, stats_file = tmp_path / "camera.mp4", tmp_path / "stats.json"
-    result = rtseg_run("--camera", 0, "--model", band_package.onnx_path, "--threads", 1,
-                       "--output", out, "--stats-json", stats_file)
+    result = rtseg_run(
+        "--camera",
+        0,
+        "--model",
+        band_package.onnx_path,
+        "--threads",
+        1,
+        "--output",
+        out,
+        "--stats-json",
+        stats_file,
+    )
     stats = assert_clean_live_end(result, out, stats_file)
     assert stats["frames_read"] == VanishingCamera.good
     assert stats["frames"] + stats["dropped"] == VanishingCamera.good
@@ -402,25 +436,49 @@ def http_stream(tmp_path):
 
 def test_stream_url_that_ends_mid_run_ends_cleanly(tmp_path, band_package, http_stream):
     out, stats_file = tmp_path / "stream.mp4", tmp_path / "stats.json"
-    result = rtseg_run("--camera", http_stream, "--model", band_package.onnx_path, "--threads", 1,
-                       "--output", out, "--stats-json", stats_file)
+    result = rtseg_run(
+        "--camera",
+        http_stream,
+        "--model",
+        band_package.onnx_path,
+        "--threads",
+        1,
+        "--output",
+        out,
+        "--stats-json",
+        stats_file,
+    )
     stats = assert_clean_live_end(result, out, stats_file)
     assert stats["frames_read"] == 20
 
 
 def test_show_without_a_display_on_a_live_source_is_one_line(tmp_path, band_package):
     out = tmp_path / "live.mp4"
-    result = rtseg_run("--source", "lavfi:testsrc2=size=160x120:rate=30", "--model",
-                       band_package.onnx_path, "--show", "--output", out,
-                       env={"DISPLAY": None, "WAYLAND_DISPLAY": None})
+    result = rtseg_run(
+        "--source",
+        "lavfi:testsrc2=size=160x120:rate=30",
+        "--model",
+        band_package.onnx_path,
+        "--show",
+        "--output",
+        out,
+        env={"DISPLAY": None, "WAYLAND_DISPLAY": None},
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rtseg: error: --show needs a display"), lines
 
 
 def test_snapshot_dir_must_exist(tmp_path, band_package):
-    result = rtseg_run("--source", "lavfi:testsrc2=size=160x120:rate=30", "--model",
-                       band_package.onnx_path, "--show", "--snapshot-dir", tmp_path / "nope")
+    result = rtseg_run(
+        "--source",
+        "lavfi:testsrc2=size=160x120:rate=30",
+        "--model",
+        band_package.onnx_path,
+        "--show",
+        "--snapshot-dir",
+        tmp_path / "nope",
+    )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--snapshot-dir" in lines[0] and "does not exist" in lines[0], lines

@@ -20,8 +20,9 @@ DILATED = ("vgg19_dilated",)
 HEAVY = ("vgg16", "vgg16_bn", "vgg19_dilated", "resnet50")
 # Every sensible (arch, encoder) pair: FCN needs stride 8/16/32 features, which a dilated
 # encoder does not have (tested below as an error).
-PAIRS = [(a, e) for a in sorted(ARCHITECTURES) for e in sorted(ENCODERS)
-         if not (a in FCN_ARCHS and e in DILATED)]
+PAIRS = [
+    (a, e) for a in sorted(ARCHITECTURES) for e in sorted(ENCODERS) if not (a in FCN_ARCHS and e in DILATED)
+]
 # A thin classic fc6/fc7 head keeps the VGG FCNs fast; the 4096-wide one is tested once.
 LIGHT_KWARGS = {"fc_channels": 64}
 
@@ -31,10 +32,20 @@ def _kwargs(arch: str, encoder: str) -> dict:
 
 
 def test_registry_lists_the_issue_architectures_and_encoders():
-    assert {"fcn32s", "fcn16s", "fcn8s", "unet", "fpn", "fpn_lite", "pspnet",
-            "deeplabv3plus"} <= set(ARCHITECTURES)
-    assert {"vgg16", "vgg16_bn", "vgg19_dilated", "resnet18", "resnet34", "resnet50",
-            "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(ENCODERS)
+    assert {"fcn32s", "fcn16s", "fcn8s", "unet", "fpn", "fpn_lite", "pspnet", "deeplabv3plus"} <= set(
+        ARCHITECTURES
+    )
+    assert {
+        "vgg16",
+        "vgg16_bn",
+        "vgg19_dilated",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    } <= set(ENCODERS)
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
@@ -129,18 +140,25 @@ def torchvision_state(name: str, fc_width: int = 4096, seed: int = 0) -> dict[st
     gen = torch.Generator().manual_seed(seed)
     state = {}
     for key, value in build_encoder(name).state_dict().items():
-        state[key] = (torch.randn(value.shape, generator=gen) if value.is_floating_point()
-                      else torch.full_like(value, 7))
+        state[key] = (
+            torch.randn(value.shape, generator=gen)
+            if value.is_floating_point()
+            else torch.full_like(value, 7)
+        )
     if name.startswith("resnet"):
         width = 2048 if name == "resnet50" else 512
         state["fc.weight"], state["fc.bias"] = torch.randn(1000, width), torch.randn(1000)
     else:
-        state.update({"classifier.0.weight": torch.randn(fc_width, 512 * 7 * 7),
-                      "classifier.0.bias": torch.randn(fc_width),
-                      "classifier.3.weight": torch.randn(fc_width, fc_width),
-                      "classifier.3.bias": torch.randn(fc_width),
-                      "classifier.6.weight": torch.randn(1000, fc_width),
-                      "classifier.6.bias": torch.randn(1000)})
+        state.update(
+            {
+                "classifier.0.weight": torch.randn(fc_width, 512 * 7 * 7),
+                "classifier.0.bias": torch.randn(fc_width),
+                "classifier.3.weight": torch.randn(fc_width, fc_width),
+                "classifier.3.bias": torch.randn(fc_width),
+                "classifier.6.weight": torch.randn(1000, fc_width),
+                "classifier.6.bias": torch.randn(1000),
+            }
+        )
     return state
 
 
@@ -159,8 +177,7 @@ def test_vgg_uses_torchvision_feature_indices(name):
 def test_resnet_uses_torchvision_names(name):
     keys = set(build_encoder(name).state_dict())
     assert len(keys) + 2 == RESNET_KEY_COUNTS[name]  # + fc.weight, fc.bias
-    assert {"conv1.weight", "bn1.running_var", "layer2.0.downsample.0.weight",
-            "layer4.1.bn2.weight"} <= keys
+    assert {"conv1.weight", "bn1.running_var", "layer2.0.downsample.0.weight", "layer4.1.bn2.weight"} <= keys
     if name == "resnet50":
         assert "layer4.2.conv3.weight" in keys and "layer1.0.downsample.1.weight" in keys
 
@@ -217,8 +234,7 @@ def test_torchvision_weight_errors(tmp_path):
 
 
 def test_old_torchvision_state_without_num_batches_tracked_loads(tmp_path):
-    state = {k: v for k, v in torchvision_state("resnet18").items()
-             if not k.endswith("num_batches_tracked")}
+    state = {k: v for k, v in torchvision_state("resnet18").items() if not k.endswith("num_batches_tracked")}
     torch.save(state, tmp_path / "old.pth")
     encoder = build_encoder("resnet18", pretrained=str(tmp_path / "old.pth"))
     assert torch.equal(encoder.layer3[1].conv2.weight, state["layer3.1.conv2.weight"])

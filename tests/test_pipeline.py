@@ -178,8 +178,15 @@ def test_queue_put_newest_drops_the_oldest_and_stop_wakes_blocked_calls():
 
 
 def test_stats_summary_and_json():
-    stats = PipelineStats(backend="fake", frames=10, frames_read=12, dropped=2, first_capture_t=1.0,
-                          last_write_t=3.0, latencies_s=[0.01 * i for i in range(1, 11)])
+    stats = PipelineStats(
+        backend="fake",
+        frames=10,
+        frames_read=12,
+        dropped=2,
+        first_capture_t=1.0,
+        last_write_t=3.0,
+        latencies_s=[0.01 * i for i in range(1, 11)],
+    )
     stats.stages["infer"].record(0.004, 0.001)
     assert stats.fps == pytest.approx(5.0)
     data = stats.to_json()
@@ -207,7 +214,6 @@ def test_file_source_every_frame_in_order_with_the_right_content():
     assert len(backend.threads) == 1 and threading.get_ident() not in backend.threads
 
 
-
 class SubmittingBackend(FakeBackend):
     """FakeBackend with TensorRT's `submit` / `wait`: results come back only on wait, and the
     log records the order of calls (to see frame n+1 submitted before frame n is waited for)."""
@@ -226,6 +232,7 @@ class SubmittingBackend(FakeBackend):
             def wait(self):
                 backend.log.append(("wait", number))
                 return ids
+
         return Handle()
 
 
@@ -298,9 +305,12 @@ def test_an_exception_in_any_stage_ends_the_run_quickly(stage):
         viz = FailingVisualizer(VizConfig(hud=False), model.classes, model.palette)
     pipeline = Pipeline(source, model, [sink], quiet_config(queue_size=2), visualizer=viz)
     outcome = run_in_thread(pipeline)
-    expected = {"capture": (InputError, "corrupt or truncated at frame 4"),
-                "infer": (BackendError, "injected"), "overlay": (ValueError, "injected"),
-                "sink": (OutputError, "disk full")}[stage]
+    expected = {
+        "capture": (InputError, "corrupt or truncated at frame 4"),
+        "infer": (BackendError, "injected"),
+        "overlay": (ValueError, "injected"),
+        "sink": (OutputError, "disk full"),
+    }[stage]
     assert isinstance(outcome.get("error"), expected[0]), outcome
     assert expected[1] in str(outcome["error"])
     assert outcome["elapsed"] < 5.0
@@ -338,8 +348,7 @@ class FakeDisplay:
 
 def test_window_runs_on_the_calling_thread_and_q_stops_the_run():
     display, sink = FakeDisplay(quit_after=3), RecordingSink(delay_s=0.005)
-    stats = Pipeline(ListSource(endless=True), fake_model(), [sink], quiet_config(),
-                     display=display).run()
+    stats = Pipeline(ListSource(endless=True), fake_model(), [sink], quiet_config(), display=display).run()
     assert display.threads == {threading.get_ident()} and display.closed == 1
     assert stats.stopped_by == "user" and sink.closed == 1 and stats.frames >= 3
 
@@ -411,6 +420,7 @@ def test_onnxruntime_backend_masks_match_inference_on_each_frame(tmp_path):
     expected = model.backend.infer(small)
     assert sink.indices == list(range(6))
     for index, ids in zip(sink.indices, sink.ids):
-        agreement = [(ids == cv2.resize(e, (160, 120), interpolation=cv2.INTER_NEAREST_EXACT)).mean()
-                     for e in expected]
+        agreement = [
+            (ids == cv2.resize(e, (160, 120), interpolation=cv2.INTER_NEAREST_EXACT)).mean() for e in expected
+        ]
         assert agreement[index] > 0.999 and int(np.argmax(agreement)) == index

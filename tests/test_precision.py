@@ -39,6 +39,7 @@ def _io_types(path):
 
 # --- FP16 ------------------------------------------------------------------------------------
 
+
 def test_fp16_keeps_uint8_io_and_casts_input_to_float16(fp16_package, tiny_package):
     assert _io_types(fp16_package.onnx_path) == (TensorProto.UINT8, TensorProto.UINT8)
     graph = onnx.load(str(fp16_package.onnx_path)).graph
@@ -71,6 +72,7 @@ def test_fp16_refuses_a_non_fp32_package(fp16_package, tmp_path):
 
 
 # --- INT8 ------------------------------------------------------------------------------------
+
 
 def test_int8_follows_tensorrt_rules_and_keeps_io(int8_package):
     assert check_qdq_rules(int8_package.onnx_path) == []
@@ -111,8 +113,11 @@ def test_int8_exclude_depthwise_keeps_grouped_convs_float(tiny_package, tmp_path
     package = quantize_int8(tiny_package, tmp_path / "dw.onnx", frames, options)
     graph = onnx.load(str(package.onnx_path)).graph
     producers = {o: n for n in graph.node for o in n.output}
-    grouped = [n for n in graph.node if n.op_type == "Conv"
-               and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    grouped = [
+        n
+        for n in graph.node
+        if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)
+    ]
     assert grouped
     float_weights = {i.name for i in graph.initializer if i.data_type == TensorProto.FLOAT}
     assert all(n.input[1] in float_weights for n in grouped)  # weights never went through Q/DQ
@@ -121,10 +126,13 @@ def test_int8_exclude_depthwise_keeps_grouped_convs_float(tiny_package, tmp_path
     assert check_qdq_rules(package.onnx_path) == []
 
 
-@pytest.mark.parametrize("frames, match", [
-    (np.zeros((2, 10, 10, 3), np.uint8), "calibration frames must be"),
-    (np.zeros((2, *TINY_SIZE, 3), np.float32), "uint8"),
-])
+@pytest.mark.parametrize(
+    "frames, match",
+    [
+        (np.zeros((2, 10, 10, 3), np.uint8), "calibration frames must be"),
+        (np.zeros((2, *TINY_SIZE, 3), np.float32), "uint8"),
+    ],
+)
 def test_int8_rejects_bad_calibration_frames(tiny_package, tmp_path, frames, match):
     with pytest.raises(InputError, match=match):
         quantize_int8(tiny_package, tmp_path / "x.onnx", frames)
@@ -167,36 +175,52 @@ def test_int8_options_validate():
 
 # --- Q/DQ rules on hand-made graphs ------------------------------------------------------------
 
-def _qdq_graph(zero_point=0, zp_type=np.int8, weight_scales=4, weight_axis=0, quantized_bias=False,
-               float_only_op=None):
+
+def _qdq_graph(
+    zero_point=0, zp_type=np.int8, weight_scales=4, weight_axis=0, quantized_bias=False, float_only_op=None
+):
     """x -> Q -> DQ -> Conv(DQ(weight), bias) [-> Q -> DQ -> float_only_op]."""
-    init = [numpy_helper.from_array(np.array(0.02, np.float32), "x_scale"),
-            numpy_helper.from_array(np.array(zero_point, zp_type), "x_zp"),
-            numpy_helper.from_array(np.ones((4, 3, 3, 3), np.int8), "w_q"),
-            numpy_helper.from_array(np.full(weight_scales, 0.01, np.float32).reshape(-1)
-                                    if weight_scales > 1 else np.array(0.01, np.float32), "w_scale"),
-            numpy_helper.from_array(np.zeros(weight_scales if weight_scales > 1 else (), np.int8), "w_zp")]
-    nodes = [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["xq"], name="q_x"),
-             helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zp"], ["xf"], name="dq_x"),
-             helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w"], name="dq_w",
-                              axis=weight_axis)]
+    init = [
+        numpy_helper.from_array(np.array(0.02, np.float32), "x_scale"),
+        numpy_helper.from_array(np.array(zero_point, zp_type), "x_zp"),
+        numpy_helper.from_array(np.ones((4, 3, 3, 3), np.int8), "w_q"),
+        numpy_helper.from_array(
+            np.full(weight_scales, 0.01, np.float32).reshape(-1)
+            if weight_scales > 1
+            else np.array(0.01, np.float32),
+            "w_scale",
+        ),
+        numpy_helper.from_array(np.zeros(weight_scales if weight_scales > 1 else (), np.int8), "w_zp"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["xq"], name="q_x"),
+        helper.make_node("DequantizeLinear", ["xq", "x_scale", "x_zp"], ["xf"], name="dq_x"),
+        helper.make_node(
+            "DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w"], name="dq_w", axis=weight_axis
+        ),
+    ]
     if quantized_bias:
-        init += [numpy_helper.from_array(np.zeros(4, np.int32), "b_q"),
-                 numpy_helper.from_array(np.full(4, 2e-4, np.float32), "b_scale")]
+        init += [
+            numpy_helper.from_array(np.zeros(4, np.int32), "b_q"),
+            numpy_helper.from_array(np.full(4, 2e-4, np.float32), "b_scale"),
+        ]
         nodes.append(helper.make_node("DequantizeLinear", ["b_q", "b_scale"], ["b"], name="dq_b"))
     else:
         init.append(numpy_helper.from_array(np.zeros(4, np.float32), "b"))
     nodes.append(helper.make_node("Conv", ["xf", "w", "b"], ["y"], name="conv", pads=[1, 1, 1, 1]))
     out = "y"
     if float_only_op:
-        nodes += [helper.make_node("QuantizeLinear", ["y", "x_scale", "x_zp"], ["yq"], name="q_y"),
-                  helper.make_node("DequantizeLinear", ["yq", "x_scale", "x_zp"], ["yf"], name="dq_y")]
+        nodes += [
+            helper.make_node("QuantizeLinear", ["y", "x_scale", "x_zp"], ["yq"], name="q_y"),
+            helper.make_node("DequantizeLinear", ["yq", "x_scale", "x_zp"], ["yf"], name="dq_y"),
+        ]
         if float_only_op == "Softmax":
             nodes.append(helper.make_node("Softmax", ["yf"], ["z"], name="softmax", axis=1))
         else:
             init.append(numpy_helper.from_array(np.ones((4, 4, 2, 2), np.float32), "wt"))
-            nodes.append(helper.make_node("ConvTranspose", ["yf", "wt"], ["z"], name="deconv",
-                                          strides=[2, 2]))
+            nodes.append(
+                helper.make_node("ConvTranspose", ["yf", "wt"], ["z"], name="deconv", strides=[2, 2])
+            )
         out = "z"
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])]
     outputs = [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)]
@@ -209,15 +233,18 @@ def test_qdq_rules_accept_a_correct_graph():
     assert_trt_qdq_rules(_qdq_graph())  # does not raise
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({"zero_point": 3}, "non-zero zero point"),
-    ({"zp_type": np.uint8}, "TensorRT needs int8"),
-    ({"weight_scales": 1}, "weight quantized per tensor"),
-    ({"weight_axis": 1}, "on axis 1"),
-    ({"quantized_bias": True}, "quantized bias"),
-    ({"float_only_op": "ConvTranspose"}, "feeds ConvTranspose"),
-    ({"float_only_op": "Softmax"}, "feeds Softmax"),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"zero_point": 3}, "non-zero zero point"),
+        ({"zp_type": np.uint8}, "TensorRT needs int8"),
+        ({"weight_scales": 1}, "weight quantized per tensor"),
+        ({"weight_axis": 1}, "on axis 1"),
+        ({"quantized_bias": True}, "quantized bias"),
+        ({"float_only_op": "ConvTranspose"}, "feeds ConvTranspose"),
+        ({"float_only_op": "Softmax"}, "feeds Softmax"),
+    ],
+)
 def test_qdq_rules_catch_each_violation(kwargs, expected):
     model = _qdq_graph(**kwargs)
     problems = check_qdq_rules(model)
@@ -244,6 +271,7 @@ def test_qdq_rules_unreadable_file(tmp_path):
 
 
 # --- calibration sources ---------------------------------------------------------------------
+
 
 def test_evenly_spaced_picks_spread_distinct_indices():
     assert evenly_spaced(10, 5) == [1, 3, 5, 7, 9]
@@ -280,10 +308,13 @@ def test_calibration_frames_from_a_dataset_split(tmp_path):
         calibration_frames(f"camvid:{root}", 2, TINY_SIZE)
 
 
-@pytest.mark.parametrize("source, match", [
-    ("does/not/exist.mp4", "is not a video, an image folder"),
-    ("*.nothing-matches", "matches no images"),
-])
+@pytest.mark.parametrize(
+    "source, match",
+    [
+        ("does/not/exist.mp4", "is not a video, an image folder"),
+        ("*.nothing-matches", "matches no images"),
+    ],
+)
 def test_calibration_frames_errors(source, match):
     with pytest.raises(InputError, match=match):
         calibration_frames(source, 4, TINY_SIZE)
@@ -305,25 +336,40 @@ def test_calibration_frames_not_a_video(tmp_path):
 
 # --- default variant choice ------------------------------------------------------------------
 
+
 def _fake_package(folder, name, precision, miou=None, ms=None, threads=2, checkpoint_sha="abc"):
     onnx_path = folder / f"{name}.onnx"
     onnx_path.write_bytes(f"{name} {precision}".encode())
-    meta = {"classes": ["a", "b"], "palette": [[0, 0, 0], [1, 1, 1]], "dataset": "x",
-            "input": {"name": "image", "layout": "NHWC", "dtype": "uint8", "color": "RGB",
-                      "height": 8, "width": 8},
-            "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
-            "precision": precision, "source": {"checkpoint": "m.pth", "sha256": checkpoint_sha}}
+    meta = {
+        "classes": ["a", "b"],
+        "palette": [[0, 0, 0], [1, 1, 1]],
+        "dataset": "x",
+        "input": {
+            "name": "image",
+            "layout": "NHWC",
+            "dtype": "uint8",
+            "color": "RGB",
+            "height": 8,
+            "width": 8,
+        },
+        "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
+        "precision": precision,
+        "source": {"checkpoint": "m.pth", "sha256": checkpoint_sha},
+    }
     if miou is not None:
         meta["metrics"] = {"val_miou": miou, "cpu_ms_per_frame": ms, "threads": threads}
     return write_sidecar(onnx_path, meta)
 
 
-@pytest.mark.parametrize("fp16, int8, expected", [
-    ((0.5555, 180), (0.552, 150), "int8"),       # int8 within 1.0 point and fastest
-    ((0.5555, 180), (0.540, 150), "fp16"),       # int8 drops 1.6 points: fp16 is next fastest
-    ((0.5500, 180), (0.552, 250), "fp32"),       # fp16 drops 0.6 > 0.1; int8 slower than fp32
-    ((0.5560, 210), None, "fp32"),               # fp16 slower than fp32
-])
+@pytest.mark.parametrize(
+    "fp16, int8, expected",
+    [
+        ((0.5555, 180), (0.552, 150), "int8"),  # int8 within 1.0 point and fastest
+        ((0.5555, 180), (0.540, 150), "fp16"),  # int8 drops 1.6 points: fp16 is next fastest
+        ((0.5500, 180), (0.552, 250), "fp32"),  # fp16 drops 0.6 > 0.1; int8 slower than fp32
+        ((0.5560, 210), None, "fp32"),  # fp16 slower than fp32
+    ],
+)
 def test_pick_default_variant(tmp_path, fp16, int8, expected):
     fp32 = _fake_package(tmp_path, "m", "fp32", 0.556, 200)
     if fp16:

@@ -19,10 +19,25 @@ def test_dashcam_to_mp4_and_masks(tmp_path, dashcam_video, tiny_package):
     import av
 
     out, masks, stats_file = tmp_path / "dashcam.mp4", tmp_path / "masks", tmp_path / "stats.json"
-    result = CliRunner().invoke(main, [
-        "run", "--video", str(dashcam_video), "--model", str(tiny_package.onnx_path),
-        "--threads", "1", "--output", str(out), "--masks", str(masks),
-        "--stats-json", str(stats_file), "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--video",
+            str(dashcam_video),
+            "--model",
+            str(tiny_package.onnx_path),
+            "--threads",
+            "1",
+            "--output",
+            str(out),
+            "--masks",
+            str(masks),
+            "--stats-json",
+            str(stats_file),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, (result.output, result.exception)
     with av.open(str(out)) as container:
         stream = container.streams.video[0]

@@ -24,11 +24,14 @@ H, W = TINY_SIZE
 
 
 def _tensors(out_dtype=np.uint8, out_shape=(-1, H, W), max_batch=8):
-    return [TensorDesc("image", True, np.dtype(np.uint8), (-1, H, W, 3), (max_batch, H, W, 3)),
-            TensorDesc("class_ids", False, np.dtype(out_dtype), out_shape)]
+    return [
+        TensorDesc("image", True, np.dtype(np.uint8), (-1, H, W, 3), (max_batch, H, W, 3)),
+        TensorDesc("class_ids", False, np.dtype(out_dtype), out_shape),
+    ]
 
 
 # --- pure functions --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("out_dtype, itemsize", [(np.uint8, 1), (np.int32, 4), (np.int64, 8)])
 def test_buffer_specs_resolve_the_batch_and_sizes(out_dtype, itemsize):
@@ -65,6 +68,7 @@ def test_check_io_accepts_ids_and_logits_and_rejects_others():
 
 # --- the backend on a fake TensorRT and host memory ------------------------------------------
 
+
 @pytest.fixture
 def fake_engine(monkeypatch, tmp_path):
     def make(**kwargs):
@@ -73,6 +77,7 @@ def fake_engine(monkeypatch, tmp_path):
         path = tmp_path / "fake.engine"
         path.write_bytes(b"FAKE-PLAN")
         return trt, path
+
     return make
 
 
@@ -93,7 +98,7 @@ def test_backend_submit_keeps_results_when_slots_are_reused(fake_engine, tiny_pa
     _, path = fake_engine()
     frames = structured_frames(3, H, W, seed=4)
     with TensorRTBackend(path, tiny_package, memory=fake_tensorrt.HostMemory()) as backend:
-        pending = [backend.submit(frames[i:i + 1]) for i in range(3)]  # 3 in flight on 2 slots
+        pending = [backend.submit(frames[i : i + 1]) for i in range(3)]  # 3 in flight on 2 slots
         for i, p in enumerate(pending):
             np.testing.assert_array_equal(p.wait()[0], fake_tensorrt.fake_ids(frames[i]))
 
@@ -139,6 +144,7 @@ def test_backend_rejects_wrong_frames_and_foreign_engines(fake_engine, tiny_pack
 
 # --- errors without TensorRT / GPU: one clear line, never a crash -----------------------------
 
+
 def test_open_without_tensorrt(monkeypatch, tiny_package):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(MissingDependencyError, match=r"tensorrt is required .*rtseg\[trt\]"):
@@ -173,6 +179,7 @@ def test_open_without_cuda_bindings(monkeypatch, tiny_package):
 
 
 # --- on a real GPU ---------------------------------------------------------------------------
+
 
 def _cudart():
     from rtseg.runtime.cuda.device import import_cudart

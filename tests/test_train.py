@@ -63,7 +63,8 @@ def test_focal_with_gamma_zero_is_cross_entropy_and_down_weights_easy_pixels():
     p = torch.tensor(0.9)  # one pixel, probability 0.9 on the right class: (1-p)^2 * -ln p
     logit = torch.log(torch.tensor([[[[0.9]], [[0.1]]]]))
     assert FocalLoss()(logit, torch.zeros(1, 1, 1, dtype=torch.long)).item() == pytest.approx(
-        (0.1 ** 2) * -math.log(p.item()), rel=1e-5)
+        (0.1**2) * -math.log(p.item()), rel=1e-5
+    )
 
 
 def test_weighted_cross_entropy_matches_a_hand_computation():
@@ -101,13 +102,15 @@ def test_schedule_warms_up_then_decays_to_zero(schedule):
 
 def test_check_config_names_the_bad_setting():
     check_config(TrainConfig())
-    for change, match in (({"arch": "segformer"}, "unknown architecture 'segformer'"),
-                          ({"encoder": "mobilenet"}, "unknown encoder"),
-                          ({"dataset": "voc"}, "unknown dataset 'voc'"),
-                          ({"loss": "lovasz"}, "unknown loss"),
-                          ({"schedule": "step"}, "unknown schedule"),
-                          ({"batch_size": 0}, "batch_size must be at least 1"),
-                          ({"scale": (2.0, 1.0)}, "scale must be")):
+    for change, match in (
+        ({"arch": "segformer"}, "unknown architecture 'segformer'"),
+        ({"encoder": "mobilenet"}, "unknown encoder"),
+        ({"dataset": "voc"}, "unknown dataset 'voc'"),
+        ({"loss": "lovasz"}, "unknown loss"),
+        ({"schedule": "step"}, "unknown schedule"),
+        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"scale": (2.0, 1.0)}, "scale must be"),
+    ):
         with pytest.raises(RtsegError, match=match):
             check_config(TrainConfig(**change))
 
@@ -123,7 +126,7 @@ def tiny_camvid_tree(root: Path, train: int = 8, val: int = 4, h: int = 64, w: i
         frames = structured_frames(count, h, w, seed=len(split))
         for i, frame in enumerate(frames):
             label = np.zeros((h, w), np.uint8)
-            label[h // 2:] = 3
+            label[h // 2 :] = 3
             label[(frame[..., 0] > 200)] = 8
             label[0] = 11
             cv2.imwrite(str(root / split / f"{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -132,9 +135,30 @@ def tiny_camvid_tree(root: Path, train: int = 8, val: int = 4, h: int = 64, w: i
 
 
 def _train_args(root: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--dataset", "camvid", "--data-root", str(root), "--arch", "fpn_lite",
-            "--encoder", "efficientnet_lite0", "--batch-size", "4", "--crop", "64x96",
-            "--val-every", "1", "--warmup-iters", "2", "--threads", "1", "--out-dir", str(out), *extra]
+    return [
+        "train",
+        "--dataset",
+        "camvid",
+        "--data-root",
+        str(root),
+        "--arch",
+        "fpn_lite",
+        "--encoder",
+        "efficientnet_lite0",
+        "--batch-size",
+        "4",
+        "--crop",
+        "64x96",
+        "--val-every",
+        "1",
+        "--warmup-iters",
+        "2",
+        "--threads",
+        "1",
+        "--out-dir",
+        str(out),
+        *extra,
+    ]
 
 
 def test_train_two_epochs_then_resume_continues(tmp_path):
@@ -144,8 +168,12 @@ def test_train_two_epochs_then_resume_continues(tmp_path):
     assert (out / "last.pth").is_file() and (out / "best.pth").is_file()
     last = load_checkpoint(out / "last.pth")
     assert last["epoch"] == 2 and last["step"] == 4 and len(last["history"]) == 2
-    assert last["model"] == {"arch": "fpn_lite", "encoder": "efficientnet_lite0", "num_classes": 11,
-                             "kwargs": {}}
+    assert last["model"] == {
+        "arch": "fpn_lite",
+        "encoder": "efficientnet_lite0",
+        "num_classes": 11,
+        "kwargs": {},
+    }
     assert "val_miou" in last["history"][-1] and last["input_size"] == [64, 96]
     assert "trained 2 epochs; best val mIoU" in first.stdout
 
@@ -159,8 +187,9 @@ def test_train_two_epochs_then_resume_continues(tmp_path):
     changed = CliRunner().invoke(main, _train_args(root, out, "--epochs", "4", "--lr", "0.1"))
     assert changed.exit_code == 1 and "another configuration" in changed.stderr
 
-    evaluated = CliRunner().invoke(main, ["eval", "--model", str(out / "best.pth"), "--data-root",
-                                          str(root), "--threads", "1"])
+    evaluated = CliRunner().invoke(
+        main, ["eval", "--model", str(out / "best.pth"), "--data-root", str(root), "--threads", "1"]
+    )
     assert evaluated.exit_code == 0, evaluated.output
     assert "4 images of camvid val" in evaluated.stdout
 
@@ -168,16 +197,17 @@ def test_train_two_epochs_then_resume_continues(tmp_path):
 def test_train_cli_errors_are_one_line(tmp_path):
     root = tiny_camvid_tree(tmp_path / "camvid", train=2, val=1, h=32, w=48)
     out = tmp_path / "run"
-    for extra, match in ((["--crop", "64"], "--crop must be HxW"),
-                         (["--scale", "2,1"], "--scale must be MIN,MAX"),
-                         (["--arch", "segformer"], "unknown architecture 'segformer'"),
-                         (["--class-weights", "heavy"], "class weights must be"),
-                         (["--model-option", "fc_channels"], "--model-option must be KEY=VALUE"),
-                         (["--encoder-weights", str(tmp_path / "w.pth"), "--no-pretrained"],
-                          "contradict"),
-                         (["--encoder", "resnet18", "--pretrained"], "no ImageNet weights ship"),
-                         (["--batch-size", "8"], "fewer than the batch size 8"),
-                         (["--model-option", "depth=3"], "does not take option 'depth'")):
+    for extra, match in (
+        (["--crop", "64"], "--crop must be HxW"),
+        (["--scale", "2,1"], "--scale must be MIN,MAX"),
+        (["--arch", "segformer"], "unknown architecture 'segformer'"),
+        (["--class-weights", "heavy"], "class weights must be"),
+        (["--model-option", "fc_channels"], "--model-option must be KEY=VALUE"),
+        (["--encoder-weights", str(tmp_path / "w.pth"), "--no-pretrained"], "contradict"),
+        (["--encoder", "resnet18", "--pretrained"], "no ImageNet weights ship"),
+        (["--batch-size", "8"], "fewer than the batch size 8"),
+        (["--model-option", "depth=3"], "does not take option 'depth'"),
+    ):
         result = CliRunner().invoke(main, _train_args(root, out, "--epochs", "1", *extra))
         assert result.exit_code == 1, (extra, result.output)
         errors = [ln for ln in result.stderr.splitlines() if ln.startswith("rtseg: error:")]
@@ -193,8 +223,20 @@ def test_train_cli_vgg_fcn_from_scratch_with_model_option(tmp_path, monkeypatch)
     out = tmp_path / "run"
     args = _train_args(root, out, "--epochs", "1", "--batch-size", "2", "--crop", "32x48")
     args[args.index("fpn_lite")], args[args.index("efficientnet_lite0")] = "fcn8s", "vgg16"
-    result = CliRunner().invoke(main, args + ["--model-option", "fc_channels=32", "--loss", "focal",
-                                              "--class-weights", "median", "--schedule", "cosine"])
+    result = CliRunner().invoke(
+        main,
+        args
+        + [
+            "--model-option",
+            "fc_channels=32",
+            "--loss",
+            "focal",
+            "--class-weights",
+            "median",
+            "--schedule",
+            "cosine",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "vgg16 starts from random weights" in result.stderr
     assert "too large to preload; reading them from disk" in result.stdout

@@ -30,7 +30,6 @@ from rtseg.video.sources import DEFAULT_FOLDER_FPS
 LINUX = sys.platform.startswith("linux")
 
 
-
 def decode_all(path: Path) -> tuple[list[np.ndarray], list[float], str]:
     """Every frame of a video as RGB arrays, their times in seconds, and the codec name."""
     with av.open(str(path)) as container:
@@ -45,6 +44,7 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
 
 
 # ----- sources ----------------------------------------------------------------------------------
+
 
 def test_file_source_reads_every_frame_in_order(tiny_video):
     originals = structured_frames(24, 120, 160, seed=1).astype(np.int16)
@@ -77,11 +77,20 @@ def test_lossless_odd_size_video_reads_exact_contiguous_frames(tmp_path):
 
 
 def test_natural_sort_key_orders_numbers_by_value():
-    names = ["frame_000010.png", "frame_000002.png", "Frame_1.png",
-             "stuttgart_00_000000_000123_leftImg8bit.png", "stuttgart_00_000000_000019_leftImg8bit.png"]
+    names = [
+        "frame_000010.png",
+        "frame_000002.png",
+        "Frame_1.png",
+        "stuttgart_00_000000_000123_leftImg8bit.png",
+        "stuttgart_00_000000_000019_leftImg8bit.png",
+    ]
     assert sorted(names, key=natural_sort_key) == [
-        "Frame_1.png", "frame_000002.png", "frame_000010.png",
-        "stuttgart_00_000000_000019_leftImg8bit.png", "stuttgart_00_000000_000123_leftImg8bit.png"]
+        "Frame_1.png",
+        "frame_000002.png",
+        "frame_000010.png",
+        "stuttgart_00_000000_000019_leftImg8bit.png",
+        "stuttgart_00_000000_000123_leftImg8bit.png",
+    ]
 
 
 @pytest.fixture
@@ -215,6 +224,7 @@ def test_source_close_is_idempotent_and_read_after_close_ends(tiny_video):
 
 
 # ----- sinks ------------------------------------------------------------------------------------
+
 
 def test_mp4_sink_writes_a_decodable_video(tmp_path):
     frames = structured_frames(10, 120, 160, seed=4)

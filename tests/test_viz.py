@@ -89,8 +89,10 @@ def test_legend_is_left_out_when_the_frame_is_too_small(visualizer):
     frame = structured_frames(1, 24, 32)[0]
     ids = make_ids(24, 32)
     assert visualizer.legend.panel_for(32, 24) is None
-    np.testing.assert_array_equal(visualizer.render(frame, ids, cfg=VizConfig(hud=False)),
-                                  visualizer.render(frame, ids, cfg=VizConfig(**PLAIN)))
+    np.testing.assert_array_equal(
+        visualizer.render(frame, ids, cfg=VizConfig(hud=False)),
+        visualizer.render(frame, ids, cfg=VizConfig(**PLAIN)),
+    )
 
 
 def test_hud_text_is_drawn_top_left_when_given(visualizer, frame):

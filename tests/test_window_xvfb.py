@@ -54,9 +54,12 @@ pytestmark = [
 def x_display():
     """A private Xvfb server on a free display number (-displayfd); yields ":N"."""
     read_fd, write_fd = os.pipe()
-    server = subprocess.Popen([XVFB, "-displayfd", str(write_fd), "-screen", "0",
-                               f"{SCREEN_W}x{SCREEN_H}x24", "-nolisten", "tcp"],
-                              pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [XVFB, "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN_W}x{SCREEN_H}x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_fd)
     try:
         ready, _, _ = select.select([read_fd], [], [], 20)
@@ -103,8 +106,9 @@ def count_colour(image: np.ndarray, colour: np.ndarray, tolerance: int = TOLERAN
     return int((np.abs(image.astype(np.int16) - colour.astype(np.int16)).max(axis=2) <= tolerance).sum())
 
 
-def wait_for_colour(display: str, colour: np.ndarray, proc, timeout_s: float = 30.0,
-                    tolerance: int = TOLERANCE) -> np.ndarray:
+def wait_for_colour(
+    display: str, colour: np.ndarray, proc, timeout_s: float = 30.0, tolerance: int = TOLERANCE
+) -> np.ndarray:
     """Screenshots until `colour` covers at least MIN_PIXELS; the last screenshot."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -112,8 +116,7 @@ def wait_for_colour(display: str, colour: np.ndarray, proc, timeout_s: float = 3
         if count_colour(shot, colour, tolerance) >= MIN_PIXELS:
             return shot
         if proc.poll() is not None:
-            pytest.fail(f"rtseg exited ({proc.returncode}) before showing {colour}: "
-                        f"{proc.communicate()}")
+            pytest.fail(f"rtseg exited ({proc.returncode}) before showing {colour}: {proc.communicate()}")
         if time.monotonic() > deadline:
             values, counts = np.unique(shot.reshape(-1, 3), axis=0, return_counts=True)
             common = values[np.argsort(-counts)[:5]].tolist()
@@ -122,13 +125,31 @@ def wait_for_colour(display: str, colour: np.ndarray, proc, timeout_s: float = 3
 
 
 def start_rtseg(display: str, package, tmp_path: Path, source: str = SOURCE, *extra: str):
-    cmd = [sys.executable, "-m", "rtseg", "run", "--source", source, "--model",
-           str(package.onnx_path), "--threads", "1", "--show", "--no-legend", "--quiet",
-           "--stats-json", str(tmp_path / "stats.json"), "--snapshot-dir", str(tmp_path), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtseg",
+        "run",
+        "--source",
+        source,
+        "--model",
+        str(package.onnx_path),
+        "--threads",
+        "1",
+        "--show",
+        "--no-legend",
+        "--quiet",
+        "--stats-json",
+        str(tmp_path / "stats.json"),
+        "--snapshot-dir",
+        str(tmp_path),
+        *extra,
+    ]
     env = {**os.environ, "DISPLAY": display, "PYTHONPATH": str(REPO)}
     env.pop("WAYLAND_DISPLAY", None)
-    return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish(proc, timeout_s: float = 30.0) -> tuple[str, str]:
@@ -160,8 +181,9 @@ def test_window_shows_the_overlay_until_the_live_source_ends(x_display, band_pac
 
 
 def xdotool(display: str, *args: str) -> str:
-    result = subprocess.run([XDOTOOL, *args], env={**os.environ, "DISPLAY": display},
-                            capture_output=True, text=True, timeout=20)
+    result = subprocess.run(
+        [XDOTOOL, *args], env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=20
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -28,8 +28,10 @@ def print_sidecar(engine_path: Path) -> None:
     click.echo(f"onnx         {meta.get('onnx')} (sha256 {str(key.get('onnx_sha256'))[:16]}...)")
     profile = meta.get("profile") or {}
     if profile:
-        click.echo(f"profile      {profile.get('input')}: min {profile.get('min')} opt {profile.get('opt')} "
-                   f"max {profile.get('max')} (x{profile.get('count', 1)})")
+        click.echo(
+            f"profile      {profile.get('input')}: min {profile.get('min')} opt {profile.get('opt')} "
+            f"max {profile.get('max')} (x{profile.get('count', 1)})"
+        )
     build = meta.get("build") or {}
     click.echo(f"built        {build.get('built_at')} in {build.get('seconds')} s")
     package = meta.get("package") or {}

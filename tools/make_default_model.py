@@ -73,14 +73,23 @@ def main() -> None:
     if args.checkpoint.resolve() != ckpt.resolve():
         slim_checkpoint(args.checkpoint, ckpt)
     fp32_onnx = args.out / f"{args.name}.onnx"
-    common = dict(checkpoint=ckpt, parity_source=f"camvid:{camvid}:val", parity_frames=16,
-                  calib_source=f"camvid:{camvid}:train", calib_frames=args.calib_frames)
+    common = dict(
+        checkpoint=ckpt,
+        parity_source=f"camvid:{camvid}:val",
+        parity_frames=16,
+        calib_source=f"camvid:{camvid}:train",
+        calib_frames=args.calib_frames,
+    )
     variants = {
         "fp32": ExportConfig(output=fp32_onnx, precision="fp32", **common),
         "fp16": ExportConfig(output=variant_path(fp32_onnx, "fp16"), precision="fp16", **common),
         "int8": ExportConfig(output=variant_path(fp32_onnx, "int8"), precision="int8", **common),
-        "int8cpu": ExportConfig(output=variant_path(fp32_onnx, "int8cpu"), precision="int8",
-                                int8=Int8Options(target="cpu"), **common),
+        "int8cpu": ExportConfig(
+            output=variant_path(fp32_onnx, "int8cpu"),
+            precision="int8",
+            int8=Int8Options(target="cpu"),
+            **common,
+        ),
     }
     results = {}
     for name, cfg in variants.items():
@@ -91,24 +100,48 @@ def main() -> None:
     size = results["fp32"].package.input_size
     val_frames = calibration_frames(f"camvid:{camvid}:val", 20, size)
     video_frames = calibration_frames(str(video), 32, size) if video.is_file() else val_frames
-    report = {"machine": {"cpu": platform.processor() or platform.machine(),
-                          "cores": __import__("os").cpu_count(), "threads": args.threads},
-              "checkpoint": {"epoch": load_checkpoint(ckpt).get("epoch")}, "variants": {}}
+    report = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": __import__("os").cpu_count(),
+            "threads": args.threads,
+        },
+        "checkpoint": {"epoch": load_checkpoint(ckpt).get("epoch")},
+        "variants": {},
+    }
     for name, result in results.items():
         package = result.package
-        scores = evaluate(EvalConfig(model=str(package.onnx_path), data_root=str(camvid),
-                                     split="val", threads=args.threads, progress=False))
+        scores = evaluate(
+            EvalConfig(
+                model=str(package.onnx_path),
+                data_root=str(camvid),
+                split="val",
+                threads=args.threads,
+                progress=False,
+            )
+        )
         ms = cpu_ms_per_frame(package.onnx_path, val_frames, args.threads, args.iters)
         agreement = argmax_agreement(fp32_onnx, package.onnx_path, video_frames, args.threads)
-        metrics = {"val_miou": scores["miou"], "val_pixel_acc": scores["pixel_acc"],
-                   "val_per_class": scores["per_class"], "cpu_ms_per_frame": ms,
-                   "threads": args.threads, "video_agreement_vs_fp32": agreement,
-                   "parity_vs_torch": result.parity.argmax_agreement}
+        metrics = {
+            "val_miou": scores["miou"],
+            "val_pixel_acc": scores["pixel_acc"],
+            "val_per_class": scores["per_class"],
+            "cpu_ms_per_frame": ms,
+            "threads": args.threads,
+            "video_agreement_vs_fp32": agreement,
+            "parity_vs_torch": result.parity.argmax_agreement,
+        }
         write_sidecar(package.onnx_path, {**package.meta, "metrics": metrics})
-        report["variants"][name] = {"onnx": package.onnx_path.name, "precision": package.precision,
-                                    "bytes": package.onnx_path.stat().st_size, **metrics}
-        print(f"{name}: mIoU {100 * scores['miou']:.2f}  {ms:.1f} ms/frame  "
-              f"agreement vs fp32 on video {100 * agreement:.2f}%")
+        report["variants"][name] = {
+            "onnx": package.onnx_path.name,
+            "precision": package.precision,
+            "bytes": package.onnx_path.stat().st_size,
+            **metrics,
+        }
+        print(
+            f"{name}: mIoU {100 * scores['miou']:.2f}  {ms:.1f} ms/frame  "
+            f"agreement vs fp32 on video {100 * agreement:.2f}%"
+        )
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     load_package(fp32_onnx)  # the sidecars still verify
     shutil.rmtree(args.out / "__pycache__", ignore_errors=True)

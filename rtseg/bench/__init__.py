@@ -46,14 +46,29 @@ def check_gate(report: BenchReport, min_miou: float | None) -> None:
         return
     below = report.below(min_miou)
     if below:
-        names = ", ".join(f"{r['backend']} {r['precision']} {r['size']} "
-                          f"({'no mIoU' if r.get('miou') is None else format(r['miou'], '.3f')})"
-                          for r in below)
+        names = ", ".join(
+            f"{r['backend']} {r['precision']} {r['size']} "
+            f"({'no mIoU' if r.get('miou') is None else format(r['miou'], '.3f')})"
+            for r in below
+        )
         raise GateError(f"mIoU under {min_miou:g}: {names}")
 
 
 __all__ = [
-    "BenchConfig", "BenchReport", "DataSpec", "GateError", "check_gate", "format_table",
-    "latency_summary", "machine_info", "machine_summary", "markdown_table", "percentile",
-    "run_bench", "throughput_fps", "write_csv", "write_json", "write_plot",
+    "BenchConfig",
+    "BenchReport",
+    "DataSpec",
+    "GateError",
+    "check_gate",
+    "format_table",
+    "latency_summary",
+    "machine_info",
+    "machine_summary",
+    "markdown_table",
+    "percentile",
+    "run_bench",
+    "throughput_fps",
+    "write_csv",
+    "write_json",
+    "write_plot",
 ]

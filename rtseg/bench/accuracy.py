@@ -23,15 +23,17 @@ def evaluate_miou(backend, data: DataSpec, limit: int | None = None) -> dict:
     dataset = open_split(data)
     num_classes = dataset.label_set.num_classes
     if backend.num_classes != num_classes:
-        raise InputError(f"the model predicts {backend.num_classes} classes but {data.name} has "
-                         f"{num_classes}: mIoU would be meaningless")
+        raise InputError(
+            f"the model predicts {backend.num_classes} classes but {data.name} has "
+            f"{num_classes}: mIoU would be meaningless"
+        )
     result = evaluate_backend(backend, dataset, limit=limit)
     return {"miou": result["miou"], "pixel_acc": result["pixel_acc"], "images": result["frames"]}
 
 
 def predict_frames(backend, frames: np.ndarray) -> np.ndarray:
     """`(N, h, w, 3) uint8 RGB` at the model size -> `(N, h, w) uint8` ids, one frame a call."""
-    return np.stack([backend.infer(frames[i:i + 1])[0] for i in range(len(frames))])
+    return np.stack([backend.infer(frames[i : i + 1])[0] for i in range(len(frames))])
 
 
 def agreement(pred: np.ndarray, reference: np.ndarray) -> float:

@@ -67,7 +67,7 @@ class BenchConfig:
 
 
 def parse_choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
-    """"a,b" -> ("a", "b"), each checked against `allowed`, order kept, duplicates dropped."""
+    """ "a,b" -> ("a", "b"), each checked against `allowed`, order kept, duplicates dropped."""
     items = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
     if not items:
         raise InputError(f"{option} is empty; choose from {', '.join(allowed)}")
@@ -78,7 +78,7 @@ def parse_choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """"360x480" -> (360, 480): HEIGHTxWIDTH, both positive."""
+    """ "360x480" -> (360, 480): HEIGHTxWIDTH, both positive."""
     parts = text.strip().lower().split("x")
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise InputError(f"size {text!r} is not HEIGHTxWIDTH (e.g. 360x480)")
@@ -96,7 +96,7 @@ def format_size(size: tuple[int, int]) -> str:
 
 
 def parse_data_spec(text: str | None) -> DataSpec | None:
-    """"camvid:DIR:SPLIT" -> DataSpec (DIR may itself contain colons)."""
+    """ "camvid:DIR:SPLIT" -> DataSpec (DIR may itself contain colons)."""
     if not text:
         return None
     name, sep, rest = text.partition(":")
@@ -109,7 +109,7 @@ def parse_data_spec(text: str | None) -> DataSpec | None:
 
 
 def parse_e2e_combos(text: str | None) -> tuple[str, ...]:
-    """"fastest" | "all" | "none" | "backend:precision,..." -> a tuple (see BenchConfig)."""
+    """ "fastest" | "all" | "none" | "backend:precision,..." -> a tuple (see BenchConfig)."""
     if not text:
         return ("fastest",)
     items = tuple(p.strip().lower() for p in text.split(",") if p.strip())
@@ -118,6 +118,7 @@ def parse_e2e_combos(text: str | None) -> tuple[str, ...]:
     for item in items:
         backend, _, precision = item.partition(":")
         if backend not in BACKENDS or precision not in BENCH_PRECISIONS:
-            raise InputError(f"--e2e-combos: {item!r} is not BACKEND:PRECISION "
-                             f"(or one of {', '.join(E2E_SELECTIONS)})")
+            raise InputError(
+                f"--e2e-combos: {item!r} is not BACKEND:PRECISION (or one of {', '.join(E2E_SELECTIONS)})"
+            )
     return items

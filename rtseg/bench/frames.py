@@ -29,7 +29,7 @@ def synthetic_frames(count: int, height: int, width: int, seed: int = 0) -> np.n
         image = np.stack([xx / width, yy / height, (xx + yy) / (width + height)], -1)
         image = image * 255 * rng.uniform(0.5, 1.0, 3)
         y0, x0 = rng.integers(0, height // 2 + 1), rng.integers(0, width // 2 + 1)
-        image[y0:y0 + height // 3, x0:x0 + width // 3] = rng.uniform(0, 255, 3)
+        image[y0 : y0 + height // 3, x0 : x0 + width // 3] = rng.uniform(0, 255, 3)
         out[i] = np.clip(image, 0, 255).astype(np.uint8)
     return out
 

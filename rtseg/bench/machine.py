@@ -25,8 +25,18 @@ LIBRARIES = {
     "matplotlib": ("matplotlib",),
 }
 # CPU features that decide int8 / fp16 speed on the CPU
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
-             "amx_bf16", "asimd", "asimddp")
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+)
 
 
 def library_versions() -> dict[str, str | None]:
@@ -81,15 +91,20 @@ def gpus() -> list[dict[str, str]]:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=20, check=True).stdout
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (subprocess.SubprocessError, OSError):
         return []
     found = []
     for line in out.strip().splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) >= 2:
-            found.append({"name": parts[0], "driver": parts[1],
-                          "memory_mb": parts[2] if len(parts) > 2 else None})
+            found.append(
+                {"name": parts[0], "driver": parts[1], "memory_mb": parts[2] if len(parts) > 2 else None}
+            )
     return found
 
 
@@ -114,8 +129,11 @@ def machine_summary(machine: dict) -> str:
     """One line, e.g. "Intel Xeon ... (2 cores, 2 threads), 8 GB, no GPU; onnxruntime 1.31.1"."""
     gpu = ", ".join(f"{g['name']} (driver {g['driver']})" for g in machine.get("gpus") or [])
     versions = machine.get("versions") or {}
-    libs = ", ".join(f"{k} {versions[k]}" for k in ("onnxruntime", "torch", "tensorrt", "python")
-                     if versions.get(k))
+    libs = ", ".join(
+        f"{k} {versions[k]}" for k in ("onnxruntime", "torch", "tensorrt", "python") if versions.get(k)
+    )
     cores = machine.get("usable_cores") or machine.get("logical_cores")
-    return (f"{machine.get('cpu')} ({cores} cores, {machine.get('threads')} threads), "
-            f"{machine.get('ram_gb')} GB RAM, {gpu or 'no GPU'}; {libs}")
+    return (
+        f"{machine.get('cpu')} ({cores} cores, {machine.get('threads')} threads), "
+        f"{machine.get('ram_gb')} GB RAM, {gpu or 'no GPU'}; {libs}"
+    )

@@ -98,14 +98,18 @@ class ModelFamily:
         """The package beside the model for `precision`; Unavailable if there is none."""
         path = self.variant_path(precision)
         if not path.is_file():
-            raise Unavailable(f"no {precision} package beside the model ({path.name}; make one "
-                              f"with rtseg export CHECKPOINT --precision {precision} -o {path.name})")
+            raise Unavailable(
+                f"no {precision} package beside the model ({path.name}; make one "
+                f"with rtseg export CHECKPOINT --precision {precision} -o {path.name})"
+            )
         package = load_package(path)
         if package.precision != VARIANTS.get(precision, precision):
             raise Unavailable(f"{path.name}: its sidecar says precision {package.precision}")
         if package.input_size != self.size:
-            raise Unavailable(f"{path.name} takes {format_size(package.input_size)}, "
-                              f"not {format_size(self.size)} like the fp32 package")
+            raise Unavailable(
+                f"{path.name} takes {format_size(package.input_size)}, "
+                f"not {format_size(self.size)} like the fp32 package"
+            )
         return package
 
     def require_checkpoint(self, why: str) -> Path:
@@ -135,8 +139,10 @@ def open_family(model: Path, cache_dir: Path | None) -> ModelFamily:
     if given.precision != "fp32":
         fp32 = folder / f"{stem}.onnx"
         if not fp32.is_file():
-            raise ModelError(f"{given.onnx_path.name} is {given.precision}; benchmarking needs its "
-                             f"fp32 package {fp32.name} beside it (agreement and re-export use it)")
+            raise ModelError(
+                f"{given.onnx_path.name} is {given.precision}; benchmarking needs its "
+                f"fp32 package {fp32.name} beside it (agreement and re-export use it)"
+            )
         base = load_package(fp32)
     checkpoint, problem = _find_checkpoint(base)
     cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "rtseg" / "bench"
@@ -159,8 +165,7 @@ def plan_combos(family: ModelFamily, backends, precisions, sizes, has_gpu: bool)
                 elif backend == "torch" and precision != "fp32":
                     combo = _with(combo, skip="the torch backend runs the fp32 checkpoint only")
                 elif backend == "torch" and family.checkpoint is None:
-                    combo = _with(combo, skip=f"no checkpoint for eager PyTorch: "
-                                              f"{family.checkpoint_problem}")
+                    combo = _with(combo, skip=f"no checkpoint for eager PyTorch: {family.checkpoint_problem}")
                 combos.append(combo)
     return combos
 
@@ -181,8 +186,7 @@ def resolve_package(family: ModelFamily, combo: Combo, frames: np.ndarray) -> Co
     return _with(combo, package=sized_package(family, combo.precision, combo.size, frames))
 
 
-def sized_package(family: ModelFamily, precision: str, size: tuple[int, int],
-                  frames: np.ndarray) -> Path:
+def sized_package(family: ModelFamily, precision: str, size: tuple[int, int], frames: np.ndarray) -> Path:
     """The `precision` package at `size` from the cache, exported / converted on first use."""
     key = (precision, size)
     if key in family._sized:
@@ -228,8 +232,9 @@ def _convert(fp32: Path, precision: str, out: Path, frames: np.ndarray) -> None:
         else:
             from rtseg.export.int8 import quantize_int8 as convert
     except ImportError as exc:
-        raise Unavailable(f"no {precision} package at {out.parent.name}: this rtseg cannot "
-                          f"convert one ({exc})") from exc
+        raise Unavailable(
+            f"no {precision} package at {out.parent.name}: this rtseg cannot convert one ({exc})"
+        ) from exc
     package = load_package(fp32)
     with contextlib.redirect_stdout(sys.stderr):  # the quantizer prints progress to stdout
         if precision == "fp16":
@@ -238,5 +243,4 @@ def _convert(fp32: Path, precision: str, out: Path, frames: np.ndarray) -> None:
             from rtseg.export.int8 import Int8Options
 
             options = Int8Options(target="cpu" if precision == "int8cpu" else "tensorrt")
-            convert(package, out, frames, options=options,
-                    calib_source=f"rtseg bench frames ({len(frames)})")
+            convert(package, out, frames, options=options, calib_source=f"rtseg bench frames ({len(frames)})")

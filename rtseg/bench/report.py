@@ -10,10 +10,35 @@ from pathlib import Path
 from rtseg.errors import MissingDependencyError, OutputError
 
 CSV_COLUMNS = (
-    "model", "backend", "precision", "size", "batch", "status", "reason",
-    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "infer_fps", "e2e_fps", "e2e_ratio",
-    "miou", "pixel_acc", "agreement", "agreement_ref", "model_bytes", "peak_rss_mb", "gpu_mem_mb",
-    "threads", "runtime", "cpu", "gpu", "onnxruntime", "torch", "tensorrt", "rtseg", "timestamp",
+    "model",
+    "backend",
+    "precision",
+    "size",
+    "batch",
+    "status",
+    "reason",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "infer_fps",
+    "e2e_fps",
+    "e2e_ratio",
+    "miou",
+    "pixel_acc",
+    "agreement",
+    "agreement_ref",
+    "model_bytes",
+    "peak_rss_mb",
+    "gpu_mem_mb",
+    "threads",
+    "runtime",
+    "cpu",
+    "gpu",
+    "onnxruntime",
+    "torch",
+    "tensorrt",
+    "rtseg",
+    "timestamp",
 )
 
 
@@ -48,10 +73,14 @@ def csv_record(row: dict) -> dict:
     versions = machine.get("versions") or {}
     latency = row.get("latency_ms") or {}
     record = {key: row.get(key) for key in CSV_COLUMNS}
-    record.update(latency_p50_ms=latency.get("p50"), latency_p90_ms=latency.get("p90"),
-                  latency_p99_ms=latency.get("p99"), cpu=machine.get("cpu"),
-                  gpu="; ".join(g["name"] for g in machine.get("gpus") or []) or None,
-                  **{k: versions.get(k) for k in ("onnxruntime", "torch", "tensorrt", "rtseg")})
+    record.update(
+        latency_p50_ms=latency.get("p50"),
+        latency_p90_ms=latency.get("p90"),
+        latency_p99_ms=latency.get("p99"),
+        cpu=machine.get("cpu"),
+        gpu="; ".join(g["name"] for g in machine.get("gpus") or []) or None,
+        **{k: versions.get(k) for k in ("onnxruntime", "torch", "tensorrt", "rtseg")},
+    )
     return _clean(record)
 
 
@@ -74,15 +103,38 @@ def _cells(row: dict) -> list[str]:
     e2e = _num(row.get("e2e_fps"), "%.1f")
     if row.get("e2e_ratio") is not None:
         e2e += f" ({row['e2e_ratio']:.0%})"
-    return [row["backend"], row["precision"], row["size"], str(row["batch"]),
-            _num(lat.get("p50"), "%.1f"), _num(lat.get("p90"), "%.1f"), _num(lat.get("p99"), "%.1f"),
-            _num(row.get("infer_fps"), "%.1f"), e2e, _num(row.get("miou"), "%.3f"),
-            _num(row.get("agreement"), "%.4f"), _num(_mb(row.get("model_bytes")), "%.1f"),
-            _num(row.get("peak_rss_mb"), "%.0f")]
+    return [
+        row["backend"],
+        row["precision"],
+        row["size"],
+        str(row["batch"]),
+        _num(lat.get("p50"), "%.1f"),
+        _num(lat.get("p90"), "%.1f"),
+        _num(lat.get("p99"), "%.1f"),
+        _num(row.get("infer_fps"), "%.1f"),
+        e2e,
+        _num(row.get("miou"), "%.3f"),
+        _num(row.get("agreement"), "%.4f"),
+        _num(_mb(row.get("model_bytes")), "%.1f"),
+        _num(row.get("peak_rss_mb"), "%.0f"),
+    ]
 
 
-HEADER = ["backend", "precision", "size", "batch", "p50 ms", "p90 ms", "p99 ms", "fps",
-          "e2e fps", "mIoU", "agree", "model MB", "RSS MB"]
+HEADER = [
+    "backend",
+    "precision",
+    "size",
+    "batch",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "fps",
+    "e2e fps",
+    "mIoU",
+    "agree",
+    "model MB",
+    "RSS MB",
+]
 
 
 def _mb(value):
@@ -105,8 +157,10 @@ def not_measured(rows: list[dict]) -> list[str]:
     for row in rows:
         for status in ("skipped", "failed"):
             if status in (row.get("e2e") or {}):
-                lines.append(f"end to end {row['backend']} {row['precision']} {row['size']}: "
-                             f"{status}: {row['e2e'][status]}")
+                lines.append(
+                    f"end to end {row['backend']} {row['precision']} {row['size']}: "
+                    f"{status}: {row['e2e'][status]}"
+                )
     return lines
 
 
@@ -117,24 +171,29 @@ def time_breakdown(rows: list[dict]) -> list[str]:
     lines = []
     for row in rows:
         stages = (row.get("e2e") or {}).get("stages") or {}
-        parts = [f"{name} {stage['busy_ms_mean']:.1f}" for name, stage in stages.items()
-                 if isinstance(stage, dict) and stage.get("busy_ms_mean") is not None]
+        parts = [
+            f"{name} {stage['busy_ms_mean']:.1f}"
+            for name, stage in stages.items()
+            if isinstance(stage, dict) and stage.get("busy_ms_mean") is not None
+        ]
         if parts and row.get("e2e_fps") is not None:
-            lines.append(f"{row['backend']} {row['precision']} {row['size']}: "
-                         f"{row['e2e_fps']:.1f} fps; {', '.join(parts)} ms")
+            lines.append(
+                f"{row['backend']} {row['precision']} {row['size']}: "
+                f"{row['e2e_fps']:.1f} fps; {', '.join(parts)} ms"
+            )
     return lines
 
 
 def format_table(rows: list[dict]) -> str:
     """The measured rows as an aligned text table, then what was not measured and why."""
     body = [_cells(r) for r in rows if r["status"] == "ok"]
-    widths = [max(len(h), *(len(c[i]) for c in body)) if body else len(h)
-              for i, h in enumerate(HEADER)]
+    widths = [max(len(h), *(len(c[i]) for c in body)) if body else len(h) for i, h in enumerate(HEADER)]
     numeric = set(range(3, len(HEADER)))
 
     def line(cells):
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     out = [line(HEADER), line(["-" * w for w in widths])] + [line(c) for c in body]
     out += [f"  {text}" for text in not_measured(rows)]
@@ -167,14 +226,27 @@ def write_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
         if y is None:
             continue
         colour = colours.get(row["backend"], "tab:gray")
-        ax.scatter(row["infer_fps"], y, color=colour, marker=markers.get(row["precision"], "o"),
-                   s=60, zorder=3)
-        ax.annotate(f"{row['backend']} {row['precision']} {row['size']}", (row["infer_fps"], y),
-                    textcoords="offset points", xytext=(6, 4), fontsize=7)
+        ax.scatter(
+            row["infer_fps"], y, color=colour, marker=markers.get(row["precision"], "o"), s=60, zorder=3
+        )
+        ax.annotate(
+            f"{row['backend']} {row['precision']} {row['size']}",
+            (row["infer_fps"], y),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=7,
+        )
         if row.get("e2e_fps"):
             ax.plot([row["e2e_fps"], row["infer_fps"]], [y, y], ":", color=colour, zorder=2)
-            ax.scatter(row["e2e_fps"], y, facecolors="none", edgecolors=colour,
-                       marker=markers.get(row["precision"], "o"), s=60, zorder=3)
+            ax.scatter(
+                row["e2e_fps"],
+                y,
+                facecolors="none",
+                edgecolors=colour,
+                marker=markers.get(row["precision"], "o"),
+                s=60,
+                zorder=3,
+            )
     ax.set_xlim(left=0)
     ax.margins(x=0.3, y=0.15)
     ax.set_xlabel("frames per second (filled: inference only, hollow: end to end)")
@@ -187,9 +259,11 @@ def write_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
     return path
 
 
-MD_HEADER = ("| Backend | Precision | Input (HxW) | Batch | Latency p50 / p90 / p99 (ms) | "
-             "Inference fps | End-to-end fps (share) | mIoU | Agreement with fp32 | Model MB | "
-             "Peak RSS MB |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+MD_HEADER = (
+    "| Backend | Precision | Input (HxW) | Batch | Latency p50 / p90 / p99 (ms) | "
+    "Inference fps | End-to-end fps (share) | mIoU | Agreement with fp32 | Model MB | "
+    "Peak RSS MB |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+)
 
 
 def _md_row(row: dict) -> str:
@@ -198,10 +272,19 @@ def _md_row(row: dict) -> str:
     e2e = _num(row.get("e2e_fps"), "%.1f")
     if row.get("e2e_ratio") is not None:
         e2e += f" ({row['e2e_ratio']:.0%})"
-    cells = [row["backend"], row["precision"], row["size"], str(row["batch"]), latency,
-             _num(row.get("infer_fps"), "%.1f"), e2e, _num(row.get("miou"), "%.3f"),
-             _num(row.get("agreement"), "%.4f"), _num(_mb(row.get("model_bytes")), "%.1f"),
-             _num(row.get("peak_rss_mb"), "%.0f")]
+    cells = [
+        row["backend"],
+        row["precision"],
+        row["size"],
+        str(row["batch"]),
+        latency,
+        _num(row.get("infer_fps"), "%.1f"),
+        e2e,
+        _num(row.get("miou"), "%.3f"),
+        _num(row.get("agreement"), "%.4f"),
+        _num(_mb(row.get("model_bytes")), "%.1f"),
+        _num(row.get("peak_rss_mb"), "%.0f"),
+    ]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -213,22 +296,33 @@ def markdown_table(rows: list[dict], plot: str | None = None) -> str:
     if not rows:
         raise OutputError("no benchmark rows to put in a table")
     first = rows[0]
-    facts = [f"Model `{first['model']}`",
-             f"{first['iters']} timed calls after {first['warmup']} warm-up calls"]
+    facts = [
+        f"Model `{first['model']}`",
+        f"{first['iters']} timed calls after {first['warmup']} warm-up calls",
+    ]
     if first.get("data"):
         images = next((r["miou_images"] for r in rows if r.get("miou_images")), None)
         facts.append(f"mIoU on {first['data']}" + (f" ({images} images)" if images else ""))
     if first.get("video"):
-        facts.append(f"end to end: {Path(first['video']).name} decoded, segmented, overlaid "
-                     f"and encoded (share = end-to-end fps / inference fps)")
-    lines = [f"Measured on {machine_summary(first['machine'])}, {first['timestamp']}.",
-             "; ".join(facts) + ".", "", MD_HEADER]
+        facts.append(
+            f"end to end: {Path(first['video']).name} decoded, segmented, overlaid "
+            f"and encoded (share = end-to-end fps / inference fps)"
+        )
+    lines = [
+        f"Measured on {machine_summary(first['machine'])}, {first['timestamp']}.",
+        "; ".join(facts) + ".",
+        "",
+        MD_HEADER,
+    ]
     lines += [_md_row(r) for r in rows if r["status"] == "ok"]
     breakdown = time_breakdown(rows)
     if breakdown:
-        lines += ["", "Where the end-to-end time goes: busy milliseconds per frame in each "
-                  "pipeline stage (the stages run in parallel threads; the busiest sets the fps):",
-                  ""] + [f"- {text}" for text in breakdown]
+        lines += [
+            "",
+            "Where the end-to-end time goes: busy milliseconds per frame in each "
+            "pipeline stage (the stages run in parallel threads; the busiest sets the fps):",
+            "",
+        ] + [f"- {text}" for text in breakdown]
     missing = not_measured(rows)
     if missing:
         lines += ["", "Not measured here:", ""] + [f"- {text}" for text in missing]

@@ -35,17 +35,19 @@ class BenchReport:
 
     def failed(self) -> list[dict]:
         """Rows that failed, and measured rows whose end-to-end run failed."""
-        return [r for r in self.rows
-                if r["status"] == "failed" or "failed" in (r.get("e2e") or {})]
+        return [r for r in self.rows if r["status"] == "failed" or "failed" in (r.get("e2e") or {})]
 
     def below(self, min_miou: float) -> list[dict]:
         """Measured batch-1 rows whose mIoU is under `min_miou` (or missing)."""
-        return [r for r in self.rows if r["status"] == "ok" and r["batch"] == 1
-                and (r.get("miou") is None or r["miou"] < min_miou)]
+        return [
+            r
+            for r in self.rows
+            if r["status"] == "ok" and r["batch"] == 1 and (r.get("miou") is None or r["miou"] < min_miou)
+        ]
 
 
 def row_label(row: dict) -> str:
-    """"backend precision HxW", as Combo.label."""
+    """ "backend precision HxW", as Combo.label."""
     return f"{row['backend']} {row['precision']} {row['size']}"
 
 
@@ -87,8 +89,7 @@ class WorkerRunner:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         command = [sys.executable, "-m", "rtseg.bench.worker", str(spec_path), str(out_path)]
         try:
-            proc = subprocess.run(command, env=env, capture_output=True, text=True,
-                                  timeout=self.timeout_s)
+            proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
             return {"status": "failed", "reason": f"timed out after {self.timeout_s:.0f} s"}
         if out_path.is_file():
@@ -101,20 +102,49 @@ class WorkerRunner:
 
 def _base_row(cfg: BenchConfig, family: ModelFamily, combo: Combo) -> dict:
     h, w = combo.size
-    return {"model": family.stem, "backend": combo.backend, "precision": combo.precision,
-            "size": format_size(combo.size), "height": h, "width": w, "batch": 1,
-            "status": "ok", "reason": None, "latency_ms": None, "infer_fps": None,
-            "miou": None, "pixel_acc": None, "miou_images": None, "agreement": None,
-            "agreement_ref": None, "model_bytes": None, "peak_rss_mb": None, "gpu_mem_mb": None,
-            "e2e_fps": None, "e2e_ratio": None, "e2e": None, "load_s": None,
-            "runtime": None, "threads": cfg.threads, "iters": cfg.iters, "warmup": cfg.warmup}
+    return {
+        "model": family.stem,
+        "backend": combo.backend,
+        "precision": combo.precision,
+        "size": format_size(combo.size),
+        "height": h,
+        "width": w,
+        "batch": 1,
+        "status": "ok",
+        "reason": None,
+        "latency_ms": None,
+        "infer_fps": None,
+        "miou": None,
+        "pixel_acc": None,
+        "miou_images": None,
+        "agreement": None,
+        "agreement_ref": None,
+        "model_bytes": None,
+        "peak_rss_mb": None,
+        "gpu_mem_mb": None,
+        "e2e_fps": None,
+        "e2e_ratio": None,
+        "e2e": None,
+        "load_s": None,
+        "runtime": None,
+        "threads": cfg.threads,
+        "iters": cfg.iters,
+        "warmup": cfg.warmup,
+    }
 
 
 def _spec(cfg: BenchConfig, combo: Combo, frames_path: Path, mode: str, **extra) -> dict:
-    return {"mode": mode, "backend": combo.backend, "precision": combo.precision,
-            "size": list(combo.size), "package": str(combo.package),
-            "checkpoint": str(combo.checkpoint) if combo.checkpoint else None,
-            "threads": cfg.threads, "frames": str(frames_path), **extra}
+    return {
+        "mode": mode,
+        "backend": combo.backend,
+        "precision": combo.precision,
+        "size": list(combo.size),
+        "package": str(combo.package),
+        "checkpoint": str(combo.checkpoint) if combo.checkpoint else None,
+        "threads": cfg.threads,
+        "frames": str(frames_path),
+        **extra,
+    }
 
 
 def _measured_rows(base: dict, result: dict) -> list[dict]:
@@ -122,9 +152,14 @@ def _measured_rows(base: dict, result: dict) -> list[dict]:
     if result["status"] != "ok":
         return [dict(base, status="failed", reason=result["reason"])]
     miou = result.get("miou") or {}
-    shared = {"model_bytes": result["model_bytes"], "load_s": round(result["load_s"], 3),
-              "runtime": result["describe"], "miou": miou.get("miou"),
-              "pixel_acc": miou.get("pixel_acc"), "miou_images": miou.get("images")}
+    shared = {
+        "model_bytes": result["model_bytes"],
+        "load_s": round(result["load_s"], 3),
+        "runtime": result["describe"],
+        "miou": miou.get("miou"),
+        "pixel_acc": miou.get("pixel_acc"),
+        "miou_images": miou.get("images"),
+    }
     return [dict(base, **shared, **row) for row in result["rows"]]
 
 
@@ -150,9 +185,18 @@ def measure_combos(cfg, family, combos, frames, work, run_worker, log) -> tuple[
             log(f"{prefix}: failed ({exc})")
             continue
         preds = work / f"preds{index}.npy"
-        spec = _spec(cfg, combo, frames_path, "measure", preds_out=str(preds),
-                     iters=cfg.iters, warmup=cfg.warmup, batch=cfg.batch,
-                     data=_data_dict(cfg), data_limit=cfg.data_limit)
+        spec = _spec(
+            cfg,
+            combo,
+            frames_path,
+            "measure",
+            preds_out=str(preds),
+            iters=cfg.iters,
+            warmup=cfg.warmup,
+            batch=cfg.batch,
+            data=_data_dict(cfg),
+            data_limit=cfg.data_limit,
+        )
         new_rows = _measured_rows(base, run_worker(spec))
         rows.extend(new_rows)
         if new_rows[0]["status"] == "ok":
@@ -238,8 +282,15 @@ def add_end_to_end(cfg, rows, predictions, work, run_worker, log) -> None:
             row["e2e"] = {"skipped": reason}
             continue
         combo = predictions[row_label(row)][1]
-        spec = _spec(cfg, combo, work / "frames.npy", "e2e", video=str(cfg.video),
-                     e2e_output=cfg.e2e_output, e2e_path=str(work / f"e2e{index}.mp4"))
+        spec = _spec(
+            cfg,
+            combo,
+            work / "frames.npy",
+            "e2e",
+            video=str(cfg.video),
+            e2e_output=cfg.e2e_output,
+            e2e_path=str(work / f"e2e{index}.mp4"),
+        )
         result = run_worker(spec)
         if result["status"] != "ok":
             row["e2e"] = {"failed": result["reason"]}
@@ -248,8 +299,10 @@ def add_end_to_end(cfg, rows, predictions, work, run_worker, log) -> None:
         row["e2e"] = result["e2e"]
         row["e2e_fps"] = result["e2e"]["fps"]
         row["e2e_ratio"] = row["e2e_fps"] / row["infer_fps"] if row["infer_fps"] else None
-        log(f"end to end {combo.label}: {row['e2e_fps']:.1f} fps "
-            f"({row['e2e_ratio']:.0%} of inference-only {row['infer_fps']:.1f} fps)")
+        log(
+            f"end to end {combo.label}: {row['e2e_fps']:.1f} fps "
+            f"({row['e2e_ratio']:.0%} of inference-only {row['infer_fps']:.1f} fps)"
+        )
     if reason:
         log(f"end to end: skipped ({reason})")
 
@@ -273,10 +326,14 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log_stderr) -> Ben
         add_agreement(cfg, family, rows, predictions, frames, work, run_worker, log)
         add_end_to_end(cfg, rows, predictions, work, run_worker, log)
     for row in rows:
-        row.update(agreement_source=origin, agreement_frames=len(frames),
-                   video=str(cfg.video) if cfg.video else None,
-                   data=f"{cfg.data.name}:{cfg.data.split}" if cfg.data else None,
-                   timestamp=stamp, machine=machine)
+        row.update(
+            agreement_source=origin,
+            agreement_frames=len(frames),
+            video=str(cfg.video) if cfg.video else None,
+            data=f"{cfg.data.name}:{cfg.data.split}" if cfg.data else None,
+            timestamp=stamp,
+            machine=machine,
+        )
     return BenchReport(rows, machine)
 
 

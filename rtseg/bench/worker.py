@@ -49,9 +49,13 @@ def gpu_memory_mb() -> float | None:
     exe = shutil.which("nvidia-smi")
     if exe is not None:
         try:
-            out = subprocess.run([exe, "--query-compute-apps=pid,used_memory",
-                                  "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True, timeout=20, check=True).stdout
+            out = subprocess.run(
+                [exe, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=True,
+            ).stdout
         except (subprocess.SubprocessError, OSError):
             out = ""
         for line in out.strip().splitlines():
@@ -85,8 +89,7 @@ def open_for_bench(spec: dict):
 
         package = load_package(spec["package"])
         backend = TorchBackend(spec["checkpoint"], threads=spec["threads"], input_size=size)
-        return LoadedModel(backend, package.classes, package.palette, Path(spec["checkpoint"]),
-                           package)
+        return LoadedModel(backend, package.classes, package.palette, Path(spec["checkpoint"]), package)
     model = open_model(spec["package"], backend=spec["backend"], threads=spec["threads"])
     if tuple(model.backend.input_size) != size:
         raise RtsegError(f"{spec['package']} takes {model.backend.input_size}, expected {size}")
@@ -118,14 +121,20 @@ def time_calls(backend, batches: list[np.ndarray], iters: int, warmup: int) -> l
 def _batches(pool: np.ndarray, batch: int) -> list[np.ndarray]:
     count = max(1, len(pool) // batch)
     idx = np.arange(count * batch) % len(pool)
-    return [np.ascontiguousarray(pool[idx[i * batch:(i + 1) * batch]]) for i in range(count)]
+    return [np.ascontiguousarray(pool[idx[i * batch : (i + 1) * batch]]) for i in range(count)]
 
 
 def _timing_row(backend, pool, batch, spec) -> dict:
     times = time_calls(backend, _batches(pool, batch), spec["iters"], spec["warmup"])
-    return {"batch": batch, "status": "ok", "reason": None, "latency_ms": latency_summary(times),
-            "infer_fps": throughput_fps(times, batch), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "gpu_mem_mb": gpu_memory_mb() if spec["backend"] == "tensorrt" else None}
+    return {
+        "batch": batch,
+        "status": "ok",
+        "reason": None,
+        "latency_ms": latency_summary(times),
+        "infer_fps": throughput_fps(times, batch),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "gpu_mem_mb": gpu_memory_mb() if spec["backend"] == "tensorrt" else None,
+    }
 
 
 def measure(spec: dict) -> dict:
@@ -142,10 +151,20 @@ def measure(spec: dict) -> dict:
         if big > 1 and backend.max_batch >= big:
             rows.append(_timing_row(backend, pool, big, spec))
         elif big > 1:
-            rows.append({"batch": big, "status": "skipped", "reason": f"the {spec['backend']} "
-                         f"model takes at most batch {backend.max_batch}"})
-        result = {"rows": rows, "load_s": load_s, "model_bytes": model_bytes(spec, model),
-                  "describe": backend.describe(), "miou": None}
+            rows.append(
+                {
+                    "batch": big,
+                    "status": "skipped",
+                    "reason": f"the {spec['backend']} model takes at most batch {backend.max_batch}",
+                }
+            )
+        result = {
+            "rows": rows,
+            "load_s": load_s,
+            "model_bytes": model_bytes(spec, model),
+            "describe": backend.describe(),
+            "miou": None,
+        }
         if spec.get("data"):
             result["miou"] = evaluate_miou(backend, DataSpec(**spec["data"]), spec.get("data_limit"))
         if spec.get("preds_out"):

@@ -21,46 +21,123 @@ from rtseg.package import default_model_path
 
 
 @click.command("bench")
-@click.option("--model", type=click.Path(path_type=Path), default=None,
-              help="Model package (.onnx + .json); default: the bundled model.")
-@click.option("--backends", default=",".join(BACKENDS), show_default=True,
-              help="Comma-separated backends.")
-@click.option("--precisions", default=",".join(BENCH_PRECISIONS), show_default=True,
-              help="Comma-separated precisions; variants are found beside the model as "
-                   "<stem>_fp16.onnx / <stem>_int8.onnx.")
-@click.option("--sizes", default=None, help="Comma-separated HEIGHTxWIDTH input sizes "
-              "(e.g. 360x480,512x1024); default: the package's own. Other sizes are re-exported "
-              "from the checkpoint into --cache-dir.")
-@click.option("--video", type=click.Path(path_type=Path), default=None,
-              help="Video for the end-to-end run and for agreement with fp32.")
-@click.option("--data", "data_spec", default=None, metavar="NAME:DIR:SPLIT",
-              help="Labelled data for mIoU, e.g. camvid:data/camvid:val.")
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model package (.onnx + .json); default: the bundled model.",
+)
+@click.option("--backends", default=",".join(BACKENDS), show_default=True, help="Comma-separated backends.")
+@click.option(
+    "--precisions",
+    default=",".join(BENCH_PRECISIONS),
+    show_default=True,
+    help="Comma-separated precisions; variants are found beside the model as "
+    "<stem>_fp16.onnx / <stem>_int8.onnx.",
+)
+@click.option(
+    "--sizes",
+    default=None,
+    help="Comma-separated HEIGHTxWIDTH input sizes "
+    "(e.g. 360x480,512x1024); default: the package's own. Other sizes are re-exported "
+    "from the checkpoint into --cache-dir.",
+)
+@click.option(
+    "--video",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Video for the end-to-end run and for agreement with fp32.",
+)
+@click.option(
+    "--data",
+    "data_spec",
+    default=None,
+    metavar="NAME:DIR:SPLIT",
+    help="Labelled data for mIoU, e.g. camvid:data/camvid:val.",
+)
 @click.option("--data-limit", type=int, default=None, help="Evaluate on N evenly spaced images.")
-@click.option("--agreement-frames", type=int, default=16, show_default=True,
-              help="Frames sampled evenly from the video for agreement with fp32 and timing.")
+@click.option(
+    "--agreement-frames",
+    type=int,
+    default=16,
+    show_default=True,
+    help="Frames sampled evenly from the video for agreement with fp32 and timing.",
+)
 @click.option("--iters", type=int, default=50, show_default=True, help="Timed calls per batch size.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls first.")
-@click.option("--batch", type=int, default=8, show_default=True,
-              help="The larger batch measured where the backend takes it (0 or 1: none).")
+@click.option(
+    "--batch",
+    type=int,
+    default=8,
+    show_default=True,
+    help="The larger batch measured where the backend takes it (0 or 1: none).",
+)
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads per backend.")
-@click.option("--e2e-output", type=click.Choice(["mp4", "none"]), default="mp4", show_default=True,
-              help="End-to-end sink: an MP4 in a temporary folder, or nothing.")
-@click.option("--e2e-combos", default="fastest", show_default=True,
-              help="Which combinations run end to end: fastest (each backend and size at its "
-                   "fastest precision), all, none, or BACKEND:PRECISION,...")
-@click.option("--min-miou", type=float, default=None,
-              help="Exit 1 when any combination's mIoU is under this (needs --data).")
+@click.option(
+    "--e2e-output",
+    type=click.Choice(["mp4", "none"]),
+    default="mp4",
+    show_default=True,
+    help="End-to-end sink: an MP4 in a temporary folder, or nothing.",
+)
+@click.option(
+    "--e2e-combos",
+    default="fastest",
+    show_default=True,
+    help="Which combinations run end to end: fastest (each backend and size at its "
+    "fastest precision), all, none, or BACKEND:PRECISION,...",
+)
+@click.option(
+    "--min-miou",
+    type=float,
+    default=None,
+    help="Exit 1 when any combination's mIoU is under this (needs --data).",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None)
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
-              help="PNG of fps against mIoU (needs matplotlib).")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-              help="Where re-exported sizes are kept (default ~/.cache/rtseg/bench).")
-@click.option("--timeout", "timeout_s", type=float, default=1800.0, show_default=True,
-              help="Seconds allowed per combination.")
-def bench(model, backends, precisions, sizes, video, data_spec, data_limit, agreement_frames,
-          iters, warmup, batch, threads, e2e_output, e2e_combos, min_miou, json_path, csv_path,
-          plot_path, cache_dir, timeout_s):
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="PNG of fps against mIoU (needs matplotlib).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where re-exported sizes are kept (default ~/.cache/rtseg/bench).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=float,
+    default=1800.0,
+    show_default=True,
+    help="Seconds allowed per combination.",
+)
+def bench(
+    model,
+    backends,
+    precisions,
+    sizes,
+    video,
+    data_spec,
+    data_limit,
+    agreement_frames,
+    iters,
+    warmup,
+    batch,
+    threads,
+    e2e_output,
+    e2e_combos,
+    min_miou,
+    json_path,
+    csv_path,
+    plot_path,
+    cache_dir,
+    timeout_s,
+):
     """Benchmark a model: latency, fps, memory and accuracy for each backend, precision and
     size that can run here (the others are listed with the reason), and the pipeline's
     end-to-end fps on a video beside the inference-only fps.
@@ -76,10 +153,20 @@ def bench(model, backends, precisions, sizes, video, data_spec, data_limit, agre
         model=model or default_model_path(),
         backends=parse_choices(backends, BACKENDS, "--backends"),
         precisions=parse_choices(precisions, BENCH_PRECISIONS, "--precisions"),
-        sizes=parse_sizes(sizes), video=video, data=data, data_limit=data_limit,
-        agreement_frames=agreement_frames, iters=iters, warmup=warmup, batch=batch,
-        threads=threads, e2e_output=e2e_output, e2e_combos=parse_e2e_combos(e2e_combos),
-        cache_dir=cache_dir, timeout_s=timeout_s)
+        sizes=parse_sizes(sizes),
+        video=video,
+        data=data,
+        data_limit=data_limit,
+        agreement_frames=agreement_frames,
+        iters=iters,
+        warmup=warmup,
+        batch=batch,
+        threads=threads,
+        e2e_output=e2e_output,
+        e2e_combos=parse_e2e_combos(e2e_combos),
+        cache_dir=cache_dir,
+        timeout_s=timeout_s,
+    )
     for path in (json_path, csv_path, plot_path):
         if path is not None and not path.resolve().parent.is_dir():
             raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")

@@ -8,8 +8,19 @@ import click
 
 from rtseg.errors import InputError
 
-UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
-         "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kb": 1 << 10,
+    "kib": 1 << 10,
+    "m": 1 << 20,
+    "mb": 1 << 20,
+    "mib": 1 << 20,
+    "g": 1 << 30,
+    "gb": 1 << 30,
+    "gib": 1 << 30,
+}
 
 
 def parse_bytes(text: str | None) -> int | None:
@@ -18,7 +29,7 @@ def parse_bytes(text: str | None) -> int | None:
         return None
     value = text.strip().lower()
     digits = value.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = value[len(digits):].strip()
+    unit = value[len(digits) :].strip()
     try:
         number = float(digits)
     except ValueError:
@@ -30,13 +41,25 @@ def parse_bytes(text: str | None) -> int | None:
 
 @click.command("build-engine")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Engine to write (default: NAME.engine beside the ONNX).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Engine to write (default: NAME.engine beside the ONNX).",
+)
 @click.option("--workspace", metavar="SIZE", help="TensorRT workspace pool limit, e.g. 2GiB.")
-@click.option("--timing-cache", type=click.Path(path_type=Path),
-              help="Timing cache file, read and updated (default: ~/.cache/rtseg/timing/...).")
-@click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Largest batch the engine accepts (the optimization profile's max).")
+@click.option(
+    "--timing-cache",
+    type=click.Path(path_type=Path),
+    help="Timing cache file, read and updated (default: ~/.cache/rtseg/timing/...).",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Largest batch the engine accepts (the optimization profile's max).",
+)
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose log.")
 def build_engine(model, output, workspace, timing_cache, max_batch, verbose):
     """Build a TensorRT engine (strongly typed: precision comes from the ONNX) for MODEL."""
@@ -45,11 +68,16 @@ def build_engine(model, output, workspace, timing_cache, max_batch, verbose):
     from rtseg.package import load_package
 
     package = load_package(model)
-    config = BuildConfig(workspace=parse_bytes(workspace), timing_cache=timing_cache, max_batch=max_batch,
-                         verbose=verbose)
+    config = BuildConfig(
+        workspace=parse_bytes(workspace), timing_cache=timing_cache, max_batch=max_batch, verbose=verbose
+    )
     env = engine_environment()  # TensorRT, then a GPU: one clear line each, before trt.Builder
-    click.echo(f"TensorRT {env.trt_version} on {env.gpu_name} (compute {env.compute_capability}), "
-               f"{package.precision} package {package.onnx_path.name}", err=True)
-    record = find_or_build_engine(package, output, config, env=env, force=True,
-                                  log=lambda line: click.echo(line, err=True))
+    click.echo(
+        f"TensorRT {env.trt_version} on {env.gpu_name} (compute {env.compute_capability}), "
+        f"{package.precision} package {package.onnx_path.name}",
+        err=True,
+    )
+    record = find_or_build_engine(
+        package, output, config, env=env, force=True, log=lambda line: click.echo(line, err=True)
+    )
     click.echo(f"wrote {record.path} + {record.path.name}.json (cache key {record.meta['cache_key']})")

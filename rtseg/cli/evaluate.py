@@ -18,13 +18,21 @@ def format_report(result: dict) -> str:
     for name, iou in result["per_class"].items():
         lines.append(f"{name:<{width}}  {'  n/a' if iou is None else f'{100 * iou:5.1f}'}")
     h, w = result["input_size"]
-    extras = [e for e, on in (("flip TTA", result["flip_tta"]),
-                              (f"blobs < {result['min_blob']} px removed", result["min_blob"] > 1)) if on]
+    extras = [
+        e
+        for e, on in (
+            ("flip TTA", result["flip_tta"]),
+            (f"blobs < {result['min_blob']} px removed", result["min_blob"] > 1),
+        )
+        if on
+    ]
     lines.append("-" * (width + 7))
     lines.append(f"{'mIoU':<{width}}  {100 * result['miou']:5.1f}")
     lines.append(f"{'pixel acc':<{width}}  {100 * result['pixel_acc']:5.1f}")
-    lines.append(f"{result['frames']} images of {result['dataset']} {result['split']}, model at {w}x{h} "
-                 f"on {result['backend']}" + (f", {', '.join(extras)}" if extras else ""))
+    lines.append(
+        f"{result['frames']} images of {result['dataset']} {result['split']}, model at {w}x{h} "
+        f"on {result['backend']}" + (f", {', '.join(extras)}" if extras else "")
+    )
     return "\n".join(lines)
 
 
@@ -37,34 +45,69 @@ def write_json(path: Path, result: dict) -> None:
 
 
 @click.command("eval")
-@click.option("--model", "model", required=True, type=click.Path(path_type=Path),
-              help="Model package (.onnx/.json) or checkpoint (.pth).")
-@click.option("--dataset", default="camvid", show_default=True,
-              help="camvid, cityscapes, cityscapes_category, cityscapes_road, kitti_road or folder.")
-@click.option("--data-root", default="../shared/data/camvid", show_default=True,
-              type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    "model",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Model package (.onnx/.json) or checkpoint (.pth).",
+)
+@click.option(
+    "--dataset",
+    default="camvid",
+    show_default=True,
+    help="camvid, cityscapes, cityscapes_category, cityscapes_road, kitti_road or folder.",
+)
+@click.option(
+    "--data-root", default="../shared/data/camvid", show_default=True, type=click.Path(path_type=Path)
+)
 @click.option("--split", default="val", show_default=True)
-@click.option("--backend", type=click.Choice(["onnxruntime", "torch", "tensorrt"]), default=None,
-              help="[default: torch for a checkpoint, onnxruntime for a package]")
-@click.option("--flip-tta", is_flag=True,
-              help="Average the logits of each image and its mirror (torch backend, checkpoints, "
-                   "or logits packages).")
-@click.option("--min-blob", type=click.IntRange(0), default=0, show_default=True,
-              help="Give predicted blobs under N pixels (model resolution) their surrounding class.")
+@click.option(
+    "--backend",
+    type=click.Choice(["onnxruntime", "torch", "tensorrt"]),
+    default=None,
+    help="[default: torch for a checkpoint, onnxruntime for a package]",
+)
+@click.option(
+    "--flip-tta",
+    is_flag=True,
+    help="Average the logits of each image and its mirror (torch backend, checkpoints, or logits packages).",
+)
+@click.option(
+    "--min-blob",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Give predicted blobs under N pixels (model resolution) their surrounding class.",
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for the backend.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path),
-              help="Also write the result (miou, per_class, pixel_acc, ...) as JSON.")
-def evaluate(model, dataset, data_root, split, backend, flip_tta, min_blob, limit, batch_size,
-             threads, json_path):
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    help="Also write the result (miou, per_class, pixel_acc, ...) as JSON.",
+)
+def evaluate(
+    model, dataset, data_root, split, backend, flip_tta, min_blob, limit, batch_size, threads, json_path
+):
     """Score a model on a labelled dataset split: per-class IoU, mIoU, pixel accuracy."""
     from rtseg.train.evaluate import EvalConfig
     from rtseg.train.evaluate import evaluate as run_evaluation
 
-    config = EvalConfig(model=str(model), dataset=dataset, data_root=str(data_root), split=split,
-                        backend=backend, flip_tta=flip_tta, min_blob=min_blob, limit=limit,
-                        threads=threads, batch_size=batch_size)
+    config = EvalConfig(
+        model=str(model),
+        dataset=dataset,
+        data_root=str(data_root),
+        split=split,
+        backend=backend,
+        flip_tta=flip_tta,
+        min_blob=min_blob,
+        limit=limit,
+        threads=threads,
+        batch_size=batch_size,
+    )
     result = run_evaluation(config)
     click.echo(format_report(result))
     if json_path is not None:

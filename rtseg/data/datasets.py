@@ -100,8 +100,9 @@ class Cityscapes(SegmentationDataset):
 
     def __init__(self, root: str | Path, split: str = "train", label_mode: str = "trainid"):
         if label_mode not in CITYSCAPES_MODES:
-            raise InputError(f"Cityscapes label_mode must be one of {', '.join(CITYSCAPES_MODES)}, "
-                             f"got {label_mode!r}")
+            raise InputError(
+                f"Cityscapes label_mode must be one of {', '.join(CITYSCAPES_MODES)}, got {label_mode!r}"
+            )
         root = Path(root)
         images_dir, labels_dir = root / "leftImg8bit" / split, root / "gtFine" / split
         if not images_dir.is_dir() or not labels_dir.is_dir():
@@ -112,8 +113,10 @@ class Cityscapes(SegmentationDataset):
             label = labels_dir / image.parent.name / f"{stem}_gtFine_labelIds.png"
             (pairs if label.is_file() else missing).append((image, label))
         if missing:
-            raise InputError(f"Cityscapes {split}: {len(missing)} of {len(pairs) + len(missing)} images "
-                             f"have no labelIds file (first: {missing[0][1]})")
+            raise InputError(
+                f"Cityscapes {split}: {len(missing)} of {len(pairs) + len(missing)} images "
+                f"have no labelIds file (first: {missing[0][1]})"
+            )
         self.lookup = cityscapes_lookup(label_mode)
         super().__init__(pairs, CITYSCAPES_MODES[label_mode], f"Cityscapes {split} at {root}")
 
@@ -136,8 +139,10 @@ class KittiRoad(SegmentationDataset):
 
     def __init__(self, root: str | Path, split: str = "training"):
         if split not in self.SPLITS:
-            raise InputError(f"KITTI road split must be one of {', '.join(self.SPLITS)} "
-                             f"(the testing images have no ground truth), got {split!r}")
+            raise InputError(
+                f"KITTI road split must be one of {', '.join(self.SPLITS)} "
+                f"(the testing images have no ground truth), got {split!r}"
+            )
         root = Path(root)
         images_dir, gt_dir = root / "training" / "image_2", root / "training" / "gt_image_2"
         if not images_dir.is_dir() or not gt_dir.is_dir():
@@ -192,15 +197,22 @@ class GenericFolder(SegmentationDataset):
     masks folder (or in it). Mask values >= the number of classes (e.g. 255) are ignored.
     """
 
-    def __init__(self, images_dir: str | Path, masks_dir: str | Path,
-                 label_set: LabelSet | list[str] | tuple[str, ...] | None = None):
+    def __init__(
+        self,
+        images_dir: str | Path,
+        masks_dir: str | Path,
+        label_set: LabelSet | list[str] | tuple[str, ...] | None = None,
+    ):
         images_dir, masks_dir = Path(images_dir), Path(masks_dir)
         for folder in (images_dir, masks_dir):
             if not folder.is_dir():
                 raise InputError(f"folder dataset: {folder} is not a folder")
         masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-        pairs = [(p, masks[p.stem]) for p in sorted(images_dir.iterdir())
-                 if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks]
+        pairs = [
+            (p, masks[p.stem])
+            for p in sorted(images_dir.iterdir())
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks
+        ]
         super().__init__(pairs, self._label_set(label_set, masks_dir), f"folder {images_dir}")
 
     @staticmethod
@@ -213,8 +225,9 @@ class GenericFolder(SegmentationDataset):
         for candidate in (masks_dir.parent / "classes.txt", masks_dir / "classes.txt"):
             if candidate.is_file():
                 return read_class_names(candidate)
-        raise InputError(f"folder dataset: no class names; write classes.txt (one name a line) "
-                         f"in {masks_dir.parent}")
+        raise InputError(
+            f"folder dataset: no class names; write classes.txt (one name a line) in {masks_dir.parent}"
+        )
 
     def map_label(self, label: np.ndarray) -> np.ndarray:
         out = label.copy()

@@ -30,10 +30,32 @@ class LabelSet:
 
 CAMVID = LabelSet(
     "camvid",
-    ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
-     "Pedestrian", "Bicyclist"),
-    ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
-     (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192)),
+    (
+        "Sky",
+        "Building",
+        "Pole",
+        "Road",
+        "Pavement",
+        "Tree",
+        "SignSymbol",
+        "Fence",
+        "Car",
+        "Pedestrian",
+        "Bicyclist",
+    ),
+    (
+        (128, 128, 128),
+        (128, 0, 0),
+        (192, 192, 128),
+        (128, 64, 128),
+        (60, 40, 222),
+        (128, 128, 0),
+        (192, 128, 128),
+        (64, 64, 128),
+        (64, 0, 128),
+        (64, 64, 0),
+        (0, 128, 192),
+    ),
 )
 
 LABEL_SETS: dict[str, LabelSet] = {"camvid": CAMVID}
@@ -102,8 +124,15 @@ CITYSCAPES = LabelSet("cityscapes", tuple(lb.name for lb in _TRAIN), tuple(lb.co
 CITYSCAPES_CATEGORY = LabelSet(
     "cityscapes_category",
     ("flat", "construction", "object", "nature", "sky", "human", "vehicle"),
-    ((128, 64, 128), (70, 70, 70), (153, 153, 153), (107, 142, 35), (70, 130, 180),
-     (220, 20, 60), (0, 0, 142)),
+    (
+        (128, 64, 128),
+        (70, 70, 70),
+        (153, 153, 153),
+        (107, 142, 35),
+        (70, 130, 180),
+        (220, 20, 60),
+        (0, 0, 142),
+    ),
 )
 
 # Two classes, road and everything else; colours of KITTI road's ground truth.
@@ -137,8 +166,9 @@ def cityscapes_lookup(mode: str) -> np.ndarray:
 
 
 CITYSCAPES_MODES = {"trainid": CITYSCAPES, "category": CITYSCAPES_CATEGORY, "road": ROAD}
-LABEL_SETS.update({"cityscapes": CITYSCAPES, "cityscapes_category": CITYSCAPES_CATEGORY,
-                   "road": ROAD, "kitti_road": ROAD})
+LABEL_SETS.update(
+    {"cityscapes": CITYSCAPES, "cityscapes_category": CITYSCAPES_CATEGORY, "road": ROAD, "kitti_road": ROAD}
+)
 
 
 def default_palette(num_classes: int) -> tuple[tuple[int, int, int], ...]:

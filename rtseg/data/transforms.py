@@ -28,8 +28,7 @@ def random_scale(image: np.ndarray, mask: np.ndarray, scale: float):
     return image, mask
 
 
-def random_crop(image: np.ndarray, mask: np.ndarray, crop: tuple[int, int],
-                rng: np.random.Generator):
+def random_crop(image: np.ndarray, mask: np.ndarray, crop: tuple[int, int], rng: np.random.Generator):
     """Crop to `crop` (h, w), padding with zeros / IGNORE_INDEX where the input is smaller."""
     ch, cw = crop
     h, w = mask.shape
@@ -40,7 +39,7 @@ def random_crop(image: np.ndarray, mask: np.ndarray, crop: tuple[int, int],
         h, w = mask.shape
     y = int(rng.integers(0, h - ch + 1))
     x = int(rng.integers(0, w - cw + 1))
-    return image[y:y + ch, x:x + cw], mask[y:y + ch, x:x + cw]
+    return image[y : y + ch, x : x + cw], mask[y : y + ch, x : x + cw]
 
 
 def colour_jitter(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -56,8 +55,9 @@ def colour_jitter(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generato
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def augment(image: np.ndarray, mask: np.ndarray, cfg: AugmentConfig,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    image: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Random scale, crop, horizontal flip and colour jitter; returns contiguous arrays."""
     image, mask = random_scale(image, mask, rng.uniform(*cfg.scale))
     image, mask = random_crop(image, mask, cfg.crop, rng)

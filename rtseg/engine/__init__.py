@@ -17,6 +17,17 @@ from rtseg.engine.cache import (
 )
 from rtseg.engine.environment import EngineEnvironment, engine_environment, require_tensorrt
 
-__all__ = ["BuildConfig", "EngineEnvironment", "EngineRecord", "default_engine_path", "engine_cache_key",
-           "engine_environment", "engine_sidecar_path", "find_or_build_engine", "read_engine_sidecar",
-           "require_tensorrt", "stale_reason", "write_engine_sidecar"]
+__all__ = [
+    "BuildConfig",
+    "EngineEnvironment",
+    "EngineRecord",
+    "default_engine_path",
+    "engine_cache_key",
+    "engine_environment",
+    "engine_sidecar_path",
+    "find_or_build_engine",
+    "read_engine_sidecar",
+    "require_tensorrt",
+    "stale_reason",
+    "write_engine_sidecar",
+]

@@ -99,9 +99,11 @@ def _check_quantization(onnx_path: Path) -> None:
 
     problems = check_qdq_rules(onnx_path)
     if problems:
-        raise ModelError(f"{onnx_path.name} has {len(problems)} Q/DQ node(s) TensorRT rejects (first: "
-                         f"{problems[0]}); was it quantized with --int8-target cpu? Export it with "
-                         "--int8-target tensorrt")
+        raise ModelError(
+            f"{onnx_path.name} has {len(problems)} Q/DQ node(s) TensorRT rejects (first: "
+            f"{problems[0]}); was it quantized with --int8-target cpu? Export it with "
+            "--int8-target tensorrt"
+        )
 
 
 def batch_profile(shape: tuple[int, ...], opt_batch: int, max_batch: int):
@@ -124,8 +126,13 @@ def _add_profiles(builder, network, trt_config, config: BuildConfig) -> dict:
             tensor = network.get_input(i)
             low, opt, high = batch_profile(tuple(tensor.shape), config.opt_batch, config.max_batch)
             profile.set_shape(tensor.name, low, opt, high)
-            shapes = {"input": tensor.name, "min": list(low), "opt": list(opt), "max": list(high),
-                      "count": config.profiles}
+            shapes = {
+                "input": tensor.name,
+                "min": list(low),
+                "opt": list(opt),
+                "max": list(high),
+                "count": config.profiles,
+            }
         trt_config.add_optimization_profile(profile)
     return shapes
 
@@ -157,8 +164,12 @@ def _write_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def build_engine(onnx_path: str | Path, engine_path: str | Path, config: BuildConfig | None = None,
-                 log: Callable[[str], None] = lambda line: None) -> dict:
+def build_engine(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    config: BuildConfig | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> dict:
     """Build `engine_path` from `onnx_path`; returns {"profile": ..., "build": ...} for the sidecar.
 
     Checks for TensorRT, then for a GPU, before touching trt.Builder. ModelError when the ONNX
@@ -196,7 +207,12 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, config: BuildCo
         _write_atomic(config.timing_cache, trt_config.get_timing_cache().serialize())
     seconds = time.monotonic() - start
     log(f"wrote {engine_path} ({engine_path.stat().st_size / 1e6:.1f} MB) in {seconds:.0f} s")
-    return {"profile": profile,
-            "build": {"workspace_bytes": config.workspace, "seconds": round(seconds, 1),
-                      "timing_cache": str(config.timing_cache) if config.timing_cache else None,
-                      "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}}
+    return {
+        "profile": profile,
+        "build": {
+            "workspace_bytes": config.workspace,
+            "seconds": round(seconds, 1),
+            "timing_cache": str(config.timing_cache) if config.timing_cache else None,
+            "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+    }

@@ -29,25 +29,35 @@ ENGINE_FORMAT_VERSION = 1
 DEFAULT_MAX_BATCH = 8
 
 
-def engine_cache_key(trt_version: str, gpu_name: str, compute_capability: str, precision: str,
-                     onnx_sha256: str) -> str:
+def engine_cache_key(
+    trt_version: str, gpu_name: str, compute_capability: str, precision: str, onnx_sha256: str
+) -> str:
     """16 hex digits naming one (TensorRT version, GPU, precision, ONNX) combination."""
-    fields = {"tensorrt": str(trt_version), "gpu": str(gpu_name).strip(),
-              "compute_capability": str(compute_capability), "precision": str(precision),
-              "onnx_sha256": str(onnx_sha256)}
+    fields = {
+        "tensorrt": str(trt_version),
+        "gpu": str(gpu_name).strip(),
+        "compute_capability": str(compute_capability),
+        "precision": str(precision),
+        "onnx_sha256": str(onnx_sha256),
+    }
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def key_fields(env: EngineEnvironment, package: ModelPackage) -> dict:
-    return {"tensorrt": env.trt_version, "gpu": env.gpu_name, "compute_capability": env.compute_capability,
-            "precision": package.precision, "onnx_sha256": package.meta.get("onnx_sha256")
-            or sha256_file(package.onnx_path)}
+    return {
+        "tensorrt": env.trt_version,
+        "gpu": env.gpu_name,
+        "compute_capability": env.compute_capability,
+        "precision": package.precision,
+        "onnx_sha256": package.meta.get("onnx_sha256") or sha256_file(package.onnx_path),
+    }
 
 
 def key_for(env: EngineEnvironment, package: ModelPackage) -> str:
     fields = key_fields(env, package)
-    return engine_cache_key(env.trt_version, env.gpu_name, env.compute_capability, fields["precision"],
-                            fields["onnx_sha256"])
+    return engine_cache_key(
+        env.trt_version, env.gpu_name, env.compute_capability, fields["precision"], fields["onnx_sha256"]
+    )
 
 
 @dataclass(frozen=True)
@@ -109,8 +119,9 @@ def read_engine_sidecar(engine_path: str | Path) -> dict:
     """The engine's sidecar; ModelError when it is missing or not an rtseg engine sidecar."""
     sidecar = engine_sidecar_path(engine_path)
     if not sidecar.is_file():
-        raise ModelError(f"engine {engine_path} has no sidecar {sidecar.name}; rebuild it with "
-                         "'rtseg build-engine'")
+        raise ModelError(
+            f"engine {engine_path} has no sidecar {sidecar.name}; rebuild it with 'rtseg build-engine'"
+        )
     try:
         meta = json.loads(sidecar.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -122,18 +133,27 @@ def read_engine_sidecar(engine_path: str | Path) -> dict:
     return meta
 
 
-def write_engine_sidecar(engine_path: Path, package: ModelPackage, env: EngineEnvironment,
-                         profile: dict, build: dict) -> dict:
+def write_engine_sidecar(
+    engine_path: Path, package: ModelPackage, env: EngineEnvironment, profile: dict, build: dict
+) -> dict:
     """Write `NAME.engine.json` atomically and return it."""
     engine_path = Path(engine_path)
     try:
         onnx = os.path.relpath(package.onnx_path, engine_path.parent.resolve())
     except ValueError:  # another drive on Windows
         onnx = str(package.onnx_path)
-    meta = {"format": ENGINE_FORMAT, "format_version": ENGINE_FORMAT_VERSION, "engine": engine_path.name,
-            "engine_sha256": sha256_file(engine_path), "cache_key": key_for(env, package),
-            "key": key_fields(env, package), "onnx": onnx, "profile": profile, "build": build,
-            "package": package.meta}
+    meta = {
+        "format": ENGINE_FORMAT,
+        "format_version": ENGINE_FORMAT_VERSION,
+        "engine": engine_path.name,
+        "engine_sha256": sha256_file(engine_path),
+        "cache_key": key_for(env, package),
+        "key": key_fields(env, package),
+        "onnx": onnx,
+        "profile": profile,
+        "build": build,
+        "package": package.meta,
+    }
     sidecar = engine_sidecar_path(engine_path)
     tmp = sidecar.with_name(sidecar.name + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
@@ -150,8 +170,9 @@ def stale_reason(engine_path: Path, package: ModelPackage, env: EngineEnvironmen
     except ModelError as exc:
         return str(exc)
     wanted = key_fields(env, package)
-    changed = [f"{k} {meta['key'].get(k)!s:.16} -> {v!s:.16}" for k, v in wanted.items()
-               if meta["key"].get(k) != v]
+    changed = [
+        f"{k} {meta['key'].get(k)!s:.16} -> {v!s:.16}" for k, v in wanted.items() if meta["key"].get(k) != v
+    ]
     if changed:
         return "built for another " + ", ".join(changed)
     if meta.get("engine_sha256") and sha256_file(engine_path) != meta["engine_sha256"]:
@@ -162,10 +183,15 @@ def stale_reason(engine_path: Path, package: ModelPackage, env: EngineEnvironmen
 Builder = Callable[[Path, Path, BuildConfig, Callable[[str], None]], dict]
 
 
-def find_or_build_engine(package: ModelPackage, engine_path: str | Path | None = None,
-                         config: BuildConfig | None = None, env: EngineEnvironment | None = None,
-                         build: Builder | None = None, force: bool = False,
-                         log: Callable[[str], None] = lambda line: None) -> EngineRecord:
+def find_or_build_engine(
+    package: ModelPackage,
+    engine_path: str | Path | None = None,
+    config: BuildConfig | None = None,
+    env: EngineEnvironment | None = None,
+    build: Builder | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = lambda line: None,
+) -> EngineRecord:
     """Reuse the engine for `package` when its key matches, else build it (and its sidecar).
 
     `env` defaults to this machine's (needs TensorRT and a GPU); `build(onnx, engine, config, log)

@@ -22,8 +22,10 @@ def _elem_types(model) -> dict[str, int]:
 
     inferred = onnx.shape_inference.infer_shapes(model)
     graph = inferred.graph
-    return {v.name: v.type.tensor_type.elem_type
-            for v in list(graph.input) + list(graph.value_info) + list(graph.output)}
+    return {
+        v.name: v.type.tensor_type.elem_type
+        for v in list(graph.input) + list(graph.value_info) + list(graph.output)
+    }
 
 
 def _swap_input_casts(graph, types: dict[str, int]) -> int:
@@ -68,8 +70,15 @@ def _widen_output_casts(graph, types: dict[str, int]) -> int:
         source_type = types.get(node.input[0], TensorProto.UNDEFINED) if node.input else None
         if to == TensorProto.UINT8 and source_type not in (TensorProto.FLOAT, TensorProto.FLOAT16):
             widened = node.input[0] + "_as_float"
-            nodes.append(helper.make_node("Cast", [node.input[0]], [widened],
-                                          name=f"{node.name or 'cast'}_to_float", to=TensorProto.FLOAT))
+            nodes.append(
+                helper.make_node(
+                    "Cast",
+                    [node.input[0]],
+                    [widened],
+                    name=f"{node.name or 'cast'}_to_float",
+                    to=TensorProto.FLOAT,
+                )
+            )
             node.input[0] = widened
             added += 1
         nodes.append(node)

@@ -66,8 +66,9 @@ def _dataset_split(source: str):
         return None
     root, sep, split = rest.rpartition(":")
     if not sep or not root or not split:
-        raise InputError(f"dataset source {source!r} must be {name}:DIR:SPLIT "
-                         f"(e.g. {name}:data/camvid:train)")
+        raise InputError(
+            f"dataset source {source!r} must be {name}:DIR:SPLIT (e.g. {name}:data/camvid:train)"
+        )
     return open_dataset(name.lower(), root, split)
 
 
@@ -82,8 +83,9 @@ def count_video_frames(path: Path) -> int:
         return sum(1 for packet in container.demux(stream) if packet.size)
 
 
-def video_frames(path: Path, count: int, size: tuple[int, int] | None = None,
-                 seed: int = 0, purpose: str = "calibration") -> list[np.ndarray]:
+def video_frames(
+    path: Path, count: int, size: tuple[int, int] | None = None, seed: int = 0, purpose: str = "calibration"
+) -> list[np.ndarray]:
     """Up to `count` frames spread evenly over a video, `(H, W, 3) uint8 RGB` each, resized to
     `size` (h, w) when given; InputError naming the `purpose` when the video cannot be read."""
     import av
@@ -124,8 +126,10 @@ def calibration_frames(source: str | Path, count: int, size: tuple[int, int], se
     elif Path(source).is_file():
         frames = video_frames(Path(source), count, size, seed)
     else:
-        raise InputError(f"calibration source {source!r} is not a video, an image folder or glob, "
-                         "or NAME:DIR:SPLIT dataset")
+        raise InputError(
+            f"calibration source {source!r} is not a video, an image folder or glob, "
+            "or NAME:DIR:SPLIT dataset"
+        )
     if not frames:
         raise InputError(f"calibration source {source!r} gave no frames")
     return np.stack(frames).astype(np.uint8, copy=False)
@@ -141,16 +145,16 @@ def synthetic_road_frames(count: int, size: tuple[int, int], seed: int = 0) -> n
     for i in range(count):
         horizon = int(h * rng.uniform(0.35, 0.55))
         img = np.empty((h, w, 3), np.float32)
-        img[:] = (np.array([110, 150, 220]) * (0.7 + 0.3 * (1 - yy / h))[..., None])  # sky gradient
+        img[:] = np.array([110, 150, 220]) * (0.7 + 0.3 * (1 - yy / h))[..., None]  # sky gradient
         for _ in range(rng.integers(3, 8)):  # buildings and trees
             x0, bw = rng.integers(0, w), rng.integers(w // 10, w // 3)
             top = rng.integers(h // 10, horizon)
-            img[top:horizon, x0:x0 + bw] = rng.uniform(40, 200, 3)
+            img[top:horizon, x0 : x0 + bw] = rng.uniform(40, 200, 3)
         road = np.clip(1 - np.abs(xx - w / 2) / (w * (0.1 + (yy - horizon).clip(0) / h)), 0, 1)
         img[horizon:] = np.where(road[horizon:, :, None] > 0, [120, 115, 118], [90, 120, 70])
         for _ in range(rng.integers(1, 4)):  # cars
             cy, cx = rng.integers(horizon, h), rng.integers(0, w)
-            img[max(cy - h // 12, 0):cy, cx:cx + w // 8] = rng.uniform(0, 255, 3)
+            img[max(cy - h // 12, 0) : cy, cx : cx + w // 8] = rng.uniform(0, 255, 3)
         img += rng.normal(0, 6, img.shape)
         frames[i] = np.clip(img, 0, 255).astype(np.uint8)
     return frames

@@ -34,8 +34,9 @@ def _fix_input_casts(model) -> int:
     """Set `to=FLOAT16` on Casts whose output the converter retyped float16; returns how many."""
     from onnx import TensorProto
 
-    types = {v.name: v.type.tensor_type.elem_type
-             for v in list(model.graph.value_info) + list(model.graph.output)}
+    types = {
+        v.name: v.type.tensor_type.elem_type for v in list(model.graph.value_info) + list(model.graph.output)
+    }
     fixed = 0
     for node in model.graph.node:
         if node.op_type != "Cast":
@@ -67,13 +68,15 @@ def float16_model(model, keep_float32: tuple[str, ...] = KEEP_FLOAT32_OPS):
         with warnings.catch_warnings():  # "the float32 number ... will be truncated": expected
             warnings.simplefilter("ignore")
             converted = float16.convert_float_to_float16(
-                model, keep_io_types=True, op_block_list=_block_list(tuple(keep_float32)))
+                model, keep_io_types=True, op_block_list=_block_list(tuple(keep_float32))
+            )
     except ValueError as exc:  # raised for an already-float16 graph
         raise ExportError(f"float16 conversion failed: {exc}") from exc
     _fix_input_casts(converted)
     if _io_types(converted) != before:
-        raise ExportError(f"float16 conversion changed the graph's I/O types {before} -> "
-                          f"{_io_types(converted)}")
+        raise ExportError(
+            f"float16 conversion changed the graph's I/O types {before} -> {_io_types(converted)}"
+        )
     try:
         onnx.checker.check_model(converted)
     except onnx.checker.ValidationError as exc:
@@ -84,9 +87,22 @@ def float16_model(model, keep_float32: tuple[str, ...] = KEEP_FLOAT32_OPS):
 def variant_meta(fp32: ModelPackage, out_onnx: Path, precision: str, **extra) -> dict:
     """Sidecar of a precision variant: the FP32 sidecar with its precision, its origin, no
     FP32 parity or metrics, and the checkpoint path re-based to the new folder."""
-    meta = {k: v for k, v in fp32.meta.items()
-            if k not in ("format", "format_version", "onnx", "onnx_sha256", "rtseg_version",
-                         "name", "parity", "metrics", "calibration")}
+    meta = {
+        k: v
+        for k, v in fp32.meta.items()
+        if k
+        not in (
+            "format",
+            "format_version",
+            "onnx",
+            "onnx_sha256",
+            "rtseg_version",
+            "name",
+            "parity",
+            "metrics",
+            "calibration",
+        )
+    }
     meta["precision"] = precision
     meta["name"] = out_onnx.stem
     source = meta.get("source")
@@ -97,14 +113,18 @@ def variant_meta(fp32: ModelPackage, out_onnx: Path, precision: str, **extra) ->
         with contextlib.suppress(ValueError):
             checkpoint = checkpoint.relative_to(out_onnx.parent.resolve())
         meta["source"] = {**source, "checkpoint": str(checkpoint)}
-    meta["derived_from"] = {"onnx": fp32.onnx_path.name, "sha256": fp32.meta.get("onnx_sha256"),
-                            "precision": fp32.precision}
+    meta["derived_from"] = {
+        "onnx": fp32.onnx_path.name,
+        "sha256": fp32.meta.get("onnx_sha256"),
+        "precision": fp32.precision,
+    }
     meta.update(extra)
     return meta
 
 
-def convert_fp16(fp32_package: ModelPackage, out_onnx: str | Path,
-                 keep_float32: tuple[str, ...] = KEEP_FLOAT32_OPS) -> ModelPackage:
+def convert_fp16(
+    fp32_package: ModelPackage, out_onnx: str | Path, keep_float32: tuple[str, ...] = KEEP_FLOAT32_OPS
+) -> ModelPackage:
     """Write the FP16 package `out_onnx` (+ sidecar) of an FP32 package and return it.
 
     The graph still takes `(N, H, W, 3) uint8 RGB` and returns `(N, H, W) uint8` class ids;
@@ -113,12 +133,17 @@ def convert_fp16(fp32_package: ModelPackage, out_onnx: str | Path,
     import onnx
 
     if fp32_package.precision != "fp32":
-        raise ExportError(f"{fp32_package.onnx_path.name} is {fp32_package.precision}; "
-                          "convert from the fp32 package")
+        raise ExportError(
+            f"{fp32_package.onnx_path.name} is {fp32_package.precision}; convert from the fp32 package"
+        )
     out_onnx = Path(out_onnx)
     out_onnx.parent.mkdir(parents=True, exist_ok=True)
     converted = float16_model(onnx.load(str(fp32_package.onnx_path)), tuple(keep_float32))
     onnx.save(converted, str(out_onnx))
-    meta = variant_meta(fp32_package, out_onnx, "fp16",
-                        fp16={"converter": "onnxconverter-common", "kept_float32": list(keep_float32)})
+    meta = variant_meta(
+        fp32_package,
+        out_onnx,
+        "fp16",
+        fp16={"converter": "onnxconverter-common", "kept_float32": list(keep_float32)},
+    )
     return write_sidecar(out_onnx, meta)

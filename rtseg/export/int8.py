@@ -54,8 +54,18 @@ TARGETS = ("tensorrt", "cpu")
 EXCLUDE_GROUPS = ("depthwise", "decoder", "head", "stem")
 # Op types given Q/DQ: compute ops and the data movers between them. Clip/Relu stay float
 # after a quantized Conv (TensorRT and ONNX Runtime fuse them into the conv).
-QUANTIZED_OP_TYPES = ("Conv", "Add", "Mul", "Concat", "Resize", "MaxPool", "AveragePool",
-                      "GlobalAveragePool", "MatMul", "Gemm")
+QUANTIZED_OP_TYPES = (
+    "Conv",
+    "Add",
+    "Mul",
+    "Concat",
+    "Resize",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "MatMul",
+    "Gemm",
+)
 ENCODER_PREFIX = "model.encoder."
 # With target cpu these are quantized too: onnxruntime then drops them and gives the conv output
 # the activation's range (uint8 [0, 6] for ReLU6). With symmetric int8 they cannot be dropped,
@@ -82,13 +92,15 @@ class Int8Options:
 
     def __post_init__(self):
         if self.method not in CALIBRATION_METHODS:
-            raise ExportError(f"unknown calibration method {self.method!r}; "
-                              f"choose from {', '.join(CALIBRATION_METHODS)}")
+            raise ExportError(
+                f"unknown calibration method {self.method!r}; choose from {', '.join(CALIBRATION_METHODS)}"
+            )
         if self.target not in TARGETS:
             raise ExportError(f"unknown int8 target {self.target!r}; choose from {', '.join(TARGETS)}")
         if self.placement not in PLACEMENTS:
-            raise ExportError(f"unknown Q/DQ placement {self.placement!r}; "
-                              f"choose from {', '.join(PLACEMENTS)}")
+            raise ExportError(
+                f"unknown Q/DQ placement {self.placement!r}; choose from {', '.join(PLACEMENTS)}"
+            )
         bad = [op for op in self.op_types if op in FLOAT_ONLY_OPS]
         if bad:
             raise ExportError(f"{', '.join(bad)} must stay in float for TensorRT; remove from op_types")
@@ -139,8 +151,11 @@ def _group_nodes(graph, group: str) -> set[str]:
 
     convs = [n for n in graph.node if n.op_type == "Conv"]
     if group == "depthwise":
-        return {n.name for n in convs
-                if any(a.name == "group" and helper.get_attribute_value(a) > 1 for a in n.attribute)}
+        return {
+            n.name
+            for n in convs
+            if any(a.name == "group" and helper.get_attribute_value(a) > 1 for a in n.attribute)
+        }
     if group == "stem":
         return {convs[0].name} if convs else set()
     if group == "head":
@@ -167,8 +182,10 @@ def excluded_nodes(graph, exclude: tuple[str, ...]) -> tuple[set[str], set[str]]
         elif word in all_names:
             names.add(word)
         else:
-            raise InputError(f"--int8-exclude {word!r} is no group ({', '.join(EXCLUDE_GROUPS)}), "
-                             "op type or node name of this graph")
+            raise InputError(
+                f"--int8-exclude {word!r} is no group ({', '.join(EXCLUDE_GROUPS)}), "
+                "op type or node name of this graph"
+            )
     return names, op_types
 
 
@@ -194,7 +211,7 @@ class FramesReader:
     def get_next(self) -> dict | None:
         if self.position >= self.end:
             return None
-        batch = np.ascontiguousarray(self.frames[self.position:self.position + 1])
+        batch = np.ascontiguousarray(self.frames[self.position : self.position + 1])
         self.position += 1
         return {self.input_name: batch}
 
@@ -208,8 +225,13 @@ def _stride(count: int, most: int = 8) -> int:
 
 def _check_frames(frames: np.ndarray, size: tuple[int, int]) -> None:
     h, w = size
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
-            or frames.shape[1:] != (h, w, 3) or len(frames) == 0:
+    if (
+        not isinstance(frames, np.ndarray)
+        or frames.dtype != np.uint8
+        or frames.ndim != 4
+        or frames.shape[1:] != (h, w, 3)
+        or len(frames) == 0
+    ):
         got = f"{frames.shape} {frames.dtype}" if isinstance(frames, np.ndarray) else type(frames).__name__
         raise InputError(f"calibration frames must be (N, {h}, {w}, 3) uint8 RGB, got {got}")
 
@@ -227,8 +249,13 @@ def activation_ranges(graph) -> dict[str, dict]:
     from onnx import numpy_helper
 
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t)
-                   for n in graph.node if n.op_type == "Constant" and n.attribute})
+    consts.update(
+        {
+            n.output[0]: numpy_helper.to_array(n.attribute[0].t)
+            for n in graph.node
+            if n.op_type == "Constant" and n.attribute
+        }
+    )
     users = _consumers(graph)
     overrides = {}
     for node in graph.node:
@@ -244,14 +271,27 @@ def activation_ranges(graph) -> dict[str, dict]:
     return overrides
 
 
-def _quantize(model_path: Path, out_onnx: Path, frames: np.ndarray, graph,
-              options: Int8Options, nodes_to_exclude: set[str], op_types: list[str]) -> None:
+def _quantize(
+    model_path: Path,
+    out_onnx: Path,
+    frames: np.ndarray,
+    graph,
+    options: Int8Options,
+    nodes_to_exclude: set[str],
+    op_types: list[str],
+) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[options.method]
-    extra = {"WeightSymmetric": True, "CalibStridedMinMax": _stride(len(frames)),
-             "CalibPercentile": options.percentile}
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[options.method]
+    extra = {
+        "WeightSymmetric": True,
+        "CalibStridedMinMax": _stride(len(frames)),
+        "CalibPercentile": options.percentile,
+    }
     activation_type = QuantType.QInt8
     if options.target == "cpu":  # uint8 asymmetric: Clip/Relu folded, u8s8 kernels
         activation_type = QuantType.QUInt8
@@ -264,10 +304,17 @@ def _quantize(model_path: Path, out_onnx: Path, frames: np.ndarray, graph,
     extra.update(options.extra_options)
     input_name = graph.input[0].name
     quantize_static(
-        str(model_path), str(out_onnx), FramesReader(frames, input_name),
-        quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types, per_channel=True,
-        activation_type=activation_type, weight_type=QuantType.QInt8,
-        nodes_to_exclude=sorted(nodes_to_exclude), calibrate_method=method, extra_options=extra,
+        str(model_path),
+        str(out_onnx),
+        FramesReader(frames, input_name),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=op_types,
+        per_channel=True,
+        activation_type=activation_type,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=sorted(nodes_to_exclude),
+        calibrate_method=method,
+        extra_options=extra,
     )
 
 
@@ -284,8 +331,13 @@ def _quiet_quantizer():
         logger.setLevel(level)
 
 
-def quantize_int8(fp32_package: ModelPackage, out_onnx: str | Path, calib_frames: np.ndarray,
-                  options: Int8Options | None = None, calib_source: str = "") -> ModelPackage:
+def quantize_int8(
+    fp32_package: ModelPackage,
+    out_onnx: str | Path,
+    calib_frames: np.ndarray,
+    options: Int8Options | None = None,
+    calib_source: str = "",
+) -> ModelPackage:
     """Write the INT8 (Q/DQ) package `out_onnx` (+ sidecar) of an FP32 package.
 
     `calib_frames`: `(N, H, W, 3) uint8 RGB` real frames at the package's input size.
@@ -299,8 +351,9 @@ def quantize_int8(fp32_package: ModelPackage, out_onnx: str | Path, calib_frames
         raise MissingDependencyError("onnxruntime", "", "INT8 quantization") from exc
     options = options or Int8Options()
     if fp32_package.precision != "fp32":
-        raise ExportError(f"{fp32_package.onnx_path.name} is {fp32_package.precision}; "
-                          "quantize from the fp32 package")
+        raise ExportError(
+            f"{fp32_package.onnx_path.name} is {fp32_package.precision}; quantize from the fp32 package"
+        )
     _check_frames(calib_frames, fp32_package.input_size)
     out_onnx = Path(out_onnx)
     out_onnx.parent.mkdir(parents=True, exist_ok=True)
@@ -317,11 +370,17 @@ def quantize_int8(fp32_package: ModelPackage, out_onnx: str | Path, calib_frames
     if options.target == "tensorrt":
         assert_trt_qdq_rules(out_onnx, out_onnx.name)
     calibration = {
-        "method": options.method, "frames": int(len(calib_frames)), "source": calib_source,
-        "excluded": list(options.exclude), "target": options.target,
+        "method": options.method,
+        "frames": int(len(calib_frames)),
+        "source": calib_source,
+        "excluded": list(options.exclude),
+        "target": options.target,
         "placement": options.placement if options.target == "tensorrt" else "onnxruntime-default",
-        "tensorrt_compatible": not check_qdq_rules(out_onnx), "op_types": op_types,
-        "excluded_ops": sorted(FLOAT_ONLY_OPS), "quant_pre_process": options.quant_pre_process,
+        "tensorrt_compatible": not check_qdq_rules(out_onnx),
+        "op_types": op_types,
+        "excluded_ops": sorted(FLOAT_ONLY_OPS),
+        "quant_pre_process": options.quant_pre_process,
         **({"percentile": options.percentile} if options.method == "percentile" else {}),
-        "qdq_nodes": count_qdq(out_onnx)}
+        "qdq_nodes": count_qdq(out_onnx),
+    }
     return write_sidecar(out_onnx, variant_meta(fp32_package, out_onnx, "int8", calibration=calibration))

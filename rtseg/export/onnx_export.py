@@ -36,8 +36,15 @@ def _quiet():
             lg.setLevel(level)
 
 
-def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int], mean, std,
-                output: str = "ids", opset: int = OPSET) -> Path:
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    input_size: tuple[int, int],
+    mean,
+    std,
+    output: str = "ids",
+    opset: int = OPSET,
+) -> Path:
     """Export `model` (normalised NCHW float in, logits out) wrapped as a deployable graph.
 
     The ONNX takes `image`: (batch, H, W, 3) uint8 RGB with a dynamic batch axis, and returns
@@ -54,8 +61,14 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: tuple[int, int],
     try:
         with _quiet():
             torch.onnx.export(
-                graph, (example,), str(path), input_names=[INPUT_NAME], output_names=[out_name],
-                dynamic_shapes={"image": {0: batch}}, opset_version=opset, external_data=False,
+                graph,
+                (example,),
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=[out_name],
+                dynamic_shapes={"image": {0: batch}},
+                opset_version=opset,
+                external_data=False,
                 dynamo=True,
             )
     except Exception as exc:  # the exporter raises many unrelated types; report them as one
@@ -70,8 +83,10 @@ class ParityReport:
     frames: int
 
     def line(self) -> str:
-        return (f"parity over {self.frames} frames: max |logit diff| {self.max_abs_logit_diff:.2e}, "
-                f"argmax agreement {100 * self.argmax_agreement:.3f}%")
+        return (
+            f"parity over {self.frames} frames: max |logit diff| {self.max_abs_logit_diff:.2e}, "
+            f"argmax agreement {100 * self.argmax_agreement:.3f}%"
+        )
 
 
 def _logits_session(onnx_path: Path):
@@ -86,14 +101,20 @@ def _logits_session(onnx_path: Path):
         model.graph.output.append(onnx.helper.make_empty_tensor_value_info(logits_name))
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 @torch.no_grad()
-def check_parity(model: nn.Module, onnx_path: str | Path, frames: np.ndarray, mean, std,
-                 min_agreement: float = 0.999, max_diff: float | None = 1e-2,
-                 batch_size: int = 4) -> ParityReport:
+def check_parity(
+    model: nn.Module,
+    onnx_path: str | Path,
+    frames: np.ndarray,
+    mean,
+    std,
+    min_agreement: float = 0.999,
+    max_diff: float | None = 1e-2,
+    batch_size: int = 4,
+) -> ParityReport:
     """Compare ONNX Runtime with PyTorch on `frames` `(N, H, W, 3) uint8 RGB` at the graph size.
 
     Raises ExportError when argmax agreement < `min_agreement` or (if given) the max absolute
@@ -104,7 +125,7 @@ def check_parity(model: nn.Module, onnx_path: str | Path, frames: np.ndarray, me
     torch_graph = DeployableSegmenter(model.eval(), mean, std, output="logits").eval()
     worst, agree, total = 0.0, 0, 0
     for i in range(0, len(frames), batch_size):
-        chunk = np.ascontiguousarray(frames[i:i + batch_size])
+        chunk = np.ascontiguousarray(frames[i : i + batch_size])
         ref = torch_graph(torch.from_numpy(chunk)).numpy()
         outputs = session.run(None, {INPUT_NAME: chunk})
         got = outputs[-1].astype(np.float32)
@@ -115,7 +136,9 @@ def check_parity(model: nn.Module, onnx_path: str | Path, frames: np.ndarray, me
         total += ref.shape[0] * ref.shape[2] * ref.shape[3]
     report = ParityReport(worst, agree / max(1, total), len(frames))
     if report.argmax_agreement < min_agreement or (max_diff is not None and worst > max_diff):
-        raise ExportError(f"{onnx_path.name}: ONNX disagrees with PyTorch ({report.line()}); "
-                          f"required agreement >= {100 * min_agreement:.2f}%"
-                          + (f" and diff <= {max_diff:g}" if max_diff is not None else ""))
+        raise ExportError(
+            f"{onnx_path.name}: ONNX disagrees with PyTorch ({report.line()}); "
+            f"required agreement >= {100 * min_agreement:.2f}%"
+            + (f" and diff <= {max_diff:g}" if max_diff is not None else "")
+        )
     return report

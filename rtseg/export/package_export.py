@@ -11,8 +11,9 @@ from rtseg.package import ModelPackage, sha256_file, write_sidecar
 from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 
-def package_meta(payload: dict, checkpoint: Path, input_size: tuple[int, int], precision: str,
-                 output_dir: Path) -> dict:
+def package_meta(
+    payload: dict, checkpoint: Path, input_size: tuple[int, int], precision: str, output_dir: Path
+) -> dict:
     """Sidecar fields derived from a checkpoint payload (see rtseg.package)."""
     h, w = input_size
     try:
@@ -23,8 +24,14 @@ def package_meta(payload: dict, checkpoint: Path, input_size: tuple[int, int], p
         "dataset": payload["labels"]["name"],
         "classes": list(payload["labels"]["classes"]),
         "palette": [list(map(int, c)) for c in payload["labels"]["palette"]],
-        "input": {"name": "image", "layout": "NHWC", "dtype": "uint8", "color": "RGB",
-                  "height": int(h), "width": int(w)},
+        "input": {
+            "name": "image",
+            "layout": "NHWC",
+            "dtype": "uint8",
+            "color": "RGB",
+            "height": int(h),
+            "width": int(w),
+        },
         "normalization": {k: list(v) for k, v in payload["normalization"].items()},
         "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
         "precision": precision,
@@ -33,9 +40,13 @@ def package_meta(payload: dict, checkpoint: Path, input_size: tuple[int, int], p
     }
 
 
-def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path, frames: np.ndarray,
-                      input_size: tuple[int, int] | None = None,
-                      min_agreement: float = 0.999) -> tuple[ModelPackage, ParityReport]:
+def export_checkpoint(
+    checkpoint: str | Path,
+    onnx_path: str | Path,
+    frames: np.ndarray,
+    input_size: tuple[int, int] | None = None,
+    min_agreement: float = 0.999,
+) -> tuple[ModelPackage, ParityReport]:
     """Export an FP32 package. `frames`: `(N, H, W, 3) uint8 RGB` at the input size, used for
     the parity check (real frames, not noise)."""
     checkpoint, onnx_path = Path(checkpoint), Path(onnx_path)
@@ -44,9 +55,11 @@ def export_checkpoint(checkpoint: str | Path, onnx_path: str | Path, frames: np.
     size = tuple(input_size or payload["input_size"])
     norm = payload["normalization"]
     export_onnx(model, onnx_path, size, norm["mean"], norm["std"])
-    report = check_parity(model, onnx_path, frames, norm["mean"], norm["std"],
-                          min_agreement=min_agreement)
+    report = check_parity(model, onnx_path, frames, norm["mean"], norm["std"], min_agreement=min_agreement)
     meta = package_meta(payload, checkpoint, size, "fp32", onnx_path.parent)
-    meta["parity"] = {"max_abs_logit_diff": report.max_abs_logit_diff,
-                      "argmax_agreement": report.argmax_agreement, "frames": report.frames}
+    meta["parity"] = {
+        "max_abs_logit_diff": report.max_abs_logit_diff,
+        "argmax_agreement": report.argmax_agreement,
+        "frames": report.frames,
+    }
     return write_sidecar(onnx_path, meta), report

@@ -68,8 +68,9 @@ def argmax_agreement(onnx_a: str | Path, onnx_b: str | Path, frames: np.ndarray,
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads
-    sessions = [ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
-                for p in (onnx_a, onnx_b)]
+    sessions = [
+        ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for p in (onnx_a, onnx_b)
+    ]
     name = sessions[0].get_inputs()[0].name
     agree = 0
     for frame in frames:
@@ -84,8 +85,10 @@ def parity_frames(config: ExportConfig, size: tuple[int, int], log: Callable[[st
     if source:
         # another seed than calibration's, so parity is mostly measured on frames it did not see
         return calibration_frames(source, config.parity_frames, size, seed=config.seed + 1), str(source)
-    log("warning: no --parity-frames or --calib given: checking parity on generated road-like frames; "
-        "give real frames for a meaningful check")
+    log(
+        "warning: no --parity-frames or --calib given: checking parity on generated road-like frames; "
+        "give real frames for a meaningful check"
+    )
     return synthetic_road_frames(config.parity_frames, size, seed=config.seed), "generated frames"
 
 
@@ -109,9 +112,14 @@ def _remove_package(onnx_path: Path) -> None:
 
 def _record_parity(package: ModelPackage, report: ParityReport, source: str, **extra) -> ModelPackage:
     meta = dict(package.meta)
-    meta["parity"] = {"against": "pytorch", "max_abs_logit_diff": report.max_abs_logit_diff,
-                      "argmax_agreement": report.argmax_agreement, "frames": report.frames,
-                      "frames_source": source, **extra}
+    meta["parity"] = {
+        "against": "pytorch",
+        "max_abs_logit_diff": report.max_abs_logit_diff,
+        "argmax_agreement": report.argmax_agreement,
+        "frames": report.frames,
+        "frames_source": source,
+        **extra,
+    }
     return write_sidecar(package.onnx_path, meta)
 
 
@@ -128,8 +136,9 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = lambda line:
     output = Path(config.output)
     if config.precision == "fp32":
         try:
-            package, report = export_checkpoint(config.checkpoint, output, frames, size,
-                                                min_agreement=threshold)
+            package, report = export_checkpoint(
+                config.checkpoint, output, frames, size, min_agreement=threshold
+            )
         except ExportError:
             _remove_package(output)
             raise
@@ -143,8 +152,9 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = lambda line:
         norm = payload["normalization"]
         model = model_from_checkpoint(payload)
         try:
-            report = check_parity(model, output, frames, norm["mean"], norm["std"],
-                                  min_agreement=threshold, max_diff=None)
+            report = check_parity(
+                model, output, frames, norm["mean"], norm["std"], min_agreement=threshold, max_diff=None
+            )
         except ExportError:
             _remove_package(output)
             raise

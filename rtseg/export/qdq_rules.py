@@ -123,14 +123,20 @@ def _dq_placement_problems(node, scale, consts: dict, users: dict, producers: di
             axis = _attr(node, "axis", 1)
             channels = weight.shape[0] if weight is not None and weight.ndim else None
             if scale.size <= 1:
-                problems.append(f"{label}: Conv {user.name!r} weight quantized per tensor; "
-                                "TensorRT rules here need per-channel (axis 0)")
+                problems.append(
+                    f"{label}: Conv {user.name!r} weight quantized per tensor; "
+                    "TensorRT rules here need per-channel (axis 0)"
+                )
             elif axis != 0 or (channels is not None and scale.size != channels):
-                problems.append(f"{label}: Conv {user.name!r} weight scales on axis {axis} "
-                                f"({scale.size} scales); need one per output channel on axis 0")
+                problems.append(
+                    f"{label}: Conv {user.name!r} weight scales on axis {axis} "
+                    f"({scale.size} scales); need one per output channel on axis 0"
+                )
     if not is_weight and scale is not None and scale.size > 1:
-        problems.append(f"{label}: activation quantized per channel ({scale.size} scales); "
-                        "TensorRT needs per-tensor activations")
+        problems.append(
+            f"{label}: activation quantized per channel ({scale.size} scales); "
+            "TensorRT needs per-tensor activations"
+        )
     return problems
 
 
@@ -152,12 +158,16 @@ def check_qdq_rules(model) -> list[str]:
         if node.op_type == "DequantizeLinear" and scale is not None:
             data = consts.get(node.input[0])
             if data is not None and data.dtype == np.int32:
-                problems.append(f"DequantizeLinear {node.name or node.output[0]!r}: int32 input "
-                                "(a quantized bias); TensorRT needs biases in float")
+                problems.append(
+                    f"DequantizeLinear {node.name or node.output[0]!r}: int32 input "
+                    "(a quantized bias); TensorRT needs biases in float"
+                )
             problems += _dq_placement_problems(node, scale, consts, users, producers)
         elif scale is not None and scale.size > 1 and _weight_value(node.input[0], consts, {}) is None:
-            problems.append(f"QuantizeLinear {node.name or node.output[0]!r}: activation quantized per "
-                            f"channel ({scale.size} scales); TensorRT needs per-tensor activations")
+            problems.append(
+                f"QuantizeLinear {node.name or node.output[0]!r}: activation quantized per "
+                f"channel ({scale.size} scales); TensorRT needs per-tensor activations"
+            )
     return list(dict.fromkeys(problems))
 
 

@@ -10,8 +10,9 @@ from torch import nn
 class ConvBNReLU(nn.Sequential):
     """Conv2d (no bias) + BatchNorm + ReLU; `groups`/`dilation` as in nn.Conv2d."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1,
-                 groups: int = 1):
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1
+    ):
         padding = dilation * (kernel // 2)
         super().__init__(
             nn.Conv2d(cin, cout, kernel, stride, padding, dilation, groups, bias=False),

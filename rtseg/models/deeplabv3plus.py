@@ -44,8 +44,14 @@ class DeepLabV3PlusDecoder(nn.Module):
     (N, channels, H/4, W/4): ASPP(deepest) upsampled to the stride-4 feature, concatenated with
     its 1x1 projection to `low_level_channels`, refined by two separable 3x3 ConvBNReLU."""
 
-    def __init__(self, encoder_channels: list[int], deepest_stride: int = 32, channels: int = 256,
-                 low_level_channels: int = 48, rates: tuple[int, ...] | None = None):
+    def __init__(
+        self,
+        encoder_channels: list[int],
+        deepest_stride: int = 32,
+        channels: int = 256,
+        low_level_channels: int = 48,
+        rates: tuple[int, ...] | None = None,
+    ):
         super().__init__()
         self.aspp = ASPP(encoder_channels[-1], channels, rates or atrous_rates(deepest_stride))
         self.low_level = ConvBNReLU(encoder_channels[1], low_level_channels, 1)

@@ -72,17 +72,26 @@ class FCN(nn.Module):
     fc6/fc7 head (4096 in the paper); `head_channels`: width of the 3x3 head on other encoders.
     """
 
-    def __init__(self, encoder: nn.Module, num_classes: int, output_stride: int = 8,
-                 fc_channels: int = 4096, head_channels: int = 512, upsample: str = "transposed"):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_classes: int,
+        output_stride: int = 8,
+        fc_channels: int = 4096,
+        head_channels: int = 512,
+        upsample: str = "transposed",
+    ):
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ModelError(f"FCN output stride must be 8, 16 or 32, got {output_stride}")
         strides = encoder_strides(encoder)
         if strides[2:] != (8, 16, 32):
             name = getattr(encoder, "name", type(encoder).__name__)
-            raise ModelError(f"FCN needs an encoder with stride 8/16/32 features; {name} has "
-                             f"strides {'/'.join(map(str, strides[2:]))} (a dilated encoder): "
-                             "use pspnet or deeplabv3plus on it")
+            raise ModelError(
+                f"FCN needs an encoder with stride 8/16/32 features; {name} has "
+                f"strides {'/'.join(map(str, strides[2:]))} (a dilated encoder): "
+                "use pspnet or deeplabv3plus on it"
+            )
         self.encoder = encoder
         self.output_stride = output_stride
         self.num_classes = num_classes
@@ -90,8 +99,12 @@ class FCN(nn.Module):
         self.classic = isinstance(encoder, VGGEncoder)
         if self.classic:
             self.head = nn.Sequential(
-                nn.Conv2d(c32, fc_channels, 7, padding=3), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                nn.Conv2d(fc_channels, fc_channels, 1), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                nn.Conv2d(c32, fc_channels, 7, padding=3),
+                nn.ReLU(inplace=True),
+                nn.Dropout(0.5),
+                nn.Conv2d(fc_channels, fc_channels, 1),
+                nn.ReLU(inplace=True),
+                nn.Dropout(0.5),
             )
             width = fc_channels
             self._load_vgg_classifier(encoder.pretrained_classifier)
@@ -113,8 +126,10 @@ class FCN(nn.Module):
         if w6 is None or w7 is None:
             return
         if w6.numel() != fc6.weight.numel() or w7.numel() != fc7.weight.numel():
-            raise ModelError(f"VGG classifier weights {tuple(w6.shape)}/{tuple(w7.shape)} do not fit "
-                             f"fc6/fc7 of width {fc6.out_channels}; use fc_channels={w6.shape[0]}")
+            raise ModelError(
+                f"VGG classifier weights {tuple(w6.shape)}/{tuple(w7.shape)} do not fit "
+                f"fc6/fc7 of width {fc6.out_channels}; use fc_channels={w6.shape[0]}"
+            )
         with torch.no_grad():
             fc6.weight.copy_(w6.reshape(fc6.weight.shape))
             fc6.bias.copy_(classifier["classifier.0.bias"])

@@ -17,8 +17,13 @@ class FPNDecoder(nn.Module):
     stride-32 map: about a tenth of the multiply-adds of the classic head.
     """
 
-    def __init__(self, encoder_channels: list[int], pyramid_channels: int = 128,
-                 segmentation_channels: int = 64, light: bool = False):
+    def __init__(
+        self,
+        encoder_channels: list[int],
+        pyramid_channels: int = 128,
+        segmentation_channels: int = 64,
+        light: bool = False,
+    ):
         super().__init__()
         chans = encoder_channels[1:]  # strides 4, 8, 16, 32
         self.laterals = nn.ModuleList(nn.Conv2d(c, pyramid_channels, 1) for c in chans)

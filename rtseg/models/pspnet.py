@@ -51,8 +51,9 @@ class PyramidPooling(nn.Module):
         self.out_channels = cin + branch * len(self.bins)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = [upsample_like(stage(adaptive_avg_pool(x, b)), x)
-                  for b, stage in zip(self.bins, self.stages)]
+        pooled = [
+            upsample_like(stage(adaptive_avg_pool(x, b)), x) for b, stage in zip(self.bins, self.stages)
+        ]
         return torch.cat([x, *pooled], dim=1)
 
 
@@ -60,8 +61,9 @@ class PSPDecoder(nn.Module):
     """Input: encoder features (the deepest is used: stride 32, or 8 on a dilated encoder).
     Output (N, psp_channels, h, w) at the deepest feature's stride."""
 
-    def __init__(self, encoder_channels: list[int], bins: tuple[int, ...] = (1, 2, 3, 6),
-                 psp_channels: int = 256):
+    def __init__(
+        self, encoder_channels: list[int], bins: tuple[int, ...] = (1, 2, 3, 6), psp_channels: int = 256
+    ):
         super().__init__()
         self.pyramid = PyramidPooling(encoder_channels[-1], bins)
         self.bottleneck = ConvBNReLU(self.pyramid.out_channels, psp_channels, 3)

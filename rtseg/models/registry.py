@@ -22,6 +22,7 @@ def register_encoder(name: str):
     def wrap(factory):
         ENCODERS[name] = factory
         return factory
+
     return wrap
 
 
@@ -29,6 +30,7 @@ def register_arch(name: str):
     def wrap(factory):
         ARCHITECTURES[name] = factory
         return factory
+
     return wrap
 
 
@@ -77,6 +79,7 @@ def _fcn(output_stride: int):
         from rtseg.models.fcn import FCN
 
         return FCN(encoder, num_classes, output_stride=output_stride, **kw)
+
     return build
 
 
@@ -105,8 +108,9 @@ def _deeplabv3plus(encoder: nn.Module, num_classes: int, **kw) -> nn.Module:
     return SegmentationModel(encoder, build_deeplabv3plus_decoder(encoder, **kw), num_classes)
 
 
-def create_model(arch: str, encoder: str, num_classes: int, pretrained: bool | str = False,
-                 **kwargs) -> nn.Module:
+def create_model(
+    arch: str, encoder: str, num_classes: int, pretrained: bool | str = False, **kwargs
+) -> nn.Module:
     """Build `arch` (e.g. "fpn", "unet", "fcn8s") on `encoder` (e.g. "efficientnet_lite0")."""
     if arch not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {arch!r}; choose from {', '.join(sorted(ARCHITECTURES))}")
@@ -118,8 +122,10 @@ def create_model(arch: str, encoder: str, num_classes: int, pretrained: bool | s
     except TypeError as exc:
         if "unexpected keyword argument" not in str(exc):
             raise
-        raise ModelError(f"{arch} on {encoder} does not take option {str(exc).split('argument')[-1].strip()} "
-                         f"(given: {', '.join(sorted(kwargs))})") from exc
+        raise ModelError(
+            f"{arch} on {encoder} does not take option {str(exc).split('argument')[-1].strip()} "
+            f"(given: {', '.join(sorted(kwargs))})"
+        ) from exc
     if getattr(encoder_module, "pretrained_classifier", None):
         encoder_module.pretrained_classifier = {}  # VGG fc6/fc7 weights: used by FCN, then freed
     return model

@@ -15,8 +15,7 @@ class SegmentationModel(nn.Module):
     the 1x1 head maps it to classes and a bilinear resize brings it to the input size.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_classes: int,
-                 dropout: float = 0.1):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_classes: int, dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder

@@ -47,7 +47,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path} does not hold a state dict (name -> tensor)")
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
@@ -57,8 +57,9 @@ def _names(keys, limit: int = 3) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def load_torchvision_weights(module: nn.Module, path: str | Path, name: str,
-                             set_aside: tuple[str, ...]) -> dict[str, torch.Tensor]:
+def load_torchvision_weights(
+    module: nn.Module, path: str | Path, name: str, set_aside: tuple[str, ...]
+) -> dict[str, torch.Tensor]:
     """Load torchvision-named weights into `module` with strict key and shape checks.
 
     Keys starting with one of `set_aside` (the classifier) are not loaded; they are returned.
@@ -80,8 +81,10 @@ def load_torchvision_weights(module: nn.Module, path: str | Path, name: str,
         raise ModelError(f"{path}: not torchvision {name} weights: {'; '.join(parts)}")
     for key, value in state.items():
         if tuple(value.shape) != tuple(own[key].shape):
-            raise ModelError(f"{path}: not torchvision {name} weights: {key} has shape "
-                             f"{tuple(value.shape)} in the file but {tuple(own[key].shape)} in {name}")
+            raise ModelError(
+                f"{path}: not torchvision {name} weights: {key} has shape "
+                f"{tuple(value.shape)} in the file but {tuple(own[key].shape)} in {name}"
+            )
     merged = {**own, **state}
     module.load_state_dict(merged, strict=True)
     return extra

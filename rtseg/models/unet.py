@@ -23,8 +23,7 @@ class UNetDecoder(nn.Module):
     3x3 ConvBNReLU with `decoder_channels` (256, 128, 64, 32) widths.
     """
 
-    def __init__(self, encoder_channels: list[int],
-                 decoder_channels: tuple[int, ...] = (256, 128, 64, 32)):
+    def __init__(self, encoder_channels: list[int], decoder_channels: tuple[int, ...] = (256, 128, 64, 32)):
         super().__init__()
         skips = list(reversed(encoder_channels[:-1]))  # strides 16, 8, 4, 2
         if len(decoder_channels) != len(skips):

@@ -18,8 +18,29 @@ from rtseg.models.torchvision_weights import load_torchvision_weights, no_bundle
 # Convolution widths, "M" = 2x2 max-pool (torchvision's configurations "D" and "E").
 LAYOUTS = {
     16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-         512, 512, 512, 512, "M"],
+    19: [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
@@ -32,8 +53,9 @@ class VGGEncoder(nn.Module):
     2, 4, 8, 8, 8 (`output_strides`); parameter names and shapes are unchanged.
     """
 
-    def __init__(self, depth: int = 16, batch_norm: bool = False, dilated: bool = False,
-                 name: str | None = None):
+    def __init__(
+        self, depth: int = 16, batch_norm: bool = False, dilated: bool = False, name: str | None = None
+    ):
         super().__init__()
         self.name = name or f"vgg{depth}{'_bn' if batch_norm else ''}{'_dilated' if dilated else ''}"
         layers: list[nn.Module] = []

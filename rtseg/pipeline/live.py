@@ -111,8 +111,15 @@ class LiveView:
     snapshot_dir: where `s` writes PNGs; each path is printed on stdout.
     """
 
-    def __init__(self, display, visualizer, viz: VizConfig, stats: PipelineStats,
-                 pause_event: threading.Event | None = None, snapshot_dir: Path = Path(".")):
+    def __init__(
+        self,
+        display,
+        visualizer,
+        viz: VizConfig,
+        stats: PipelineStats,
+        pause_event: threading.Event | None = None,
+        snapshot_dir: Path = Path("."),
+    ):
         self.display = display
         self.visualizer = visualizer
         self.viz = viz
@@ -168,8 +175,9 @@ class LiveView:
                 self.state = replace(self.state, snapshot=False)
             # Redraw for a new mode / alpha, or to mark the picture paused; on resume the next
             # frame (one frame time away) replaces it anyway.
-            redraw = (before.mode, before.alpha) != (self.state.mode, self.state.alpha) \
-                or (self.state.paused and not before.paused)
+            redraw = (before.mode, before.alpha) != (self.state.mode, self.state.alpha) or (
+                self.state.paused and not before.paused
+            )
             if not redraw or self.current is None:
                 return True
             self.image = self.render(self.current)

@@ -108,8 +108,7 @@ class FrameRing:
     being overwritten while live frames are being dropped around it.
     """
 
-    def __init__(self, count: int, height: int, width: int, stop: threading.Event,
-                 poll_s: float = 0.05):
+    def __init__(self, count: int, height: int, width: int, stop: threading.Event, poll_s: float = 0.05):
         self.buffers = np.zeros((count, height, width, 3), np.uint8)
         self._free: queue.Queue = queue.Queue()
         for slot in range(count):

@@ -126,8 +126,15 @@ class Pipeline:
     visualizer: optional replacement for `Visualizer(config.viz, model.classes, model.palette)`.
     """
 
-    def __init__(self, source, model, sinks: Sequence = (), config: PipelineConfig | None = None,
-                 display=None, visualizer=None):
+    def __init__(
+        self,
+        source,
+        model,
+        sinks: Sequence = (),
+        config: PipelineConfig | None = None,
+        display=None,
+        visualizer=None,
+    ):
         self.source = source
         self.model = model
         self.sinks = list(sinks)
@@ -142,9 +149,11 @@ class Pipeline:
         Raises PipelineInterrupted (a KeyboardInterrupt carrying the stats) on Ctrl-C / SIGTERM.
         """
         cfg, stop = self.config, threading.Event()
-        stats = PipelineStats(backend=_describe(self.model.backend),
-                              source=getattr(self.source, "description", ""),
-                              live=bool(getattr(self.source, "live", False)))
+        stats = PipelineStats(
+            backend=_describe(self.model.backend),
+            source=getattr(self.source, "description", ""),
+            live=bool(getattr(self.source, "live", False)),
+        )
         ctx = RunContext(stop, stats)
         progress = _progress_bar(cfg.progress, self._progress_total())
         threads: list[threading.Thread] = []
@@ -190,8 +199,14 @@ class Pipeline:
         stages = [
             CaptureStage(ctx, self.source, ring, to_infer, cfg.max_frames),
             InferStage(ctx, self.model.backend, ring, to_infer, to_overlay),
-            OverlayStage(ctx, self.visualizer, cfg.viz.hud, to_overlay, to_sink,
-                         render=bool(self.sinks) or self.display is None),
+            OverlayStage(
+                ctx,
+                self.visualizer,
+                cfg.viz.hud,
+                to_overlay,
+                to_sink,
+                render=bool(self.sinks) or self.display is None,
+            ),
             SinkStage(ctx, self.sinks, to_sink, self.display_queue, on_written),
         ]
         for stage in stages:
@@ -203,8 +218,14 @@ class Pipeline:
         sink_thread = threads[-1]
         view = None
         if self.display is not None:
-            view = LiveView(self.display, self.visualizer, self.config.viz, ctx.stats,
-                            pause_event=ctx.paused, snapshot_dir=self.config.snapshot_dir)
+            view = LiveView(
+                self.display,
+                self.visualizer,
+                self.config.viz,
+                ctx.stats,
+                pause_event=ctx.paused,
+                snapshot_dir=self.config.snapshot_dir,
+            )
         while sink_thread.is_alive() and not ctx.stop.is_set():
             if view is None:
                 sink_thread.join(self.config.poll_s)
@@ -218,8 +239,11 @@ class Pipeline:
         A failure to close is handed on like a stage error, after every other output is closed.
         """
         if len(threads) == 4 and threads[-1].is_alive():
-            print(f"rtseg: warning: the sink stage did not stop within {self.config.join_timeout_s} s; "
-                  "outputs may be incomplete", file=sys.stderr)
+            print(
+                f"rtseg: warning: the sink stage did not stop within {self.config.join_timeout_s} s; "
+                "outputs may be incomplete",
+                file=sys.stderr,
+            )
             return
         for output in [*self.sinks, *([self.display] if self.display is not None else [])]:
             try:
@@ -245,5 +269,4 @@ def _progress_bar(enabled: bool, total: int | None):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, smoothing=0.3,
-                desc="rtseg")
+    return tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, smoothing=0.3, desc="rtseg")

@@ -101,8 +101,9 @@ class CaptureStage(StageThread):
 
     stage = "capture"
 
-    def __init__(self, ctx: RunContext, source, ring: FrameRing, outbox: StageQueue,
-                 max_frames: int | None = None):
+    def __init__(
+        self, ctx: RunContext, source, ring: FrameRing, outbox: StageQueue, max_frames: int | None = None
+    ):
         super().__init__(ctx, None, outbox)
         self.source = source
         self.ring = ring
@@ -152,8 +153,7 @@ class CaptureStage(StageThread):
 
 
 def check_frame(frame, index: int) -> None:
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 \
-            or frame.dtype != np.uint8:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
         raise InputError(f"source frame {index}: expected (H, W, 3) uint8 RGB, got {got}")
 
@@ -168,8 +168,7 @@ class InferStage(StageThread):
 
     stage = "infer"
 
-    def __init__(self, ctx: RunContext, backend, ring: FrameRing, inbox: StageQueue,
-                 outbox: StageQueue):
+    def __init__(self, ctx: RunContext, backend, ring: FrameRing, inbox: StageQueue, outbox: StageQueue):
         super().__init__(ctx, inbox, outbox)
         self.backend = backend
         self.ring = ring
@@ -218,8 +217,15 @@ class OverlayStage(StageThread):
 
     stage = "overlay"
 
-    def __init__(self, ctx: RunContext, visualizer, hud: bool, inbox: StageQueue,
-                 outbox: StageQueue, render: bool = True):
+    def __init__(
+        self,
+        ctx: RunContext,
+        visualizer,
+        hud: bool,
+        inbox: StageQueue,
+        outbox: StageQueue,
+        render: bool = True,
+    ):
         super().__init__(ctx, inbox, outbox)
         self.visualizer = visualizer
         self.hud = hud
@@ -243,9 +249,14 @@ class SinkStage(StageThread):
 
     stage = "sink"
 
-    def __init__(self, ctx: RunContext, sinks: Sequence, inbox: StageQueue,
-                 display_queue: StageQueue | None = None,
-                 on_written: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        ctx: RunContext,
+        sinks: Sequence,
+        inbox: StageQueue,
+        display_queue: StageQueue | None = None,
+        on_written: Callable[[int], None] | None = None,
+    ):
         super().__init__(ctx, inbox, None)
         self.sinks = list(sinks)
         self.display_queue = display_queue

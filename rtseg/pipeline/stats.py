@@ -30,12 +30,20 @@ def _pct(values: np.ndarray, q: float) -> float:
 def latency_summary(latencies_s: list[float]) -> dict[str, float]:
     """{mean, p50, p95, max} in ms of latencies in seconds (zeros when empty)."""
     lat = _ms(latencies_s)
-    return {"mean": _mean(lat), "p50": _pct(lat, 50), "p95": _pct(lat, 95),
-            "max": round(float(lat.max()), 3) if lat.size else 0.0}
+    return {
+        "mean": _mean(lat),
+        "p50": _pct(lat, 50),
+        "p95": _pct(lat, 95),
+        "max": round(float(lat.max()), 3) if lat.size else 0.0,
+    }
 
 
-STOP_REASONS = {"source_end": "end of the source", "max_frames": "max_frames reached",
-                "user": "the user (q / Esc / window closed)", "error": "an error"}
+STOP_REASONS = {
+    "source_end": "end of the source",
+    "max_frames": "max_frames reached",
+    "user": "the user (q / Esc / window closed)",
+    "error": "an error",
+}
 LIVE_END = "the live source ended (stream over, camera gone or read failed)"
 
 
@@ -53,8 +61,12 @@ class StageStats:
 
     def to_json(self) -> dict:
         busy, wait = _ms(self.busy_s), _ms(self.wait_s)
-        return {"items": len(self.busy_s), "busy_ms_mean": _mean(busy), "busy_ms_p95": _pct(busy, 95),
-                "wait_ms_mean": _mean(wait)}
+        return {
+            "items": len(self.busy_s),
+            "busy_ms_mean": _mean(busy),
+            "busy_ms_p95": _pct(busy, 95),
+            "wait_ms_mean": _mean(wait),
+        }
 
 
 class RateMeter:
@@ -99,7 +111,8 @@ class PipelineStats:
     last_write_t: float | None = None
     latencies_s: list[float] = field(default_factory=list)
     stages: dict[str, StageStats] = field(
-        default_factory=lambda: {name: StageStats(name) for name in STAGE_NAMES})
+        default_factory=lambda: {name: StageStats(name) for name in STAGE_NAMES}
+    )
     live: bool = False
     displayed: int = 0
     display_latencies_s: list[float] = field(default_factory=list)
@@ -146,13 +159,22 @@ class PipelineStats:
         """A JSON-ready dict: frames, fps, wall_s, stages, latency_ms (capture -> sink), dropped,
         displayed, display_fps, display_latency_ms (capture -> display; null without a window),
         live and context."""
-        return {"frames": self.frames, "fps": round(self.fps, 3), "wall_s": round(self.wall_s, 4),
-                "stages": {name: s.to_json() for name, s in self.stages.items()},
-                "latency_ms": self.latency_ms(), "dropped": self.dropped,
-                "frames_read": self.frames_read, "live": self.live, "displayed": self.displayed,
-                "display_fps": round(self.display_fps, 3),
-                "display_latency_ms": self.display_latency_ms(), "backend": self.backend,
-                "source": self.source, "stopped_by": self.stopped_by}
+        return {
+            "frames": self.frames,
+            "fps": round(self.fps, 3),
+            "wall_s": round(self.wall_s, 4),
+            "stages": {name: s.to_json() for name, s in self.stages.items()},
+            "latency_ms": self.latency_ms(),
+            "dropped": self.dropped,
+            "frames_read": self.frames_read,
+            "live": self.live,
+            "displayed": self.displayed,
+            "display_fps": round(self.display_fps, 3),
+            "display_latency_ms": self.display_latency_ms(),
+            "backend": self.backend,
+            "source": self.source,
+            "stopped_by": self.stopped_by,
+        }
 
     def summary(self) -> str:
         """A few lines of text for the terminal."""
@@ -165,8 +187,9 @@ class PipelineStats:
         lines.append(f"{'stage':<8} {'busy ms/frame':>14} {'p95':>8} {'wait ms':>9}")
         for name, stage in self.stages.items():
             s = stage.to_json()
-            lines.append(f"{name:<8} {s['busy_ms_mean']:>14.2f} {s['busy_ms_p95']:>8.2f} "
-                         f"{s['wait_ms_mean']:>9.2f}")
+            lines.append(
+                f"{name:<8} {s['busy_ms_mean']:>14.2f} {s['busy_ms_p95']:>8.2f} {s['wait_ms_mean']:>9.2f}"
+            )
         lines.extend(self._latency_lines())
         lines.append(f"dropped frames: {self.dropped} of {self.frames_read} read")
         if self.stopped_by:
@@ -178,13 +201,17 @@ class PipelineStats:
 
     def _latency_lines(self) -> list[str]:
         lat = self.latency_ms()
-        lines = [f"latency capture->sink ms: mean {lat['mean']:.1f}, p50 {lat['p50']:.1f}, "
-                 f"p95 {lat['p95']:.1f}, max {lat['max']:.1f}"]
+        lines = [
+            f"latency capture->sink ms: mean {lat['mean']:.1f}, p50 {lat['p50']:.1f}, "
+            f"p95 {lat['p95']:.1f}, max {lat['max']:.1f}"
+        ]
         shown = self.display_latency_ms()
         if shown is not None:
-            lines.append(f"latency capture->display ms: mean {shown['mean']:.1f}, p50 {shown['p50']:.1f}, "
-                         f"p95 {shown['p95']:.1f}, max {shown['max']:.1f} ({self.displayed} frames "
-                         f"shown, {self.display_fps:.1f} fps on screen)")
+            lines.append(
+                f"latency capture->display ms: mean {shown['mean']:.1f}, p50 {shown['p50']:.1f}, "
+                f"p95 {shown['p95']:.1f}, max {shown['max']:.1f} ({self.displayed} frames "
+                f"shown, {self.display_fps:.1f} fps on screen)"
+            )
         elif self.live:
             lines.append("live source without a window: capture->sink is the latency figure")
         return lines

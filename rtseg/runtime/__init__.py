@@ -37,16 +37,18 @@ def _checkpoint_for(package: ModelPackage) -> Path:
     return path
 
 
-def open_model(model: str | Path, backend: str = "onnxruntime", threads: int | None = None,
-               providers="cpu") -> LoadedModel:
+def open_model(
+    model: str | Path, backend: str = "onnxruntime", threads: int | None = None, providers="cpu"
+) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`)."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if path.suffix in (".pth", ".pt"):
         if backend != "torch":
-            raise ModelError(f"{path} is a checkpoint: use --backend torch, or export it first "
-                             "with 'rtseg export'")
+            raise ModelError(
+                f"{path} is a checkpoint: use --backend torch, or export it first with 'rtseg export'"
+            )
         from rtseg.runtime.torch_backend import TorchBackend
 
         b = TorchBackend(path, threads=threads)

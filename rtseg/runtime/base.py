@@ -40,5 +40,6 @@ class Backend(ABC):
     def check_batch(self, images: np.ndarray) -> None:
         h, w = self.input_size
         if images.ndim != 4 or images.shape[1:] != (h, w, 3) or images.dtype != np.uint8:
-            raise InputError(f"{self.name}: expected (N, {h}, {w}, 3) uint8 frames, "
-                             f"got {images.shape} {images.dtype}")
+            raise InputError(
+                f"{self.name}: expected (N, {h}, {w}, 3) uint8 frames, got {images.shape} {images.dtype}"
+            )

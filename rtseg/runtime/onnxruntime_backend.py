@@ -37,8 +37,9 @@ class OnnxRuntimeBackend(Backend):
             wanted = [PROVIDER_ALIASES.get(p, p) for p in providers]
             missing = [p for p in wanted if p not in available]
             if missing:
-                raise BackendError(f"onnxruntime has no {', '.join(missing)} here "
-                                   f"(available: {', '.join(available)})")
+                raise BackendError(
+                    f"onnxruntime has no {', '.join(missing)} here (available: {', '.join(available)})"
+                )
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
@@ -47,8 +48,9 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session = ort.InferenceSession(str(package.onnx_path), options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
-            raise ModelError(f"{package.onnx_path}: onnxruntime cannot load it: "
-                             f"{str(exc).splitlines()[0]}") from exc
+            raise ModelError(
+                f"{package.onnx_path}: onnxruntime cannot load it: {str(exc).splitlines()[0]}"
+            ) from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelError(f"{package.onnx_path}: expected one input and one output")

@@ -58,12 +58,15 @@ def buffer_specs(tensors: list[TensorDesc], batch: int) -> list[BufferSpec]:
         if t.shape and t.shape[0] >= 0 and t.shape[0] != batch:
             raise BackendError(f"tensor {t.name!r} has a fixed batch of {t.shape[0]}, not {batch}")
         if t.max_shape is not None and batch > t.max_shape[0]:
-            raise BackendError(f"batch {batch} exceeds the engine's profile maximum {t.max_shape[0]} "
-                               f"for {t.name!r}; rebuild with a larger --max-batch")
+            raise BackendError(
+                f"batch {batch} exceeds the engine's profile maximum {t.max_shape[0]} "
+                f"for {t.name!r}; rebuild with a larger --max-batch"
+            )
         shape = (batch, *t.shape[1:]) if t.shape else ()
         dtype = np.dtype(t.dtype)
-        specs.append(BufferSpec(t.name, shape, dtype, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
-                                t.is_input))
+        specs.append(
+            BufferSpec(t.name, shape, dtype, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, t.is_input)
+        )
     return specs
 
 
@@ -77,13 +80,16 @@ def check_io(tensors: list[TensorDesc], input_size: tuple[int, int]) -> tuple[Te
     image, out = inputs[0], outputs[0]
     h, w = input_size
     if image.dtype != np.uint8 or len(image.shape) != 4 or tuple(image.shape[1:]) != (h, w, 3):
-        raise ModelError(f"engine input {image.name!r} is {image.dtype} {image.shape}; "
-                         f"expected uint8 (N, {h}, {w}, 3)")
+        raise ModelError(
+            f"engine input {image.name!r} is {image.dtype} {image.shape}; expected uint8 (N, {h}, {w}, 3)"
+        )
     ids = len(out.shape) == 3 and np.issubdtype(out.dtype, np.integer)
     logits = len(out.shape) == 4 and np.issubdtype(out.dtype, np.floating)
     if not (ids or logits) or tuple(out.shape[-2:]) != (h, w):
-        raise ModelError(f"engine output {out.name!r} is {out.dtype} {out.shape}; expected class ids "
-                         f"(N, {h}, {w}) or logits (N, C, {h}, {w})")
+        raise ModelError(
+            f"engine output {out.name!r} is {out.dtype} {out.shape}; expected class ids "
+            f"(N, {h}, {w}) or logits (N, C, {h}, {w})"
+        )
     return image, out
 
 
@@ -122,8 +128,11 @@ class _Slot:
         self.dev_out = memory.device_buffer(ids.nbytes)
         # outputs past the first (none in our graphs) still need an address
         self.extra = {name: memory.device_buffer(spec.nbytes) for name, spec in specs.items()}
-        addresses = {image.name: self.dev_in.ptr, ids.name: self.dev_out.ptr,
-                     **{name: buffer.ptr for name, buffer in self.extra.items()}}
+        addresses = {
+            image.name: self.dev_in.ptr,
+            ids.name: self.dev_out.ptr,
+            **{name: buffer.ptr for name, buffer in self.extra.items()},
+        }
         for name, ptr in addresses.items():
             self.context.set_tensor_address(name, ptr)
         self.batch = 0
@@ -134,8 +143,16 @@ class _Slot:
         if self.stream is None:
             return
         self.stream.synchronize()
-        for item in (self.graph, self.host_in, self.host_out, self.dev_in, self.dev_out, *self.extra.values(),
-                     self.event, self.stream):
+        for item in (
+            self.graph,
+            self.host_in,
+            self.host_out,
+            self.dev_in,
+            self.dev_out,
+            *self.extra.values(),
+            self.event,
+            self.stream,
+        ):
             if item is not None:
                 item.close()
         self.context = self.stream = self.graph = None
@@ -162,8 +179,14 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | Path, package: ModelPackage, batch: int = 1,
-                 memory=None, cuda_graphs: bool = False):
+    def __init__(
+        self,
+        engine_path: str | Path,
+        package: ModelPackage,
+        batch: int = 1,
+        memory=None,
+        cuda_graphs: bool = False,
+    ):
         from rtseg.engine.environment import require_tensorrt
         from rtseg.runtime.cuda import open_cuda_memory
 
@@ -176,8 +199,10 @@ class TensorRTBackend(Backend):
         self.runtime = trt.Runtime(self._logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
         if self.engine is None:
-            raise ModelError(f"TensorRT cannot load {engine_path} (built by another TensorRT version "
-                             "or for another GPU?); rebuild it with 'rtseg build-engine'")
+            raise ModelError(
+                f"TensorRT cannot load {engine_path} (built by another TensorRT version "
+                "or for another GPU?); rebuild it with 'rtseg build-engine'"
+            )
         self.tensors = describe_engine(self.engine, trt)
         self.input, self.output = check_io(self.tensors, self.input_size)
         self.dynamic = self.input.shape[0] < 0
@@ -253,7 +278,7 @@ class TensorRTBackend(Backend):
         for start in range(0, len(images), self.max_batch):
             if len(in_flight) == len(self.slots):
                 results.append(in_flight.popleft().wait())
-            in_flight.append(self.submit(images[start:start + self.max_batch]))
+            in_flight.append(self.submit(images[start : start + self.max_batch]))
         results.extend(p.wait() for p in in_flight)
         return np.concatenate(results) if results else np.empty((0, *self.input_size), np.uint8)
 
@@ -270,8 +295,9 @@ class TensorRTBackend(Backend):
             self.memory.close()
 
 
-def open_tensorrt_backend(package: ModelPackage, engine_path: str | Path | None = None, batch: int = 1,
-                          build_config=None, log=None) -> TensorRTBackend:
+def open_tensorrt_backend(
+    package: ModelPackage, engine_path: str | Path | None = None, batch: int = 1, build_config=None, log=None
+) -> TensorRTBackend:
     """The TensorRT backend for `package`: reuses the matching engine beside it or builds one.
 
     Raises MissingDependencyError without TensorRT or cuda-python/pycuda, DeviceError without a

@@ -15,8 +15,13 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(self, checkpoint_path, device: str = "cpu", threads: int | None = None,
-                 input_size: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        checkpoint_path,
+        device: str = "cpu",
+        threads: int | None = None,
+        input_size: tuple[int, int] | None = None,
+    ):
         payload = load_checkpoint(checkpoint_path)
         model = model_from_checkpoint(payload)
         norm = payload["normalization"]

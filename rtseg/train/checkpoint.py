@@ -35,8 +35,17 @@ def load_checkpoint(path: str | Path) -> dict:
         raise ModelError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
-            IndexError, KeyError, TypeError, AttributeError) as exc:  # garbage bytes raise any of these
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        IndexError,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as exc:  # garbage bytes raise any of these
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path} is not a loadable checkpoint: {first}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -53,6 +62,7 @@ def model_from_checkpoint(payload: dict) -> nn.Module:
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise ModelError(f"checkpoint weights do not fit {spec['arch']}/{spec['encoder']}: "
-                         f"{str(exc).splitlines()[0]}") from exc
+        raise ModelError(
+            f"checkpoint weights do not fit {spec['arch']}/{spec['encoder']}: {str(exc).splitlines()[0]}"
+        ) from exc
     return model.eval()

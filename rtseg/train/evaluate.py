@@ -59,17 +59,27 @@ def logits_function(backend: Backend, source: str | Path) -> Callable[[np.ndarra
 
         return run_torch
     if backend.name == "onnxruntime" and getattr(backend, "logits", False):
+
         def run_onnx(images: np.ndarray) -> np.ndarray:
             return backend.session.run([backend.output_name], {backend.input_name: images})[0]
 
         return run_onnx
-    raise ModelError(f"flip TTA needs logits, but {Path(source).name} on {backend.name} gives class "
-                     "ids only; use --backend torch (runs the package's source checkpoint) or give "
-                     "the checkpoint (.pth)")
+    raise ModelError(
+        f"flip TTA needs logits, but {Path(source).name} on {backend.name} gives class "
+        "ids only; use --backend torch (runs the package's source checkpoint) or give "
+        "the checkpoint (.pth)"
+    )
 
 
-def evaluate_backend(backend: Backend, dataset, logits_fn: Callable | None = None, min_blob: int = 0,
-                     limit: int | None = None, batch_size: int = 4, progress: bool = False) -> dict:
+def evaluate_backend(
+    backend: Backend,
+    dataset,
+    logits_fn: Callable | None = None,
+    min_blob: int = 0,
+    limit: int | None = None,
+    batch_size: int = 4,
+    progress: bool = False,
+) -> dict:
     """Score `backend` on `dataset` (items: `(H, W, 3) uint8 RGB`, `(H, W) uint8` ids).
 
     `logits_fn` (see `logits_function`) switches on flip TTA. Returns
@@ -121,13 +131,23 @@ def evaluate(cfg: EvalConfig) -> dict:
     loaded = open_model(cfg.model, backend=backend_name, threads=cfg.threads)
     with loaded.backend as backend:
         if len(loaded.classes) != dataset.label_set.num_classes:
-            raise InputError(f"{Path(cfg.model).name} predicts {len(loaded.classes)} classes but "
-                             f"{cfg.dataset} has {dataset.label_set.num_classes}")
+            raise InputError(
+                f"{Path(cfg.model).name} predicts {len(loaded.classes)} classes but "
+                f"{cfg.dataset} has {dataset.label_set.num_classes}"
+            )
         logits_fn = logits_function(backend, cfg.model) if cfg.flip_tta else None
-        result = evaluate_backend(backend, dataset, logits_fn, cfg.min_blob, cfg.limit,
-                                  cfg.batch_size, cfg.progress)
+        result = evaluate_backend(
+            backend, dataset, logits_fn, cfg.min_blob, cfg.limit, cfg.batch_size, cfg.progress
+        )
         described = backend.describe()
     h, w = backend.input_size
-    return {**result, "model": str(cfg.model), "backend": described, "dataset": cfg.dataset,
-            "split": cfg.split, "input_size": [h, w], "flip_tta": cfg.flip_tta,
-            "min_blob": cfg.min_blob}
+    return {
+        **result,
+        "model": str(cfg.model),
+        "backend": described,
+        "dataset": cfg.dataset,
+        "split": cfg.split,
+        "input_size": [h, w],
+        "flip_tta": cfg.flip_tta,
+        "min_blob": cfg.min_blob,
+    }

@@ -73,7 +73,7 @@ def evaluate_torch(model, samples, label_set, normalization, batch_size: int = 4
     model.eval()
     cm = ConfusionMatrix(label_set.num_classes)
     for i in range(0, len(samples), batch_size):
-        chunk = samples[i:i + batch_size]
+        chunk = samples[i : i + batch_size]
         x = to_tensor(np.stack([s[0] for s in chunk]), **normalization)
         pred = model(x).argmax(1).numpy()
         for p, (_, mask) in zip(pred, chunk):
@@ -152,18 +152,22 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     _, val_samples = load_split(cfg, cfg.val_split)
     labels = train_set.label_set
     normalization = encoder_normalization(cfg.encoder)
-    model = create_model(cfg.arch, cfg.encoder, labels.num_classes, pretrained=cfg.pretrained,
-                         **cfg.model_kwargs)
+    model = create_model(
+        cfg.arch, cfg.encoder, labels.num_classes, pretrained=cfg.pretrained, **cfg.model_kwargs
+    )
     counts = np.zeros(labels.num_classes, np.int64)
     for _, mask in train_samples:
         counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=labels.num_classes)[
-            :labels.num_classes]
+            : labels.num_classes
+        ]
     criterion = build_loss(cfg.loss, class_weight_tensor(cfg.class_weights, counts))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     iters_per_epoch = len(train_samples) // cfg.batch_size
     if iters_per_epoch == 0:
-        raise InputError(f"the {cfg.train_split} split has {len(train_samples)} images, fewer than "
-                         f"the batch size {cfg.batch_size}")
+        raise InputError(
+            f"the {cfg.train_split} split has {len(train_samples)} images, fewer than "
+            f"the batch size {cfg.batch_size}"
+        )
     total = iters_per_epoch * cfg.epochs
     state = {"epoch": 0, "step": 0, "best_miou": -1.0, "history": []}
     rng = np.random.default_rng(cfg.seed)
@@ -180,10 +184,17 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
 
     def payload(extra: dict) -> dict:
         return {
-            "model": {"arch": cfg.arch, "encoder": cfg.encoder, "num_classes": labels.num_classes,
-                      "kwargs": dict(cfg.model_kwargs)},
-            "labels": {"name": labels.name, "classes": list(labels.classes),
-                       "palette": [list(c) for c in labels.palette]},
+            "model": {
+                "arch": cfg.arch,
+                "encoder": cfg.encoder,
+                "num_classes": labels.num_classes,
+                "kwargs": dict(cfg.model_kwargs),
+            },
+            "labels": {
+                "name": labels.name,
+                "classes": list(labels.classes),
+                "palette": [list(c) for c in labels.palette],
+            },
             "normalization": {k: list(v) for k, v in normalization.items()},
             "input_size": list(val_samples[0][0].shape[:2]),
             "state_dict": model.state_dict(),
@@ -199,8 +210,10 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         bar = tqdm(range(iters_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
         running = 0.0
         for it in bar:
-            batch = [augment(*train_samples[j], aug, rng)
-                     for j in order[it * cfg.batch_size:(it + 1) * cfg.batch_size]]
+            batch = [
+                augment(*train_samples[j], aug, rng)
+                for j in order[it * cfg.batch_size : (it + 1) * cfg.batch_size]
+            ]
             x = to_tensor(np.stack([b[0] for b in batch]), **normalization)
             y = torch.from_numpy(np.stack([b[1] for b in batch])).long()
             for group in optimizer.param_groups:

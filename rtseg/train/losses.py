@@ -30,7 +30,7 @@ CLASS_WEIGHT_SCHEMES = ("enet", "median", "none")
 
 
 def parse_class_weights(spec: str) -> str | list[float]:
-    """"enet", "median", "none", or explicit comma-separated non-negative weights "1,2.5,..."."""
+    """ "enet", "median", "none", or explicit comma-separated non-negative weights "1,2.5,..."."""
     if spec in CLASS_WEIGHT_SCHEMES:
         return spec
     try:
@@ -38,8 +38,10 @@ def parse_class_weights(spec: str) -> str | list[float]:
     except ValueError:
         weights = []
     if not weights or any(not np.isfinite(w) or w < 0 for w in weights):
-        raise RtsegError(f"class weights must be {', '.join(CLASS_WEIGHT_SCHEMES)} or comma-separated "
-                         f"non-negative numbers, got {spec!r}")
+        raise RtsegError(
+            f"class weights must be {', '.join(CLASS_WEIGHT_SCHEMES)} or comma-separated "
+            f"non-negative numbers, got {spec!r}"
+        )
     return weights
 
 
@@ -81,15 +83,17 @@ class DiceLoss(nn.Module):
 class FocalLoss(nn.Module):
     """Focal loss (Lin et al.) on softmax: CE scaled by (1 - p_t)^gamma; optional class weights."""
 
-    def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None,
-                 ignore_index: int = IGNORE_INDEX):
+    def __init__(
+        self, gamma: float = 2.0, weight: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX
+    ):
         super().__init__()
         self.gamma, self.ignore_index = gamma, ignore_index
         self.register_buffer("weight", weight)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        ce = F.cross_entropy(logits, target, weight=self.weight, ignore_index=self.ignore_index,
-                             reduction="none")
+        ce = F.cross_entropy(
+            logits, target, weight=self.weight, ignore_index=self.ignore_index, reduction="none"
+        )
         logp = -F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="none")
         loss = (1 - logp.exp()).pow(self.gamma) * ce
         valid = target != self.ignore_index
@@ -97,7 +101,7 @@ class FocalLoss(nn.Module):
 
 
 def build_loss(name: str, weight: torch.Tensor | None = None) -> nn.Module:
-    """"ce", "dice", "focal", or "ce+dice"."""
+    """ "ce", "dice", "focal", or "ce+dice"."""
     if name == "ce":
         return nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
     if name == "dice":

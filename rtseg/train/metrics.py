@@ -21,9 +21,9 @@ class ConfusionMatrix:
         valid = (target != IGNORE_INDEX) & (target < self.num_classes)
         t = target[valid].astype(np.int64)
         p = np.clip(pred[valid].astype(np.int64), 0, self.num_classes - 1)
-        self.matrix += np.bincount(
-            t * self.num_classes + p, minlength=self.num_classes**2
-        ).reshape(self.num_classes, self.num_classes)
+        self.matrix += np.bincount(t * self.num_classes + p, minlength=self.num_classes**2).reshape(
+            self.num_classes, self.num_classes
+        )
 
     def iou(self) -> np.ndarray:
         """Per-class IoU; NaN for classes absent from both ground truth and prediction."""

@@ -13,5 +13,15 @@ from rtseg.video.sinks import (
 )
 from rtseg.video.sources import open_source
 
-__all__ = ["FrameSource", "open_source", "natural_sort_key", "FrameSink", "Mp4Sink", "FramesSink",
-           "MaskSink", "NullSink", "WindowDisplay", "display_available"]
+__all__ = [
+    "FrameSource",
+    "open_source",
+    "natural_sort_key",
+    "FrameSink",
+    "Mp4Sink",
+    "FramesSink",
+    "MaskSink",
+    "NullSink",
+    "WindowDisplay",
+    "display_available",
+]

@@ -123,8 +123,11 @@ class AvSource(FrameSource):
             if self.live:
                 self.skipped_packets += 1
                 return
-            self._fail(f"corrupt or truncated at frame {self._packets_seen}: "
-                       f"incomplete packet of {packet.size} bytes", flush=True)
+            self._fail(
+                f"corrupt or truncated at frame {self._packets_seen}: "
+                f"incomplete packet of {packet.size} bytes",
+                flush=True,
+            )
             return
         if packet.size:
             self._packets_seen += 1

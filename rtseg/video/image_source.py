@@ -69,8 +69,9 @@ class ImageSequenceSource(FrameSource):
         height, width = self._first.shape[:2]
         self.frame_size = (width, height)
         self._index = 0
-        self.description = (f"{name} ({len(files)} images {width}x{height}"
-                            f"{', ' + format_fps(fps) if fps else ''})")
+        self.description = (
+            f"{name} ({len(files)} images {width}x{height}{', ' + format_fps(fps) if fps else ''})"
+        )
 
     @classmethod
     def from_uri(cls, uri: str, fps: float | None = None) -> ImageSequenceSource:
@@ -92,8 +93,10 @@ class ImageSequenceSource(FrameSource):
             frame = read_rgb_image(path)
         width, height = self.frame_size
         if frame.shape[:2] != (height, width):
-            raise InputError(f"{path}: image is {frame.shape[1]}x{frame.shape[0]}, but the "
-                             f"sequence is {width}x{height} (frame {self._index})")
+            raise InputError(
+                f"{path}: image is {frame.shape[1]}x{frame.shape[0]}, but the "
+                f"sequence is {width}x{height} (frame {self._index})"
+            )
         time_s = self._index / self.fps if self.fps else None
         self._index += 1
         return frame, time_s

@@ -19,8 +19,17 @@ import numpy as np
 from rtseg.errors import OutputError
 from rtseg.video.display import WindowDisplay, display_available
 
-__all__ = ["FrameSink", "Mp4Sink", "FramesSink", "MaskSink", "NullSink", "WindowDisplay",
-           "display_available", "prepare_output_file", "prepare_output_folder"]
+__all__ = [
+    "FrameSink",
+    "Mp4Sink",
+    "FramesSink",
+    "MaskSink",
+    "NullSink",
+    "WindowDisplay",
+    "display_available",
+    "prepare_output_file",
+    "prepare_output_folder",
+]
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 IMAGE_FORMATS = ("jpg", "jpeg", "png", "bmp", "webp")
@@ -101,8 +110,9 @@ class _ImageFolderSink(FrameSink):
     def __init__(self, folder: str | os.PathLike, ext: str):
         ext = ext.lower().lstrip(".")
         if ext not in IMAGE_FORMATS:
-            raise OutputError(f"{folder}: unsupported image format '{ext}' "
-                              f"(use one of {', '.join(IMAGE_FORMATS)})")
+            raise OutputError(
+                f"{folder}: unsupported image format '{ext}' (use one of {', '.join(IMAGE_FORMATS)})"
+            )
         self.ext = ext
         self.folder = prepare_output_folder(folder)
         self.frames_written = 0
@@ -150,7 +160,6 @@ class MaskSink(_ImageFolderSink):
         if ids.ndim != 2 or ids.dtype != np.uint8:
             raise ValueError(f"MaskSink expects (H, W) uint8 ids, got {ids.shape} {ids.dtype}")
         self._write_image(index, ids, self._params)
-
 
 
 X264_OPTIONS = {"crf": "23", "preset": "veryfast"}  # ~2.5 Mbit/s at 960x540 25 fps, real-time
@@ -236,8 +245,10 @@ class Mp4Sink(FrameSink):
                 self._open(width, height)
                 self._first_index = index
             elif (width, height) != self.frame_size:
-                raise OutputError(f"{self.path}: frame {index} is {width}x{height}, "
-                                  f"the video is {self.frame_size[0]}x{self.frame_size[1]}")
+                raise OutputError(
+                    f"{self.path}: frame {index} is {width}x{height}, "
+                    f"the video is {self.frame_size[0]}x{self.frame_size[1]}"
+                )
             frame = av.VideoFrame.from_ndarray(_pad_to_even(rendered), format="rgb24")
             self._last_pts = frame.pts = max(index - self._first_index, self._last_pts + 1)
             frame.time_base = 1 / self.rate

@@ -28,9 +28,15 @@ _GLOB_CHARS = "*?["
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
 
 
-def open_source(uri: str, *, live: bool | None = None, realtime: bool = False,
-                camera_size: tuple[int, int] | None = None, fps: float | None = None,
-                timeout: float = 10.0) -> FrameSource:
+def open_source(
+    uri: str,
+    *,
+    live: bool | None = None,
+    realtime: bool = False,
+    camera_size: tuple[int, int] | None = None,
+    fps: float | None = None,
+    timeout: float = 10.0,
+) -> FrameSource:
     """Open a video input (see the module table). The caller closes it (context manager).
 
     live: override the source's default liveness (what the pipeline does with a full queue:
@@ -60,7 +66,7 @@ def _open_by_kind(uri: str, camera_size, fps, timeout) -> FrameSource:
     if uri.startswith("lavfi:"):
         from rtseg.video.av_source import AvSource
 
-        return AvSource.open_lavfi(uri[len("lavfi:"):])
+        return AvSource.open_lavfi(uri[len("lavfi:") :])
     if _is_url(uri):
         from rtseg.video.av_source import AvSource
 

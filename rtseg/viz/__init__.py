@@ -5,5 +5,13 @@ from rtseg.viz.legend import Legend, draw_hud
 from rtseg.viz.palette import colourize, palette_lut, upsample_ids
 from rtseg.viz.visualizer import MODES, Visualizer, VizConfig
 
-__all__ = ["VizConfig", "Visualizer", "MODES", "Legend", "draw_hud", "colourize", "palette_lut",
-           "upsample_ids"]
+__all__ = [
+    "VizConfig",
+    "Visualizer",
+    "MODES",
+    "Legend",
+    "draw_hud",
+    "colourize",
+    "palette_lut",
+    "upsample_ids",
+]

@@ -46,7 +46,7 @@ class Legend:
         if legend is None:
             return
         h, w = legend.panel.shape[:2]
-        roi = image[legend.y:legend.y + h, legend.x:legend.x + w]
+        roi = image[legend.y : legend.y + h, legend.x : legend.x + w]
         np.right_shift(roi, 1, out=roi)
         np.copyto(roi, legend.panel, where=legend.ink)
 
@@ -71,8 +71,16 @@ class Legend:
             cv2.rectangle(panel, (pad, top), (pad + swatch - 1, top + swatch - 1), colour, -1)
             cv2.rectangle(panel, (pad, top), (pad + swatch - 1, top + swatch - 1), (200, 200, 200), 1)
             baseline_y = top + (swatch + int(row * 0.6)) // 2
-            cv2.putText(panel, name, (2 * pad + swatch, baseline_y), FONT, scale, (255, 255, 255),
-                        thickness, cv2.LINE_AA)
+            cv2.putText(
+                panel,
+                name,
+                (2 * pad + swatch, baseline_y),
+                FONT,
+                scale,
+                (255, 255, 255),
+                thickness,
+                cv2.LINE_AA,
+            )
         ink = np.repeat(panel.any(axis=2, keepdims=True), 3, axis=2)  # full mask: copyto is 10x faster
         return LegendPanel(width - margin - panel_w, margin, panel, ink)
 

@@ -54,8 +54,9 @@ class Visualizer:
         """`(H, W) uint8` ids -> `(H, W, 3) uint8 RGB` palette colours."""
         return colourize(ids, self.lut)
 
-    def render(self, frame: np.ndarray, ids: np.ndarray, hud: str | None = None,
-               cfg: VizConfig | None = None) -> np.ndarray:
+    def render(
+        self, frame: np.ndarray, ids: np.ndarray, hud: str | None = None, cfg: VizConfig | None = None
+    ) -> np.ndarray:
         """frame `(H, W, 3) uint8 RGB`, ids `(H, W) uint8` (other sizes are upsampled to the
         frame's) -> a new `(H, W, 3) uint8 RGB` image, `(H, 2W, 3)` for side-by-side. `cfg`
         overrides the configuration for this call. The inputs are not modified."""

@@ -41,5 +41,15 @@ def open_cuda_memory(prefer: str | None = None, device: int = 0) -> CudaMemory:
     return PycudaMemory(device)
 
 
-__all__ = ["CudaMemory", "DeviceBuffer", "DeviceInfo", "Event", "Graph", "HostBuffer", "Stream",
-           "available_memory_implementations", "cuda_device_info", "open_cuda_memory"]
+__all__ = [
+    "CudaMemory",
+    "DeviceBuffer",
+    "DeviceInfo",
+    "Event",
+    "Graph",
+    "HostBuffer",
+    "Stream",
+    "available_memory_implementations",
+    "cuda_device_info",
+    "open_cuda_memory",
+]

@@ -84,10 +84,16 @@ def _from_pycuda(index: int) -> DeviceInfo:
 def _from_nvidia_smi(index: int) -> DeviceInfo:
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        raise DeviceError("no CUDA GPU found: neither cuda-python nor pycuda is installed and there is "
-                          "no nvidia-smi (no NVIDIA driver)")
-    query = [smi, f"--id={index}", "--query-gpu=name,compute_cap,memory.total",
-             "--format=csv,noheader,nounits"]
+        raise DeviceError(
+            "no CUDA GPU found: neither cuda-python nor pycuda is installed and there is "
+            "no nvidia-smi (no NVIDIA driver)"
+        )
+    query = [
+        smi,
+        f"--id={index}",
+        "--query-gpu=name,compute_cap,memory.total",
+        "--format=csv,noheader,nounits",
+    ]
     try:
         out = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True).stdout
     except (subprocess.SubprocessError, OSError) as exc:
