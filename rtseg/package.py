@@ -1,7 +1,9 @@
 """The model package: `name.onnx` plus a `name.json` sidecar beside it.
 
 The sidecar (not a header inside the engine) keeps a plain `.onnx`/`.engine` usable by
-trtexec, Triton and DeepStream. Schema (format_version 1):
+trtexec, Triton and DeepStream. Loading checks the whole sidecar against its schema
+(rtseg.core.sidecar_schema) and against the graph's real input and output
+(rtseg.core.graph_check). Schema (format_version 1):
 
     {"format": "rtseg-model", "format_version": 1, "name": str,
      "onnx": "name.onnx", "onnx_sha256": hex,
@@ -18,19 +20,21 @@ trtexec, Triton and DeepStream. Schema (format_version 1):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.graph_check import GraphMismatch, check_graph
+from rtseg.core.paths import atomic_write_text, staged_folder
+from rtseg.core.sidecar_schema import FORMAT, FORMAT_VERSION, SchemaError, check_sidecar
+from rtseg.core.sidecar_schema import PRECISIONS as PRECISIONS  # re-exported
 from rtseg.errors import ModelError
-
-FORMAT = "rtseg-model"
-FORMAT_VERSION = 1
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -84,38 +88,43 @@ def sidecar_for(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
-def _require(meta: dict, key: str, kind, where: Path):
-    if key not in meta or not isinstance(meta[key], kind):
-        raise ModelError(f"{where}: sidecar field {key!r} is missing or malformed")
-    return meta[key]
+def package_files(path: str | Path) -> list[Path]:
+    """Every file a model path makes a command read: the file itself, its package's `.onnx` and
+    `.json`, the ONNX and checkpoint its sidecar names, an engine's sidecar. Best effort and
+    never an error (for path checks before anything is opened; loading reports problems)."""
+    path = Path(path)
+    files = [path]
+    if path.suffix in (".engine", ".plan"):
+        files.append(Path(f"{path}.json"))
+        path = path.with_suffix(".onnx")
+    if path.suffix in (".onnx", ".json"):
+        sidecar = sidecar_for(path)
+        files += [path.with_suffix(".onnx"), sidecar]
+        try:
+            meta = json.loads(sidecar.read_text())
+            named = [meta.get("onnx"), (meta.get("source") or {}).get("checkpoint")]
+        except (OSError, ValueError, AttributeError):
+            named = []
+        files += [sidecar.parent / n for n in named if isinstance(n, str) and n]
+    return list(dict.fromkeys(files))
 
 
 def validate_meta(meta: dict, where: Path) -> None:
-    """Raise ModelError naming the first problem of a sidecar dict."""
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelError(f"{where}: not an rtseg model sidecar (format != {FORMAT!r})")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelError(
-            f"{where}: sidecar format {meta['format_version']} is newer than this "
-            f"rtseg understands ({FORMAT_VERSION}); upgrade rtseg"
-        )
-    classes = _require(meta, "classes", list, where)
-    palette = _require(meta, "palette", list, where)
-    if not classes or len(palette) != len(classes):
-        raise ModelError(f"{where}: {len(classes)} classes but {len(palette)} palette colours")
-    if any(not isinstance(c, list) or len(c) != 3 for c in palette):
-        raise ModelError(f"{where}: palette entries must be [r, g, b]")
-    spec = _require(meta, "input", dict, where)
-    if spec.get("layout") != "NHWC" or spec.get("dtype") != "uint8":
-        raise ModelError(f"{where}: input must be NHWC uint8, got {spec.get('layout')} {spec.get('dtype')}")
-    for key in ("height", "width"):
-        if not isinstance(spec.get(key), int) or spec[key] <= 0:
-            raise ModelError(f"{where}: input {key} must be a positive integer")
-    if _require(meta, "output", dict, where).get("kind") not in ("class_ids", "logits"):
-        raise ModelError(f"{where}: output kind must be 'class_ids' or 'logits'")
-    if meta.get("precision") not in PRECISIONS:
-        raise ModelError(f"{where}: precision must be one of {', '.join(PRECISIONS)}")
-    _require(meta, "onnx", str, where)
+    """Raise ModelError naming the first problem of a sidecar dict (the whole schema:
+    rtseg.core.sidecar_schema)."""
+    try:
+        check_sidecar(meta)
+    except SchemaError as exc:
+        raise ModelError(f"{where}: {exc}") from None
+
+
+def validate_graph(onnx_path: Path, meta: dict, where: Path) -> None:
+    """Raise ModelError unless the ONNX's real input and output are what the sidecar says
+    (rtseg.core.graph_check: input size and dtype, output kind, rank, class count)."""
+    try:
+        check_graph(onnx_path, meta)
+    except GraphMismatch as exc:
+        raise ModelError(f"{where}: {onnx_path.name} disagrees with its sidecar: {exc}") from None
 
 
 def load_package(path: str | Path, verify_hash: bool = True) -> ModelPackage:
@@ -143,6 +152,7 @@ def load_package(path: str | Path, verify_hash: bool = True) -> ModelPackage:
         raise ModelError(f"{sidecar}: its ONNX file {onnx_path} does not exist")
     if verify_hash and meta.get("onnx_sha256") and sha256_file(onnx_path) != meta["onnx_sha256"]:
         raise ModelError(f"{onnx_path}: sha256 does not match its sidecar (file changed or corrupt)")
+    validate_graph(onnx_path, meta, sidecar)
     return ModelPackage(onnx_path, sidecar.resolve(), meta)
 
 
@@ -162,10 +172,19 @@ def write_sidecar(onnx_path: str | Path, meta: dict) -> ModelPackage:
     full.setdefault("name", onnx_path.stem)
     sidecar = sidecar_for(onnx_path)
     validate_meta(full, sidecar)
-    tmp = sidecar.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(full, indent=2) + "\n")
-    os.replace(tmp, sidecar)
+    validate_graph(onnx_path, full, sidecar)
+    atomic_write_text(sidecar, json.dumps(full, indent=2) + "\n", durable=True)
     return ModelPackage(onnx_path.resolve(), sidecar.resolve(), full)
+
+
+@contextlib.contextmanager
+def staged_package(onnx_path: str | Path) -> Iterator[Path]:
+    """Yield where to write the package `NAME.onnx` (+ its sidecar) for now: a hidden folder
+    beside `onnx_path`. When the block succeeds both replace `onnx_path` and its sidecar (the
+    ONNX first); otherwise nothing is replaced and an existing package stays as it was."""
+    onnx_path = Path(onnx_path)
+    with staged_folder(onnx_path, sidecar_for(onnx_path)) as folder:
+        yield folder / onnx_path.name
 
 
 def engines_dir() -> Path:

@@ -20,11 +20,11 @@ def band_ids(images: np.ndarray) -> np.ndarray:
     return np.minimum(images[..., 0] // 24, 10).astype(np.uint8)
 
 
-def make_band_package(folder: Path, height: int = 64, width: int = 96) -> ModelPackage:
+def band_graph(height: int = 64, width: int = 96):
+    """The band model's ONNX ModelProto: (N, height, width, 3) uint8 in, (N, height, width) uint8 out."""
     import onnx
     from onnx import TensorProto, helper
 
-    folder.mkdir(parents=True, exist_ok=True)
     const = lambda name, values, dtype=TensorProto.INT64: helper.make_tensor(  # noqa: E731
         name, dtype, [len(values)], values
     )
@@ -53,8 +53,15 @@ def make_band_package(folder: Path, height: int = 64, width: int = 96) -> ModelP
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
+    return model
+
+
+def make_band_package(folder: Path, height: int = 64, width: int = 96) -> ModelPackage:
+    import onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
     onnx_path = folder / "band.onnx"
-    onnx.save(model, str(onnx_path))
+    onnx.save(band_graph(height, width), str(onnx_path))
     return write_sidecar(
         onnx_path,
         {

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO, TINY_SIZE, structured_frames
 
-from rtseg.bench import check_gate, latency_summary, machine_info, percentile, throughput_fps
+from rtseg.bench import check_gate, latency_summary, machine_info, throughput_fps
 from rtseg.bench.accuracy import evaluate_miou
 from rtseg.bench.config import DataSpec, parse_data_spec, parse_sizes
 from rtseg.bench.runner import BenchReport, select_e2e
@@ -71,7 +71,7 @@ def make_camvid(root: Path, count: int = 3, size=(72, 96)) -> Path:
 
 def copy_package(package, folder: Path, int8: str | None = None) -> Path:
     """The tiny fp32 package copied into `folder`; with `int8="copy"` a stand-in int8 variant
-    (the fp32 graph under the int8 name), with `int8="corrupt"` one onnxruntime cannot load."""
+    (the fp32 graph under the int8 name), with `int8="corrupt"` one that is not an ONNX graph."""
     folder.mkdir(parents=True, exist_ok=True)
     onnx_path = folder / "tiny.onnx"
     shutil.copy(package.onnx_path, onnx_path)
@@ -79,11 +79,14 @@ def copy_package(package, folder: Path, int8: str | None = None) -> Path:
     write_sidecar(onnx_path, meta)
     if int8:
         variant = folder / "tiny_int8.onnx"
-        if int8 == "copy":
-            shutil.copy(package.onnx_path, variant)
-        else:
-            variant.write_bytes(b"not an onnx graph")
+        shutil.copy(package.onnx_path, variant)
         write_sidecar(variant, dict(meta, precision="int8", name="tiny_int8"))
+        if int8 == "corrupt":  # a valid sidecar (no hash to compare) over bytes that are no graph
+            variant.write_bytes(b"not an onnx graph")
+            sidecar = variant.with_suffix(".json")
+            variant_meta = json.loads(sidecar.read_text())
+            del variant_meta["onnx_sha256"]
+            sidecar.write_text(json.dumps(variant_meta))
     return onnx_path
 
 
@@ -136,17 +139,16 @@ def rows_by(rows, backend, precision, batch=1):
 def test_percentiles_on_known_numbers():
     samples = list(range(1, 101))  # 1..100 ms, shuffled order must not matter
     summary = latency_summary(samples[::-1])
-    assert summary["p50"] == pytest.approx(50.5)
-    assert summary["p90"] == pytest.approx(90.1)
-    assert summary["p99"] == pytest.approx(99.01)
+    # the streaming histogram's percentiles are within 0.5 % of numpy's exact ones
+    assert summary["p50"] == pytest.approx(50.5, rel=0.005)
+    assert summary["p90"] == pytest.approx(90.1, rel=0.005)
+    assert summary["p95"] == pytest.approx(95.05, rel=0.005)
+    assert summary["p99"] == pytest.approx(99.01, rel=0.005)
     assert (summary["min"], summary["max"], summary["mean"]) == (1, 100, pytest.approx(50.5))
-    assert percentile([4.0], 99) == 4.0
-    assert percentile([10.0, 20.0], 25) == pytest.approx(12.5)
+    assert latency_summary([4.0])["p99"] == 4.0
     assert throughput_fps([10.0, 10.0, 20.0], batch=2) == pytest.approx(150.0)  # 6 frames / 40 ms
     with pytest.raises(InputError, match="no timing samples"):
         latency_summary([])
-    with pytest.raises(InputError, match="outside 0..100"):
-        percentile([1.0], 101)
 
 
 def test_option_parsing():
@@ -344,7 +346,7 @@ def test_failed_combination_fails_the_command(tiny_package, tmp_path):
         *FAST,
     )
     assert_error_line(
-        result, "1 combination(s) failed", "onnxruntime int8 64x96", "onnxruntime cannot load it"
+        result, "1 combination(s) failed", "onnxruntime int8 64x96", "not a readable ONNX graph"
     )
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert [(r["precision"], r["batch"], r["status"]) for r in rows] == [

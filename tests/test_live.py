@@ -273,9 +273,8 @@ def test_window_hud_shows_fps_latency_and_drops_and_stats_carry_display_latency(
 
 
 def test_summary_of_a_live_run_without_a_window_names_its_latency_figure():
-    stats = PipelineStats(
-        frames=3, frames_read=3, live=True, latencies_s=[0.01, 0.02, 0.03], stopped_by="source_end"
-    )
+    stats = PipelineStats(frames=3, frames_read=3, live=True, stopped_by="source_end")
+    stats.latency_s.extend([0.01, 0.02, 0.03])
     text = stats.summary()
     assert "capture->sink is the latency figure" in text and "live source ended" in text
     assert stats.to_json()["display_latency_ms"] is None and stats.to_json()["displayed"] == 0
@@ -305,7 +304,7 @@ def test_live_stand_in_newest_frame_wins_without_lag(stand_in, tiny_video):
     assert sink.indices[-1] == stats.frames_read - 1  # the newest frame is never the one dropped
     # A FIFO would build up lag (the last frame waits for every earlier one: seconds); the
     # newest-frame policy keeps every frame's latency near one inference.
-    assert max(stats.latencies_s) < 0.6, stats.latency_ms()
+    assert stats.latency_s.max < 0.6, stats.latency_ms()
     assert stats.stopped_by == "source_end"
 
 

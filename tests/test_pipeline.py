@@ -185,8 +185,8 @@ def test_stats_summary_and_json():
         dropped=2,
         first_capture_t=1.0,
         last_write_t=3.0,
-        latencies_s=[0.01 * i for i in range(1, 11)],
     )
+    stats.latency_s.extend(0.01 * i for i in range(1, 11))
     stats.stages["infer"].record(0.004, 0.001)
     assert stats.fps == pytest.approx(5.0)
     data = stats.to_json()

@@ -284,18 +284,22 @@ def test_mp4_sink_rejects_frames_of_another_size(tmp_path):
 def test_output_path_problems_are_output_errors_at_construction(tmp_path):
     a_file = tmp_path / "a_file.txt"
     a_file.write_text("x")
-    with pytest.raises(OutputError, match="is a folder, expected a file path"):
+    with pytest.raises(OutputError, match="is a folder, not a file"):
         Mp4Sink(tmp_path, fps=25)
     with pytest.raises(OutputError, match="cannot create folder"):
         Mp4Sink(a_file / "sub" / "out.mp4", fps=25)
     with pytest.raises(OutputError, match=r"must end in \.mp4"):
         Mp4Sink(tmp_path / "out.gif", fps=25)
-    with pytest.raises(OutputError, match="unknown video encoder 'no_such_codec'"):
+    with pytest.raises(OutputError, match="'no_such_codec' is not an encoder FFmpeg has here"):
         Mp4Sink(tmp_path / "out.mp4", fps=25, codec="no_such_codec")
+    with pytest.raises(OutputError, match="'aac' is an encoder of audio, not video"):
+        Mp4Sink(tmp_path / "out.mp4", fps=25, codec="aac")
     with pytest.raises(OutputError, match="frame rate must be positive"):
         Mp4Sink(tmp_path / "out.mp4", fps=0)
     with pytest.raises(OutputError, match="exists and is not a folder"):
         MaskSink(a_file)
+    with pytest.raises(OutputError, match="file name too long"):
+        Mp4Sink(tmp_path / ("x" * 300 + ".mp4"), fps=25)
     with pytest.raises(OutputError, match="cannot create folder"):
         FramesSink(a_file / "frames")
     with pytest.raises(OutputError, match="unsupported image format 'gif'"):

@@ -20,7 +20,7 @@ from rtseg.bench.report import (
     write_plot,
 )
 from rtseg.bench.runner import BenchReport, run_bench
-from rtseg.bench.stats import latency_summary, percentile, throughput_fps
+from rtseg.bench.stats import latency_summary, throughput_fps
 from rtseg.errors import RtsegError
 
 
@@ -65,7 +65,6 @@ __all__ = [
     "machine_info",
     "machine_summary",
     "markdown_table",
-    "percentile",
     "run_bench",
     "throughput_fps",
     "write_csv",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
 
+from rtseg.core.paths import atomic_output, atomic_write_text
 from rtseg.errors import MissingDependencyError, OutputError
 
 CSV_COLUMNS = (
@@ -61,10 +63,9 @@ def _prepare(path: str | Path) -> Path:
 
 
 def write_json(rows: list[dict], path: str | Path) -> Path:
-    """The rows as a JSON list (machine info inside each row)."""
+    """The rows as a JSON list (machine info inside each row); replaces `path` only when whole."""
     path = _prepare(path)
-    path.write_text(json.dumps(_clean(rows), indent=2) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps(_clean(rows), indent=2) + "\n")
 
 
 def csv_record(row: dict) -> dict:
@@ -86,12 +87,12 @@ def csv_record(row: dict) -> dict:
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
     path = _prepare(path)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(csv_record(row))
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(csv_record(row))
+    return atomic_write_text(path, text.getvalue())
 
 
 def _num(value, fmt: str) -> str:
@@ -254,8 +255,13 @@ def write_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
     ax.set_title(title or "speed against accuracy (batch 1)", fontsize=10)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with atomic_output(path, keep_suffix=True) as temp:
+            fig.savefig(temp)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    finally:
+        plt.close(fig)
     return path
 
 

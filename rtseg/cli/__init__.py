@@ -3,6 +3,12 @@
 Commands are imported only when invoked, so `rtseg --help` starts fast and works without
 torch, onnxruntime or TensorRT. Any RtsegError is printed as one line and exits with status 1;
 anything else is a bug and keeps its traceback.
+
+Signals: SIGINT, SIGTERM and SIGHUP are handled from the start of the command to its end
+(rtseg.core.signals): whatever the command was doing (importing onnxruntime, loading a model,
+running, writing its report), it ends with "rtseg: interrupted by SIGINT" and status 128 +
+the signal number (130, 143, 129), never with a traceback, "Aborted!" or a false error caused
+by the interruption. A run's outputs are closed and its report written first.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import sys
 import click
 
 from rtseg import __version__
+from rtseg.core import signals
 from rtseg.errors import RtsegError
 
 # name -> (module, attribute, one-line help shown by `rtseg --help`)
@@ -46,12 +53,34 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        with signals.handle_signals(exiting=standalone_mode):
+            return super().main(*args, standalone_mode=standalone_mode, **kwargs)
+
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # Interrupted, PipelineInterrupted or a plain Ctrl-C
+            _exit_interrupted(getattr(exc, "signal_name", None) or signals.received() or "SIGINT")
         except RtsegError as exc:
+            if signals.received():  # e.g. an import cut short by Ctrl-C looks like a missing package
+                _exit_interrupted(signals.received())
             click.echo(f"rtseg: error: {exc}", err=True)
             sys.exit(1)
+        except Exception:
+            if not signals.received():
+                raise
+            _exit_interrupted(signals.received())
+        finally:
+            signals.closing()
+        if signals.received():  # came while the command was finishing its outputs
+            _exit_interrupted(signals.received())
+        return result
+
+
+def _exit_interrupted(signal_name: str):
+    click.echo(f"rtseg: interrupted by {signal_name}", err=True)
+    sys.exit(signals.exit_status(signal_name))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,8 +16,9 @@ from rtseg.bench.config import (
     parse_e2e_combos,
     parse_sizes,
 )
-from rtseg.errors import InputError, MissingDependencyError, OutputError
-from rtseg.package import default_model_path
+from rtseg.core.paths import check_paths
+from rtseg.errors import InputError, MissingDependencyError
+from rtseg.package import default_model_path, package_files
 
 
 @click.command("bench")
@@ -167,9 +168,14 @@ def bench(
         cache_dir=cache_dir,
         timeout_s=timeout_s,
     )
-    for path in (json_path, csv_path, plot_path):
-        if path is not None and not path.resolve().parent.is_dir():
-            raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_paths(
+        inputs=[
+            *(("--model", p) for p in package_files(config.model)),
+            ("--video", video),
+            ("--data", data.root if data is not None else None),
+        ],
+        outputs=[("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)],
+    )
     if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
         raise MissingDependencyError("matplotlib", "plot", "--plot")
     report = run_bench(config, log=lambda text: click.echo(text, err=True))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from rtseg.core.paths import check_paths
 from rtseg.errors import InputError
 
 UNITS = {
@@ -65,8 +66,16 @@ def build_engine(model, output, workspace, timing_cache, max_batch, verbose):
     """Build a TensorRT engine (strongly typed: precision comes from the ONNX) for MODEL."""
     from rtseg.engine import BuildConfig, find_or_build_engine
     from rtseg.engine.environment import engine_environment
-    from rtseg.package import load_package
+    from rtseg.package import load_package, package_files
 
+    check_paths(
+        inputs=[("MODEL", p) for p in package_files(model)],
+        outputs=[
+            ("--output", output),
+            ("--output's sidecar", None if output is None else Path(f"{output}.json")),
+            ("--timing-cache", timing_cache),
+        ],
+    )
     package = load_package(model)
     config = BuildConfig(
         workspace=parse_bytes(workspace), timing_cache=timing_cache, max_batch=max_batch, verbose=verbose

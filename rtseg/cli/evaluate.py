@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import OutputError
 
 
@@ -37,11 +38,12 @@ def format_report(result: dict) -> str:
 
 
 def write_json(path: Path, result: dict) -> None:
+    """The result as JSON; replaces `path` only by a complete file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
 
 
 @click.command("eval")
@@ -93,8 +95,14 @@ def evaluate(
     model, dataset, data_root, split, backend, flip_tta, min_blob, limit, batch_size, threads, json_path
 ):
     """Score a model on a labelled dataset split: per-class IoU, mIoU, pixel accuracy."""
+    from rtseg.package import package_files
     from rtseg.train.evaluate import EvalConfig
     from rtseg.train.evaluate import evaluate as run_evaluation
+
+    check_paths(
+        inputs=[*(("--model", p) for p in package_files(model)), ("--data-root", data_root)],
+        outputs=[("--json", json_path)],
+    )
 
     config = EvalConfig(
         model=str(model),

@@ -14,15 +14,17 @@ holds every frame processed so far).
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from rtseg.core import signals
+from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import InputError, ModelError, OutputError
 
 BACKEND_CHOICES = ("onnxruntime", "torch", "tensorrt")
@@ -35,6 +37,7 @@ class RunConfig:
     """Everything `rtseg run` was asked to do. `source_uri` is what `open_source` takes."""
 
     source_uri: str
+    source_option: str = "--video"  # which option gave it, for messages
     model: Path | None = None  # None: the bundled default model
     backend: str = "onnxruntime"
     threads: int | None = None
@@ -55,8 +58,9 @@ class RunConfig:
     snapshot_dir: Path = Path(".")
 
 
-def pick_source(video, frames, camera, source) -> str:
-    """The one input given among --video / --frames / --camera / --source (InputError otherwise)."""
+def pick_input(video, frames, camera, source) -> tuple[str, str]:
+    """(option, value) of the one input given among --video / --frames / --camera / --source
+    (InputError otherwise)."""
     given = {
         name: value
         for name, value in (
@@ -70,7 +74,13 @@ def pick_source(video, frames, camera, source) -> str:
     if len(given) != 1:
         what = "none was given" if not given else f"got {' and '.join(given)}"
         raise InputError(f"give exactly one input: --video, --frames, --camera or --source ({what})")
-    return str(next(iter(given.values())))
+    option, value = next(iter(given.items()))
+    return option, str(value)
+
+
+def pick_source(video, frames, camera, source) -> str:
+    """The one input's URI (see pick_input)."""
+    return pick_input(video, frames, camera, source)[1]
 
 
 def resolve_model_path(model: Path | None, backend: str = "onnxruntime") -> Path:
@@ -88,29 +98,54 @@ def resolve_model_path(model: Path | None, backend: str = "onnxruntime") -> Path
     return default_package_for(backend)
 
 
-def check_writable_folder(path: Path, what: str) -> None:
-    """OutputError unless `path` is an existing folder this process can create files in."""
-    if not path.is_dir():
-        problem = "is a file, not a folder" if path.exists() else "does not exist"
-        raise OutputError(f"{what} {path} {problem}")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: folder is not writable")
+MASK_NAMES = "[0-9]*.png"  # what MaskSink writes: 000042.png
+FRAME_NAMES = "[0-9]*.jpg"  # what FramesSink writes: 000042.jpg
+SNAPSHOT_NAMES = "rtseg_snapshot_*.png"
 
 
-def check_writable_file(path: Path, what: str) -> None:
-    """OutputError unless `path` can be created or overwritten as a regular file."""
-    if path.is_dir():
-        raise OutputError(f"{what} {path} is a folder, not a file")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{what} {path}: folder {parent} does not exist")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"{what} {path}: not writable")
-    try:  # a real probe: permission bits say nothing for root or for /proc
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".rtseg-probe-"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"{what} {path}: folder {parent} is not writable ({exc.strerror})") from None
+def source_paths(cfg: RunConfig) -> list:
+    """The files and folders the input reads: a file, a folder, or a glob's matches and their
+    folders (camera, URL and lavfi inputs read none)."""
+    label, uri = cfg.source_option, cfg.source_uri
+    if os.path.exists(uri):
+        return [(label, uri)]
+    if label == "--camera" or uri.startswith("lavfi:") or "://" in uri or not any(c in uri for c in "*?["):
+        return []
+    matches = [Path(p) for p in glob.glob(uri, recursive=True)]
+    return [(label, p) for p in [*matches, *sorted({p.parent for p in matches})]]
+
+
+def check_run_paths(cfg: RunConfig, model_path: Path) -> None:
+    """Every input and output of the run, checked together before anything is opened
+    (rtseg.core.paths.check_paths): no output may destroy an input or another output."""
+    from rtseg.package import package_files
+
+    check_paths(
+        inputs=[*source_paths(cfg), *(("--model", p) for p in package_files(model_path))],
+        outputs=[("--output", cfg.output), ("--stats-json", cfg.stats_json)],
+        output_dirs=[
+            ("--masks", cfg.masks, MASK_NAMES),
+            ("--save-frames", cfg.save_frames, FRAME_NAMES),
+            ("--snapshot-dir", cfg.snapshot_dir if cfg.show else None, SNAPSHOT_NAMES),
+        ],
+    )
+
+
+def preflight(cfg: RunConfig) -> Path:
+    """What can be checked before opening anything: paths, the encoder, the display. Returns
+    the model path."""
+    from rtseg.video.display import check_display
+    from rtseg.video.sinks import check_encoder
+
+    model_path = resolve_model_path(cfg.model, cfg.backend)
+    check_run_paths(cfg, model_path)
+    if cfg.show and not cfg.snapshot_dir.is_dir():
+        raise OutputError(f"--snapshot-dir {cfg.snapshot_dir} does not exist")
+    if cfg.output is not None:
+        check_encoder(cfg.codec)
+    if cfg.show:
+        check_display()
+    return model_path
 
 
 def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
@@ -127,58 +162,70 @@ def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
     return sinks
 
 
-def execute(cfg: RunConfig):
-    """Open input, model and outputs (every check before a thread starts), run, report.
-
-    Returns the PipelineStats; raises PipelineInterrupted after Ctrl-C / SIGTERM.
-    """
+def prepare(cfg: RunConfig, model_path: Path, stack: contextlib.ExitStack):
+    """Open input, model, outputs and window (closed by `stack`); the Pipeline to run."""
     from rtseg.pipeline import Pipeline, PipelineConfig
     from rtseg.runtime import open_model
     from rtseg.video import open_source
     from rtseg.viz import VizConfig
 
-    if cfg.stats_json is not None:
-        check_writable_file(cfg.stats_json, "--stats-json")
+    source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
+    model = open_model(model_path, backend=cfg.backend, threads=cfg.threads)
+    stack.enter_context(model.backend)
+    fps = cfg.fps or source.fps or DEFAULT_FOLDER_FPS
+    sinks = open_sinks(cfg, fps, stack)
+    display = None
     if cfg.show:
-        check_writable_folder(cfg.snapshot_dir, "--snapshot-dir")
-    model_path = resolve_model_path(cfg.model, cfg.backend)
-    with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
-        model = open_model(model_path, backend=cfg.backend, threads=cfg.threads)
-        stack.enter_context(model.backend)
-        fps = cfg.fps or source.fps or DEFAULT_FOLDER_FPS
-        sinks = open_sinks(cfg, fps, stack)
-        display = None
-        if cfg.show:
-            from rtseg.video import WindowDisplay
+        from rtseg.video import WindowDisplay
 
-            display = stack.enter_context(WindowDisplay("rtseg"))
-        hud = cfg.show if cfg.hud is None else cfg.hud
-        viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=hud)
-        pipeline_cfg = PipelineConfig(
-            max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet, snapshot_dir=cfg.snapshot_dir
+        display = stack.enter_context(WindowDisplay("rtseg"))
+    hud = cfg.show if cfg.hud is None else cfg.hud
+    viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=hud)
+    pipeline_cfg = PipelineConfig(
+        max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet, snapshot_dir=cfg.snapshot_dir
+    )
+    if not cfg.quiet:
+        click.echo(
+            f"rtseg: {source.description or cfg.source_uri} -> {model_path.name} "
+            f"on {model.backend.describe()}"
         )
-        if not cfg.quiet:
+        if display is not None:
             click.echo(
-                f"rtseg: {source.description or cfg.source_uri} -> {model_path.name} "
-                f"on {model.backend.describe()}"
+                "rtseg: window keys: q / Esc quit, space pause, m overlay / mask / "
+                "side-by-side, + / - alpha, s snapshot"
             )
-            if display is not None:
-                click.echo(
-                    "rtseg: window keys: q / Esc quit, space pause, m overlay / mask / "
-                    "side-by-side, + / - alpha, s snapshot"
-                )
-        return Pipeline(source, model, sinks, pipeline_cfg, display=display).run()
+    return Pipeline(source, model, sinks, pipeline_cfg, display=display)
+
+
+def execute(cfg: RunConfig):
+    """Check every path, open input, model and outputs (all before a thread starts), run, and
+    write the report (summary, --stats-json).
+
+    Until the pipeline starts, Ctrl-C / SIGTERM / SIGHUP stop at once ("interrupted"); from then
+    on a signal stops the run and never cuts the closing of the outputs or the report short,
+    however many come (rtseg.core.signals.defer). Returns the PipelineStats; raises
+    PipelineInterrupted, after the report, when a signal stopped the run.
+    """
+    from rtseg.pipeline import PipelineInterrupted
+
+    model_path = preflight(cfg)
+    with contextlib.ExitStack() as stack:
+        pipeline = prepare(cfg, model_path, stack)
+        with signals.defer():
+            try:
+                stats = pipeline.run()
+            except PipelineInterrupted as stop:
+                report(cfg, stop.stats)
+                raise
+            report(cfg, stats)
+    return stats
 
 
 def report(cfg: RunConfig, stats) -> None:
     if not cfg.quiet:
         click.echo(stats.summary())
     if cfg.stats_json is not None:
-        try:
-            cfg.stats_json.write_text(json.dumps(stats.to_json(), indent=2) + "\n")
-        except OSError as exc:
-            raise OutputError(f"--stats-json {cfg.stats_json}: cannot write ({exc.strerror})") from exc
+        atomic_write_text(cfg.stats_json, json.dumps(stats.to_json(), indent=2) + "\n", durable=True)
 
 
 @click.command("run")
@@ -250,8 +297,10 @@ def run(
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
     from rtseg.pipeline import PipelineInterrupted
 
+    option, uri = pick_input(video, frames, camera, source_uri)
     cfg = RunConfig(
-        source_uri=pick_source(video, frames, camera, source_uri),
+        source_uri=uri,
+        source_option=option,
         model=model,
         backend=backend,
         threads=threads,
@@ -272,9 +321,7 @@ def run(
         snapshot_dir=snapshot_dir,
     )
     try:
-        stats = execute(cfg)
+        execute(cfg)
     except PipelineInterrupted as stop:
-        report(cfg, stop.stats)
         click.echo(f"rtseg: interrupted by {stop.signal_name}; {stop.stats.frames} frames written", err=True)
         sys.exit(stop.exit_status)
-    report(cfg, stats)

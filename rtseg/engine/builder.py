@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import sys
 import tempfile
 import threading
@@ -18,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rtseg.core.paths import atomic_write_bytes
 from rtseg.engine.cache import BuildConfig
 from rtseg.engine.environment import require_tensorrt
 from rtseg.engine.onnx_prep import write_prepared
@@ -158,10 +158,7 @@ def _load_timing_cache(trt_config, path: Path | None, log):
 
 def _write_atomic(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(memoryview(data))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, durable=True)
 
 
 def build_engine(

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.paths import atomic_write_text
 from rtseg.engine.environment import EngineEnvironment
 from rtseg.errors import ModelError
 from rtseg.package import ModelPackage, sha256_file
@@ -154,10 +155,7 @@ def write_engine_sidecar(
         "build": build,
         "package": package.meta,
     }
-    sidecar = engine_sidecar_path(engine_path)
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, sidecar)
+    atomic_write_text(engine_sidecar_path(engine_path), json.dumps(meta, indent=2) + "\n", durable=True)
     return meta
 
 

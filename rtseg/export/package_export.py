@@ -46,9 +46,11 @@ def export_checkpoint(
     frames: np.ndarray,
     input_size: tuple[int, int] | None = None,
     min_agreement: float = 0.999,
+    relative_to: Path | None = None,
 ) -> tuple[ModelPackage, ParityReport]:
     """Export an FP32 package. `frames`: `(N, H, W, 3) uint8 RGB` at the input size, used for
-    the parity check (real frames, not noise)."""
+    the parity check (real frames, not noise). The sidecar names the checkpoint relative to
+    `relative_to` (default: the ONNX's folder) when it lies inside it."""
     checkpoint, onnx_path = Path(checkpoint), Path(onnx_path)
     payload = load_checkpoint(checkpoint)
     model = model_from_checkpoint(payload)
@@ -56,7 +58,7 @@ def export_checkpoint(
     norm = payload["normalization"]
     export_onnx(model, onnx_path, size, norm["mean"], norm["std"])
     report = check_parity(model, onnx_path, frames, norm["mean"], norm["std"], min_agreement=min_agreement)
-    meta = package_meta(payload, checkpoint, size, "fp32", onnx_path.parent)
+    meta = package_meta(payload, checkpoint, size, "fp32", Path(relative_to or onnx_path.parent))
     meta["parity"] = {
         "max_abs_logit_diff": report.max_abs_logit_diff,
         "argmax_agreement": report.argmax_agreement,

@@ -8,19 +8,19 @@ leaves no package behind.
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from rtseg.errors import ExportError, InputError
+from rtseg.core.paths import check_paths
+from rtseg.errors import InputError
 from rtseg.export.calibration import calibration_frames, synthetic_road_frames
 from rtseg.export.int8 import Int8Options
 from rtseg.export.onnx_export import ParityReport
-from rtseg.package import PRECISIONS, ModelPackage, sidecar_for, write_sidecar
+from rtseg.package import PRECISIONS, ModelPackage, sidecar_for, staged_package, write_sidecar
 
 # Minimum argmax agreement with PyTorch per precision (fraction of pixels).
 MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}
@@ -92,22 +92,37 @@ def parity_frames(config: ExportConfig, size: tuple[int, int], log: Callable[[st
     return synthetic_road_frames(config.parity_frames, size, seed=config.seed), "generated frames"
 
 
-def _convert(fp32: ModelPackage, config: ExportConfig, size, log) -> ModelPackage:
+def _convert(fp32: ModelPackage, config: ExportConfig, size, log, output: Path) -> ModelPackage:
     if config.precision == "fp16":
         from rtseg.export.fp16 import convert_fp16
 
-        return convert_fp16(fp32, config.output)
+        return convert_fp16(fp32, output)
     from rtseg.export.int8 import quantize_int8
 
     frames = calibration_frames(config.calib_source, config.calib_frames, size, seed=config.seed)
     log(f"calibrating int8 ({config.int8.method}) on {len(frames)} frames from {config.calib_source}")
-    return quantize_int8(fp32, config.output, frames, config.int8, calib_source=str(config.calib_source))
+    return quantize_int8(fp32, output, frames, config.int8, calib_source=str(config.calib_source))
 
 
-def _remove_package(onnx_path: Path) -> None:
-    for path in (onnx_path, sidecar_for(onnx_path)):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+def export_paths(config: ExportConfig) -> None:
+    """Check every input and output before the work starts: the package must not overwrite the
+    checkpoint or a calibration / parity input, and its folder must be writable."""
+    sources = [
+        ("--calib", _source_path(config.calib_source)),
+        ("--parity-frames", _source_path(config.parity_source)),
+    ]
+    check_paths(
+        inputs=[("checkpoint", config.checkpoint), *sources],
+        outputs=[("--output", config.output), ("--output's sidecar", sidecar_for(config.output))],
+    )
+
+
+def _source_path(spec: str | None) -> str | None:
+    """The file or folder a frames source names: itself, or DIR of `camvid:DIR:SPLIT`."""
+    if not spec or Path(spec).exists():
+        return spec
+    parts = str(spec).split(":")
+    return parts[1] if len(parts) == 3 and Path(parts[1]).exists() else None
 
 
 def _record_parity(package: ModelPackage, report: ParityReport, source: str, **extra) -> ModelPackage:
@@ -124,40 +139,53 @@ def _record_parity(package: ModelPackage, report: ParityReport, source: str, **e
 
 
 def export_model(config: ExportConfig, log: Callable[[str], None] = lambda line: None) -> ExportResult:
-    """Export `config.checkpoint` to the package `config.output` at `config.precision`."""
-    from rtseg.export.onnx_export import check_parity
-    from rtseg.export.package_export import export_checkpoint
-    from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
+    """Export `config.checkpoint` to the package `config.output` at `config.precision`.
 
+    Every path is checked before the work starts (export_paths); the package is written in a
+    hidden folder beside the output and renamed into place only when complete and checked, so
+    a failure (parity, Ctrl-C, a full disk) leaves an existing package as it was."""
+    from rtseg.train.checkpoint import load_checkpoint
+
+    export_paths(config)
     payload = load_checkpoint(config.checkpoint)
     size = tuple(config.input_size or payload["input_size"])
     frames, source = parity_frames(config, size, log)
     threshold = config.min_agreement if config.min_agreement is not None else MIN_AGREEMENT[config.precision]
     output = Path(config.output)
+    with staged_package(output) as staged:
+        result = _export_staged(config, payload, staged, frames, size, source, threshold, log)
+    package = result.package
+    final = ModelPackage(output.resolve(), sidecar_for(output).resolve(), package.meta)
+    return replace(result, package=final)
+
+
+def _export_staged(config, payload, output: Path, frames, size, source, threshold, log) -> ExportResult:
+    """The export into `output` (a staged path: a failure leaves no package behind)."""
+    from rtseg.export.onnx_export import check_parity
+    from rtseg.export.package_export import export_checkpoint
+    from rtseg.train.checkpoint import model_from_checkpoint
+
     if config.precision == "fp32":
-        try:
-            package, report = export_checkpoint(
-                config.checkpoint, output, frames, size, min_agreement=threshold
-            )
-        except ExportError:
-            _remove_package(output)
-            raise
+        package, report = export_checkpoint(
+            config.checkpoint,
+            output,
+            frames,
+            size,
+            min_agreement=threshold,
+            relative_to=Path(config.output).parent,
+        )
         package = _record_parity(package, report, source)
         return ExportResult(package, report, report, source, 1.0)
     with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
         fp32_path = Path(tmp) / f"{output.stem}_fp32.onnx"
         fp32, fp32_report = export_checkpoint(config.checkpoint, fp32_path, frames, size)
         log(f"fp32 {fp32_report.line()}")
-        package = _convert(fp32, config, size, log)
+        package = _convert(fp32, config, size, log, output)
         norm = payload["normalization"]
         model = model_from_checkpoint(payload)
-        try:
-            report = check_parity(
-                model, output, frames, norm["mean"], norm["std"], min_agreement=threshold, max_diff=None
-            )
-        except ExportError:
-            _remove_package(output)
-            raise
+        report = check_parity(
+            model, output, frames, norm["mean"], norm["std"], min_agreement=threshold, max_diff=None
+        )
         vs_fp32 = argmax_agreement(fp32_path, output, frames)
     package = _record_parity(package, report, source, argmax_agreement_vs_fp32=vs_fp32)
     return ExportResult(package, report, fp32_report, source, vs_fp32)

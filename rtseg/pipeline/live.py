@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rtseg.core.paths import atomic_write_bytes
+from rtseg.errors import OutputError
 from rtseg.pipeline.queues import FrameItem
 from rtseg.pipeline.stats import PipelineStats, RateMeter
 from rtseg.viz import MODES, VizConfig
@@ -189,13 +191,14 @@ class LiveView:
         if self.image is None or self.current is None:
             return None
         path = snapshot_path(self.snapshot_dir, self.current.index)
-        reason = "could not be written (missing folder, no permission or disk full?)"
         try:
-            ok = cv2.imwrite(str(path), cv2.cvtColor(self.image, cv2.COLOR_RGB2BGR))
-        except cv2.error as exc:
-            ok, reason = False, str(exc).strip().splitlines()[-1]
-        if not ok:
-            print(f"rtseg: warning: snapshot {path} {reason}", file=sys.stderr)
+            ok, encoded = cv2.imencode(".png", cv2.cvtColor(self.image, cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise OutputError(f"{path}: cannot encode image")
+            atomic_write_bytes(path, encoded)
+        except (cv2.error, OutputError) as exc:
+            reason = str(exc).strip().splitlines()[-1]
+            print(f"rtseg: warning: snapshot {path} could not be written: {reason}", file=sys.stderr)
             return None
         self.snapshots.append(path)
         print(f"rtseg: snapshot saved: {path}", flush=True)

@@ -9,7 +9,6 @@ error, user quit, signal, the source ending), so an MP4 is always playable.
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
@@ -17,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rtseg.core.signals import HANDLED_SIGNALS, Interrupted, defer, exit_status
 from rtseg.pipeline.live import QUIT_KEYS, LiveView
 from rtseg.pipeline.queues import FrameRing, StageQueue
 from rtseg.pipeline.stages import (
@@ -32,7 +32,7 @@ from rtseg.viz import Visualizer, VizConfig
 __all__ = ["QUIT_KEYS", "SIGNAL_EXIT_STATUS", "Pipeline", "PipelineConfig", "PipelineInterrupted"]
 
 DISPLAY_POLL_S = 0.01  # the window's event loop runs at least this often while no frame arrives
-SIGNAL_EXIT_STATUS = {"SIGINT": 130, "SIGTERM": 143}
+SIGNAL_EXIT_STATUS = {sig.name: exit_status(sig.name) for sig in HANDLED_SIGNALS}
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ class PipelineConfig:
     max_frames: read at most this many frames from the source (None: until it ends).
     viz: drawing mode, alpha, legend and HUD (fps | latency drawn on the frame when viz.hud).
     progress: tqdm bar on stderr with live fps (only when stderr is a terminal).
-    handle_signals: turn SIGTERM (and SIGINT) into a clean stop while running in the main thread.
+    handle_signals: turn SIGINT / SIGTERM / SIGHUP into a clean stop while running in the main
+        thread (rtseg.core.signals.defer); False: the caller owns the signals.
     join_timeout_s: how long to wait for the stages to end once the run is stopping.
     snapshot_dir: where the window's `s` key writes `rtseg_snapshot_<index>.png`.
     """
@@ -67,49 +68,17 @@ class PipelineConfig:
             raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
 
 
-class PipelineInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped the run; the sinks are closed and `stats` is complete.
+class PipelineInterrupted(Interrupted):
+    """Ctrl-C, SIGTERM or SIGHUP stopped the run; the sinks are closed and `stats` is complete.
 
-    A KeyboardInterrupt, so a script that does not catch it still stops as on Ctrl-C.
-    `exit_status` is the shell convention: 130 for SIGINT, 143 for SIGTERM.
+    A KeyboardInterrupt (rtseg.core.signals.Interrupted), so a script that does not catch it
+    still stops as on Ctrl-C. `exit_status` is the shell convention: 128 + the signal number
+    (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
     """
 
     def __init__(self, signal_name: str, stats: PipelineStats):
-        super().__init__(f"interrupted by {signal_name}")
-        self.signal_name = signal_name
+        super().__init__(signal_name)
         self.stats = stats
-        self.exit_status = SIGNAL_EXIT_STATUS.get(signal_name, 130)
-
-
-class SignalGuard:
-    """While active, SIGINT and SIGTERM only record which signal came and set the stop event.
-
-    Nothing is raised in the main thread, so no signal can cut the cleanup short (the MP4 is
-    always finalised); the main thread notices the stop within one poll interval. Repeats are
-    ignored. Installs nothing outside the main thread.
-    """
-
-    def __init__(self, stop: threading.Event, enabled: bool = True):
-        self.stop = stop
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.received: str | None = None
-        self._previous: dict[int, object] = {}
-
-    def _handler(self, signum, frame) -> None:
-        if self.received is None:
-            self.received = signal.Signals(signum).name
-        self.stop.set()
-
-    def __enter__(self):
-        if self.enabled:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
 
 
 class Pipeline:
@@ -146,7 +115,8 @@ class Pipeline:
         """Run to the end of the source (or max_frames, q, Ctrl-C, SIGTERM, an error).
 
         Returns the stats. Re-raises the first exception of any stage (after closing the sinks).
-        Raises PipelineInterrupted (a KeyboardInterrupt carrying the stats) on Ctrl-C / SIGTERM.
+        Raises PipelineInterrupted (a KeyboardInterrupt carrying the stats) on Ctrl-C / SIGTERM /
+        SIGHUP; a signal never cuts the closing of the sinks short.
         """
         cfg, stop = self.config, threading.Event()
         stats = PipelineStats(
@@ -158,7 +128,7 @@ class Pipeline:
         progress = _progress_bar(cfg.progress, self._progress_total())
         threads: list[threading.Thread] = []
         try:
-            with SignalGuard(stop, cfg.handle_signals) as guard:
+            with defer(stop, cfg.handle_signals) as guard:
                 try:
                     self._start_threads(ctx, progress, threads)
                     self._supervise(ctx, threads)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rtseg.data.transforms import resize_frame
-from rtseg.errors import InputError
+from rtseg.errors import InputError, ModelError
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stats import PipelineStats, RateMeter
 
@@ -174,8 +174,19 @@ class InferStage(StageThread):
         self.ring = ring
 
     def process(self, item: FrameItem) -> None:
-        item.ids = self.backend.infer(item.model_input[None])[0]
+        item.ids = self._checked(self.backend.infer(item.model_input[None]), item)
         self._release(item)
+
+    def _checked(self, ids: np.ndarray, item: FrameItem) -> np.ndarray:
+        """The frame's `(h, w) uint8` ids out of the backend's `(1, h, w)`; ModelError (one line)
+        for anything else (a graph whose output shape depends on its input)."""
+        h, w = item.model_input.shape[:2]
+        if getattr(ids, "shape", None) != (1, h, w) or ids.dtype != np.uint8:
+            got = f"{ids.shape} {ids.dtype}" if isinstance(ids, np.ndarray) else type(ids).__name__
+            raise ModelError(
+                f"the model returned {got} for frame {item.index}; expected (1, {h}, {w}) uint8 ids"
+            )
+        return ids[0]
 
     def _release(self, item: FrameItem) -> None:
         self.ring.release(item.slot)
@@ -202,7 +213,7 @@ class InferStage(StageThread):
             pending = submitted
 
     def _finish(self, item: FrameItem, handle, start: float, wait_s: float) -> None:
-        item.ids = handle.wait()[0]
+        item.ids = self._checked(handle.wait(), item)
         self._release(item)
         end = time.perf_counter()
         item.timings[self.stage] = (start, end)
@@ -267,9 +278,7 @@ class SinkStage(StageThread):
             sink.write(item.index, item.rendered, item.ids_full)
         written = time.perf_counter()
         stats = self.ctx.stats
-        stats.latencies_s.append(written - item.t_captured)
-        stats.last_write_t = written
-        stats.frames += 1
+        stats.record_written(item.t_captured, written)
         self.ctx.meter.tick(written, written - item.t_captured)
         if self.display_queue is not None:
             self.display_queue.put_newest(item)

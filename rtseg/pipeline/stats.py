@@ -2,6 +2,8 @@
 
 Two latencies per frame: capture -> sink (every frame written, `latency_ms`) and, with a window,
 capture -> display (every frame shown, `display_latency_ms`): what a live viewer experiences.
+Every per-frame figure is kept in constant memory (rtseg.core.streaming_stats): a camera can
+run for weeks.
 """
 
 from __future__ import annotations
@@ -10,33 +12,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-import numpy as np
+from rtseg.core.streaming_stats import StreamingStats
 
 STAGE_NAMES = ("capture", "infer", "overlay", "sink")
-
-
-def _ms(values: list[float]) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64) * 1000.0
-
-
-def _mean(values: np.ndarray) -> float:
-    return round(float(values.mean()), 3) if values.size else 0.0
-
-
-def _pct(values: np.ndarray, q: float) -> float:
-    return round(float(np.percentile(values, q)), 3) if values.size else 0.0
-
-
-def latency_summary(latencies_s: list[float]) -> dict[str, float]:
-    """{mean, p50, p95, max} in ms of latencies in seconds (zeros when empty)."""
-    lat = _ms(latencies_s)
-    return {
-        "mean": _mean(lat),
-        "p50": _pct(lat, 50),
-        "p95": _pct(lat, 95),
-        "max": round(float(lat.max()), 3) if lat.size else 0.0,
-    }
-
 
 STOP_REASONS = {
     "source_end": "end of the source",
@@ -49,23 +27,24 @@ LIVE_END = "the live source ended (stream over, camera gone or read failed)"
 
 @dataclass
 class StageStats:
-    """Busy and wait times of one stage, in seconds. Appended to only by that stage's thread."""
+    """Busy and wait times of one stage, in seconds, in constant memory (StreamingStats).
+    Recorded only by that stage's thread."""
 
     name: str
-    busy_s: list[float] = field(default_factory=list)
-    wait_s: list[float] = field(default_factory=list)
+    busy_s: StreamingStats = field(default_factory=StreamingStats)
+    wait_s: StreamingStats = field(default_factory=StreamingStats)
 
     def record(self, busy_s: float, wait_s: float = 0.0) -> None:
-        self.busy_s.append(busy_s)
-        self.wait_s.append(wait_s)
+        self.busy_s.add(busy_s)
+        self.wait_s.add(wait_s)
 
     def to_json(self) -> dict:
-        busy, wait = _ms(self.busy_s), _ms(self.wait_s)
+        busy, wait = self.busy_s.summary(scale=1000.0), self.wait_s.summary(scale=1000.0)
         return {
-            "items": len(self.busy_s),
-            "busy_ms_mean": _mean(busy),
-            "busy_ms_p95": _pct(busy, 95),
-            "wait_ms_mean": _mean(wait),
+            "items": self.busy_s.count,
+            "busy_ms_mean": busy["mean"],
+            "busy_ms_p95": busy["p95"],
+            "wait_ms_mean": wait["mean"],
         }
 
 
@@ -98,8 +77,10 @@ class PipelineStats:
     dropped: live frames discarded because inference was busy (newest frame wins).
     fps: frames / (last write - first capture), what the viewer gets end to end.
     live: the source was live (camera, stream, lavfi, paced file).
-    displayed: frames shown in the window (a newer frame can replace one before it is shown);
-    display_latencies_s: capture -> shown, per displayed frame (appended by the main thread).
+    displayed: frames shown in the window (a newer frame can replace one before it is shown).
+    latency_s: capture -> sink of every frame written (recorded by the sink thread);
+    display_latency_s: capture -> shown of every frame displayed (recorded by the main thread).
+    Both are StreamingStats in seconds: constant memory however long the run.
     """
 
     backend: str = ""
@@ -109,13 +90,13 @@ class PipelineStats:
     dropped: int = 0
     first_capture_t: float | None = None
     last_write_t: float | None = None
-    latencies_s: list[float] = field(default_factory=list)
+    latency_s: StreamingStats = field(default_factory=StreamingStats)
     stages: dict[str, StageStats] = field(
         default_factory=lambda: {name: StageStats(name) for name in STAGE_NAMES}
     )
     live: bool = False
     displayed: int = 0
-    display_latencies_s: list[float] = field(default_factory=list)
+    display_latency_s: StreamingStats = field(default_factory=StreamingStats)
     first_display_t: float | None = None
     last_display_t: float | None = None
     stopped_by: str | None = None  # "source_end", "max_frames", "user", "SIGINT", "SIGTERM", "error"
@@ -140,12 +121,20 @@ class PipelineStats:
         return (self.displayed - 1) / span if span > 0 else 0.0
 
     def latency_ms(self) -> dict[str, float]:
-        """Capture -> sink latency of the frames written: {mean, p50, p95, max} in ms."""
-        return latency_summary(self.latencies_s)
+        """Capture -> sink latency of the frames written, in ms: {mean, min, p50, p90, p95, p99,
+        max} (zeros before the first frame)."""
+        return self.latency_s.summary(scale=1000.0)
 
     def display_latency_ms(self) -> dict[str, float] | None:
-        """Capture -> display latency of the frames shown: {mean, p50, p95, max} ms; None if none."""
-        return latency_summary(self.display_latencies_s) if self.display_latencies_s else None
+        """Capture -> display latency of the frames shown, in ms (keys as latency_ms); None
+        without a window."""
+        return self.display_latency_s.summary(scale=1000.0) if self.display_latency_s.count else None
+
+    def record_written(self, t_captured: float, t_written: float) -> None:
+        """One frame reached every sink (sink thread only)."""
+        self.latency_s.add(t_written - t_captured)
+        self.last_write_t = t_written
+        self.frames += 1
 
     def record_display(self, t_captured: float, t_shown: float) -> None:
         """One frame reached the screen (main thread only)."""
@@ -153,7 +142,7 @@ class PipelineStats:
             self.first_display_t = t_shown
         self.last_display_t = t_shown
         self.displayed += 1
-        self.display_latencies_s.append(t_shown - t_captured)
+        self.display_latency_s.add(t_shown - t_captured)
 
     def to_json(self) -> dict:
         """A JSON-ready dict: frames, fps, wall_s, stages, latency_ms (capture -> sink), dropped,

@@ -7,13 +7,13 @@ Layout: {"format": "rtseg-checkpoint", "model": {"arch", "encoder", "num_classes
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from rtseg.core.paths import atomic_output
 from rtseg.errors import ModelError
 
 FORMAT = "rtseg-checkpoint"
@@ -23,9 +23,8 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": FORMAT, **payload}, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path, durable=True) as temp:
+        torch.save({"format": FORMAT, **payload}, temp)
 
 
 def load_checkpoint(path: str | Path) -> dict:

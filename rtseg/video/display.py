@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import subprocess
 import sys
 
 import cv2
@@ -41,17 +42,58 @@ def display_available() -> bool:
     return _no_display_reason() is None
 
 
+PROBE_TIMEOUT_S = 20.0
+_PROBE = (
+    "import cv2; cv2.namedWindow('rtseg-probe', cv2.WINDOW_NORMAL); cv2.waitKey(1); "
+    "cv2.destroyAllWindows(); cv2.waitKey(1)"
+)
+
+
+@functools.cache
+def _window_failure(display: str) -> str | None:
+    """Open and close a window in a child process: why it failed, or None. A display that is
+    set but does not answer makes Qt abort its process (SIGABRT); it must not be this one."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"opening a window on {display} did not finish in {PROBE_TIMEOUT_S:.0f} s"
+    except OSError as exc:
+        return f"cannot start the window probe ({exc.strerror})"
+    if done.returncode == 0:
+        return None
+    said = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    reason = said[0] if said else f"exit status {done.returncode}"
+    return f"no window could be opened on {display} ({reason})"
+
+
+def check_display() -> None:
+    """OutputError (one line) unless a window can really be opened here: a display is set, OpenCV
+    has a GUI and the display answers (probed once per process in a child process)."""
+    reason = _no_display_reason()
+    if reason is None:
+        display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "the display"
+        reason = _window_failure(display)
+    if reason is not None:
+        raise OutputError(f"--show needs a display, but {reason}")
+
+
 class WindowDisplay:
     """A resizable OpenCV window. `show((H, W, 3) uint8 RGB)` returns the key pressed or -1.
 
-    Raises OutputError at construction when no window can be shown. When the user closes the
-    window, `show` returns ESCAPE_KEY (27) and `closed_by_user` becomes True.
+    Raises OutputError at construction when no window can be shown (check_display), and when
+    the window fails later (the display went away): the pipeline then still closes its other
+    outputs. When the user closes the window, `show` returns ESCAPE_KEY (27) and
+    `closed_by_user` becomes True.
     """
 
     def __init__(self, title: str = "rtseg"):
-        reason = _no_display_reason()
-        if reason is not None:
-            raise OutputError(f"--show needs a display, but {reason}")
+        check_display()
         self.title = title
         self.closed_by_user = False
         self._created = False
@@ -61,18 +103,24 @@ class WindowDisplay:
         """Draw one frame and poll the keyboard for 1 ms. Returns the key code or -1."""
         if self._closed:
             return -1
-        if not self._created:
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
-            self._created = True
-        cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        return self._wait_key()
+        try:
+            if not self._created:
+                cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+                self._created = True
+            cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            return self._wait_key()
+        except cv2.error as exc:
+            raise OutputError(f"--show: the window failed ({_first_line(exc)})") from None
 
     def poll_key(self) -> int:
         """Process window events for 1 ms without a new frame. Returns the key code or -1
         (ESCAPE_KEY once the user closed the window); -1 before the first frame."""
         if self._closed or not self._created:
             return -1
-        return self._wait_key()
+        try:
+            return self._wait_key()
+        except cv2.error as exc:
+            raise OutputError(f"--show: the window failed ({_first_line(exc)})") from None
 
     def _wait_key(self) -> int:
         key = cv2.waitKey(1)
@@ -95,3 +143,8 @@ class WindowDisplay:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__

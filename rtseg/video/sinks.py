@@ -8,7 +8,6 @@ an MP4 is playable however the run stopped (success, exception, Ctrl-C).
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -16,11 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rtseg.core.paths import atomic_write_bytes, prepare_output_file, prepare_output_folder
 from rtseg.errors import OutputError
 from rtseg.video.display import WindowDisplay, display_available
 
 __all__ = [
     "FrameSink",
+    "check_encoder",
     "Mp4Sink",
     "FramesSink",
     "MaskSink",
@@ -33,47 +34,6 @@ __all__ = [
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 IMAGE_FORMATS = ("jpg", "jpeg", "png", "bmp", "webp")
-
-
-def _probe_writable(folder: Path, what: Path) -> None:
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".rtseg-write-test-"):
-            pass
-    except OSError as e:
-        raise OutputError(f"{what}: folder {folder} is not writable ({e.strerror})") from None
-
-
-def prepare_output_folder(folder: str | os.PathLike) -> Path:
-    """Create `folder` (with parents) if needed and check that files can be written into it."""
-    path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot create folder ({e.strerror})") from None
-    _probe_writable(path, path)
-    return path
-
-
-def prepare_output_file(path: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> Path:
-    """Check that `path` can be written: not a folder, its folder creatable and writable."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder, expected a file path")
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise OutputError(f"{path}: the file name must end in {', '.join(suffixes)}")
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise OutputError(f"{path}: cannot create folder {parent} (a file has that name)")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot create folder {parent} ({e.strerror})") from None
-    _probe_writable(parent, path)
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"{path}: file exists and is not writable")
-    return path
 
 
 class FrameSink:
@@ -123,15 +83,18 @@ class _ImageFolderSink(FrameSink):
         return self.folder / f"{index:06d}.{self.ext}"
 
     def _write_image(self, index: int, image: np.ndarray, params: list[int]) -> None:
+        """Encode in memory, then write through a temporary file renamed into place: a file
+        under a frame's name is always complete (a full disk is one OutputError line)."""
         if self._closed:
             raise OutputError(f"{self.folder}: write after close")
         path = self.path_for(index)
         try:
-            ok = cv2.imwrite(str(path), image, params)
+            ok, encoded = cv2.imencode(f".{self.ext}", image, params)
         except cv2.error as e:
-            raise OutputError(f"{path}: cannot write image ({e.err})") from None
+            raise OutputError(f"{path}: cannot encode image ({e.err})") from None
         if not ok:
-            raise OutputError(f"{path}: cannot write image")
+            raise OutputError(f"{path}: cannot encode image")
+        atomic_write_bytes(path, encoded)
         self.frames_written += 1
 
     def close(self) -> None:
@@ -189,6 +152,22 @@ def encoder_opens(codec: str, width: int, height: int) -> bool:
     return _encoder_probe_cache[key]
 
 
+def check_encoder(codec: str, what: object = "--codec") -> None:
+    """OutputError unless `codec` is "auto" or a video encoder FFmpeg has here (an audio or
+    subtitle encoder, a decoder-only name or a typo is refused before anything is opened)."""
+    if codec == "auto":
+        return
+    import av
+
+    try:
+        found = av.codec.Codec(codec, "w")
+    except (av.error.FFmpegError, ValueError, KeyError):
+        found = None
+    if found is None or found.type != "video":
+        kind = f"an encoder of {found.type}, not video" if found else "not an encoder FFmpeg has here"
+        raise OutputError(f"{what}: '{codec}' is {kind}; use auto, libx264 or h264_nvenc")
+
+
 def choose_encoder(codec: str, width: int, height: int) -> tuple[str, dict[str, str]]:
     """(encoder name, its options). "auto": h264_nvenc when it is listed and opens, else libx264."""
     import av
@@ -213,14 +192,12 @@ class Mp4Sink(FrameSink):
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | None = 30.0, codec: str = "auto"):
-        import av
 
         self.path = prepare_output_file(path, VIDEO_SUFFIXES)
         fps = 30.0 if fps is None else float(fps)
         if not fps > 0:
             raise OutputError(f"{self.path}: frame rate must be positive, got {fps}")
-        if codec != "auto" and codec not in av.codecs_available:
-            raise OutputError(f"{self.path}: unknown video encoder '{codec}'")
+        check_encoder(codec, self.path)
         self.rate = Fraction(fps).limit_denominator(1001)
         self.requested_codec = codec
         self.codec: str | None = None  # chosen at the first frame

@@ -1,0 +1,372 @@
+"""The paths of a command: checked together before anything is opened, and outputs that replace
+a file only by a complete new one.
+
+`check_paths(inputs=[...], outputs=[...], output_dirs=[...])` resolves every path (symlinks,
+`..`, hard links by `(st_dev, st_ino)`, letter case on case-insensitive folders) and raises a
+one-line error for:
+  - an input that exists but cannot be read, or whose name is too long (InputError);
+  - an output that is an input, or the same file as another output (OutputError);
+  - an output folder that is an input folder, or holds an input or another output whose name
+    matches the names written there (OutputError);
+  - an output whose name is too long (ENAMETOOLONG), that is a folder where a file is wanted
+    (or the reverse), or whose folder cannot be written: a real probe, since permission bits
+    say nothing for root, read-only mounts or /proc (OutputError).
+Items are a path or `(label, path)`; the label ("--output") names it in the message. Output
+folders may add the glob of the names written there: `("--masks", path, "[0-9]*.png")` (default
+"*": any name could collide). `None` paths are skipped, so optional options pass as they are.
+Inputs that do not exist are left to the code that opens them (it names what was expected).
+
+`atomic_output(path)` yields a temporary path in the same folder and renames it onto `path` once
+the block ends without an exception (else removes it): a reader, a crash or a full disk never
+leaves half a file under the final name, and a hard link to the old file keeps the old content.
+`StagedFile` is the same for outputs whose writer opens and closes at different times (a sink).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fnmatch
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtseg.errors import InputError, OutputError
+
+__all__ = [
+    "TEMP_MARK",
+    "StagedFile",
+    "atomic_output",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_paths",
+    "prepare_output_file",
+    "prepare_output_folder",
+    "probe_writable",
+    "staged_folder",
+]
+
+TEMP_MARK = ".rtseg-tmp-"  # in the name of every staged output, so leftovers are recognisable
+NAME_MAX = 255  # bytes per path component on Linux, macOS and Windows file systems
+PATH_MAX = 4096
+
+
+@dataclass(frozen=True)
+class _Entry:
+    label: str
+    given: str  # the path as the user wrote it, for messages
+    path: Path  # absolute, `..` resolved lexically
+    names: str = "*"  # output folders: glob of the names written there
+
+    def __str__(self) -> str:
+        return f"{self.label} {self.given}" if self.label else self.given
+
+
+def _entries(items: Iterable, with_names: bool = False) -> list[_Entry]:
+    out = []
+    for item in items or ():
+        label, names = "", "*"
+        if isinstance(item, tuple):
+            label, path, *rest = item
+            names = rest[0] if rest and with_names else "*"
+        else:
+            path = item
+        if path is None:
+            continue
+        out.append(_Entry(label, str(path), Path(os.path.abspath(os.fspath(path))), names))
+    return out
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _name_too_long(entry: _Entry) -> str | None:
+    """Why `entry`'s path cannot exist (a component over NAME_MAX bytes), or None."""
+    text = os.fsencode(entry.path)
+    if len(text) > PATH_MAX:
+        return f"path too long ({len(text)} bytes; the limit is {PATH_MAX})"
+    for part in entry.path.parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            return f"file name too long ({size} bytes; the limit is {NAME_MAX})"
+    return None
+
+
+def _case_insensitive(folder: Path) -> bool:
+    """Whether names in `folder` are looked up ignoring case (vfat, exFAT, macOS and Windows)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.swapcase() != entry.name:
+                twin = _stat(folder / entry.name.swapcase())
+                return twin is not None and twin.st_ino == entry.stat(follow_symlinks=False).st_ino
+    return False
+
+
+def _existing_folder(path: Path) -> Path:
+    """The nearest folder above `path` that exists (the filesystem root at worst)."""
+    folder = path
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def _keys(path: Path) -> set:
+    """Every name of the file or folder at `path`: as given, resolved, folded, and its inode."""
+    names = {os.path.abspath(path), os.path.realpath(path)}
+    if _case_insensitive(_existing_folder(path.parent)):
+        names |= {n.casefold() for n in names}
+    keys: set = {("path", n) for n in names}
+    st = _stat(path)
+    if st is not None:
+        keys.add(("inode", st.st_dev, st.st_ino))
+    return keys
+
+
+def _parent_keys(path: Path) -> set:
+    """The names of the folder holding `path`, and of the folder holding its target if a link."""
+    return _keys(path.parent) | _keys(Path(os.path.realpath(path)).parent)
+
+
+def _sample(names: str) -> str:
+    """A name matching the glob `names` ('[0-9]*.png' -> '0000.png'), to compare two globs."""
+    return names.replace("[0-9]", "0").replace("*", "0000").replace("?", "0")
+
+
+def _globs_overlap(a: str, b: str) -> bool:
+    return fnmatch.fnmatch(_sample(a), b) or fnmatch.fnmatch(_sample(b), a)
+
+
+def _check_input(entry: _Entry) -> None:
+    try:
+        st = os.stat(entry.path)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # the opener says what was expected there
+    except OSError as exc:
+        reason = _name_too_long(entry) or exc.strerror
+        raise InputError(f"{entry}: cannot read ({reason})") from None
+    try:
+        if stat.S_ISREG(st.st_mode):
+            with open(entry.path, "rb"):
+                pass
+        elif stat.S_ISDIR(st.st_mode):
+            os.listdir(entry.path)
+    except OSError as exc:
+        raise InputError(f"{entry}: cannot read ({exc.strerror})") from None
+
+
+def _check_output_shape(entry: _Entry, folder: bool) -> None:
+    reason = _name_too_long(entry)
+    if reason:
+        raise OutputError(f"{entry}: {reason}")
+    st = _stat(entry.path)
+    if st is not None and stat.S_ISDIR(st.st_mode) != folder:
+        found, wanted = ("file", "folder") if folder else ("folder", "file")
+        raise OutputError(f"{entry} is a {found}, not a {wanted}")
+    if not folder and st is not None and not os.access(entry.path, os.W_OK):
+        raise OutputError(f"{entry}: file exists and is read-only")
+    parent = entry.path if folder else entry.path.parent
+    above = _existing_folder(parent)
+    if above.is_dir():
+        return
+    if above == parent:
+        raise OutputError(f"{entry}: cannot write into {above}: it is a file, not a folder")
+    raise OutputError(f"{entry}: cannot create folder {parent}: {above} is a file")
+
+
+def _collisions(inputs: list[_Entry], outputs: list[_Entry], dirs: list[_Entry]) -> None:
+    in_keys = [(e, _keys(e.path)) for e in inputs]
+    out_keys = [(e, _keys(e.path)) for e in outputs]
+    dir_keys = [(e, _keys(e.path)) for e in dirs]
+    for i, (out, keys) in enumerate(out_keys):
+        for inp, ikeys in in_keys:
+            if keys & ikeys:
+                raise OutputError(f"{out} is the input {inp}: an output must never overwrite an input")
+        for other, okeys in out_keys[:i]:
+            if keys & okeys:
+                raise OutputError(f"{other} and {out} are the same file: give each output its own path")
+    for i, (folder, keys) in enumerate(dir_keys):
+        for inp, ikeys in in_keys:
+            if keys & ikeys:
+                raise OutputError(
+                    f"{folder} is the input folder {inp}: its files could overwrite the input; "
+                    "write to another folder"
+                )
+            if keys & _parent_keys(inp.path) and fnmatch.fnmatch(inp.path.name, folder.names):
+                raise OutputError(f"{folder} holds the input {inp}: writing there could overwrite it")
+        for out, okeys in out_keys:
+            if okeys & keys:
+                raise OutputError(f"{out} and {folder} are the same path: give each output its own path")
+            if keys & _parent_keys(out.path) and fnmatch.fnmatch(out.path.name, folder.names):
+                raise OutputError(f"{out} lies in {folder}, whose files could overwrite it")
+        for other, okeys in dir_keys[:i]:
+            if keys & okeys and _globs_overlap(folder.names, other.names):
+                raise OutputError(
+                    f"{other} and {folder} write the same file names into one folder: "
+                    "give each its own folder"
+                )
+
+
+def check_paths(inputs: Iterable = (), outputs: Iterable = (), output_dirs: Iterable = ()) -> None:
+    """Refuse, with one line, any output that would destroy an input or another output, or that
+    cannot be written; see the module doc. Creates nothing (the write probe leaves no file)."""
+    ins, outs, dirs = _entries(inputs), _entries(outputs), _entries(output_dirs, with_names=True)
+    for entry in ins:
+        _check_input(entry)
+    for entry in outs:
+        _check_output_shape(entry, folder=False)
+    for entry in dirs:
+        _check_output_shape(entry, folder=True)
+    _collisions(ins, outs, dirs)
+    for entry in outs:
+        probe_writable(_existing_folder(entry.path.parent), entry)
+    for entry in dirs:
+        probe_writable(_existing_folder(entry.path), entry)
+
+
+def probe_writable(folder: Path, what: object) -> None:
+    """OutputError unless a file can be created in `folder` (created and removed at once)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".rtseg-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{what}: folder {folder} is not writable ({exc.strerror})") from None
+
+
+def prepare_output_folder(folder: str | os.PathLike) -> Path:
+    """Create `folder` (with parents) if needed and check that files can be written into it."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create folder ({exc.strerror})") from None
+    probe_writable(path, path)
+    return path
+
+
+def prepare_output_file(path: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> Path:
+    """Check that `path` can be written (not a folder, a short enough name, an allowed suffix)
+    and create its folder. OutputError naming the problem otherwise."""
+    path = Path(path)
+    _check_output_shape(_entries([path])[0], folder=False)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise OutputError(f"{path}: the file name must end in {', '.join(suffixes)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create folder {path.parent} ({exc.strerror})") from None
+    probe_writable(path.parent, path)
+    return path
+
+
+class StagedFile:
+    """A temporary file beside `path` that becomes `path` on `commit()` (an atomic rename) or
+    disappears on `discard()`. `temp` is hidden and named `.<name>.rtseg-tmp-<random>`; with
+    `keep_suffix` it ends in `path`'s suffix too (for writers that pick a format by the suffix).
+    `durable`: fsync the file before the rename (metadata files: sidecars, stats, engines)."""
+
+    def __init__(self, path: str | os.PathLike, keep_suffix: bool = False, durable: bool = False):
+        self.path = Path(path)
+        self.durable = durable
+        suffix = self.path.suffix if keep_suffix else ""
+        tail = f"{TEMP_MARK}{secrets.token_hex(4)}{suffix}"
+        room = NAME_MAX - len(os.fsencode(tail)) - 2
+        name = os.fsencode(self.path.name)[:room].decode(errors="ignore")
+        self.temp = self.path.with_name(f".{name}.{tail}")
+        self.done = False
+
+    def commit(self) -> Path:
+        """Rename the finished temporary file onto `path`. OutputError when that fails."""
+        if self.done:
+            return self.path
+        self.done = True
+        try:
+            if self.durable:
+                with open(self.temp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            os.replace(self.temp, self.path)
+        except OSError as exc:
+            self._remove()
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from None
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (the old `path`, if any, is untouched). Idempotent."""
+        self.done = True
+        self._remove()
+
+    def _remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | os.PathLike, keep_suffix: bool = False, durable: bool = False
+) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` when the block succeeds,
+    remove it on any exception (Ctrl-C included). See StagedFile."""
+    staged = StagedFile(path, keep_suffix=keep_suffix, durable=durable)
+    try:
+        yield staged.temp
+    except BaseException:
+        staged.discard()
+        raise
+    staged.commit()
+
+
+@contextlib.contextmanager
+def staged_folder(*targets: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden temporary folder beside `targets` (files of one folder); files written
+    there under the targets' names replace the targets, one rename each in the order given,
+    when the block succeeds; on any exception the folder goes and the targets are untouched.
+    For outputs made of several files (a model package: `.onnx`, then its `.json`)."""
+    paths = [Path(t) for t in targets]
+    if len({os.path.abspath(p.parent) for p in paths}) != 1:
+        raise ValueError(f"staged_folder targets must share one folder, got {paths}")
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f".{paths[0].stem[:64]}{TEMP_MARK}", dir=paths[0].parent))
+    except OSError as exc:
+        raise OutputError(f"{paths[0]}: folder {paths[0].parent} is not writable ({exc.strerror})") from None
+    try:
+        yield folder
+        missing = [p.name for p in paths if not (folder / p.name).is_file()]
+        if missing:
+            raise OutputError(f"{paths[0]}: {', '.join(missing)} was not written; nothing replaced")
+        for path in paths:
+            try:
+                os.replace(folder / path.name, path)
+            except OSError as exc:
+                raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data, durable: bool = False) -> Path:
+    """Write `data` (bytes-like) to `path` through a temporary file; OutputError (one line, with
+    the system's reason, e.g. 'No space left on device') when it cannot be written."""
+    with atomic_output(path, durable=durable) as temp:
+        try:
+            with open(temp, "xb") as fh:
+                fh.write(memoryview(data))
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise OutputError(f"{path}: file name too long") from None
+            raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = False) -> Path:
+    """`atomic_write_bytes` of UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
