@@ -62,25 +62,28 @@ def make_band_package(folder: Path, height: int = 64, width: int = 96) -> ModelP
     folder.mkdir(parents=True, exist_ok=True)
     onnx_path = folder / "band.onnx"
     onnx.save(band_graph(height, width), str(onnx_path))
-    return write_sidecar(
-        onnx_path,
-        {
-            "name": "band",
-            "dataset": "camvid",
-            "classes": list(CAMVID.classes),
-            "palette": [list(c) for c in CAMVID.palette],
-            "input": {
-                "name": "image",
-                "layout": "NHWC",
-                "dtype": "uint8",
-                "color": "RGB",
-                "height": height,
-                "width": width,
-            },
-            "normalization": {"mean": [0.0] * 3, "std": [1.0] * 3},
-            "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
-            "precision": "fp32",
-            "model": {"arch": "band", "encoder": "none"},
-            "source": None,
+    return write_sidecar(onnx_path, band_meta("band", height, width))
+
+
+def band_meta(name: str, height: int, width: int) -> dict:
+    """The sidecar fields of an 11-class CamVid class-id package taking (height, width) frames
+    (write_sidecar adds format, onnx and hashes)."""
+    return {
+        "name": name,
+        "dataset": "camvid",
+        "classes": list(CAMVID.classes),
+        "palette": [list(map(int, c)) for c in CAMVID.palette],
+        "input": {
+            "name": "image",
+            "layout": "NHWC",
+            "dtype": "uint8",
+            "color": "RGB",
+            "height": height,
+            "width": width,
         },
-    )
+        "normalization": {"mean": [0.0] * 3, "std": [1.0] * 3},
+        "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
+        "precision": "fp32",
+        "model": {"arch": name, "encoder": "none"},
+        "source": None,
+    }

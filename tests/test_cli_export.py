@@ -69,7 +69,9 @@ def test_export_without_real_frames_warns_and_uses_generated_ones(tiny_checkpoin
 
 
 @pytest.mark.slow
-def test_export_failing_parity_stops_and_leaves_nothing(tiny_checkpoint, frames_dir, tmp_path, monkeypatch):
+def test_export_failing_parity_stops_and_leaves_the_old_package(
+    tiny_checkpoint, frames_dir, tmp_path, monkeypatch
+):
     import rtseg.export.onnx_export as onnx_export
 
     real = onnx_export.check_parity
@@ -81,6 +83,8 @@ def test_export_failing_parity_stops_and_leaves_nothing(tiny_checkpoint, frames_
 
     monkeypatch.setattr(onnx_export, "check_parity", impossible_final_check)
     out = tmp_path / "strict.onnx"
+    out.write_bytes(b"the previous export")
+    out.with_suffix(".json").write_text("its sidecar")
     result = _export(
         tiny_checkpoint,
         "-o",
@@ -97,7 +101,9 @@ def test_export_failing_parity_stops_and_leaves_nothing(tiny_checkpoint, frames_
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()[-1:]
     assert line.startswith("rtseg: error: strict.onnx: ONNX disagrees with PyTorch")
-    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert out.read_bytes() == b"the previous export"  # replaced only by a complete, checked one
+    assert out.with_suffix(".json").read_text() == "its sidecar"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["strict.json", "strict.onnx"]  # no leftovers
 
 
 @pytest.mark.parametrize(

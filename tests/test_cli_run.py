@@ -293,7 +293,9 @@ def test_show_without_a_display(tiny_video, band_package):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    "signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
 def test_signal_mid_run_leaves_a_playable_mp4(signum, status, tmp_path, tiny_package):
     video = write_video(tmp_path / "long.mp4", structured_frames(100, 120, 160, seed=2), fps=20)
     out, stats_file = tmp_path / "out.mp4", tmp_path / "stats.json"

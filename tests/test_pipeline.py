@@ -353,7 +353,9 @@ def test_window_runs_on_the_calling_thread_and_q_stops_the_run():
     assert stats.stopped_by == "user" and sink.closed == 1 and stats.frames >= 3
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    "signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
 def test_signal_mid_run_stops_cleanly(signum, status):
     sink, previous = RecordingSink(), signal.getsignal(signum)
     pipeline = Pipeline(ListSource(endless=True, delay_s=0.01), fake_model(), [sink], quiet_config())
@@ -365,6 +367,32 @@ def test_signal_mid_run_stops_cleanly(signum, status):
     assert info.value.exit_status == status and info.value.signal_name == signal.Signals(signum).name
     assert sink.closed == 1 and info.value.stats.frames == len(sink.indices) >= 1
     assert signal.getsignal(signum) is previous  # the handler before the run is back
+
+
+class FailingDisplay(FakeDisplay):
+    """A window whose display goes away at the third frame (what WindowDisplay raises then)."""
+
+    def show(self, rgb):
+        super().show(rgb)
+        if self.shown >= 3:
+            raise OutputError("--show: the window failed (display gone)")
+        return -1
+
+
+def test_a_window_that_fails_mid_run_keeps_the_mp4(tmp_path):
+    import av
+
+    from rtseg.video import Mp4Sink
+
+    out, recorder, display = tmp_path / "kept.mp4", RecordingSink(), FailingDisplay()
+    source = ListSource(endless=True, delay_s=0.01)
+    with pytest.raises(OutputError, match="the window failed"):
+        Pipeline(
+            source, fake_model(), [Mp4Sink(out, fps=25), recorder], quiet_config(), display=display
+        ).run()
+    assert display.closed == 1 and recorder.closed == 1
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == len(recorder.indices) >= 1
 
 
 class HudRecordingVisualizer(Visualizer):

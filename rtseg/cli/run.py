@@ -107,10 +107,10 @@ def source_paths(cfg: RunConfig) -> list:
     """The files and folders the input reads: a file, a folder, or a glob's matches and their
     folders (camera, URL and lavfi inputs read none)."""
     label, uri = cfg.source_option, cfg.source_uri
-    if os.path.exists(uri):
-        return [(label, uri)]
-    if label == "--camera" or uri.startswith("lavfi:") or "://" in uri or not any(c in uri for c in "*?["):
+    if label == "--camera" or uri.startswith("lavfi:") or "://" in uri:
         return []
+    if os.path.exists(uri) or not any(c in uri for c in "*?["):
+        return [(label, uri)]  # a missing one is named by the source that opens it
     matches = [Path(p) for p in glob.glob(uri, recursive=True)]
     return [(label, p) for p in [*matches, *sorted({p.parent for p in matches})]]
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-INTEGER_TYPES = ("UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "UINT64", "INT64")
-FLOAT_TYPES = ("FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16")
+INTEGER_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64")
+FLOAT_TYPES = ("float32", "float16", "float64", "bfloat16")
+_NUMPY_NAMES = {"FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16", "BFLOAT16": "bfloat16"}
 PASS_THROUGH = ("Cast", "Identity", "Squeeze", "Unsqueeze", "Reshape")  # keep the argmax's ids
 
 
@@ -33,15 +34,17 @@ def _dims(value_info) -> list[int | str] | None:
 
 
 def _dtype(value_info) -> str:
+    """The element type in numpy's words: 'uint8', 'float32', ..."""
     import onnx
 
-    return onnx.TensorProto.DataType.Name(value_info.type.tensor_type.elem_type)
+    name = onnx.TensorProto.DataType.Name(value_info.type.tensor_type.elem_type)
+    return _NUMPY_NAMES.get(name, name.lower())
 
 
 def _describe(value_info) -> str:
     dims = _dims(value_info)
     shape = "(rank unknown)" if dims is None else "(" + ", ".join(map(str, dims)) + ")"
-    return f"{shape} {_dtype(value_info).lower()}"
+    return f"{shape} {_dtype(value_info)}"
 
 
 def _fixed(dim, expected: int) -> bool:
@@ -71,7 +74,7 @@ def _check_input(graph, spec: dict) -> None:
         raise GraphMismatch(f"the sidecar's input is {spec['name']!r} but the graph's is {image.name!r}")
     dims = _dims(image)
     wrong_shape = dims is None or len(dims) != 4 or _fixed(dims[3], 3)
-    if wrong_shape or _fixed(dims[1], height) or _fixed(dims[2], width) or _dtype(image) != "UINT8":
+    if wrong_shape or _fixed(dims[1], height) or _fixed(dims[2], width) or _dtype(image) != "uint8":
         raise GraphMismatch(
             f"the graph's input {image.name!r} is {_describe(image)}; the sidecar says "
             f"(N, {height}, {width}, 3) uint8 NHWC"
@@ -102,8 +105,8 @@ def _check_output(graph, meta: dict) -> None:
             f"the graph's output {out.name!r} is {_describe(out)}; the sidecar says {expected}"
         )
     declared = spec.get("dtype")
-    if declared and declared.upper() != dtype:
-        raise GraphMismatch(f"the sidecar's output dtype is {declared} but the graph's is {dtype.lower()}")
+    if declared and _NUMPY_NAMES.get(declared.upper(), declared.lower()) != dtype:
+        raise GraphMismatch(f"the sidecar's output dtype is {declared} but the graph's is {dtype}")
 
 
 def _argmax_channels(model, output_name: str) -> int | None:

@@ -43,7 +43,7 @@ class Int(Spec):
         self.low, self.high = low, high
         bounds = f" in {low}..{high}" if low is not None and high is not None else ""
         bounds = bounds or (f" >= {low}" if low is not None else "")
-        self.what = f"an integer{bounds}"
+        self.what = f"the integer {low}" if low is not None and low == high else f"an integer{bounds}"
 
     def accepts(self, value) -> bool:
         return (
