@@ -5,6 +5,12 @@ and drops are counted; with --show the window shows fps, capture-to-display late
 and takes keys (q / Esc quit, space pause, m overlay / mask / side-by-side, + / - alpha, s
 snapshot). A live source that ends or disappears mid-run ends the run normally.
 
+Damaged input (a packet flagged corrupt, a frame that does not decode, a file cut short of what
+its header declares) is decoded through as players do, counted in the summary and the stats
+JSON, and a cut file gets an `rtseg: warning: ...` line; --strict makes the first damage an
+error. An input that fails mid-run (unreadable image, read error) still has every frame read
+before it written to every output, then exits 1.
+
 Exit status: 0 when the run ends (source end, --max-frames, q in the window); 1 with a one-line
 `rtseg: error: ...` for bad input or a failing stage; 130 after Ctrl-C (SIGINT) and 143 after
 SIGTERM, the shell convention, once the summary is printed and every output is closed (the MP4
@@ -53,6 +59,7 @@ class RunConfig:
     codec: str = "auto"
     quiet: bool = False
     snapshot_dir: Path = Path(".")
+    strict: bool = False  # the first input damage is an error
 
 
 def pick_source(video, frames, camera, source) -> str:
@@ -143,7 +150,9 @@ def execute(cfg: RunConfig):
         check_writable_folder(cfg.snapshot_dir, "--snapshot-dir")
     model_path = resolve_model_path(cfg.model, cfg.backend)
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
+        source = stack.enter_context(
+            open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps, strict=cfg.strict)
+        )
         model = open_model(model_path, backend=cfg.backend, threads=cfg.threads)
         stack.enter_context(model.backend)
         fps = cfg.fps or source.fps or DEFAULT_FOLDER_FPS
@@ -172,8 +181,11 @@ def execute(cfg: RunConfig):
 
 
 def report(cfg: RunConfig, stats) -> None:
+    """Summary on stdout (unless quiet), input warnings on stderr, and the stats JSON."""
     if not cfg.quiet:
         click.echo(stats.summary())
+    for warning in stats.warnings:
+        click.echo(f"rtseg: warning: {warning}", err=True)
     if cfg.stats_json is not None:
         try:
             cfg.stats_json.write_text(json.dumps(stats.to_json(), indent=2) + "\n")
@@ -223,6 +235,12 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option("--fps", type=click.FloatRange(min=0.1), help="Frame rate of a frames folder / the MP4.")
 @click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Stop (exit 1) at the first damaged packet, undecodable frame or cut-short file "
+    "[default: decode through, count and report].",
+)
 def run(
     video,
     frames,
@@ -246,9 +264,10 @@ def run(
     fps,
     codec,
     quiet,
+    strict,
 ):
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
-    from rtseg.pipeline import PipelineInterrupted
+    from rtseg.pipeline import PipelineInterrupted, SourceFailed
 
     cfg = RunConfig(
         source_uri=pick_source(video, frames, camera, source_uri),
@@ -270,9 +289,13 @@ def run(
         codec=codec,
         quiet=quiet,
         snapshot_dir=snapshot_dir,
+        strict=strict,
     )
     try:
         stats = execute(cfg)
+    except SourceFailed as failure:  # every frame read before it was written: report, then fail
+        report(cfg, failure.stats)
+        raise
     except PipelineInterrupted as stop:
         report(cfg, stop.stats)
         click.echo(f"rtseg: interrupted by {stop.signal_name}; {stop.stats.frames} frames written", err=True)
