@@ -8,17 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from band_model import make_band_package
-from conftest import structured_frames, write_video
 from click.testing import CliRunner
+from conftest import structured_frames, write_video
 from test_cli_run import assert_one_line_error, read_masks, rtseg_run
-
-from rtseg.cli import main
 
 from rtseg.batch import Manifest, OutputPlan, VideoOptions, expand_inputs, model_identity, parse_output_kinds
 from rtseg.batch.config import BatchConfig, kill_at_from_env
 from rtseg.batch.manifest import input_identity, same_identity
 from rtseg.batch.report import BatchReport
 from rtseg.batch.worker import VideoWorker
+from rtseg.cli import main
 from rtseg.errors import InputError, ModelError, OutputError
 
 

@@ -1,9 +1,10 @@
 """The batch worker: loads the model once, runs the threaded `rtseg run` pipeline per video.
 
 `VideoWorker` is a plain class; rtseg/batch/cluster.py makes it a Ray actor (so it also runs,
-and is tested, without Ray). `segment_video` is one video through the same `Pipeline`,
-`open_source` and sinks as `rtseg run`: frame order and stage overlap are those of a single
-run, and its outputs equal `rtseg run --output ... --masks ...` on the same clip.
+and is tested, without Ray). `segment_video` is one video through the same `RunConfig`, sinks
+(`rtseg.api.open_sinks`), `open_source` and `Pipeline` as `rtseg run`, with the model kept open
+between videos: frame order and stage overlap are those of a single run, and its outputs equal
+`rtseg run --output ... --masks ...` on the same clip.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from rtseg.batch.outputs import OutputPlan
 from rtseg.errors import RtsegError
 from rtseg.video.sinks import FrameSink
 
-DEFAULT_FILE_FPS = 25.0  # MP4 rate for a video that states none
 KILLED_EXIT_STATUS = 70  # the test hook's exit status (EX_SOFTWARE)
 
 
@@ -45,16 +45,26 @@ class ProgressSink(FrameSink):
             os._exit(KILLED_EXIT_STATUS)
 
 
-def open_video_sinks(plan: OutputPlan, fps: float, codec: str, stack: contextlib.ExitStack) -> list:
-    """Mp4Sink / MaskSink writing to the plan's partial paths, for the kinds asked for."""
-    from rtseg.video import MaskSink, Mp4Sink
+def run_config(path: Path, plan: OutputPlan, options: VideoOptions):
+    """The `rtseg run` configuration of one video: its outputs at the plan's partial paths."""
+    from rtseg.api import RunConfig
 
-    sinks = []
-    if "mp4" in plan.kinds:
-        sinks.append(stack.enter_context(Mp4Sink(plan.partial("mp4"), fps=fps, codec=codec)))
-    if "masks" in plan.kinds:
-        sinks.append(stack.enter_context(MaskSink(plan.partial("masks"))))
-    return sinks
+    return RunConfig(
+        source_uri=str(path),
+        model=options.model,
+        backend=options.backend,
+        device=options.device,
+        threads=options.threads,
+        output=plan.partial("mp4") if "mp4" in plan.kinds else None,
+        masks=plan.partial("masks") if "masks" in plan.kinds else None,
+        mode=options.mode,
+        alpha=options.alpha,
+        legend=options.legend,
+        hud=False,
+        max_frames=options.max_frames,
+        codec=options.codec,
+        quiet=True,
+    )
 
 
 def segment_video(model, path: Path, plan: OutputPlan, options: VideoOptions, extra_sinks=()):
@@ -64,17 +74,19 @@ def segment_video(model, path: Path, plan: OutputPlan, options: VideoOptions, ex
     the PipelineStats. Raises RtsegError for a corrupt or unreadable video; its outputs (partial
     and any earlier final ones) are removed then.
     """
+    from rtseg.api import DEFAULT_FOLDER_FPS, open_sinks
     from rtseg.pipeline import Pipeline, PipelineConfig
     from rtseg.video import open_source
     from rtseg.viz import VizConfig
 
     plan.prepare()
-    viz = VizConfig(mode=options.mode, alpha=options.alpha, legend=options.legend, hud=False)
-    config = PipelineConfig(max_frames=options.max_frames, viz=viz, handle_signals=False)
+    cfg = run_config(path, plan, options)
+    viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=False)
+    config = PipelineConfig(max_frames=cfg.max_frames, viz=viz, handle_signals=False)
     try:
         with contextlib.ExitStack() as stack:
-            source = stack.enter_context(open_source(str(path)))
-            sinks = open_video_sinks(plan, source.fps or DEFAULT_FILE_FPS, options.codec, stack)
+            source = stack.enter_context(open_source(cfg.source_uri))
+            sinks = open_sinks(cfg, source.fps or DEFAULT_FOLDER_FPS, stack)
             stats = Pipeline(source, model, [*sinks, *extra_sinks], config).run()
         if "stats" in plan.kinds:
             plan.partial("stats").write_text(json.dumps(stats.to_json(), indent=2) + "\n")
@@ -102,10 +114,10 @@ class VideoWorker:
 
     def _open_model(self):
         if self._model is None:
-            from rtseg.runtime import open_model
+            from rtseg.segmenter import open_loaded_model
 
             opts = self.options
-            model = open_model(opts.model, backend=opts.backend, threads=opts.threads)
+            model = open_loaded_model(opts.model, opts.backend, opts.device, opts.threads)
             model.backend.__enter__()
             self._model = model
         return self._model

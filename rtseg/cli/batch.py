@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from rtseg.cli.run import BACKEND_CHOICES, MODE_CHOICES, resolve_model_path
+from rtseg.api import BACKEND_CHOICES, MODE_CHOICES, resolve_model_path
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -63,6 +63,13 @@ def _signals_as_interrupt():
 )
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="onnxruntime", show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(("cpu", "cuda", "tensorrt", "auto")),
+    default="cpu",
+    show_default=True,
+    help="ONNX Runtime execution provider on the workers.",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads per worker [default: its CPUs].")
 @click.option("--mode", type=click.Choice(MODE_CHOICES), default="overlay", show_default=True)
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
@@ -83,7 +90,7 @@ def _signals_as_interrupt():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def batch(
     inputs, out_dir, output_kind, workers, cpus_per_worker, gpus_per_worker, address, model, backend,
-    threads, mode, alpha, no_legend, max_frames, codec, retries, hash_inputs, verbose, quiet,
+    device, threads, mode, alpha, no_legend, max_frames, codec, retries, hash_inputs, verbose, quiet,
 ):  # fmt: skip
     """Segment an archive of videos on a Ray cluster (local by default); resumable."""
     from rtseg.batch import BatchConfig, VideoOptions, model_identity, parse_output_kinds, run_batch
@@ -94,6 +101,7 @@ def batch(
         model=model_path,
         model_identity=model_identity(model_path),
         backend=backend,
+        device=device,
         threads=threads,
         mode=mode,
         alpha=alpha,
