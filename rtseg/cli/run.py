@@ -24,8 +24,8 @@ from pathlib import Path
 import click
 
 from rtseg.errors import InputError, ModelError, OutputError
+from rtseg.loading import BACKENDS
 
-BACKEND_CHOICES = ("onnxruntime", "torch", "tensorrt")
 MODE_CHOICES = ("overlay", "mask", "side-by-side")
 DEFAULT_FOLDER_FPS = 25.0  # MP4 rate for a source with no frame rate (frames folders)
 
@@ -78,7 +78,7 @@ def resolve_model_path(model: Path | None, backend: str = "onnxruntime") -> Path
     mIoU drop is within target (sidecar metrics), on TensorRT the fp16 variant, else fp32."""
     if model is not None:
         return model
-    from rtseg.package import default_model_path, default_package_for
+    from rtseg.core.package import default_model_path, default_package_for
 
     path = default_model_path()
     if not path.is_file():
@@ -132,8 +132,8 @@ def execute(cfg: RunConfig):
 
     Returns the PipelineStats; raises PipelineInterrupted after Ctrl-C / SIGTERM.
     """
+    from rtseg.loading import open_model
     from rtseg.pipeline import Pipeline, PipelineConfig
-    from rtseg.runtime import open_model
     from rtseg.video import open_source
     from rtseg.viz import VizConfig
 
@@ -189,7 +189,7 @@ def report(cfg: RunConfig, stats) -> None:
 )
 @click.option("--source", "source_uri", type=str, help="Any input URI: rtsp://..., lavfi:testsrc2=...")
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="onnxruntime", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend.")
 @click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
 @click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")
