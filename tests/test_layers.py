@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("runtime", "video", "viz", "train"),
     ("pipeline", "engine"),
     ("loading",),
-    ("evaluation", "bench", "batch", "api", "cli", "__main__"),
+    ("evaluation", "segmenter", "bench", "batch", "api", "cli", "__main__"),
 ]
 # (importer, imported) pairs allowed on the same row.
 SIDEWAYS = {
@@ -41,6 +41,8 @@ SIDEWAYS = {
     ("cli", "batch"),
     ("cli", "api"),
     ("api", "evaluation"),
+    ("api", "segmenter"),
+    ("segmenter", "api"),
     ("api", "bench"),
     ("batch", "api"),
     ("__main__", "cli"),
