@@ -205,3 +205,16 @@ def test_cli_cut_file_warns_on_one_line_and_strict_exits_1(tmp_path, clips, band
     assert len(lines) == 1 and lines[0].startswith("rtseg: warning: cut.mkv: ends at"), result.stderr
     assert json.loads((tmp_path / "stats.json").read_text())["input_damage"]["warnings"] == [lines[0][16:]]
     assert_one_line_error(rtseg_run(*common, "--strict"), "cut.mkv", "ends at", "strict")
+
+
+def test_a_result_stream_hands_out_the_frames_before_an_input_failure(broken_folder):
+    from test_pipeline import FakeBackend
+
+    from rtseg.pipeline.stream import ResultStream
+
+    indices = []
+    with open_source(str(broken_folder)) as source:
+        with pytest.raises(InputError, match=r"003\.png: cannot read image at frame 3"):
+            for result in ResultStream(source, FakeBackend()):
+                indices.append(result.index)
+    assert indices == [0, 1, 2]
