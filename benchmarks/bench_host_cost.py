@@ -391,8 +391,8 @@ def frame_limit(video: Path, requested: int | None, size: tuple[int, int] | None
 
 
 def run(args: argparse.Namespace) -> dict:
-    from rtseg.package import default_package_for
-    from rtseg.runtime import open_model
+    from rtseg.core.package import default_package_for
+    from rtseg.loading import open_model
 
     model_path = (args.model or default_package_for("onnxruntime")).resolve()
     with tempfile.TemporaryDirectory(prefix="rtseg-host-cost-") as tmp:

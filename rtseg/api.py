@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rtseg.errors import InputError, ModelError, OutputError
+from rtseg.loading import BACKENDS
 
 if TYPE_CHECKING:
     from rtseg.segmenter import FrameResult, ResultStream, Segmenter, load
@@ -55,7 +56,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-BACKEND_CHOICES = ("onnxruntime", "torch", "tensorrt")
 MODE_CHOICES = ("overlay", "mask", "side-by-side")
 DEFAULT_FOLDER_FPS = 25.0  # MP4 rate for a source with no frame rate (frames folders)
 
@@ -97,8 +97,8 @@ class RunConfig:
     snapshot_dir: Path = Path(".")
 
     def __post_init__(self):
-        if self.backend not in BACKEND_CHOICES:
-            raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKEND_CHOICES)})")
+        if self.backend not in BACKENDS:
+            raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKENDS)})")
         if self.mode not in MODE_CHOICES:
             raise InputError(f"unknown mode {self.mode!r} (use {', '.join(MODE_CHOICES)})")
         if not 0.0 <= self.alpha <= 1.0:
@@ -114,7 +114,7 @@ def resolve_model_path(model: str | Path | None, backend: str = "onnxruntime") -
     mIoU drop is within target (sidecar metrics), on TensorRT the fp16 variant, else fp32."""
     if model is not None:
         return Path(model)
-    from rtseg.package import default_model_path, default_package_for
+    from rtseg.core.package import default_model_path, default_package_for
 
     path = default_model_path()
     if not path.is_file():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.data.transforms import resize_frame, resize_ids
+from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import BackendError, InputError
 from rtseg.pipeline.stream import FrameResult, ResultStream
 
@@ -26,7 +26,7 @@ DEVICES = ("cpu", "cuda", "tensorrt", "auto")  # ONNX Runtime execution provider
 def open_loaded_model(model: str | Path, backend: str, device: str | None, threads: int | None):
     """`open_model` with `device` checked: ONNX Runtime takes cpu / cuda / tensorrt / auto (its
     execution providers); torch runs on the CPU; TensorRT always on the GPU (device ignored)."""
-    from rtseg.runtime import open_model
+    from rtseg.loading import open_model
 
     if device is not None and device not in DEVICES:
         raise InputError(f"unknown device {device!r} (use {', '.join(DEVICES)})")
@@ -55,10 +55,11 @@ def load(
     Raises ModelError (not a model / missing sidecar), BackendError (backend or provider not
     available), MissingDependencyError (an extra is not installed), InputError (bad option).
     """
-    from rtseg.api import BACKEND_CHOICES, resolve_model_path
+    from rtseg.api import resolve_model_path
+    from rtseg.loading import BACKENDS
 
-    if backend not in BACKEND_CHOICES:
-        raise InputError(f"unknown backend {backend!r} (use {', '.join(BACKEND_CHOICES)})")
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r} (use {', '.join(BACKENDS)})")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InputError(f"threads must be a positive integer, got {threads!r}")
     path = resolve_model_path(model, backend)

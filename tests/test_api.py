@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import REPO, structured_frames
 
 import rtseg
-from rtseg.data.transforms import resize_frame, resize_ids
+from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import BackendError, InputError, ModelError, RtsegError
 
 LAVFI = "lavfi:testsrc2=size=160x120:rate=25"

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import click
 
-from rtseg.api import BACKEND_CHOICES, MODE_CHOICES, RunConfig, execute
+from rtseg.api import MODE_CHOICES, RunConfig, execute
 from rtseg.errors import InputError
+from rtseg.loading import BACKENDS
 
 
 def pick_source(video, frames, camera, source) -> str:
@@ -53,7 +54,7 @@ def report(cfg: RunConfig, stats) -> None:
 )
 @click.option("--source", "source_uri", type=str, help="Any input URI: rtsp://..., lavfi:testsrc2=...")
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="onnxruntime", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend.")
 @click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
 @click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtseg.data.transforms import resize_ids
+from rtseg.core.frames import resize_ids
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stages import CaptureStage, InferStage, RunContext
 from rtseg.pipeline.stats import PipelineStats

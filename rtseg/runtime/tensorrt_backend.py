@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.package import ModelPackage
 from rtseg.errors import BackendError, ModelError
-from rtseg.package import ModelPackage
 from rtseg.runtime.base import Backend
 
 SLOTS = 2
@@ -187,7 +187,7 @@ class TensorRTBackend(Backend):
         memory=None,
         cuda_graphs: bool = False,
     ):
-        from rtseg.engine.environment import require_tensorrt
+        from rtseg.core.gpu import require_tensorrt
         from rtseg.runtime.cuda import open_cuda_memory
 
         trt = require_tensorrt()
@@ -293,24 +293,3 @@ class TensorRTBackend(Backend):
         if getattr(self, "engine", None) is not None:
             self.engine = self.runtime = None
             self.memory.close()
-
-
-def open_tensorrt_backend(
-    package: ModelPackage, engine_path: str | Path | None = None, batch: int = 1, build_config=None, log=None
-) -> TensorRTBackend:
-    """The TensorRT backend for `package`: reuses the matching engine beside it or builds one.
-
-    Raises MissingDependencyError without TensorRT or cuda-python/pycuda, DeviceError without a
-    GPU (checked before anything touches trt.Builder or trt.Runtime).
-    """
-    from rtseg.engine import BuildConfig, engine_environment, find_or_build_engine
-    from rtseg.errors import MissingDependencyError
-    from rtseg.runtime.cuda import available_memory_implementations
-
-    env = engine_environment()
-    if not available_memory_implementations():
-        raise MissingDependencyError("cuda-python (or pycuda)", "trt", "the TensorRT backend")
-    log = log or (lambda line: print(f"rtseg: {line}", file=sys.stderr))
-    config = build_config or BuildConfig(max_batch=max(batch, BuildConfig().max_batch))
-    record = find_or_build_engine(package, engine_path, config, env=env, log=log)
-    return TensorRTBackend(record.path, package, batch=batch)
