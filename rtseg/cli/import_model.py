@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from rtseg.cli.export import parse_size
+from rtseg.core.frames import parse_size
 from rtseg.errors import InputError
 
 
@@ -110,7 +110,7 @@ def import_model(
         output=output,
         preprocessing=preprocessing,
         classes=classes,
-        size=parse_size(size),
+        size=None if size is None else parse_size(size, "--size"),
         output_name=output_name,
         parity_source=parity_source,
         parity_frames=parity_count,

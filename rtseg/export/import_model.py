@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.package import ModelPackage, load_package, sha256_file, sidecar_for, write_sidecar
 from rtseg.errors import ExportError, InputError, MissingDependencyError, ModelError, OutputError
 from rtseg.export.wrap_onnx import (
     LOGITS_NAME,
@@ -27,7 +28,6 @@ from rtseg.export.wrap_onnx import (
     with_logits_output,
     wrap_onnx,
 )
-from rtseg.package import ModelPackage, load_package, sha256_file, sidecar_for, write_sidecar
 
 __all__ = ["ImportConfig", "ImportResult", "import_module", "import_onnx"]
 
