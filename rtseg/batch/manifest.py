@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rtseg.core.package import sha256_file
 from rtseg.errors import InputError, OutputError
-from rtseg.package import sha256_file
 from rtseg.video.base import natural_sort_key
 
 MANIFEST_NAME = "rtseg-batch.json"

@@ -27,7 +27,7 @@ from rtseg.video.base import natural_sort_key
 def model_identity(model: Path) -> str:
     """What identifies the model's content: the package's onnx_sha256 (checked against the
     file), or a checkpoint's size and mtime. ModelError for something that is no model."""
-    from rtseg.package import load_package
+    from rtseg.core.package import load_package
 
     path = Path(model)
     if path.suffix in (".pth", ".pt"):

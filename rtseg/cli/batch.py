@@ -18,7 +18,8 @@ from pathlib import Path
 
 import click
 
-from rtseg.api import BACKEND_CHOICES, MODE_CHOICES, resolve_model_path
+from rtseg.api import MODE_CHOICES, resolve_model_path
+from rtseg.loading import BACKENDS
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -62,7 +63,7 @@ def _signals_as_interrupt():
     help="Existing Ray cluster: auto, host:port or ray://host:10001 [default: RAY_ADDRESS, else local].",
 )
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="onnxruntime", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
 @click.option(
     "--device",
     type=click.Choice(("cpu", "cuda", "tensorrt", "auto")),
