@@ -45,6 +45,7 @@ SIDEWAYS = {
     ("segmenter", "api"),
     ("api", "bench"),
     ("batch", "api"),
+    ("batch", "segmenter"),
     ("__main__", "cli"),
 }
 # Pairs forbidden although the rows allow them.

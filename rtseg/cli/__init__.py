@@ -23,6 +23,7 @@ COMMANDS = {
     "train": ("rtseg.cli.train", "train", "Train a segmentation model."),
     "eval": ("rtseg.cli.evaluate", "evaluate", "Evaluate a model on a labelled dataset (mIoU)."),
     "bench": ("rtseg.cli.bench", "bench", "Benchmark backends, precisions and sizes."),
+    "batch": ("rtseg.cli.batch", "batch", "Segment an archive of videos on a Ray cluster (resumable)."),
 }
 
 
