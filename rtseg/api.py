@@ -31,7 +31,17 @@ from rtseg.loading import BACKENDS
 if TYPE_CHECKING:
     from rtseg.segmenter import FrameResult, ResultStream, Segmenter, load
 
-__all__ = ["FrameResult", "ResultStream", "RunConfig", "Segmenter", "execute", "load", "run"]
+__all__ = [
+    "FrameResult",
+    "ResultStream",
+    "RunConfig",
+    "Segmenter",
+    "execute",
+    "import_module",
+    "import_onnx",
+    "load",
+    "run",
+]
 
 # Defined in rtseg.segmenter (which imports the pipeline); loaded on first use, so the CLI's
 # `rtseg run --help` and `import rtseg.api` stay light.
@@ -280,3 +290,78 @@ def run(
         snapshot_dir=Path(snapshot_dir),
     )
     return execute(cfg)
+
+
+def import_onnx(
+    model: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    input_range: str = "0-1",
+    input_color: str = "RGB",
+    classes: str | None = None,
+    size: tuple[int, int] | None = None,
+    output_name: str | None = None,
+    parity_source: str | None = None,
+    parity_frames: int = 8,
+    min_agreement: float = 0.999,
+):
+    """`rtseg import`: wrap a float NCHW ONNX with a logits output into the package `output`.
+
+    mean / std: per channel, in the model's channel order (`input_color`, "RGB" or "BGR") and
+    pixel range (`input_range` "0-1": pixels / 255; "0-255": raw). classes: "camvid",
+    "cityscapes", ... or a .json / .txt file. size: (height, width) of the package's input
+    (needed when the model's is dynamic). parity_source: real frames (video, frames folder);
+    None: generated ones. Returns an ImportResult (`.package`, `.agreement`, `.line()`);
+    raises ExportError (nothing written) when the wrapped graph disagrees with the original.
+    """
+    from rtseg.export.import_model import ImportConfig
+    from rtseg.export.import_model import import_onnx as run_import
+    from rtseg.export.wrap_onnx import Preprocessing
+
+    cfg = ImportConfig(
+        Path(model),
+        Path(output),
+        Preprocessing(tuple(mean), tuple(std), input_range=input_range, color=input_color),
+        classes=classes,
+        size=None if size is None else tuple(size),
+        output_name=output_name,
+        parity_source=parity_source,
+        parity_frames=parity_frames,
+        min_agreement=min_agreement,
+    )
+    return run_import(cfg)
+
+
+def import_module(
+    module,
+    output: str | os.PathLike,
+    *,
+    size: tuple[int, int],
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    input_range: str = "0-1",
+    input_color: str = "RGB",
+    classes: str | None = None,
+    parity_source: str | None = None,
+    parity_frames: int = 8,
+    min_agreement: float = 0.999,
+):
+    """The same for a torch `nn.Module` (float `(N, 3, H, W)` in, `(N, C, h, w)` logits out),
+    exported with torch.onnx at `size` (height, width). Needs torch (the train extra):
+    MissingDependencyError without it."""
+    from rtseg.export.import_model import import_module as run_import
+    from rtseg.export.wrap_onnx import Preprocessing
+
+    pre = Preprocessing(tuple(mean), tuple(std), input_range=input_range, color=input_color)
+    return run_import(
+        module,
+        output,
+        tuple(size),
+        pre,
+        classes=classes,
+        parity_source=parity_source,
+        parity_frames=parity_frames,
+        min_agreement=min_agreement,
+    )
