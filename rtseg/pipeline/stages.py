@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtseg.core.frames import resize_frame
+from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import InputError
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stats import PipelineStats, RateMeter
@@ -228,8 +228,7 @@ class OverlayStage(StageThread):
         self.render = render
 
     def process(self, item: FrameItem) -> None:
-        height, width = item.frame.shape[:2]
-        item.ids_full = self.visualizer.upsample_ids(item.ids, (width, height))
+        item.ids_full = resize_ids(item.ids, item.frame.shape[:2])
         if not self.render:
             return
         hud = None

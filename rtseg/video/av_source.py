@@ -47,7 +47,7 @@ class AvSource(FrameSource):
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         if stream.width and stream.height:
-            self.frame_size = (stream.width, stream.height)
+            self.frame_size = (stream.height, stream.width)
         self.frame_count = stream.frames or None
         self._packets = container.demux(stream)
         self._pending: deque[tuple[np.ndarray, float | None]] = deque()
@@ -160,7 +160,7 @@ class AvSource(FrameSource):
     def _describe(self) -> str:
         codec = self._stream.codec_context.name
         codec = "raw" if codec == "wrapped_avframe" else codec
-        size = f"{self.frame_size[0]}x{self.frame_size[1]}" if self.frame_size else "?x?"
+        size = f"{self.frame_size[1]}x{self.frame_size[0]}" if self.frame_size else "?x?"  # shown WxH
         count = f", {self.frame_count} frames" if self.frame_count else ""
         kind = ", live" if self.live else ""
         return f"{self.name} ({codec} {size} {format_fps(self.fps)}{count}{kind})"

@@ -224,7 +224,7 @@ class Mp4Sink(FrameSink):
         self.rate = Fraction(fps).limit_denominator(1001)
         self.requested_codec = codec
         self.codec: str | None = None  # chosen at the first frame
-        self.frame_size: tuple[int, int] | None = None  # (width, height) of the input frames
+        self.frame_size: tuple[int, int] | None = None  # (height, width) of the input frames
         self.frames_written = 0
         self._container = None
         self._stream = None
@@ -244,10 +244,10 @@ class Mp4Sink(FrameSink):
             if self._container is None:
                 self._open(width, height)
                 self._first_index = index
-            elif (width, height) != self.frame_size:
+            elif (height, width) != self.frame_size:
                 raise OutputError(
                     f"{self.path}: frame {index} is {width}x{height}, "
-                    f"the video is {self.frame_size[0]}x{self.frame_size[1]}"
+                    f"the video is {self.frame_size[1]}x{self.frame_size[0]}"
                 )
             frame = av.VideoFrame.from_ndarray(_pad_to_even(rendered), format="rgb24")
             self._last_pts = frame.pts = max(index - self._first_index, self._last_pts + 1)
@@ -262,7 +262,7 @@ class Mp4Sink(FrameSink):
     def _open(self, width: int, height: int) -> None:
         import av
 
-        self.frame_size = (width, height)
+        self.frame_size = (height, width)
         even_w, even_h = width + width % 2, height + height % 2
         self.codec, options = choose_encoder(self.requested_codec, even_w, even_h)
         try:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rtseg.core.frames import resize_ids
 from rtseg.errors import InputError
 from rtseg.viz.legend import Legend, draw_hud
-from rtseg.viz.palette import colourize, palette_lut, upsample_ids
+from rtseg.viz.palette import colourize, palette_lut
 
 MODES = ("overlay", "mask", "side-by-side")
 
@@ -46,10 +47,6 @@ class Visualizer:
         self.lut = palette_lut(self.palette)
         self.legend = Legend(self.classes, self.palette)
 
-    def upsample_ids(self, ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """`(h, w) uint8` ids -> `(H, W) uint8` by nearest neighbour; size = (W, H)."""
-        return upsample_ids(ids, size)
-
     def colourize(self, ids: np.ndarray) -> np.ndarray:
         """`(H, W) uint8` ids -> `(H, W, 3) uint8 RGB` palette colours."""
         return colourize(ids, self.lut)
@@ -64,7 +61,7 @@ class Visualizer:
         height, width = frame.shape[:2]
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
-        colours = self.colourize(upsample_ids(ids, (width, height)))
+        colours = self.colourize(resize_ids(ids, (height, width)))
         if cfg.mode == "mask":
             image = colours
         elif cfg.mode == "overlay":
