@@ -74,6 +74,9 @@ def test_onnx_and_plan_models_with_trtons_schema(tmp_path, band):
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in repo.iterdir()) == ["band", "band_trt"]  # no staging folder left
+    assert (repo / "band").stat().st_mode & 0o055 == (
+        repo / "band" / "1"
+    ).stat().st_mode & 0o055  # not private
     onnx = parse(repo / "band" / "config.pbtxt")
     assert (onnx.name, onnx.platform, onnx.max_batch_size) == ("band", "onnxruntime_onnx", 8)
     [inp], [out] = onnx.input, onnx.output

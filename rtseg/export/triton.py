@@ -224,6 +224,9 @@ def _write_model(repo: Path, config: TritonModelConfig, files: dict[str, Path], 
     name = config.name
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; Triton may run as another user
         (staging / "1").mkdir()
         (staging / "config.pbtxt").write_text(config_text(config))
         for target, source in files.items():
