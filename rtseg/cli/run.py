@@ -51,6 +51,8 @@ class RunConfig:
     realtime: bool = False
     fps: float | None = None
     codec: str = "auto"
+    preset: str | None = None  # encoder speed preset (None: the sink's real-time default)
+    crf: int | None = None  # encoder quality (None: the sink's default, 23)
     quiet: bool = False
     snapshot_dir: Path = Path(".")
 
@@ -119,7 +121,8 @@ def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
 
     sinks = []
     if cfg.output is not None:
-        sinks.append(stack.enter_context(Mp4Sink(cfg.output, fps=fps, codec=cfg.codec)))
+        mp4 = Mp4Sink(cfg.output, fps=fps, codec=cfg.codec, preset=cfg.preset, crf=cfg.crf)
+        sinks.append(stack.enter_context(mp4))
     if cfg.masks is not None:
         sinks.append(stack.enter_context(MaskSink(cfg.masks)))
     if cfg.save_frames is not None:
@@ -222,6 +225,17 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option("--realtime", is_flag=True, help="Pace a file at its frame rate (a live stand-in).")
 @click.option("--fps", type=click.FloatRange(min=0.1), help="Frame rate of a frames folder / the MP4.")
 @click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
+@click.option(
+    "--preset",
+    type=str,
+    help="MP4 encoder speed: x264 ultrafast (default: real time on few cores) ... veryslow "
+    "(smaller files, more CPU per frame), or NVENC p1..p7; each maps to the other encoder.",
+)
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 51),
+    help="MP4 quality: x264 crf / NVENC cq, lower is better and larger [default: 23].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def run(
     video,
@@ -245,6 +259,8 @@ def run(
     realtime,
     fps,
     codec,
+    preset,
+    crf,
     quiet,
 ):
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
@@ -268,6 +284,8 @@ def run(
         realtime=realtime,
         fps=fps,
         codec=codec,
+        preset=preset,
+        crf=crf,
         quiet=quiet,
         snapshot_dir=snapshot_dir,
     )

@@ -13,17 +13,12 @@ from collections import deque
 from pathlib import Path
 
 import av
-import numpy as np
 
 from rtseg.errors import InputError
 from rtseg.video.base import FrameSource, format_fps
+from rtseg.video.decoded import AvFrame, ModelScaler
 
 DEFAULT_URL_TIMEOUT_S = 10.0
-
-
-def to_rgb_array(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as `(H, W, 3) uint8 RGB`, C-contiguous (odd widths come back padded)."""
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
 
 
 class AvSource(FrameSource):
@@ -50,7 +45,8 @@ class AvSource(FrameSource):
             self.frame_size = (stream.width, stream.height)
         self.frame_count = stream.frames or None
         self._packets = container.demux(stream)
-        self._pending: deque[tuple[np.ndarray, float | None]] = deque()
+        self._pending: deque[tuple[AvFrame, float | None]] = deque()
+        self._scaler = ModelScaler()
         self._packets_seen = 0
         self._error: InputError | None = None
         self._ended = False
@@ -99,7 +95,7 @@ class AvSource(FrameSource):
         return source
 
     # ----- reading --------------------------------------------------------------------------
-    def _next_frame(self) -> tuple[np.ndarray, float | None] | None:
+    def _next_frame(self) -> tuple[AvFrame, float | None] | None:
         while not self._pending:
             if self._error is not None:
                 error, self._error = self._error, None
@@ -139,7 +135,11 @@ class AvSource(FrameSource):
                 return
             self._fail(f"corrupt or truncated at frame {self._packets_seen - 1}: {_reason(e)}")
             return
-        self._pending.extend((to_rgb_array(f), f.time) for f in frames)
+        self._keep(frames)
+
+    def _keep(self, frames) -> None:
+        """Queue decoded frames as they are: converted later, only as far as they are used."""
+        self._pending.extend((AvFrame(f, self._scaler), f.time) for f in frames)
 
     def _fail(self, message: str, flush: bool = False) -> None:
         """Deliver what the decoder still holds, then end (live) or raise (files)."""
@@ -148,7 +148,7 @@ class AvSource(FrameSource):
                 frames = self._stream.codec_context.decode(None)
             except av.error.FFmpegError:
                 frames = []
-            self._pending.extend((to_rgb_array(f), f.time) for f in frames)
+            self._keep(frames)
         if self.live:
             self._ended = True
         else:
