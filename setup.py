@@ -36,6 +36,7 @@ setup(
         "plot": ["matplotlib>=3.7"],
         "trt": ["tensorrt>=10.0", "cuda-python>=12.0"],
         "pycuda": ["tensorrt>=10.0", "pycuda>=2022.1"],
+        "ray": ["ray>=2.9"],
         "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},

@@ -51,7 +51,7 @@ def band_package(tmp_path_factory):
 def expected_masks(package, frames) -> list[np.ndarray]:
     """What the model says on each frame (an RGB array or a source's decoded frame): the model
     input made as the pipeline makes it, infer, nearest back to the frame's size."""
-    from rtseg.runtime import open_model
+    from rtseg.loading import open_model
     from rtseg.video.decoded import as_decoded
 
     h, w = package.input_size

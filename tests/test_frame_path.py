@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from conftest import structured_frames, write_video
 
 from rtseg.cli import main
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import resize_frame
 from rtseg.errors import OutputError
+from rtseg.loading import LoadedModel, open_model
 from rtseg.pipeline import Pipeline, PipelineConfig
 from rtseg.pipeline.stages import render_for_sinks
-from rtseg.runtime import LoadedModel, open_model
 from rtseg.video import FramesSink, MaskSink, Mp4Sink, open_source
 from rtseg.video.decoded import AvFrame, new_yuv420p_frame
 from rtseg.viz import Visualizer, VizConfig
@@ -174,7 +174,7 @@ def test_model_input_from_the_decoder_is_the_rgb_resize_within_resize_tolerance(
 
 @pytest.mark.data
 def test_the_bundled_model_gives_the_same_ids_through_the_decoder_path(dashcam_video):
-    from rtseg.package import default_package_for
+    from rtseg.core.package import default_package_for
 
     with open_model(default_package_for("onnxruntime"), threads=1).backend as backend:
         h, w = backend.input_size

@@ -17,7 +17,7 @@ import threading
 
 import numpy as np
 
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import resize_frame
 
 
 def plane_view(frame, index: int, channels: int = 1) -> np.ndarray:
