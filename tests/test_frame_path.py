@@ -19,6 +19,7 @@ from rtseg.errors import OutputError
 from rtseg.loading import LoadedModel, open_model
 from rtseg.pipeline import Pipeline, PipelineConfig
 from rtseg.pipeline.stages import render_for_sinks
+from rtseg.runtime.base import Backend
 from rtseg.video import FramesSink, MaskSink, Mp4Sink, open_source
 from rtseg.video.decoded import AvFrame, new_yuv420p_frame
 from rtseg.viz import Visualizer, VizConfig
@@ -32,7 +33,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
-class BandBackend:
+class BandBackend(Backend):
     """ids = red channel // 24 at model size (costs nothing)."""
 
     name, max_batch, num_classes = "band", 1, NUM_CLASSES
@@ -40,7 +41,7 @@ class BandBackend:
     def __init__(self, input_size=(48, 64)):
         self.input_size = input_size
 
-    def infer(self, images):
+    def _infer_impl(self, images):
         return np.minimum(images[..., 0] // 24, 10).astype(np.uint8)
 
     def describe(self):
