@@ -40,7 +40,11 @@ def _checkpoint_for(package: ModelPackage) -> Path:
 def open_model(
     model: str | Path, backend: str = "onnxruntime", threads: int | None = None, providers="cpu"
 ) -> LoadedModel:
-    """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`)."""
+    """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
+
+    An `.engine` (TensorRT) is used as given, with the package recorded in its sidecar
+    `NAME.engine.json` (or `NAME.json` beside it); a package `.onnx` on TensorRT reuses or builds
+    the engine beside it (see rtseg.engine)."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -56,7 +60,10 @@ def open_model(
     if path.suffix in (".engine", ".plan"):
         if backend != "tensorrt":
             raise ModelError(f"{path} is a TensorRT engine: use --backend tensorrt")
-        path = path.with_suffix(".onnx")
+        from rtseg.runtime.tensorrt_backend import open_tensorrt_engine
+
+        b, package = open_tensorrt_engine(path)  # the engine as given: never rebuilt
+        return LoadedModel(b, package.classes, package.palette, path, package)
     package = load_package(path)
     if backend == "onnxruntime":
         from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
