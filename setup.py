@@ -39,6 +39,7 @@ setup(
         "trt": ["tensorrt-cu13>=10.13", "cuda-python>=13,<14"],
         "trt-cu12": ["tensorrt-cu12>=10.0", "cuda-python>=12.6,<13"],
         "pycuda": ["pycuda>=2022.1"],
+        "ray": ["ray>=2.9"],
         "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},

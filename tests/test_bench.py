@@ -21,8 +21,8 @@ from rtseg.bench.accuracy import evaluate_miou
 from rtseg.bench.config import DataSpec, parse_data_spec, parse_sizes
 from rtseg.bench.runner import BenchReport, select_e2e
 from rtseg.cli import main
+from rtseg.core.package import write_sidecar
 from rtseg.errors import InputError
-from rtseg.package import write_sidecar
 from rtseg.runtime.base import Backend
 
 FAST = ["--iters", "3", "--warmup", "1", "--threads", "1", "--agreement-frames", "4"]

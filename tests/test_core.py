@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import TINY_SIZE, structured_frames
 
+from rtseg.core.package import load_package
 from rtseg.errors import ModelError
-from rtseg.package import load_package
-from rtseg.runtime import open_model
+from rtseg.loading import open_model
 
 
 def test_package_sidecar_describes_graph(tiny_package):

@@ -15,12 +15,12 @@ import pytest
 from band_model import make_band_package
 from conftest import TINY_SIZE, structured_frames
 
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import resize_frame
 from rtseg.errors import BackendError, InputError, OutputError
+from rtseg.loading import LoadedModel, open_model
 from rtseg.pipeline import Pipeline, PipelineConfig, PipelineInterrupted, PipelineStats
 from rtseg.pipeline.queues import END, StageQueue, StopRequested
 from rtseg.pipeline.stages import resize_into
-from rtseg.runtime import LoadedModel, open_model
 from rtseg.viz import Visualizer, VizConfig
 
 FRAME_H, FRAME_W = 48, 64

@@ -11,13 +11,12 @@ import pytest
 from conftest import TINY_SIZE, structured_frames
 
 from rtseg.errors import BackendError, DeviceError, MissingDependencyError, ModelError
-from rtseg.runtime import open_model
+from rtseg.loading import open_model, open_tensorrt_backend
 from rtseg.runtime.tensorrt_backend import (
     TensorDesc,
     TensorRTBackend,
     buffer_specs,
     check_io,
-    open_tensorrt_backend,
 )
 
 H, W = TINY_SIZE
@@ -204,6 +203,7 @@ def test_cuda_graph_is_recaptured_after_the_batch_size_changes(fake_engine, tiny
 def test_engine_file_given_is_used_as_given(fake_engine, fake_device, tiny_package, tmp_path, monkeypatch):
     import shutil
 
+    import rtseg.engine as engines
     import rtseg.engine.cache as cache
     import rtseg.runtime.cuda as cuda
     from rtseg.engine import BuildConfig, EngineEnvironment, write_engine_sidecar
@@ -211,7 +211,8 @@ def test_engine_file_given_is_used_as_given(fake_engine, fake_device, tiny_packa
     _, plan = fake_engine()
     monkeypatch.setattr(cuda, "open_cuda_memory", lambda: fake_tensorrt.HostMemory())
     monkeypatch.setattr(cuda, "available_memory_implementations", lambda: ["host-fake"])
-    monkeypatch.setattr(cache, "find_or_build_engine", pytest.fail)  # nothing may build
+    for module in (cache, engines):
+        monkeypatch.setattr(module, "find_or_build_engine", pytest.fail)  # nothing may build
     alone = tmp_path / "alone"
     alone.mkdir()
     engine = alone / "x.engine"  # no x.onnx beside it: only the engine and its sidecar
@@ -261,7 +262,7 @@ def test_backend_rejects_wrong_frames_and_foreign_engines(fake_engine, tiny_pack
 
 @pytest.fixture
 def fake_device(monkeypatch):
-    import rtseg.runtime.cuda.device as device
+    import rtseg.core.gpu as device
 
     monkeypatch.setattr(
         device, "cuda_device_info", lambda index=0: device.DeviceInfo(0, "NVIDIA H100", (9, 0), 0)
@@ -304,7 +305,7 @@ class _Cudart:
     ],
 )
 def test_insufficient_driver_is_named_as_such(monkeypatch, driver, message):
-    import rtseg.runtime.cuda.device as device
+    import rtseg.core.gpu as device
 
     monkeypatch.setattr(device, "import_cudart", lambda: _Cudart(driver))
     with pytest.raises(DeviceError, match=message):
@@ -313,7 +314,7 @@ def test_insufficient_driver_is_named_as_such(monkeypatch, driver, message):
 
 def test_no_driver_with_the_real_cuda_python_is_one_clear_error():
     cudart = _cudart()
-    from rtseg.runtime.cuda.device import cuda_device_info
+    from rtseg.core.gpu import cuda_device_info
 
     if cudart.cudaGetDeviceCount()[0] == cudart.cudaError_t.cudaSuccess:
         pytest.skip("this machine has a CUDA GPU")
@@ -340,7 +341,7 @@ def test_open_without_tensorrt(monkeypatch, tiny_package):
 
 
 def test_open_without_gpu(monkeypatch, tiny_package):
-    import rtseg.runtime.cuda.device as device
+    import rtseg.core.gpu as device
 
     trt = fake_tensorrt.make_module(H, W)
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
@@ -354,8 +355,8 @@ def test_open_without_gpu(monkeypatch, tiny_package):
 
 
 def test_open_without_cuda_bindings(monkeypatch, tiny_package):
+    import rtseg.core.gpu as device
     import rtseg.runtime.cuda as cuda
-    import rtseg.runtime.cuda.device as device
 
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.make_module(H, W))
     monkeypatch.setattr(device, "cuda_device_info", lambda index=0: device.DeviceInfo(0, "GPU", (8, 9), 0))
@@ -368,7 +369,7 @@ def test_open_without_cuda_bindings(monkeypatch, tiny_package):
 
 
 def _cudart():
-    from rtseg.runtime.cuda.device import import_cudart
+    from rtseg.core.gpu import import_cudart
 
     cudart = import_cudart()
     if cudart is None:

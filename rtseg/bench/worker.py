@@ -80,8 +80,8 @@ def _device_memory_used_mb() -> float | None:
 def open_for_bench(spec: dict):
     """A LoadedModel for the spec: eager PyTorch from the checkpoint at the spec's size, or
     the ONNX package on onnxruntime / TensorRT."""
-    from rtseg.package import load_package
-    from rtseg.runtime import LoadedModel, open_model
+    from rtseg.core.package import load_package
+    from rtseg.loading import LoadedModel, open_model
 
     size = tuple(spec["size"])
     if spec["backend"] == "torch":

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.package import ModelPackage, sha256_file
 from rtseg.engine.environment import EngineEnvironment
 from rtseg.engine.onnx_prep import PREP_VERSION
 from rtseg.errors import ModelError
-from rtseg.package import ModelPackage, sha256_file
 
 ENGINE_FORMAT = "rtseg-engine"
 ENGINE_FORMAT_VERSION = 2  # 2: build parameters and graph rewrite version in the key

@@ -16,8 +16,8 @@ import contextlib
 import warnings
 from pathlib import Path
 
+from rtseg.core.package import ModelPackage, write_sidecar
 from rtseg.errors import ExportError
-from rtseg.package import ModelPackage, write_sidecar
 
 KEEP_FLOAT32_OPS = ("ArgMax",)
 CONVERT_TO_FP16_OPS = ("Resize", "Upsample")

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from rtseg.errors import ExportError
-from rtseg.export.graph import DeployableSegmenter
+from rtseg.models.deploy import DeployableSegmenter
 
 OPSET = 18
 INPUT_NAME = "image"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import resize_frame
 from rtseg.errors import InputError
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stats import PipelineStats, RateMeter

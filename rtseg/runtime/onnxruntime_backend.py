@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
+from rtseg.core.package import ModelPackage
 from rtseg.errors import BackendError, ModelError
-from rtseg.package import ModelPackage
 from rtseg.runtime.base import Backend
 
 PROVIDER_ALIASES = {

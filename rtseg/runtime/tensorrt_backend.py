@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.package import ModelPackage
 from rtseg.errors import BackendError, ModelError
-from rtseg.package import ModelPackage
 from rtseg.runtime.base import Backend
 
 SLOTS = 2
@@ -215,7 +215,7 @@ class TensorRTBackend(Backend):
         memory=None,
         cuda_graphs: bool = False,
     ):
-        from rtseg.engine.environment import require_tensorrt
+        from rtseg.core.gpu import require_tensorrt
         from rtseg.runtime.cuda import open_cuda_memory
 
         trt = require_tensorrt()
@@ -349,92 +349,3 @@ class TensorRTBackend(Backend):
                     self.engine = self.runtime = None  # contexts first, then the engine
         finally:
             memory.close()
-
-
-def open_tensorrt_backend(
-    package: ModelPackage, engine_path: str | Path | None = None, batch: int = 1, build_config=None, log=None
-) -> TensorRTBackend:
-    """The TensorRT backend for `package`: reuses the matching engine beside it or builds one.
-
-    Raises MissingDependencyError without TensorRT or cuda-python/pycuda, DeviceError without a
-    GPU (checked before anything touches trt.Builder or trt.Runtime).
-    """
-    from rtseg.engine import BuildConfig, engine_environment, find_or_build_engine
-
-    env = engine_environment()
-    _require_cuda_memory()
-    log = log or (lambda line: print(f"rtseg: {line}", file=sys.stderr))
-    config = build_config or BuildConfig(max_batch=max(batch, BuildConfig().max_batch))
-    record = find_or_build_engine(package, engine_path, config, env=env, log=log, batch=batch)
-    return TensorRTBackend(record.path, package, batch=batch)
-
-
-def _require_cuda_memory() -> None:
-    from rtseg.errors import MissingDependencyError
-    from rtseg.runtime.cuda import available_memory_implementations
-
-    if not available_memory_implementations():
-        raise MissingDependencyError("cuda-python (or pycuda)", "trt", "the TensorRT backend")
-
-
-def engine_package(engine_path: str | Path) -> ModelPackage:
-    """The model package an engine file was built from, for its classes, palette and input size:
-    the `package` in its sidecar `NAME.engine.json`, else the package sidecar `NAME.json` beside
-    it. ModelError when there is neither. The ONNX itself is neither needed nor read."""
-    import json
-
-    from rtseg.engine.cache import engine_sidecar_path, read_engine_sidecar
-    from rtseg.package import validate_meta
-
-    engine_path = Path(engine_path)
-    if not engine_path.is_file():
-        raise ModelError(f"engine {engine_path} does not exist")
-    sidecar, beside = engine_sidecar_path(engine_path), engine_path.with_suffix(".json")
-    if sidecar.is_file():
-        engine_meta = read_engine_sidecar(engine_path)
-        meta, onnx = engine_meta.get("package"), engine_meta.get("onnx")
-    elif beside.is_file():
-        sidecar = beside
-        try:
-            meta = json.loads(beside.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{beside}: not valid JSON ({exc})") from exc
-        onnx = meta.get("onnx") if isinstance(meta, dict) else None
-    else:
-        raise ModelError(
-            f"engine {engine_path} has neither a sidecar {sidecar.name} nor a model package "
-            f"{beside.name} beside it (rtseg needs its classes and input size); build it with "
-            "'rtseg build-engine PACKAGE.onnx -o ENGINE'"
-        )
-    validate_meta(meta, sidecar)
-    return ModelPackage((engine_path.parent / str(onnx)).resolve(), sidecar.resolve(), meta)
-
-
-def check_engine_environment(engine_path: Path, env) -> None:
-    """ModelError when the sidecar says the engine was built for another TensorRT or GPU
-    architecture than `env` (TensorRT could not load it); quiet without a sidecar."""
-    from rtseg.engine.cache import engine_sidecar_path, read_engine_sidecar
-
-    if not engine_sidecar_path(engine_path).is_file():
-        return
-    key = read_engine_sidecar(engine_path)["key"]
-    built = (str(key.get("tensorrt")), str(key.get("compute_capability")))
-    if built != (env.trt_version, env.compute_capability):
-        raise ModelError(
-            f"{engine_path.name} was built with TensorRT {built[0]} for compute {built[1]}; this "
-            f"machine has TensorRT {env.trt_version} and compute {env.compute_capability}: rebuild it "
-            f"with 'rtseg build-engine PACKAGE.onnx -o {engine_path}'"
-        )
-
-
-def open_tensorrt_engine(engine_path: str | Path, batch: int = 1) -> tuple[TensorRTBackend, ModelPackage]:
-    """The TensorRT backend over the engine file given, used as given (never rebuilt), and the
-    package it was built from (`engine_package`)."""
-    from rtseg.engine import engine_environment
-
-    engine_path = Path(engine_path)
-    package = engine_package(engine_path)
-    env = engine_environment()  # TensorRT, then a GPU, before trt.Runtime
-    check_engine_environment(engine_path, env)
-    _require_cuda_memory()
-    return TensorRTBackend(engine_path, package, batch=batch), package

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rtseg.export.graph import DeployableSegmenter
+from rtseg.core.checkpoint import load_checkpoint
+from rtseg.models import model_from_checkpoint
+from rtseg.models.deploy import DeployableSegmenter
 from rtseg.runtime.base import Backend
-from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 class TorchBackend(Backend):

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rtseg.core.checkpoint import load_checkpoint, save_checkpoint
 from rtseg.data.labels import IGNORE_INDEX
 from rtseg.data.transforms import AugmentConfig, augment
 from rtseg.errors import InputError, ModelError, RtsegError
 from rtseg.models import create_model
 from rtseg.models.registry import encoder_normalization
-from rtseg.train.checkpoint import load_checkpoint, save_checkpoint
 from rtseg.train.losses import LOSSES, build_loss, class_weight_tensor, parse_class_weights
 from rtseg.train.metrics import ConfusionMatrix
 

@@ -173,7 +173,7 @@ def engines_dir() -> Path:
     env = os.environ.get("RTSEG_ENGINES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "engines"
+    return Path(__file__).resolve().parents[2] / "engines"
 
 
 DEFAULT_MODEL = "camvid_effl0_fpn"
