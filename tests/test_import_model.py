@@ -304,7 +304,8 @@ def test_an_rtseg_network_imported_as_a_module_equals_its_rtseg_export(
     pytest.importorskip("torch")
     from conftest import TINY_SIZE
 
-    from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from rtseg.core.checkpoint import load_checkpoint
+    from rtseg.models import model_from_checkpoint
 
     payload = load_checkpoint(tiny_checkpoint)
     norm = payload["normalization"]

@@ -206,6 +206,7 @@ class TensorRTBackend(Backend):
     CudaMemory; default: the installed one) is closed with the backend."""
 
     name = "tensorrt"
+    overlaps = True
 
     def __init__(
         self,
@@ -294,12 +295,9 @@ class TensorRTBackend(Backend):
             raise BackendError(f"TensorRT refused input shape {shape}")
         slot.batch = count
 
-    def submit(self, images: np.ndarray) -> Pending:
+    def _submit_impl(self, images: np.ndarray) -> Pending:
         """Start `(n, H, W, 3) uint8 RGB` frames (n <= max_batch) on the next slot; returns at once."""
-        self.check_batch(images)
         count = len(images)
-        if count > self.max_batch:
-            raise BackendError(f"submit takes at most {self.max_batch} frames, got {count}")
         slot = self.slots[self._next]
         self._next = (self._next + 1) % len(self.slots)
         if slot.pending is not None:
@@ -318,14 +316,13 @@ class TensorRTBackend(Backend):
         slot.pending = Pending(self, slot, count)
         return slot.pending
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         """`(N, H, W, 3) uint8 RGB` -> `(N, H, W) uint8` ids; chunks alternate between the slots."""
-        self.check_batch(images)
         results, in_flight = [], deque()
         for start in range(0, len(images), self.max_batch):
             if len(in_flight) == len(self.slots):
                 results.append(in_flight.popleft().wait())
-            in_flight.append(self.submit(images[start : start + self.max_batch]))
+            in_flight.append(self._submit_impl(images[start : start + self.max_batch]))
         results.extend(p.wait() for p in in_flight)
         return np.concatenate(results) if results else np.empty((0, *self.input_size), np.uint8)
 
@@ -333,9 +330,8 @@ class TensorRTBackend(Backend):
         h, w = self.input_size
         return f"tensorrt[{self.engine_path.name}, {self.memory_name}, batch {self.max_batch}, {w}x{h}]"
 
-    def close(self) -> None:
-        """Free the slots, the engine and the CUDA memory, whatever state a failed load left;
-        idempotent."""
+    def _close_impl(self) -> None:
+        """Free the slots, the engine and the CUDA memory, whatever state a failed load left."""
         memory, self.memory = self.memory, None
         if memory is None:
             return
