@@ -73,6 +73,8 @@ class RunConfig:
         each frame's size; annotated JPEG frames. show: a window (main thread).
     mode / alpha / legend / hud: how frames are drawn (hud None: on with show, off for files).
     quiet: no progress bar and no header line.
+    strict: the first input damage (corrupt packet, undecodable frame, file cut short) is an
+        InputError; by default it is decoded through, counted and reported in the stats.
     """
 
     source_uri: str
@@ -95,6 +97,7 @@ class RunConfig:
     codec: str = "auto"
     quiet: bool = False
     snapshot_dir: Path = Path(".")
+    strict: bool = False
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -176,12 +179,13 @@ def write_stats_json(cfg: RunConfig, stats) -> None:
 def execute(cfg: RunConfig):
     """Open input, model and outputs (every check before a thread starts), run, write the stats
     JSON. Returns the PipelineStats; raises PipelineInterrupted (a KeyboardInterrupt carrying
-    the stats, after writing the stats JSON) on Ctrl-C / SIGTERM."""
-    from rtseg.pipeline import PipelineInterrupted
+    the stats, after writing the stats JSON) on Ctrl-C / SIGTERM, and SourceFailed (an
+    InputError carrying the stats, after writing them) when the input failed mid-run."""
+    from rtseg.pipeline import PipelineInterrupted, SourceFailed
 
     try:
         stats = _run_pipeline(cfg)
-    except PipelineInterrupted as stop:
+    except (PipelineInterrupted, SourceFailed) as stop:
         write_stats_json(cfg, stop.stats)
         raise
     write_stats_json(cfg, stats)
@@ -200,7 +204,9 @@ def _run_pipeline(cfg: RunConfig):
         check_writable_folder(cfg.snapshot_dir, "--snapshot-dir")
     model_path = resolve_model_path(cfg.model, cfg.backend)
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
+        source = stack.enter_context(
+            open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps, strict=cfg.strict)
+        )
         model = open_loaded_model(model_path, cfg.backend, cfg.device, cfg.threads)
         stack.enter_context(model.backend)
         fps = cfg.fps or source.fps or DEFAULT_FOLDER_FPS
@@ -256,6 +262,7 @@ def run(
     codec: str = "auto",
     quiet: bool = True,
     snapshot_dir: str | os.PathLike = ".",
+    strict: bool = False,
 ):
     """Run the whole pipeline on `source` to the outputs asked for; returns the PipelineStats.
 
@@ -264,8 +271,10 @@ def run(
     With no output at all the run only measures. `quiet` (default here): no progress bar and no
     header line. Returns `PipelineStats` (`.frames`, `.fps`, `.latency_ms()`, `.to_json()`,
     `.summary()`). Raises InputError / ModelError / OutputError / BackendError before any
-    thread starts, the first stage error after closing every output, and PipelineInterrupted
-    (a KeyboardInterrupt with `.stats`) on Ctrl-C / SIGTERM when called from the main thread.
+    thread starts, the first stage error after closing every output, SourceFailed (an
+    InputError with `.stats`) when the input fails mid-run after every frame read before it was
+    written, and PipelineInterrupted (a KeyboardInterrupt with `.stats`) on Ctrl-C / SIGTERM
+    when called from the main thread. `strict`: the first input damage is an error.
     """
     cfg = RunConfig(
         source_uri=str(source),
@@ -288,6 +297,7 @@ def run(
         codec=codec,
         quiet=quiet,
         snapshot_dir=Path(snapshot_dir),
+        strict=strict,
     )
     return execute(cfg)
 
