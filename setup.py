@@ -40,7 +40,7 @@ setup(
         "trt-cu12": ["tensorrt-cu12>=10.0", "cuda-python>=12.6,<13"],
         "pycuda": ["pycuda>=2022.1"],
         "ray": ["ray>=2.9"],
-        "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7"],
+        "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7", "tritonclient[grpc]>=2.40"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )
