@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from rtseg.errors import ModelError, RtsegError
-from rtseg.package import default_package_for
+from rtseg.package import default_package_for, portable
 from rtseg.pipeline import Pipeline, PipelineConfig
 from rtseg.runtime import open_model
 from rtseg.video import Mp4Sink, open_source
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     print_table(result)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps(portable(result), indent=2) + "\n")
     return 0
 
 

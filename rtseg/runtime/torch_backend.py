@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from rtseg.errors import import_optional
 from rtseg.export.graph import DeployableSegmenter
 from rtseg.runtime.base import Backend
 from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+torch = import_optional("torch")  # MissingDependencyError naming the extra
 
 
 class TorchBackend(Backend):

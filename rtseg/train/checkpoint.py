@@ -11,10 +11,10 @@ import os
 import pickle
 from pathlib import Path
 
-import torch
-from torch import nn
+from rtseg.errors import ModelError, import_optional
 
-from rtseg.errors import ModelError
+torch = import_optional("torch")  # MissingDependencyError naming the extra
+nn = torch.nn
 
 FORMAT = "rtseg-checkpoint"
 
