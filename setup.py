@@ -3,7 +3,7 @@ extras add training / export (`train`), TensorRT (`trt`, `trt-cu13`), Ray, plots
 
 The bundled model packages live in the repo's top-level `engines/` and ship inside the wheel as
 the package `rtseg._bundled` (found at run time with importlib.resources, see
-rtseg.package.engines_dir).
+rtseg.core.package.engines_dir).
 """
 
 from pathlib import Path

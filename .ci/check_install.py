@@ -77,7 +77,7 @@ def rtseg(*args: str, cwd: str) -> subprocess.CompletedProcess:
 
 
 def check_commands(video: Path | None, errors: list[str], tmp: str) -> None:
-    from rtseg.package import default_package_for, engines_dir
+    from rtseg.core.package import default_package_for, engines_dir
 
     shown = rtseg("--help", cwd=tmp)
     if shown.returncode != 0 or "run" not in shown.stdout or "export" not in shown.stdout:
@@ -103,7 +103,7 @@ def main() -> int:
     parser.add_argument("--video", type=Path, help="clip for `rtseg run` (skipped when not given)")
     args = parser.parse_args()
     import rtseg
-    from rtseg.package import engines_dir
+    from rtseg.core.package import engines_dir
 
     errors: list[str] = []
     where = Path(rtseg.__file__).resolve().parent

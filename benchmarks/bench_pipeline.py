@@ -24,10 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rtseg.core.package import default_package_for, portable
 from rtseg.errors import ModelError, RtsegError
-from rtseg.package import default_package_for, portable
+from rtseg.loading import open_model
 from rtseg.pipeline import Pipeline, PipelineConfig
-from rtseg.runtime import open_model
 from rtseg.video import Mp4Sink, open_source
 from rtseg.viz import Visualizer, VizConfig
 

@@ -79,9 +79,9 @@ def make_tiny_checkpoint(path: Path, input_size=TINY_SIZE, seed: int = 0) -> Pat
     """A randomly initialised fpn_lite/efficientnet_lite0 CamVid checkpoint (no pretrained)."""
     import torch
 
+    from rtseg.core.checkpoint import save_checkpoint
     from rtseg.data.labels import CAMVID
     from rtseg.models import create_model
-    from rtseg.train.checkpoint import save_checkpoint
 
     torch.manual_seed(seed)
     model = create_model("fpn_lite", "efficientnet_lite0", CAMVID.num_classes)

@@ -11,8 +11,8 @@ from conftest import TINY_SIZE, structured_frames
 
 from rtseg.cli import main
 from rtseg.cli.export import parse_size
+from rtseg.core.package import load_package
 from rtseg.errors import InputError
-from rtseg.package import load_package
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import REPO, structured_frames, write_video
 
 from rtseg.cli import main
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import resize_frame
 
 
 def rtseg_run(*args, env=None):
@@ -51,7 +51,7 @@ def band_package(tmp_path_factory):
 
 def expected_masks(package, frames) -> list[np.ndarray]:
     """What the model says on each frame: resize to model size, infer, nearest back to frame size."""
-    from rtseg.runtime import open_model
+    from rtseg.loading import open_model
 
     h, w = package.input_size
     with open_model(package.onnx_path, threads=1).backend as backend:

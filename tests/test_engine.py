@@ -13,6 +13,7 @@ from conftest import TINY_SIZE
 
 from rtseg.cli import main
 from rtseg.cli.engine import parse_bytes
+from rtseg.core.gpu import DeviceInfo
 from rtseg.engine import (
     BuildConfig,
     EngineEnvironment,
@@ -25,7 +26,6 @@ from rtseg.engine import (
 from rtseg.engine.builder import batch_profile, build_engine
 from rtseg.engine.environment import engine_environment
 from rtseg.errors import DeviceError, InputError, MissingDependencyError, ModelError
-from rtseg.runtime.cuda.device import DeviceInfo
 
 H100 = EngineEnvironment("10.7.0", "NVIDIA H100 80GB HBM3", "9.0")
 KEY_ARGS = ("10.7.0", "NVIDIA H100", "9.0", "fp32", "ab" * 32)
@@ -39,7 +39,7 @@ def no_tensorrt(monkeypatch):
 @pytest.fixture
 def no_gpu(monkeypatch):
     """No cuda-python, no pycuda, no nvidia-smi: whatever this machine has."""
-    import rtseg.runtime.cuda.device as device
+    import rtseg.core.gpu as device
 
     monkeypatch.setattr(device, "import_cudart", lambda: None)
     monkeypatch.setitem(sys.modules, "pycuda", None)
@@ -56,7 +56,7 @@ def fake_trt(monkeypatch):
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
-    import rtseg.runtime.cuda.device as device
+    import rtseg.core.gpu as device
 
     info = DeviceInfo(0, "NVIDIA H100", (9, 0), 80 << 30)
     monkeypatch.setattr(device, "cuda_device_info", lambda index=0: info)
@@ -303,35 +303,6 @@ def test_cli_build_engine_with_fake_tensorrt(fake_trt, fake_gpu, tiny_package, t
     meta = read_engine_sidecar(out)
     assert meta["key"]["tensorrt"] == "10.99.0" and meta["profile"]["max"][0] == 2
     assert list((tmp_path / "cache" / "timing").glob("trt10.99.0_sm90_*.cache"))
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "rtseg.engine",
-        "rtseg.engine.builder",
-        "rtseg.engine.cache",
-        "rtseg.engine.environment",
-        "rtseg.runtime.tensorrt_backend",
-        "rtseg.runtime.cuda",
-        "rtseg.runtime.cuda.cuda_python_memory",
-        "rtseg.runtime.cuda.pycuda_memory",
-        "rtseg.export.fp16",
-        "rtseg.export.int8",
-        "rtseg.export.precision",
-        "rtseg.export.qdq_rules",
-        "rtseg.export.calibration",
-        "rtseg.cli.engine",
-        "rtseg.cli.export",
-    ],
-)
-def test_modules_import_without_optional_extras(monkeypatch, module):
-    import importlib
-
-    for name in ("tensorrt", "pycuda", "pycuda.driver", "cuda", "cuda.bindings"):
-        monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, module, raising=False)
-    importlib.import_module(module)
 
 
 def test_inspect_engine_tool_prints_the_sidecar_key(tiny_package, tmp_path):

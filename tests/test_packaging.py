@@ -14,16 +14,16 @@ from pathlib import Path
 import onnx
 import pytest
 
+from rtseg.core.package import engines_dir, portable, portable_source, relative_reference
 from rtseg.errors import MissingDependencyError, import_optional
 from rtseg.export.onnx_export import STACK_TRACE_KEY, drop_stack_traces
-from rtseg.package import engines_dir, portable, portable_source, relative_reference
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = [
     f"camvid_effl0_fpn{v}.{ext}" for v in ("", "_fp16", "_int8", "_int8cpu") for ext in ("onnx", "json")
 ] + ["camvid_effl0_fpn.pth", "metrics.json", "MODEL_CARD.md"]
 # An absolute POSIX path in a string: `/x...` at the start or after whitespace, ':', '(' or '='
-# (written apart from rtseg.package's own pattern on purpose).
+# (written apart from rtseg.core.package's own pattern on purpose).
 ABSOLUTE = re.compile(r"(?:^|[\s:(=])/[\w.-]")
 
 

@@ -11,13 +11,12 @@ import pytest
 from conftest import TINY_SIZE, structured_frames
 
 from rtseg.errors import BackendError, DeviceError, MissingDependencyError, ModelError
-from rtseg.runtime import open_model
+from rtseg.loading import open_model, open_tensorrt_backend
 from rtseg.runtime.tensorrt_backend import (
     TensorDesc,
     TensorRTBackend,
     buffer_specs,
     check_io,
-    open_tensorrt_backend,
 )
 
 H, W = TINY_SIZE
@@ -154,7 +153,7 @@ def test_open_without_tensorrt(monkeypatch, tiny_package):
 
 
 def test_open_without_gpu(monkeypatch, tiny_package):
-    import rtseg.runtime.cuda.device as device
+    import rtseg.core.gpu as device
 
     trt = fake_tensorrt.make_module(H, W)
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
@@ -168,8 +167,8 @@ def test_open_without_gpu(monkeypatch, tiny_package):
 
 
 def test_open_without_cuda_bindings(monkeypatch, tiny_package):
+    import rtseg.core.gpu as device
     import rtseg.runtime.cuda as cuda
-    import rtseg.runtime.cuda.device as device
 
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.make_module(H, W))
     monkeypatch.setattr(device, "cuda_device_info", lambda index=0: device.DeviceInfo(0, "GPU", (8, 9), 0))
@@ -182,7 +181,7 @@ def test_open_without_cuda_bindings(monkeypatch, tiny_package):
 
 
 def _cudart():
-    from rtseg.runtime.cuda.device import import_cudart
+    from rtseg.core.gpu import import_cudart
 
     cudart = import_cudart()
     if cudart is None:

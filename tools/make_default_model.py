@@ -7,7 +7,7 @@ package `camvid_effl0_fpn.onnx`, and its variants `_fp16` (float16 graph), `_int
 rules: symmetric int8, per-channel weights) and `_int8cpu` (Q/DQ tuned for ONNX Runtime's CPU
 provider). Each sidecar gets `metrics`: CamVid val mIoU and per-class IoU, ms per frame on ONNX
 Runtime (CPU, `--threads`), argmax agreement with FP32 on the dashcam video; `rtseg run` picks
-the fastest variant within the accuracy targets from these (rtseg.package.pick_default_variant).
+the fastest variant within the accuracy targets from these (rtseg.core.package.pick_default_variant).
 Writes `engines/metrics.json` with everything measured. Uses only the public API.
 """
 
@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rtseg.core.checkpoint import load_checkpoint, save_checkpoint
+from rtseg.core.package import load_package, portable, variant_path, write_sidecar
+from rtseg.evaluation import EvalConfig, evaluate
 from rtseg.export.calibration import calibration_frames
 from rtseg.export.int8 import Int8Options
 from rtseg.export.precision import ExportConfig, argmax_agreement, export_model
-from rtseg.package import load_package, portable, variant_path, write_sidecar
-from rtseg.runtime import open_model
-from rtseg.train.checkpoint import load_checkpoint, save_checkpoint
-from rtseg.train.evaluate import EvalConfig, evaluate
+from rtseg.loading import open_model
 
 REPO = Path(__file__).resolve().parent.parent
 KEEP = ("model", "labels", "normalization", "input_size", "state_dict", "epoch", "val", "config")

@@ -7,8 +7,8 @@ import json
 import math
 from pathlib import Path
 
+from rtseg.core.package import portable
 from rtseg.errors import MissingDependencyError, OutputError
-from rtseg.package import portable
 
 CSV_COLUMNS = (
     "model",

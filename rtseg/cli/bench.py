@@ -16,8 +16,8 @@ from rtseg.bench.config import (
     parse_e2e_combos,
     parse_sizes,
 )
+from rtseg.core.package import default_model_path
 from rtseg.errors import InputError, MissingDependencyError, OutputError
-from rtseg.package import default_model_path
 
 
 @click.command("bench")

@@ -63,9 +63,9 @@ def parse_bytes(text: str | None) -> int | None:
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose log.")
 def build_engine(model, output, workspace, timing_cache, max_batch, verbose):
     """Build a TensorRT engine (strongly typed: precision comes from the ONNX) for MODEL."""
+    from rtseg.core.package import load_package
     from rtseg.engine import BuildConfig, find_or_build_engine
     from rtseg.engine.environment import engine_environment
-    from rtseg.package import load_package
 
     package = load_package(model)
     config = BuildConfig(

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rtseg.errors import OutputError
+from rtseg.loading import BACKENDS
 
 
 def format_report(result: dict) -> str:
@@ -64,7 +65,7 @@ def write_json(path: Path, result: dict) -> None:
 @click.option("--split", default="val", show_default=True)
 @click.option(
     "--backend",
-    type=click.Choice(["onnxruntime", "torch", "tensorrt"]),
+    type=click.Choice(BACKENDS),
     default=None,
     help="[default: torch for a checkpoint, onnxruntime for a package]",
 )
@@ -93,8 +94,8 @@ def evaluate(
     model, dataset, data_root, split, backend, flip_tta, min_blob, limit, batch_size, threads, json_path
 ):
     """Score a model on a labelled dataset split: per-class IoU, mIoU, pixel accuracy."""
-    from rtseg.train.evaluate import EvalConfig
-    from rtseg.train.evaluate import evaluate as run_evaluation
+    from rtseg.evaluation import EvalConfig
+    from rtseg.evaluation import evaluate as run_evaluation
 
     config = EvalConfig(
         model=str(model),

@@ -13,46 +13,14 @@ holds every frame processed so far).
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from rtseg.errors import InputError, ModelError, OutputError
-
-BACKEND_CHOICES = ("onnxruntime", "torch", "tensorrt")
-MODE_CHOICES = ("overlay", "mask", "side-by-side")
-DEFAULT_FOLDER_FPS = 25.0  # MP4 rate for a source with no frame rate (frames folders)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything `rtseg run` was asked to do. `source_uri` is what `open_source` takes."""
-
-    source_uri: str
-    model: Path | None = None  # None: the bundled default model
-    backend: str = "onnxruntime"
-    threads: int | None = None
-    output: Path | None = None
-    masks: Path | None = None
-    save_frames: Path | None = None
-    show: bool = False
-    mode: str = "overlay"
-    alpha: float = 0.5
-    legend: bool = True
-    hud: bool | None = None  # None: on with --show, off for files
-    max_frames: int | None = None
-    stats_json: Path | None = None
-    realtime: bool = False
-    fps: float | None = None
-    codec: str = "auto"
-    quiet: bool = False
-    snapshot_dir: Path = Path(".")
+from rtseg.api import MODE_CHOICES, RunConfig, execute
+from rtseg.errors import InputError
+from rtseg.loading import BACKENDS
 
 
 def pick_source(video, frames, camera, source) -> str:
@@ -73,112 +41,9 @@ def pick_source(video, frames, camera, source) -> str:
     return str(next(iter(given.values())))
 
 
-def resolve_model_path(model: Path | None, backend: str = "onnxruntime") -> Path:
-    """`model`, else the bundled package: on ONNX Runtime the fastest variant whose measured
-    mIoU drop is within target (sidecar metrics), on TensorRT the fp16 variant, else fp32."""
-    if model is not None:
-        return model
-    from rtseg.package import default_model_path, default_package_for
-
-    path = default_model_path()
-    if not path.is_file():
-        raise ModelError(
-            f"no default model at {path}; pass --model PATH (a model package .onnx with its .json sidecar)"
-        )
-    return default_package_for(backend)
-
-
-def check_writable_folder(path: Path, what: str) -> None:
-    """OutputError unless `path` is an existing folder this process can create files in."""
-    if not path.is_dir():
-        problem = "is a file, not a folder" if path.exists() else "does not exist"
-        raise OutputError(f"{what} {path} {problem}")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise OutputError(f"{what} {path}: folder is not writable")
-
-
-def check_writable_file(path: Path, what: str) -> None:
-    """OutputError unless `path` can be created or overwritten as a regular file."""
-    if path.is_dir():
-        raise OutputError(f"{what} {path} is a folder, not a file")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{what} {path}: folder {parent} does not exist")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"{what} {path}: not writable")
-    try:  # a real probe: permission bits say nothing for root or for /proc
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".rtseg-probe-"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"{what} {path}: folder {parent} is not writable ({exc.strerror})") from None
-
-
-def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
-    """Mp4Sink / MaskSink / FramesSink for the outputs asked for; each checks its path now."""
-    from rtseg.video import FramesSink, MaskSink, Mp4Sink
-
-    sinks = []
-    if cfg.output is not None:
-        sinks.append(stack.enter_context(Mp4Sink(cfg.output, fps=fps, codec=cfg.codec)))
-    if cfg.masks is not None:
-        sinks.append(stack.enter_context(MaskSink(cfg.masks)))
-    if cfg.save_frames is not None:
-        sinks.append(stack.enter_context(FramesSink(cfg.save_frames)))
-    return sinks
-
-
-def execute(cfg: RunConfig):
-    """Open input, model and outputs (every check before a thread starts), run, report.
-
-    Returns the PipelineStats; raises PipelineInterrupted after Ctrl-C / SIGTERM.
-    """
-    from rtseg.pipeline import Pipeline, PipelineConfig
-    from rtseg.runtime import open_model
-    from rtseg.video import open_source
-    from rtseg.viz import VizConfig
-
-    if cfg.stats_json is not None:
-        check_writable_file(cfg.stats_json, "--stats-json")
-    if cfg.show:
-        check_writable_folder(cfg.snapshot_dir, "--snapshot-dir")
-    model_path = resolve_model_path(cfg.model, cfg.backend)
-    with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
-        model = open_model(model_path, backend=cfg.backend, threads=cfg.threads)
-        stack.enter_context(model.backend)
-        fps = cfg.fps or source.fps or DEFAULT_FOLDER_FPS
-        sinks = open_sinks(cfg, fps, stack)
-        display = None
-        if cfg.show:
-            from rtseg.video import WindowDisplay
-
-            display = stack.enter_context(WindowDisplay("rtseg"))
-        hud = cfg.show if cfg.hud is None else cfg.hud
-        viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=hud)
-        pipeline_cfg = PipelineConfig(
-            max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet, snapshot_dir=cfg.snapshot_dir
-        )
-        if not cfg.quiet:
-            click.echo(
-                f"rtseg: {source.description or cfg.source_uri} -> {model_path.name} "
-                f"on {model.backend.describe()}"
-            )
-            if display is not None:
-                click.echo(
-                    "rtseg: window keys: q / Esc quit, space pause, m overlay / mask / "
-                    "side-by-side, + / - alpha, s snapshot"
-                )
-        return Pipeline(source, model, sinks, pipeline_cfg, display=display).run()
-
-
 def report(cfg: RunConfig, stats) -> None:
     if not cfg.quiet:
         click.echo(stats.summary())
-    if cfg.stats_json is not None:
-        try:
-            cfg.stats_json.write_text(json.dumps(stats.to_json(), indent=2) + "\n")
-        except OSError as exc:
-            raise OutputError(f"--stats-json {cfg.stats_json}: cannot write ({exc.strerror})") from exc
 
 
 @click.command("run")
@@ -189,7 +54,7 @@ def report(cfg: RunConfig, stats) -> None:
 )
 @click.option("--source", "source_uri", type=str, help="Any input URI: rtsp://..., lavfi:testsrc2=...")
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="onnxruntime", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend.")
 @click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
 @click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")

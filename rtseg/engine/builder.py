@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rtseg.core.gpu import require_tensorrt
 from rtseg.engine.cache import BuildConfig
-from rtseg.engine.environment import require_tensorrt
 from rtseg.engine.onnx_prep import write_prepared
 from rtseg.errors import BackendError, ModelError
 
@@ -175,7 +175,7 @@ def build_engine(
     Checks for TensorRT, then for a GPU, before touching trt.Builder. ModelError when the ONNX
     cannot be parsed, BackendError when TensorRT cannot build it.
     """
-    from rtseg.runtime.cuda.device import cuda_device_info
+    from rtseg.core.gpu import cuda_device_info
 
     config = config or BuildConfig()
     trt = require_tensorrt()

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.package import ModelPackage, sha256_file
 from rtseg.engine.environment import EngineEnvironment
 from rtseg.errors import ModelError
-from rtseg.package import ModelPackage, sha256_file
 
 ENGINE_FORMAT = "rtseg-engine"
 ENGINE_FORMAT_VERSION = 1

@@ -1,2 +1,3 @@
-"""Checkpoint -> model package: torch -> ONNX with the parity check, fp16 conversion, int8 Q/DQ
-calibration. Needs the `train` extra (torch, onnxscript, onnxconverter-common)."""
+"""torch -> ONNX model packages: export with the parity check, FP16 conversion, INT8 Q/DQ
+calibration and TensorRT's Q/DQ rules. Needs the `train` extra (torch, onnxscript,
+onnxconverter-common)."""

@@ -15,8 +15,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from rtseg.core.package import ModelPackage, relative_reference, write_sidecar
 from rtseg.errors import ExportError
-from rtseg.package import ModelPackage, relative_reference, write_sidecar
 
 KEEP_FLOAT32_OPS = ("ArgMax",)
 CONVERT_TO_FP16_OPS = ("Resize", "Upsample")

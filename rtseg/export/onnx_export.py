@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 
 from rtseg.errors import ExportError, import_optional
-from rtseg.export.graph import DeployableSegmenter
+from rtseg.models.deploy import DeployableSegmenter
 
 torch = import_optional("torch")  # MissingDependencyError naming the extra
 nn = torch.nn

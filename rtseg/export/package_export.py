@@ -6,15 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.checkpoint import load_checkpoint
+from rtseg.core.package import ModelPackage, relative_reference, sha256_file, write_sidecar
 from rtseg.export.onnx_export import ParityReport, check_parity, export_onnx
-from rtseg.package import ModelPackage, relative_reference, sha256_file, write_sidecar
-from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
+from rtseg.models import model_from_checkpoint
 
 
 def package_meta(
     payload: dict, checkpoint: Path, input_size: tuple[int, int], precision: str, output_dir: Path
 ) -> dict:
-    """Sidecar fields derived from a checkpoint payload (see rtseg.package)."""
+    """Sidecar fields derived from a checkpoint payload (see rtseg.core.package)."""
     h, w = input_size
     source = relative_reference(checkpoint, output_dir)
     return {

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rtseg.core.package import PRECISIONS, ModelPackage, sidecar_for, write_sidecar
 from rtseg.errors import ExportError, InputError
 from rtseg.export.calibration import calibration_frames, synthetic_road_frames
 from rtseg.export.int8 import Int8Options
-from rtseg.package import PRECISIONS, ModelPackage, sidecar_for, write_sidecar
 
 if TYPE_CHECKING:  # torch: imported when an export runs, not with this module
     from rtseg.export.onnx_export import ParityReport
@@ -128,9 +128,10 @@ def _record_parity(package: ModelPackage, report: ParityReport, source: str, **e
 
 def export_model(config: ExportConfig, log: Callable[[str], None] = lambda line: None) -> ExportResult:
     """Export `config.checkpoint` to the package `config.output` at `config.precision`."""
+    from rtseg.core.checkpoint import load_checkpoint
     from rtseg.export.onnx_export import check_parity
     from rtseg.export.package_export import export_checkpoint
-    from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from rtseg.models import model_from_checkpoint
 
     payload = load_checkpoint(config.checkpoint)
     size = tuple(config.input_size or payload["input_size"])

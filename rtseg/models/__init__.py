@@ -7,6 +7,6 @@ from rtseg.errors import import_optional
 
 import_optional("torch")
 
-from rtseg.models.registry import ARCHITECTURES, ENCODERS, build_encoder, create_model  # noqa: E402
+from rtseg.models.registry import ARCHITECTURES, ENCODERS, build_encoder, create_model, model_from_checkpoint  # noqa: E402
 
-__all__ = ["ARCHITECTURES", "ENCODERS", "build_encoder", "create_model"]
+__all__ = ["ARCHITECTURES", "ENCODERS", "build_encoder", "create_model", "model_from_checkpoint"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import resize_frame
 from rtseg.errors import InputError
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stats import PipelineStats, RateMeter
@@ -161,10 +161,11 @@ def check_frame(frame, index: int) -> None:
 class InferStage(StageThread):
     """Runs the backend on each model-size frame, batch 1. Every backend call lives here.
 
-    A backend with `submit(images) -> handle` / `handle.wait() -> ids` (TensorRT's two slots) is
-    kept one frame ahead: frame n+1 is submitted before frame n is waited for, so its upload
-    overlaps frame n's compute. When nothing is queued behind a frame, it is finished at once, so
-    the overlap never holds a frame back (no added latency on live sources)."""
+    Frames go through the Backend contract's `submit(images) -> handle` / `handle.wait() -> ids`.
+    A backend whose submit `overlaps` (TensorRT's two slots) is kept one frame ahead: frame n+1
+    is submitted before frame n is waited for, so its upload overlaps frame n's compute. When
+    nothing is queued behind a frame, or the backend does not overlap, the frame is finished at
+    once, so the overlap never holds a frame back (no added latency on live sources)."""
 
     stage = "infer"
 
@@ -173,20 +174,15 @@ class InferStage(StageThread):
         self.backend = backend
         self.ring = ring
 
-    def process(self, item: FrameItem) -> None:
-        item.ids = self.backend.infer(item.model_input[None])[0]
-        self._release(item)
-
     def _release(self, item: FrameItem) -> None:
         self.ring.release(item.slot)
         item.slot, item.model_input = -1, None
 
     def loop(self) -> None:
-        if not callable(getattr(self.backend, "submit", None)):
-            return super().loop()
+        ahead = self.backend.overlaps
         pending = None  # (item, handle, start, wait_s) of the frame in flight
         while True:
-            if pending is not None and self.inbox.qsize() == 0:
+            if pending is not None and (not ahead or self.inbox.qsize() == 0):
                 self._finish(*pending)
                 pending = None
             t_wait = time.perf_counter()

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.package import ModelPackage
 from rtseg.errors import BackendError, ModelError
-from rtseg.package import ModelPackage
 from rtseg.runtime.base import Backend
 
 SLOTS = 2
@@ -178,6 +178,7 @@ class TensorRTBackend(Backend):
     `cuda_graphs`: replay full batches as CUDA graphs (cuda-python only)."""
 
     name = "tensorrt"
+    overlaps = True
 
     def __init__(
         self,
@@ -187,7 +188,7 @@ class TensorRTBackend(Backend):
         memory=None,
         cuda_graphs: bool = False,
     ):
-        from rtseg.engine.environment import require_tensorrt
+        from rtseg.core.gpu import require_tensorrt
         from rtseg.runtime.cuda import open_cuda_memory
 
         trt = require_tensorrt()
@@ -244,12 +245,9 @@ class TensorRTBackend(Backend):
             print(f"rtseg: warning: CUDA graph capture failed, running without ({exc})", file=sys.stderr)
             self.cuda_graphs = False
 
-    def submit(self, images: np.ndarray) -> Pending:
+    def _submit_impl(self, images: np.ndarray) -> Pending:
         """Start `(n, H, W, 3) uint8 RGB` frames (n <= max_batch) on the next slot; returns at once."""
-        self.check_batch(images)
         count = len(images)
-        if count > self.max_batch:
-            raise BackendError(f"submit takes at most {self.max_batch} frames, got {count}")
         self.memory.bind_thread()
         slot = self.slots[self._next]
         self._next = (self._next + 1) % len(self.slots)
@@ -271,14 +269,13 @@ class TensorRTBackend(Backend):
         slot.pending = Pending(self, slot, count)
         return slot.pending
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         """`(N, H, W, 3) uint8 RGB` -> `(N, H, W) uint8` ids; chunks alternate between the slots."""
-        self.check_batch(images)
         results, in_flight = [], deque()
         for start in range(0, len(images), self.max_batch):
             if len(in_flight) == len(self.slots):
                 results.append(in_flight.popleft().wait())
-            in_flight.append(self.submit(images[start : start + self.max_batch]))
+            in_flight.append(self._submit_impl(images[start : start + self.max_batch]))
         results.extend(p.wait() for p in in_flight)
         return np.concatenate(results) if results else np.empty((0, *self.input_size), np.uint8)
 
@@ -286,31 +283,10 @@ class TensorRTBackend(Backend):
         h, w = self.input_size
         return f"tensorrt[{self.engine_path.name}, {self.memory.name}, batch {self.max_batch}, {w}x{h}]"
 
-    def close(self) -> None:
+    def _close_impl(self) -> None:
         slots, self.slots = self.slots, []
         for slot in slots:
             slot.close()
         if getattr(self, "engine", None) is not None:
             self.engine = self.runtime = None
             self.memory.close()
-
-
-def open_tensorrt_backend(
-    package: ModelPackage, engine_path: str | Path | None = None, batch: int = 1, build_config=None, log=None
-) -> TensorRTBackend:
-    """The TensorRT backend for `package`: reuses the matching engine beside it or builds one.
-
-    Raises MissingDependencyError without TensorRT or cuda-python/pycuda, DeviceError without a
-    GPU (checked before anything touches trt.Builder or trt.Runtime).
-    """
-    from rtseg.engine import BuildConfig, engine_environment, find_or_build_engine
-    from rtseg.errors import MissingDependencyError
-    from rtseg.runtime.cuda import available_memory_implementations
-
-    env = engine_environment()
-    if not available_memory_implementations():
-        raise MissingDependencyError("cuda-python (or pycuda)", "trt", "the TensorRT backend")
-    log = log or (lambda line: print(f"rtseg: {line}", file=sys.stderr))
-    config = build_config or BuildConfig(max_batch=max(batch, BuildConfig().max_batch))
-    record = find_or_build_engine(package, engine_path, config, env=env, log=log)
-    return TensorRTBackend(record.path, package, batch=batch)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
+from rtseg.core.checkpoint import load_checkpoint
 from rtseg.errors import import_optional
-from rtseg.export.graph import DeployableSegmenter
+from rtseg.models import model_from_checkpoint
+from rtseg.models.deploy import DeployableSegmenter
 from rtseg.runtime.base import Backend
-from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
 
 torch = import_optional("torch")  # MissingDependencyError naming the extra
 
@@ -29,6 +32,8 @@ class TorchBackend(Backend):
         norm = payload["normalization"]
         self.device = torch.device(device)
         self.graph = DeployableSegmenter(model, norm["mean"], norm["std"]).eval().to(self.device)
+        self._logits_graph = copy.copy(self.graph)  # shares the weights; only the output kind differs
+        self._logits_graph.output = "logits"
         self.input_size = tuple(input_size or payload["input_size"])
         self.num_classes = payload["model"]["num_classes"]
         self.max_batch = 64
@@ -38,11 +43,17 @@ class TorchBackend(Backend):
         if threads:
             torch.set_num_threads(threads)
 
+    supports_logits = True
+
     @torch.inference_mode()
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        self.check_batch(images)
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(images).to(self.device)
         return self.graph(x).cpu().numpy()
+
+    @torch.inference_mode()
+    def _logits_impl(self, images: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(images).to(self.device)
+        return self._logits_graph(x).float().cpu().numpy()
 
     def describe(self) -> str:
         return f"torch[{self.device.type}, {torch.get_num_threads()} threads]"

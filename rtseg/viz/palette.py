@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from rtseg.data.transforms import resize_ids
+from rtseg.core.frames import resize_ids
 
 
 def palette_lut(palette: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ import ctypes
 
 import numpy as np
 
+from rtseg.core.gpu import cuda_error_text, import_cudart
 from rtseg.errors import BackendError, MissingDependencyError
-from rtseg.runtime.cuda.device import cuda_error_text, import_cudart
 from rtseg.runtime.cuda.memory import CudaMemory, DeviceBuffer, Event, Graph, HostBuffer, Stream, check_copy
 
 

@@ -1,5 +1,6 @@
 """Find the CUDA GPU before anything touches TensorRT (trt.Builder/Runtime can abort the process
-without one): cuda-python, else pycuda, else `nvidia-smi`."""
+without one): cuda-python, else pycuda, else `nvidia-smi`; and import TensorRT with a clear error.
+Used by the engine builder and the TensorRT backend alike; no CUDA package is imported at import time."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from rtseg.errors import DeviceError
+from rtseg.errors import BackendError, DeviceError, MissingDependencyError
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,16 @@ def cuda_device_info(index: int = 0) -> DeviceInfo:
     except ImportError:
         return _from_nvidia_smi(index)
     return _from_pycuda(index)
+
+
+def require_tensorrt():
+    """The `tensorrt` module, or MissingDependencyError / BackendError saying what is wrong."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "tensorrt":
+            raise MissingDependencyError("tensorrt", "trt", "TensorRT engines") from exc
+        raise BackendError(f"tensorrt is installed but cannot load: {exc}") from exc
+    except OSError as exc:  # a bindings wheel without its libraries
+        raise BackendError(f"tensorrt is installed but its libraries cannot load: {exc}") from exc
+    return trt

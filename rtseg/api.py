@@ -1,0 +1,367 @@
+"""The public Python API: load a model, segment frames, stream a source, run the pipeline.
+
+    import rtseg
+
+    seg = rtseg.load()                                   # the bundled CamVid model, ONNX Runtime CPU
+    ids = seg(frame)                                     # (H, W, 3) uint8 RGB -> (H, W) uint8 ids
+    picture = seg.render(frame, ids, mode="overlay")     # (H, W, 3) uint8 RGB
+    for result in seg.stream("road.mp4"):                # lazy; capture + infer threads behind it
+        print(result.index, result.latency_ms, (result.ids == 3).mean())
+    stats = rtseg.run("road.mp4", output="annotated.mp4", masks="masks/")
+
+`rtseg run` parses its options into a `RunConfig` and calls `execute`, the same path as `run`.
+Every error raised on purpose is an `RtsegError` (`InputError`, `ModelError`, `OutputError`,
+`BackendError`, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rtseg.errors import InputError, ModelError, OutputError
+from rtseg.loading import BACKENDS
+
+if TYPE_CHECKING:
+    from rtseg.segmenter import FrameResult, ResultStream, Segmenter, load
+
+__all__ = [
+    "FrameResult",
+    "ResultStream",
+    "RunConfig",
+    "Segmenter",
+    "execute",
+    "import_module",
+    "import_onnx",
+    "load",
+    "run",
+]
+
+# Defined in rtseg.segmenter (which imports the pipeline); loaded on first use, so the CLI's
+# `rtseg run --help` and `import rtseg.api` stay light.
+_LAZY = {"FrameResult", "ResultStream", "Segmenter", "load"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from rtseg import segmenter
+
+        return getattr(segmenter, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+MODE_CHOICES = ("overlay", "mask", "side-by-side")
+DEFAULT_FOLDER_FPS = 25.0  # MP4 rate for a source with no frame rate (frames folders)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run of the pipeline was asked to do (`rtseg run`'s options).
+
+    source_uri: what `open_source` takes: a video file, a frames folder or glob, a camera index
+        or device ("0", "/dev/video0"), a stream URL (rtsp://...) or "lavfi:<graph>".
+    model: a model package `.onnx` / `.json`, a checkpoint (torch backend) or an `.engine`;
+        None: the bundled default model for `backend`.
+    device: ONNX Runtime execution provider: "cpu", "cuda", "tensorrt" or "auto".
+    output / masks / save_frames: annotated MP4; class-id PNGs (`000000.png`, pixel = id) at
+        each frame's size; annotated JPEG frames. show: a window (main thread).
+    mode / alpha / legend / hud: how frames are drawn (hud None: on with show, off for files).
+    quiet: no progress bar and no header line.
+    """
+
+    source_uri: str
+    model: Path | None = None
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    threads: int | None = None
+    output: Path | None = None
+    masks: Path | None = None
+    save_frames: Path | None = None
+    show: bool = False
+    mode: str = "overlay"
+    alpha: float = 0.5
+    legend: bool = True
+    hud: bool | None = None
+    max_frames: int | None = None
+    stats_json: Path | None = None
+    realtime: bool = False
+    fps: float | None = None
+    codec: str = "auto"
+    quiet: bool = False
+    snapshot_dir: Path = Path(".")
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKENDS)})")
+        if self.mode not in MODE_CHOICES:
+            raise InputError(f"unknown mode {self.mode!r} (use {', '.join(MODE_CHOICES)})")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise InputError(f"alpha must be within 0..1, got {self.alpha}")
+        for name in ("max_frames", "threads"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def resolve_model_path(model: str | Path | None, backend: str = "onnxruntime") -> Path:
+    """`model`, else the bundled package: on ONNX Runtime the fastest variant whose measured
+    mIoU drop is within target (sidecar metrics), on TensorRT the fp16 variant, else fp32."""
+    if model is not None:
+        return Path(model)
+    from rtseg.core.package import default_model_path, default_package_for
+
+    path = default_model_path()
+    if not path.is_file():
+        raise ModelError(
+            f"no default model at {path}; pass --model PATH (a model package .onnx with its .json sidecar)"
+        )
+    return default_package_for(backend)
+
+
+def check_writable_folder(path: Path, what: str) -> None:
+    """OutputError unless `path` is an existing folder this process can create files in."""
+    if not path.is_dir():
+        problem = "is a file, not a folder" if path.exists() else "does not exist"
+        raise OutputError(f"{what} {path} {problem}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: folder is not writable")
+
+
+def check_writable_file(path: Path, what: str) -> None:
+    """OutputError unless `path` can be created or overwritten as a regular file."""
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder, not a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{what} {path}: folder {parent} does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"{what} {path}: not writable")
+    try:  # a real probe: permission bits say nothing for root or for /proc
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".rtseg-probe-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{what} {path}: folder {parent} is not writable ({exc.strerror})") from None
+
+
+def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
+    """Mp4Sink / MaskSink / FramesSink for the outputs asked for; each checks its path now."""
+    from rtseg.video import FramesSink, MaskSink, Mp4Sink
+
+    sinks = []
+    if cfg.output is not None:
+        sinks.append(stack.enter_context(Mp4Sink(cfg.output, fps=fps, codec=cfg.codec)))
+    if cfg.masks is not None:
+        sinks.append(stack.enter_context(MaskSink(cfg.masks)))
+    if cfg.save_frames is not None:
+        sinks.append(stack.enter_context(FramesSink(cfg.save_frames)))
+    return sinks
+
+
+def write_stats_json(cfg: RunConfig, stats) -> None:
+    """Write `stats.to_json()` to `cfg.stats_json` (when given); OutputError if it cannot."""
+    if cfg.stats_json is None:
+        return
+    try:
+        cfg.stats_json.write_text(json.dumps(stats.to_json(), indent=2) + "\n")
+    except OSError as exc:
+        raise OutputError(f"--stats-json {cfg.stats_json}: cannot write ({exc.strerror})") from exc
+
+
+def execute(cfg: RunConfig):
+    """Open input, model and outputs (every check before a thread starts), run, write the stats
+    JSON. Returns the PipelineStats; raises PipelineInterrupted (a KeyboardInterrupt carrying
+    the stats, after writing the stats JSON) on Ctrl-C / SIGTERM."""
+    from rtseg.pipeline import PipelineInterrupted
+
+    try:
+        stats = _run_pipeline(cfg)
+    except PipelineInterrupted as stop:
+        write_stats_json(cfg, stop.stats)
+        raise
+    write_stats_json(cfg, stats)
+    return stats
+
+
+def _run_pipeline(cfg: RunConfig):
+    from rtseg.pipeline import Pipeline, PipelineConfig
+    from rtseg.segmenter import open_loaded_model
+    from rtseg.video import open_source
+    from rtseg.viz import VizConfig
+
+    if cfg.stats_json is not None:
+        check_writable_file(cfg.stats_json, "--stats-json")
+    if cfg.show:
+        check_writable_folder(cfg.snapshot_dir, "--snapshot-dir")
+    model_path = resolve_model_path(cfg.model, cfg.backend)
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
+        model = open_loaded_model(model_path, cfg.backend, cfg.device, cfg.threads)
+        stack.enter_context(model.backend)
+        fps = cfg.fps or source.fps or DEFAULT_FOLDER_FPS
+        sinks = open_sinks(cfg, fps, stack)
+        display = None
+        if cfg.show:
+            from rtseg.video import WindowDisplay
+
+            display = stack.enter_context(WindowDisplay("rtseg"))
+        hud = cfg.show if cfg.hud is None else cfg.hud
+        viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=hud)
+        pipeline_cfg = PipelineConfig(
+            max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet, snapshot_dir=cfg.snapshot_dir
+        )
+        if not cfg.quiet:
+            where = source.description or cfg.source_uri
+            _say(f"rtseg: {where} -> {model_path.name} on {model.backend.describe()}")
+            if display is not None:
+                _say(
+                    "rtseg: window keys: q / Esc quit, space pause, m overlay / mask / "
+                    "side-by-side, + / - alpha, s snapshot"
+                )
+        return Pipeline(source, model, sinks, pipeline_cfg, display=display).run()
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stdout, flush=True)
+
+
+def _path_or_none(value: str | os.PathLike | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def run(
+    source: str | os.PathLike | int,
+    *,
+    output: str | os.PathLike | None = None,
+    masks: str | os.PathLike | None = None,
+    save_frames: str | os.PathLike | None = None,
+    show: bool = False,
+    model: str | os.PathLike | None = None,
+    backend: str = "onnxruntime",
+    device: str = "cpu",
+    threads: int | None = None,
+    mode: str = "overlay",
+    alpha: float = 0.5,
+    legend: bool = True,
+    hud: bool | None = None,
+    max_frames: int | None = None,
+    stats_json: str | os.PathLike | None = None,
+    realtime: bool = False,
+    fps: float | None = None,
+    codec: str = "auto",
+    quiet: bool = True,
+    snapshot_dir: str | os.PathLike = ".",
+):
+    """Run the whole pipeline on `source` to the outputs asked for; returns the PipelineStats.
+
+    The same options as `rtseg run` (see RunConfig), and the same code path. `source`: a video
+    file, frames folder or glob, camera index (0) or device, stream URL or "lavfi:<graph>".
+    With no output at all the run only measures. `quiet` (default here): no progress bar and no
+    header line. Returns `PipelineStats` (`.frames`, `.fps`, `.latency_ms()`, `.to_json()`,
+    `.summary()`). Raises InputError / ModelError / OutputError / BackendError before any
+    thread starts, the first stage error after closing every output, and PipelineInterrupted
+    (a KeyboardInterrupt with `.stats`) on Ctrl-C / SIGTERM when called from the main thread.
+    """
+    cfg = RunConfig(
+        source_uri=str(source),
+        model=_path_or_none(model),
+        backend=backend,
+        device=device,
+        threads=threads,
+        output=_path_or_none(output),
+        masks=_path_or_none(masks),
+        save_frames=_path_or_none(save_frames),
+        show=show,
+        mode=mode,
+        alpha=alpha,
+        legend=legend,
+        hud=hud,
+        max_frames=max_frames,
+        stats_json=_path_or_none(stats_json),
+        realtime=realtime,
+        fps=fps,
+        codec=codec,
+        quiet=quiet,
+        snapshot_dir=Path(snapshot_dir),
+    )
+    return execute(cfg)
+
+
+def import_onnx(
+    model: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    input_range: str = "0-1",
+    input_color: str = "RGB",
+    classes: str | None = None,
+    size: tuple[int, int] | None = None,
+    output_name: str | None = None,
+    parity_source: str | None = None,
+    parity_frames: int = 8,
+    min_agreement: float = 0.999,
+):
+    """`rtseg import`: wrap a float NCHW ONNX with a logits output into the package `output`.
+
+    mean / std: per channel, in the model's channel order (`input_color`, "RGB" or "BGR") and
+    pixel range (`input_range` "0-1": pixels / 255; "0-255": raw). classes: "camvid",
+    "cityscapes", ... or a .json / .txt file. size: (height, width) of the package's input
+    (needed when the model's is dynamic). parity_source: real frames (video, frames folder);
+    None: generated ones. Returns an ImportResult (`.package`, `.agreement`, `.line()`);
+    raises ExportError (nothing written) when the wrapped graph disagrees with the original.
+    """
+    from rtseg.export.import_model import ImportConfig
+    from rtseg.export.import_model import import_onnx as run_import
+    from rtseg.export.wrap_onnx import Preprocessing
+
+    cfg = ImportConfig(
+        Path(model),
+        Path(output),
+        Preprocessing(tuple(mean), tuple(std), input_range=input_range, color=input_color),
+        classes=classes,
+        size=None if size is None else tuple(size),
+        output_name=output_name,
+        parity_source=parity_source,
+        parity_frames=parity_frames,
+        min_agreement=min_agreement,
+    )
+    return run_import(cfg)
+
+
+def import_module(
+    module,
+    output: str | os.PathLike,
+    *,
+    size: tuple[int, int],
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    input_range: str = "0-1",
+    input_color: str = "RGB",
+    classes: str | None = None,
+    parity_source: str | None = None,
+    parity_frames: int = 8,
+    min_agreement: float = 0.999,
+):
+    """The same for a torch `nn.Module` (float `(N, 3, H, W)` in, `(N, C, h, w)` logits out),
+    exported with torch.onnx at `size` (height, width). Needs torch (the train extra):
+    MissingDependencyError without it."""
+    from rtseg.export.import_model import import_module as run_import
+    from rtseg.export.wrap_onnx import Preprocessing
+
+    pre = Preprocessing(tuple(mean), tuple(std), input_range=input_range, color=input_color)
+    return run_import(
+        module,
+        output,
+        tuple(size),
+        pre,
+        classes=classes,
+        parity_source=parity_source,
+        parity_frames=parity_frames,
+        min_agreement=min_agreement,
+    )
