@@ -72,9 +72,16 @@ def open_tensorrt_backend(
 
 
 def open_model(
-    model: str | Path, backend: str = "onnxruntime", threads: int | None = None, providers="cpu"
+    model: str | Path,
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    providers="cpu",
+    batch: int = 1,
 ) -> LoadedModel:
-    """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`)."""
+    """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
+
+    batch: the largest batch the caller will pass; TensorRT sizes its buffers for it (up to the
+    engine's profile), the other backends take any batch."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -101,5 +108,5 @@ def open_model(
 
         b = TorchBackend(_checkpoint_for(package), threads=threads, input_size=package.input_size)
     else:
-        b = open_tensorrt_backend(package)
+        b = open_tensorrt_backend(package, batch=batch)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)
