@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.runtime.base import Backend
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("RTSEG_DATA", REPO.parent / "shared" / "data"))
 DEFAULT_VIDEO = DATA / "video" / "dashcam_highway_960x540.mp4"
@@ -234,7 +236,7 @@ def run_rtseg(video: Path, model: Path, frames: int, folder: Path, args, replay:
 
 
 # ----- worker: rtseg's command line, with the pipeline's CPU time recorded ------------------
-class ReplayBackend:
+class ReplayBackend(Backend):
     """Costs nothing: returns the class ids a real model gave, frame after frame (cycling)."""
 
     name = "null"
@@ -243,22 +245,13 @@ class ReplayBackend:
     def __init__(self, ids: np.ndarray, input_size: tuple[int, int], num_classes: int):
         self.ids, self.input_size, self.num_classes, self.calls = ids, tuple(input_size), num_classes, 0
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         ids = self.ids[self.calls % len(self.ids)]
         self.calls += 1
         return ids[None]
 
     def describe(self) -> str:
         return "null backend (replays recorded ids; zero inference cost)"
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
 
 
 def worker(cpu_path: Path, replay: Path | None, run_args: list[str]) -> int:

@@ -23,6 +23,8 @@ _LAZY = {
     "Segmenter": "rtseg.api",
     "FrameResult": "rtseg.api",
     "ResultStream": "rtseg.api",
+    "import_onnx": "rtseg.api",
+    "import_module": "rtseg.api",
 }
 
 __all__ = ["RtsegError", "__version__", *_LAZY]

@@ -31,7 +31,17 @@ from rtseg.loading import BACKENDS
 if TYPE_CHECKING:
     from rtseg.segmenter import FrameResult, ResultStream, Segmenter, load
 
-__all__ = ["FrameResult", "ResultStream", "RunConfig", "Segmenter", "execute", "load", "run"]
+__all__ = [
+    "FrameResult",
+    "ResultStream",
+    "RunConfig",
+    "Segmenter",
+    "execute",
+    "import_module",
+    "import_onnx",
+    "load",
+    "run",
+]
 
 # Defined in rtseg.segmenter (which imports the pipeline); loaded on first use, so the CLI's
 # `rtseg run --help` and `import rtseg.api` stay light.
@@ -63,6 +73,8 @@ class RunConfig:
         each frame's size; annotated JPEG frames. show: a window (main thread).
     mode / alpha / legend / hud: how frames are drawn (hud None: on with show, off for files).
     quiet: no progress bar and no header line.
+    strict: the first input damage (corrupt packet, undecodable frame, file cut short) is an
+        InputError; by default it is decoded through, counted and reported in the stats.
     """
 
     source_uri: str
@@ -85,6 +97,7 @@ class RunConfig:
     codec: str = "auto"
     quiet: bool = False
     snapshot_dir: Path = Path(".")
+    strict: bool = False
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -166,12 +179,13 @@ def write_stats_json(cfg: RunConfig, stats) -> None:
 def execute(cfg: RunConfig):
     """Open input, model and outputs (every check before a thread starts), run, write the stats
     JSON. Returns the PipelineStats; raises PipelineInterrupted (a KeyboardInterrupt carrying
-    the stats, after writing the stats JSON) on Ctrl-C / SIGTERM."""
-    from rtseg.pipeline import PipelineInterrupted
+    the stats, after writing the stats JSON) on Ctrl-C / SIGTERM, and SourceFailed (an
+    InputError carrying the stats, after writing them) when the input failed mid-run."""
+    from rtseg.pipeline import PipelineInterrupted, SourceFailed
 
     try:
         stats = _run_pipeline(cfg)
-    except PipelineInterrupted as stop:
+    except (PipelineInterrupted, SourceFailed) as stop:
         write_stats_json(cfg, stop.stats)
         raise
     write_stats_json(cfg, stats)
@@ -190,7 +204,9 @@ def _run_pipeline(cfg: RunConfig):
         check_writable_folder(cfg.snapshot_dir, "--snapshot-dir")
     model_path = resolve_model_path(cfg.model, cfg.backend)
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
+        source = stack.enter_context(
+            open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps, strict=cfg.strict)
+        )
         model = open_loaded_model(model_path, cfg.backend, cfg.device, cfg.threads)
         stack.enter_context(model.backend)
         fps = cfg.fps or source.fps or DEFAULT_FOLDER_FPS
@@ -246,6 +262,7 @@ def run(
     codec: str = "auto",
     quiet: bool = True,
     snapshot_dir: str | os.PathLike = ".",
+    strict: bool = False,
 ):
     """Run the whole pipeline on `source` to the outputs asked for; returns the PipelineStats.
 
@@ -254,8 +271,10 @@ def run(
     With no output at all the run only measures. `quiet` (default here): no progress bar and no
     header line. Returns `PipelineStats` (`.frames`, `.fps`, `.latency_ms()`, `.to_json()`,
     `.summary()`). Raises InputError / ModelError / OutputError / BackendError before any
-    thread starts, the first stage error after closing every output, and PipelineInterrupted
-    (a KeyboardInterrupt with `.stats`) on Ctrl-C / SIGTERM when called from the main thread.
+    thread starts, the first stage error after closing every output, SourceFailed (an
+    InputError with `.stats`) when the input fails mid-run after every frame read before it was
+    written, and PipelineInterrupted (a KeyboardInterrupt with `.stats`) on Ctrl-C / SIGTERM
+    when called from the main thread. `strict`: the first input damage is an error.
     """
     cfg = RunConfig(
         source_uri=str(source),
@@ -278,5 +297,81 @@ def run(
         codec=codec,
         quiet=quiet,
         snapshot_dir=Path(snapshot_dir),
+        strict=strict,
     )
     return execute(cfg)
+
+
+def import_onnx(
+    model: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    input_range: str = "0-1",
+    input_color: str = "RGB",
+    classes: str | None = None,
+    size: tuple[int, int] | None = None,
+    output_name: str | None = None,
+    parity_source: str | None = None,
+    parity_frames: int = 8,
+    min_agreement: float = 0.999,
+):
+    """`rtseg import`: wrap a float NCHW ONNX with a logits output into the package `output`.
+
+    mean / std: per channel, in the model's channel order (`input_color`, "RGB" or "BGR") and
+    pixel range (`input_range` "0-1": pixels / 255; "0-255": raw). classes: "camvid",
+    "cityscapes", ... or a .json / .txt file. size: (height, width) of the package's input
+    (needed when the model's is dynamic). parity_source: real frames (video, frames folder);
+    None: generated ones. Returns an ImportResult (`.package`, `.agreement`, `.line()`);
+    raises ExportError (nothing written) when the wrapped graph disagrees with the original.
+    """
+    from rtseg.export.import_model import ImportConfig
+    from rtseg.export.import_model import import_onnx as run_import
+    from rtseg.export.wrap_onnx import Preprocessing
+
+    cfg = ImportConfig(
+        Path(model),
+        Path(output),
+        Preprocessing(tuple(mean), tuple(std), input_range=input_range, color=input_color),
+        classes=classes,
+        size=None if size is None else tuple(size),
+        output_name=output_name,
+        parity_source=parity_source,
+        parity_frames=parity_frames,
+        min_agreement=min_agreement,
+    )
+    return run_import(cfg)
+
+
+def import_module(
+    module,
+    output: str | os.PathLike,
+    *,
+    size: tuple[int, int],
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    input_range: str = "0-1",
+    input_color: str = "RGB",
+    classes: str | None = None,
+    parity_source: str | None = None,
+    parity_frames: int = 8,
+    min_agreement: float = 0.999,
+):
+    """The same for a torch `nn.Module` (float `(N, 3, H, W)` in, `(N, C, h, w)` logits out),
+    exported with torch.onnx at `size` (height, width). Needs torch (the train extra):
+    MissingDependencyError without it."""
+    from rtseg.export.import_model import import_module as run_import
+    from rtseg.export.wrap_onnx import Preprocessing
+
+    pre = Preprocessing(tuple(mean), tuple(std), input_range=input_range, color=input_color)
+    return run_import(
+        module,
+        output,
+        tuple(size),
+        pre,
+        classes=classes,
+        parity_source=parity_source,
+        parity_frames=parity_frames,
+        min_agreement=min_agreement,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from rtseg.data.registry import open_dataset
 from rtseg.errors import InputError
 from rtseg.loading import CHECKPOINT_SUFFIXES, open_model
-from rtseg.train.evaluate import evaluate_backend, logits_function
+from rtseg.train.evaluate import evaluate_backend, require_logits
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,10 @@ def evaluate(cfg: EvalConfig) -> dict:
                 f"{Path(cfg.model).name} predicts {len(loaded.classes)} classes but "
                 f"{cfg.dataset} has {dataset.label_set.num_classes}"
             )
-        logits_fn = logits_function(backend, cfg.model) if cfg.flip_tta else None
+        if cfg.flip_tta:
+            require_logits(backend, cfg.model)
         result = evaluate_backend(
-            backend, dataset, logits_fn, cfg.min_blob, cfg.limit, cfg.batch_size, cfg.progress
+            backend, dataset, cfg.flip_tta, cfg.min_blob, cfg.limit, cfg.batch_size, cfg.progress
         )
         described = backend.describe()
     h, w = backend.input_size

@@ -19,6 +19,11 @@ from rtseg.errors import RtsegError
 COMMANDS = {
     "run": ("rtseg.cli.run", "run", "Segment a video, frames folder, camera or stream."),
     "export": ("rtseg.cli.export", "export", "Export a checkpoint to a model package (fp32/fp16/int8)."),
+    "import": (
+        "rtseg.cli.import_model",
+        "import_model",
+        "Wrap your own ONNX (float NCHW, logits) into a package.",
+    ),
     "build-engine": ("rtseg.cli.engine", "build_engine", "Build a TensorRT engine from a model package."),
     "train": ("rtseg.cli.train", "train", "Train a segmentation model."),
     "eval": ("rtseg.cli.evaluate", "evaluate", "Evaluate a model on a labelled dataset (mIoU)."),

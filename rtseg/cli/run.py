@@ -5,6 +5,12 @@ and drops are counted; with --show the window shows fps, capture-to-display late
 and takes keys (q / Esc quit, space pause, m overlay / mask / side-by-side, + / - alpha, s
 snapshot). A live source that ends or disappears mid-run ends the run normally.
 
+Damaged input (a packet flagged corrupt, a frame that does not decode, a file cut short of what
+its header declares) is decoded through as players do, counted in the summary and the stats
+JSON, and a cut file gets an `rtseg: warning: ...` line; --strict makes the first damage an
+error. An input that fails mid-run (unreadable image, read error) still has every frame read
+before it written to every output, then exits 1.
+
 Exit status: 0 when the run ends (source end, --max-frames, q in the window); 1 with a one-line
 `rtseg: error: ...` for bad input or a failing stage; 130 after Ctrl-C (SIGINT) and 143 after
 SIGTERM, the shell convention, once the summary is printed and every output is closed (the MP4
@@ -49,8 +55,11 @@ def pick_source(video, frames, camera, source) -> str:
 
 
 def report(cfg: RunConfig, stats) -> None:
+    """Summary on stdout (unless quiet) and the input's warnings on stderr (always)."""
     if not cfg.quiet:
         click.echo(stats.summary())
+    for warning in stats.warnings:
+        click.echo(f"rtseg: warning: {warning}", err=True)
 
 
 @click.command("run")
@@ -102,6 +111,12 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option("--fps", type=click.FloatRange(min=0.1), help="Frame rate of a frames folder / the MP4.")
 @click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Stop (exit 1) at the first damaged packet, undecodable frame or cut-short file "
+    "[default: decode through, count and report].",
+)
 def run(
     video,
     frames,
@@ -125,9 +140,10 @@ def run(
     fps,
     codec,
     quiet,
+    strict,
 ):
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
-    from rtseg.pipeline import PipelineInterrupted
+    from rtseg.pipeline import PipelineInterrupted, SourceFailed
 
     cfg = RunConfig(
         source_uri=pick_source(video, frames, camera, source_uri),
@@ -148,6 +164,7 @@ def run(
         fps=fps,
         codec=codec,
         quiet=quiet,
+        strict=strict,
         snapshot_dir=snapshot_dir,
     )
     try:
@@ -157,6 +174,9 @@ def run(
             stats = execute_streams(cfg, source_uri)
         else:
             stats = execute(cfg)
+    except SourceFailed as failure:  # every frame read before it was written: report, then fail
+        report(cfg, failure.stats)
+        raise
     except PipelineInterrupted as stop:
         report(cfg, stop.stats)
         click.echo(f"rtseg: interrupted by {stop.signal_name}; {stop.stats.frames} frames written", err=True)

@@ -120,10 +120,11 @@ class Lane:
         fold in the drops after infer."""
         self.stats.dropped += self.dropped_after_infer
         self.dropped_after_infer = 0
-        if self.ctx.errors:
-            _, exc = self.ctx.errors[0]
-            self.status, self.error = "failed", _one_line(exc)
-            self.stats.stopped_by = "error"
+        self.stats.record_input(self.source)
+        failure = self.ctx.errors[0][1] if self.ctx.errors else self.ctx.input_error
+        if failure is not None:  # an input error drained what was read; a stage error did not
+            self.status, self.error = "failed", _one_line(failure)
+            self.stats.stopped_by = "error" if self.ctx.errors else "input_error"
         else:
             self.status = status
 

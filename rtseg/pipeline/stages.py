@@ -3,6 +3,11 @@
 Each stage is a thread that takes items from its inbox, does its one job and passes them on.
 Every stage ends in `finally`: it passes the END marker downstream (unless the run is
 stopping) and hands an exception, if any, to the main thread through `RunContext.fail`.
+
+Two kinds of failure: a stage's own error (a bug, a backend or sink failure) stops every stage
+at once; an input failure (the source raises InputError: a corrupt image, a read error) only
+ends the capture stage, which records it (`RunContext.input_error`) and passes END on, so every
+frame read before it reaches every sink; the runner raises it once the sinks are closed.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class RunContext:
     paused: threading.Event = field(default_factory=threading.Event)  # holds non-live capture
     meter: RateMeter = field(default_factory=RateMeter)
     errors: list[tuple[str, BaseException]] = field(default_factory=list)
+    input_error: InputError | None = None  # the source failed: drained, raised after the sinks
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, stage: str, exc: BaseException) -> None:
@@ -96,7 +102,9 @@ class CaptureStage(StageThread):
     File sources: every frame, blocking when the queue to infer is full, and held while the
     view is paused. Live sources (`source.live`): never blocks; the oldest queued frame is
     dropped and counted instead. The source's end (`read()` -> None: end of file, stream over,
-    camera gone) ends the run normally: stopped_by "source_end".
+    camera gone) ends the run normally: stopped_by "source_end". An InputError from the source
+    ends reading the same way (what was read drains to the sinks), recorded as the run's
+    `input_error`: stopped_by "input_error".
     """
 
     stage = "capture"
@@ -117,13 +125,13 @@ class CaptureStage(StageThread):
             self.wait_while_paused()
             slot = self.ring.acquire()
             start = time.perf_counter()
-            frame = self.source.read()
+            frame = self.read_frame(index)
             t_captured = time.perf_counter()
             if frame is None:
                 self.ring.release(slot)
-                stats.stopped_by = stats.stopped_by or "source_end"
+                ended = "input_error" if self.ctx.input_error else "source_end"
+                stats.stopped_by = stats.stopped_by or ended
                 return
-            check_frame(frame, index)
             if stats.first_capture_t is None:
                 stats.first_capture_t = t_captured
             resize_into(frame, self.ring.buffers[slot])
@@ -135,6 +143,17 @@ class CaptureStage(StageThread):
             self.timing.record(end - start, (start - t_wait) + (time.perf_counter() - end))
             index += 1
         stats.stopped_by = stats.stopped_by or "max_frames"
+
+    def read_frame(self, index: int) -> np.ndarray | None:
+        """The source's next frame, or None at its end or when it failed (`ctx.input_error`)."""
+        try:
+            frame = self.source.read()
+            if frame is not None:
+                check_frame(frame, index)
+        except InputError as exc:
+            self.ctx.input_error = exc
+            return None
+        return frame
 
     def wait_while_paused(self) -> None:
         """A file source waits while the view is paused (a live one keeps reading and dropping)."""
@@ -161,10 +180,11 @@ def check_frame(frame, index: int) -> None:
 class InferStage(StageThread):
     """Runs the backend on each model-size frame, batch 1. Every backend call lives here.
 
-    A backend with `submit(images) -> handle` / `handle.wait() -> ids` (TensorRT's two slots) is
-    kept one frame ahead: frame n+1 is submitted before frame n is waited for, so its upload
-    overlaps frame n's compute. When nothing is queued behind a frame, it is finished at once, so
-    the overlap never holds a frame back (no added latency on live sources)."""
+    Frames go through the Backend contract's `submit(images) -> handle` / `handle.wait() -> ids`.
+    A backend whose submit `overlaps` (TensorRT's two slots) is kept one frame ahead: frame n+1
+    is submitted before frame n is waited for, so its upload overlaps frame n's compute. When
+    nothing is queued behind a frame, or the backend does not overlap, the frame is finished at
+    once, so the overlap never holds a frame back (no added latency on live sources)."""
 
     stage = "infer"
 
@@ -173,20 +193,15 @@ class InferStage(StageThread):
         self.backend = backend
         self.ring = ring
 
-    def process(self, item: FrameItem) -> None:
-        item.ids = self.backend.infer(item.model_input[None])[0]
-        self._release(item)
-
     def _release(self, item: FrameItem) -> None:
         self.ring.release(item.slot)
         item.slot, item.model_input = -1, None
 
     def loop(self) -> None:
-        if not callable(getattr(self.backend, "submit", None)):
-            return super().loop()
+        ahead = self.backend.overlaps
         pending = None  # (item, handle, start, wait_s) of the frame in flight
         while True:
-            if pending is not None and self.inbox.qsize() == 0:
+            if pending is not None and (not ahead or self.inbox.qsize() == 0):
                 self._finish(*pending)
                 pending = None
             t_wait = time.perf_counter()

@@ -60,20 +60,22 @@ class OnnxRuntimeBackend(Backend):
         self.num_classes = package.num_classes
         batch = inputs[0].shape[0]
         self.max_batch = 64 if not isinstance(batch, int) else batch
-        self.logits = package.output_kind == "logits"
+        self.supports_logits = package.output_kind == "logits"
         self.providers = self.session.get_providers()
         self.threads = options.intra_op_num_threads
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        self.check_batch(images)
-        out = self.session.run([self.output_name], {self.input_name: images})[0]
-        if self.logits:
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
+        out = self._logits_impl(images)
+        if self.supports_logits:
             out = out.argmax(1)
         return out.astype(np.uint8, copy=False)
+
+    def _logits_impl(self, images: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: images})[0]
 
     def describe(self) -> str:
         provider = self.providers[0].replace("ExecutionProvider", "")
         return f"onnxruntime[{provider}, {self.threads} threads]"
 
-    def close(self) -> None:
+    def _close_impl(self) -> None:
         self.session = None

@@ -178,6 +178,7 @@ class TensorRTBackend(Backend):
     `cuda_graphs`: replay full batches as CUDA graphs (cuda-python only)."""
 
     name = "tensorrt"
+    overlaps = True
 
     def __init__(
         self,
@@ -244,12 +245,9 @@ class TensorRTBackend(Backend):
             print(f"rtseg: warning: CUDA graph capture failed, running without ({exc})", file=sys.stderr)
             self.cuda_graphs = False
 
-    def submit(self, images: np.ndarray) -> Pending:
+    def _submit_impl(self, images: np.ndarray) -> Pending:
         """Start `(n, H, W, 3) uint8 RGB` frames (n <= max_batch) on the next slot; returns at once."""
-        self.check_batch(images)
         count = len(images)
-        if count > self.max_batch:
-            raise BackendError(f"submit takes at most {self.max_batch} frames, got {count}")
         self.memory.bind_thread()
         slot = self.slots[self._next]
         self._next = (self._next + 1) % len(self.slots)
@@ -271,14 +269,13 @@ class TensorRTBackend(Backend):
         slot.pending = Pending(self, slot, count)
         return slot.pending
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         """`(N, H, W, 3) uint8 RGB` -> `(N, H, W) uint8` ids; chunks alternate between the slots."""
-        self.check_batch(images)
         results, in_flight = [], deque()
         for start in range(0, len(images), self.max_batch):
             if len(in_flight) == len(self.slots):
                 results.append(in_flight.popleft().wait())
-            in_flight.append(self.submit(images[start : start + self.max_batch]))
+            in_flight.append(self._submit_impl(images[start : start + self.max_batch]))
         results.extend(p.wait() for p in in_flight)
         return np.concatenate(results) if results else np.empty((0, *self.input_size), np.uint8)
 
@@ -286,7 +283,7 @@ class TensorRTBackend(Backend):
         h, w = self.input_size
         return f"tensorrt[{self.engine_path.name}, {self.memory.name}, batch {self.max_batch}, {w}x{h}]"
 
-    def close(self) -> None:
+    def _close_impl(self) -> None:
         slots, self.slots = self.slots, []
         for slot in slots:
             slot.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -28,6 +30,8 @@ class TorchBackend(Backend):
         norm = payload["normalization"]
         self.device = torch.device(device)
         self.graph = DeployableSegmenter(model, norm["mean"], norm["std"]).eval().to(self.device)
+        self._logits_graph = copy.copy(self.graph)  # shares the weights; only the output kind differs
+        self._logits_graph.output = "logits"
         self.input_size = tuple(input_size or payload["input_size"])
         self.num_classes = payload["model"]["num_classes"]
         self.max_batch = 64
@@ -37,11 +41,17 @@ class TorchBackend(Backend):
         if threads:
             torch.set_num_threads(threads)
 
+    supports_logits = True
+
     @torch.inference_mode()
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        self.check_batch(images)
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(images).to(self.device)
         return self.graph(x).cpu().numpy()
+
+    @torch.inference_mode()
+    def _logits_impl(self, images: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(images).to(self.device)
+        return self._logits_graph(x).float().cpu().numpy()
 
     def describe(self) -> str:
         return f"torch[{self.device.type}, {torch.get_num_threads()} threads]"

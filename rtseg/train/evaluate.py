@@ -11,8 +11,6 @@ dataset's own label resolution; pixels labelled IGNORE_INDEX do not count.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,38 +26,21 @@ if TYPE_CHECKING:
     from rtseg.runtime.base import Backend
 
 
-def logits_function(backend: Backend, source: str | Path) -> Callable[[np.ndarray], np.ndarray]:
-    """`(N, H, W, 3) uint8 RGB -> (N, C, H, W) float32` logits of a backend that can give them:
-    the torch backend (any model), or onnxruntime on a package whose output kind is logits.
-    ModelError for an ids-only package (flip TTA needs logits)."""
-    if backend.name == "torch":
-        import torch
-
-        graph = copy.copy(backend.graph)  # shares the weights; only the output kind differs
-        graph.output = "logits"
-
-        def run_torch(images: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return graph(torch.from_numpy(images).to(backend.device)).float().cpu().numpy()
-
-        return run_torch
-    if backend.name == "onnxruntime" and getattr(backend, "logits", False):
-
-        def run_onnx(images: np.ndarray) -> np.ndarray:
-            return backend.session.run([backend.output_name], {backend.input_name: images})[0]
-
-        return run_onnx
-    raise ModelError(
-        f"flip TTA needs logits, but {Path(source).name} on {backend.name} gives class "
-        "ids only; use --backend torch (runs the package's source checkpoint) or give "
-        "the checkpoint (.pth)"
-    )
+def require_logits(backend: Backend, source: str | Path) -> None:
+    """ModelError unless `backend` can give logits (flip TTA needs them): the torch backend (any
+    model), or onnxruntime on a package whose output kind is logits."""
+    if not backend.supports_logits:
+        raise ModelError(
+            f"flip TTA needs logits, but {Path(source).name} on {backend.name} gives class "
+            "ids only; use --backend torch (runs the package's source checkpoint) or give "
+            "the checkpoint (.pth)"
+        )
 
 
 def evaluate_backend(
     backend: Backend,
     dataset,
-    logits_fn: Callable | None = None,
+    flip_tta: bool = False,
     min_blob: int = 0,
     limit: int | None = None,
     batch_size: int = 4,
@@ -67,7 +48,8 @@ def evaluate_backend(
 ) -> dict:
     """Score `backend` on `dataset` (items: `(H, W, 3) uint8 RGB`, `(H, W) uint8` ids).
 
-    `logits_fn` (see `logits_function`) switches on flip TTA. Returns
+    `flip_tta`: average each frame's logits with its mirrored twin's (`backend.logits`; see
+    `require_logits`). Returns
     {"miou", "pixel_acc", "per_class": {name: IoU or None}, "frames"}.
     """
     labels = dataset.label_set
@@ -80,8 +62,8 @@ def evaluate_backend(
     for start in range(0, count, step):
         items = [dataset[i] for i in range(start, min(count, start + step))]
         frames = np.stack([resize_frame(image, backend.input_size) for image, _ in items])
-        if logits_fn is not None:
-            predictions = flip_tta_logits(logits_fn, frames).argmax(1).astype(np.uint8)
+        if flip_tta:
+            predictions = flip_tta_logits(backend.logits, frames).argmax(1).astype(np.uint8)
         else:
             predictions = backend.infer(frames)
         for ids, (_, label) in zip(predictions, items):
