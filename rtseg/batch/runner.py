@@ -45,7 +45,7 @@ def _entry(item: BatchInput, result: dict, identity: dict, settings: str) -> dic
     for key in ("status", "frames", "fps", "outputs", "error"):
         entry[key] = result.get(key)
     entry.update(identity=identity, settings=settings)
-    for key in ("attempts", "worker", "wall_s", "traceback"):
+    for key in ("attempts", "worker", "wall_s", "warnings", "traceback"):
         if key in result:
             entry[key] = result[key]
     return entry

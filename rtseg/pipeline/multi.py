@@ -153,6 +153,11 @@ class MultiStats:
         return sum(lane.stats.frames for lane in self.lanes)
 
     @property
+    def warnings(self) -> list[str]:
+        """Each source's input warnings (damaged packets, ...), prefixed by the source."""
+        return [f"source {lane.index} ({lane.name}): {w}" for lane in self.lanes for w in lane.stats.warnings]
+
+    @property
     def wall_s(self) -> float:
         starts = [lane.stats.first_capture_t for lane in self.lanes if lane.stats.first_capture_t]
         ends = [lane.stats.last_write_t for lane in self.lanes if lane.stats.last_write_t]
