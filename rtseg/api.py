@@ -37,6 +37,7 @@ __all__ = [
     "RunConfig",
     "Segmenter",
     "execute",
+    "export_triton",
     "import_module",
     "import_onnx",
     "load",
@@ -374,4 +375,43 @@ def import_module(
         parity_source=parity_source,
         parity_frames=parity_frames,
         min_agreement=min_agreement,
+    )
+
+
+def export_triton(
+    package: str | os.PathLike,
+    repo: str | os.PathLike,
+    *,
+    name: str | None = None,
+    engine: str | os.PathLike | None = None,
+    max_batch: int | None = None,
+    instances: int = 1,
+    kind: str = "cpu",
+    max_queue_delay_us: int = 0,
+    force: bool = False,
+):
+    """`rtseg export-triton`: write a Triton model repository for the model package `package`
+    (and `engine`, built from it by `rtseg build-engine`, as NAME_trt). Returns a TritonExport
+    (`.models`: Triton model name -> folder, `.configs`). See rtseg.export.triton."""
+    from rtseg.core.package import load_package
+    from rtseg.export.triton import export_triton as write_repository
+
+    engine_meta = None
+    if engine is not None:
+        from rtseg.engine.cache import read_engine_sidecar
+
+        if not Path(engine).is_file():
+            raise ModelError(f"engine {engine} does not exist")
+        engine_meta = read_engine_sidecar(engine)
+    return write_repository(
+        load_package(package),
+        repo,
+        name=name,
+        engine=engine,
+        engine_meta=engine_meta,
+        max_batch=max_batch,
+        instances=instances,
+        kind=kind,
+        max_queue_delay_us=max_queue_delay_us,
+        force=force,
     )
