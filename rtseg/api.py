@@ -73,6 +73,9 @@ class RunConfig:
     output / masks / save_frames: annotated MP4; class-id PNGs (`000000.png`, pixel = id) at
         each frame's size; annotated JPEG frames. show: a window (main thread).
     mode / alpha / legend / hud: how frames are drawn (hud None: on with show, off for files).
+    codec / preset / crf: the MP4 encoder ("auto": NVENC where it opens, else libx264), its
+        speed preset (None: real-time ultrafast; x264 names or NVENC p1..p7) and quality
+        (None: 23; x264 crf / NVENC cq, lower is better and larger).
     quiet: no progress bar and no header line.
     strict: the first input damage (corrupt packet, undecodable frame, file cut short) is an
         InputError; by default it is decoded through, counted and reported in the stats.
@@ -96,6 +99,8 @@ class RunConfig:
     realtime: bool = False
     fps: float | None = None
     codec: str = "auto"
+    preset: str | None = None
+    crf: int | None = None
     quiet: bool = False
     snapshot_dir: Path = Path(".")
     strict: bool = False
@@ -159,7 +164,8 @@ def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
 
     sinks = []
     if cfg.output is not None:
-        sinks.append(stack.enter_context(Mp4Sink(cfg.output, fps=fps, codec=cfg.codec)))
+        mp4 = Mp4Sink(cfg.output, fps=fps, codec=cfg.codec, preset=cfg.preset, crf=cfg.crf)
+        sinks.append(stack.enter_context(mp4))
     if cfg.masks is not None:
         sinks.append(stack.enter_context(MaskSink(cfg.masks)))
     if cfg.save_frames is not None:
@@ -261,6 +267,8 @@ def run(
     realtime: bool = False,
     fps: float | None = None,
     codec: str = "auto",
+    preset: str | None = None,
+    crf: int | None = None,
     quiet: bool = True,
     snapshot_dir: str | os.PathLike = ".",
     strict: bool = False,
@@ -296,6 +304,8 @@ def run(
         realtime=realtime,
         fps=fps,
         codec=codec,
+        preset=preset,
+        crf=crf,
         quiet=quiet,
         snapshot_dir=Path(snapshot_dir),
         strict=strict,

@@ -110,6 +110,17 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option("--realtime", is_flag=True, help="Pace a file at its frame rate (a live stand-in).")
 @click.option("--fps", type=click.FloatRange(min=0.1), help="Frame rate of a frames folder / the MP4.")
 @click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
+@click.option(
+    "--preset",
+    type=str,
+    help="MP4 encoder speed: x264 ultrafast (default: real time on few cores) ... veryslow "
+    "(smaller files, more CPU per frame), or NVENC p1..p7; each maps to the other encoder.",
+)
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 51),
+    help="MP4 quality: x264 crf / NVENC cq, lower is better and larger [default: 23].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option(
     "--strict",
@@ -139,6 +150,8 @@ def run(
     realtime,
     fps,
     codec,
+    preset,
+    crf,
     quiet,
     strict,
 ):
@@ -163,6 +176,8 @@ def run(
         realtime=realtime,
         fps=fps,
         codec=codec,
+        preset=preset,
+        crf=crf,
         quiet=quiet,
         strict=strict,
         snapshot_dir=snapshot_dir,
