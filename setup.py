@@ -48,12 +48,13 @@ setup(
         "train": [TORCH, *EXPORT],
         "pretrained": PRETRAINED,
         "plot": ["matplotlib>=3.7"],
-        # The TensorRT wheel and cuda-python must target the same CUDA major version.
-        "trt": ["tensorrt-cu12>=10.0", "cuda-python>=12.0,<13"],
-        "trt-cu13": ["tensorrt-cu13>=10.13", "cuda-python>=13.0,<14"],
-        "pycuda": ["tensorrt-cu12>=10.0", "pycuda>=2022.1"],
+        # cuda-python's CUDA major must be the TensorRT wheel's: cuda-python 13 on a CUDA 12
+        # driver fails with cudaErrorInsufficientDriver
+        "trt": ["tensorrt-cu13>=10.13", "cuda-python>=13,<14"],
+        "trt-cu12": ["tensorrt-cu12>=10.0", "cuda-python>=12.6,<13"],
+        "pycuda": ["pycuda>=2022.1"],
         "ray": ["ray>=2.9"],
-        "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7", "build>=1.0"],
+        "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7", "tritonclient[grpc]>=2.40", "build>=1.0"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )

@@ -37,6 +37,7 @@ __all__ = [
     "RunConfig",
     "Segmenter",
     "execute",
+    "export_triton",
     "import_module",
     "import_onnx",
     "load",
@@ -72,7 +73,12 @@ class RunConfig:
     output / masks / save_frames: annotated MP4; class-id PNGs (`000000.png`, pixel = id) at
         each frame's size; annotated JPEG frames. show: a window (main thread).
     mode / alpha / legend / hud: how frames are drawn (hud None: on with show, off for files).
+    codec / preset / crf: the MP4 encoder ("auto": NVENC where it opens, else libx264), its
+        speed preset (None: real-time ultrafast; x264 names or NVENC p1..p7) and quality
+        (None: 23; x264 crf / NVENC cq, lower is better and larger).
     quiet: no progress bar and no header line.
+    strict: the first input damage (corrupt packet, undecodable frame, file cut short) is an
+        InputError; by default it is decoded through, counted and reported in the stats.
     """
 
     source_uri: str
@@ -93,8 +99,11 @@ class RunConfig:
     realtime: bool = False
     fps: float | None = None
     codec: str = "auto"
+    preset: str | None = None
+    crf: int | None = None
     quiet: bool = False
     snapshot_dir: Path = Path(".")
+    strict: bool = False
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -155,7 +164,8 @@ def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
 
     sinks = []
     if cfg.output is not None:
-        sinks.append(stack.enter_context(Mp4Sink(cfg.output, fps=fps, codec=cfg.codec)))
+        mp4 = Mp4Sink(cfg.output, fps=fps, codec=cfg.codec, preset=cfg.preset, crf=cfg.crf)
+        sinks.append(stack.enter_context(mp4))
     if cfg.masks is not None:
         sinks.append(stack.enter_context(MaskSink(cfg.masks)))
     if cfg.save_frames is not None:
@@ -176,12 +186,13 @@ def write_stats_json(cfg: RunConfig, stats) -> None:
 def execute(cfg: RunConfig):
     """Open input, model and outputs (every check before a thread starts), run, write the stats
     JSON. Returns the PipelineStats; raises PipelineInterrupted (a KeyboardInterrupt carrying
-    the stats, after writing the stats JSON) on Ctrl-C / SIGTERM."""
-    from rtseg.pipeline import PipelineInterrupted
+    the stats, after writing the stats JSON) on Ctrl-C / SIGTERM, and SourceFailed (an
+    InputError carrying the stats, after writing them) when the input failed mid-run."""
+    from rtseg.pipeline import PipelineInterrupted, SourceFailed
 
     try:
         stats = _run_pipeline(cfg)
-    except PipelineInterrupted as stop:
+    except (PipelineInterrupted, SourceFailed) as stop:
         write_stats_json(cfg, stop.stats)
         raise
     write_stats_json(cfg, stats)
@@ -200,7 +211,9 @@ def _run_pipeline(cfg: RunConfig):
         check_writable_folder(cfg.snapshot_dir, "--snapshot-dir")
     model_path = resolve_model_path(cfg.model, cfg.backend)
     with contextlib.ExitStack() as stack:
-        source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
+        source = stack.enter_context(
+            open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps, strict=cfg.strict)
+        )
         model = open_loaded_model(model_path, cfg.backend, cfg.device, cfg.threads)
         stack.enter_context(model.backend)
         fps = cfg.fps or source.fps or DEFAULT_FOLDER_FPS
@@ -254,8 +267,11 @@ def run(
     realtime: bool = False,
     fps: float | None = None,
     codec: str = "auto",
+    preset: str | None = None,
+    crf: int | None = None,
     quiet: bool = True,
     snapshot_dir: str | os.PathLike = ".",
+    strict: bool = False,
 ):
     """Run the whole pipeline on `source` to the outputs asked for; returns the PipelineStats.
 
@@ -264,8 +280,10 @@ def run(
     With no output at all the run only measures. `quiet` (default here): no progress bar and no
     header line. Returns `PipelineStats` (`.frames`, `.fps`, `.latency_ms()`, `.to_json()`,
     `.summary()`). Raises InputError / ModelError / OutputError / BackendError before any
-    thread starts, the first stage error after closing every output, and PipelineInterrupted
-    (a KeyboardInterrupt with `.stats`) on Ctrl-C / SIGTERM when called from the main thread.
+    thread starts, the first stage error after closing every output, SourceFailed (an
+    InputError with `.stats`) when the input fails mid-run after every frame read before it was
+    written, and PipelineInterrupted (a KeyboardInterrupt with `.stats`) on Ctrl-C / SIGTERM
+    when called from the main thread. `strict`: the first input damage is an error.
     """
     cfg = RunConfig(
         source_uri=str(source),
@@ -286,8 +304,11 @@ def run(
         realtime=realtime,
         fps=fps,
         codec=codec,
+        preset=preset,
+        crf=crf,
         quiet=quiet,
         snapshot_dir=Path(snapshot_dir),
+        strict=strict,
     )
     return execute(cfg)
 
@@ -364,4 +385,43 @@ def import_module(
         parity_source=parity_source,
         parity_frames=parity_frames,
         min_agreement=min_agreement,
+    )
+
+
+def export_triton(
+    package: str | os.PathLike,
+    repo: str | os.PathLike,
+    *,
+    name: str | None = None,
+    engine: str | os.PathLike | None = None,
+    max_batch: int | None = None,
+    instances: int = 1,
+    kind: str = "cpu",
+    max_queue_delay_us: int = 0,
+    force: bool = False,
+):
+    """`rtseg export-triton`: write a Triton model repository for the model package `package`
+    (and `engine`, built from it by `rtseg build-engine`, as NAME_trt). Returns a TritonExport
+    (`.models`: Triton model name -> folder, `.configs`). See rtseg.export.triton."""
+    from rtseg.core.package import load_package
+    from rtseg.export.triton import export_triton as write_repository
+
+    engine_meta = None
+    if engine is not None:
+        from rtseg.engine.cache import read_engine_sidecar
+
+        if not Path(engine).is_file():
+            raise ModelError(f"engine {engine} does not exist")
+        engine_meta = read_engine_sidecar(engine)
+    return write_repository(
+        load_package(package),
+        repo,
+        name=name,
+        engine=engine,
+        engine_meta=engine_meta,
+        max_batch=max_batch,
+        instances=instances,
+        kind=kind,
+        max_queue_delay_us=max_queue_delay_us,
+        force=force,
     )

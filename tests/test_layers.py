@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("runtime", "video", "viz", "train"),
     ("pipeline", "engine"),
     ("loading",),
-    ("evaluation", "segmenter", "bench", "batch", "api", "cli", "__main__"),
+    ("evaluation", "segmenter", "bench", "batch", "streams", "api", "cli", "__main__"),
 ]
 # (importer, imported) pairs allowed on the same row.
 SIDEWAYS = {
@@ -46,6 +46,9 @@ SIDEWAYS = {
     ("api", "bench"),
     ("batch", "api"),
     ("batch", "segmenter"),
+    ("streams", "api"),
+    ("streams", "segmenter"),
+    ("cli", "streams"),
     ("__main__", "cli"),
 }
 # Pairs forbidden although the rows allow them.

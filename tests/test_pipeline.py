@@ -318,6 +318,8 @@ def test_an_exception_in_any_stage_ends_the_run_quickly(stage):
     assert outcome["elapsed"] < 5.0
     assert not [t.name for t in threading.enumerate() if t.name.startswith("rtseg-")]  # none stuck
     assert sink.closed == 1 and sink.indices == list(range(len(sink.indices)))
+    if stage == "capture":  # an input failure drains: every frame read before it was written
+        assert sink.indices == [0, 1, 2, 3] and outcome["error"].stats.frames == 4
 
 
 def test_capture_error_mid_run_leaves_a_playable_mp4(tmp_path):

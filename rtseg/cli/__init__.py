@@ -27,6 +27,7 @@ COMMANDS = {
         "Wrap your own ONNX (float NCHW, logits) into a package.",
     ),
     "build-engine": ("rtseg.cli.engine", "build_engine", "Build a TensorRT engine from a model package."),
+    "export-triton": ("rtseg.cli.triton", "export_triton", "Write a Triton model repository for a package."),
     "train": ("rtseg.cli.train", "train", "Train a segmentation model."),
     "eval": ("rtseg.cli.evaluate", "evaluate", "Evaluate a model on a labelled dataset (mIoU)."),
     "bench": ("rtseg.cli.bench", "bench", "Benchmark backends, precisions and sizes."),

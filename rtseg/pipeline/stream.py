@@ -129,7 +129,9 @@ class ResultStream:
         )
 
     def _finish(self) -> None:
-        """End of the stream: stop and join the threads, close the source, raise a stage error."""
+        """End of the stream: stop and join the threads, close the source, raise a stage error,
+        or the source's InputError once every frame read before it was handed out."""
+        self.stats.record_input(self._source)
         self.close()
         if self._ctx.errors:
             self.stats.stopped_by = "error"
@@ -137,6 +139,8 @@ class ResultStream:
             if hasattr(exc, "add_note"):
                 exc.add_note(f"(raised in the stream's {stage} stage)")
             raise exc
+        if self._ctx.input_error is not None:
+            raise self._ctx.input_error
 
     def close(self) -> None:
         """Stop the threads and close the source if this stream opened it (idempotent)."""

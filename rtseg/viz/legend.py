@@ -82,7 +82,8 @@ class Legend:
                 cv2.LINE_AA,
             )
         ink = np.repeat(panel.any(axis=2, keepdims=True), 3, axis=2)  # full mask: copyto is 10x faster
-        return LegendPanel(width - margin - panel_w, margin, panel, ink)
+        # even x and y: the yuv420p renderer draws the same legend at the same place
+        return LegendPanel((width - margin - panel_w) & ~1, margin & ~1, panel, ink)
 
 
 def draw_hud(image: np.ndarray, text: str) -> None:
