@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from rtseg.core.frames import resize_ids
-from rtseg.core.package import default_package_for
+from rtseg.core.package import default_package_for, portable
 from rtseg.errors import ModelError, RtsegError
 from rtseg.loading import open_model
 from rtseg.pipeline import Pipeline, PipelineConfig
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     print_table(result)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps(portable(result), indent=2) + "\n")
     return 0
 
 

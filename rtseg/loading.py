@@ -141,13 +141,18 @@ def open_tensorrt_engine(engine_path: str | Path, batch: int = 1):
 
 
 def open_model(
-    model: str | Path, backend: str = "onnxruntime", threads: int | None = None, providers="cpu"
+    model: str | Path,
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    providers="cpu",
+    batch: int = 1,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
 
     An `.engine` (TensorRT) is used as given, with the package recorded in its sidecar
     `NAME.engine.json` (or `NAME.json` beside it); a package `.onnx` on TensorRT reuses or builds
-    the engine beside it (see rtseg.engine)."""
+    the engine beside it (see rtseg.engine). batch: the largest batch the caller will pass;
+    TensorRT sizes its buffers for it (up to the engine's profile), the other backends take any."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -163,7 +168,7 @@ def open_model(
     if path.suffix in ENGINE_SUFFIXES:
         if backend != "tensorrt":
             raise ModelError(f"{path} is a TensorRT engine: use --backend tensorrt")
-        b, package = open_tensorrt_engine(path)  # the engine as given: never rebuilt
+        b, package = open_tensorrt_engine(path, batch=batch)  # the engine as given: never rebuilt
         return LoadedModel(b, package.classes, package.palette, path, package)
     package = load_package(path)
     if backend == "onnxruntime":
@@ -175,5 +180,5 @@ def open_model(
 
         b = TorchBackend(_checkpoint_for(package), threads=threads, input_size=package.input_size)
     else:
-        b = open_tensorrt_backend(package)
+        b = open_tensorrt_backend(package, batch=batch)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)

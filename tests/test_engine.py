@@ -451,3 +451,83 @@ def test_build_engine_parses_the_prepared_copy(fake_trt, fake_gpu, tiny_package,
     build_engine(tiny_package.onnx_path, tmp_path / "t.engine", BuildConfig(timing_cache=None))
     assert fake_trt.calls["parsed"] != str(tiny_package.onnx_path)
     assert fake_trt.calls["parsed"].endswith("tiny.onnx")
+
+
+# --- build-engine --prepare-only: the parser's input, without TensorRT or a GPU ----------------
+
+
+def _val_frames(size, count=2):
+    """`count` CamVid val frames at the model's size (RGB), or structured frames without the data."""
+    import cv2
+    import numpy as np
+    from conftest import DATA, structured_frames
+
+    from rtseg.core.frames import resize_frame
+
+    images = sorted((DATA / "camvid" / "val").glob("*.png"))[:count]
+    if len(images) < count:
+        return structured_frames(count, *size, seed=3)
+    return np.stack([resize_frame(cv2.imread(str(p))[..., ::-1].copy(), size) for p in images])
+
+
+def test_prepare_only_writes_the_parser_input_without_tensorrt_or_gpu(
+    no_tensorrt, no_gpu, tiny_package, tmp_path
+):
+    import numpy as np
+    import onnx
+
+    out = tmp_path / "parse_me.onnx"
+    result = CliRunner().invoke(
+        main, ["build-engine", str(tiny_package.onnx_path), "--prepare-only", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.stdout and "trtexec --onnx=" in result.stdout
+    assert fake_tensorrt.uint8_rule_errors(out) == []  # the fake parser (its own walk) takes it
+    frames = _val_frames(TINY_SIZE)
+    np.testing.assert_array_equal(
+        _run_ort(onnx.load(str(out)), frames), _run_ort(onnx.load(str(tiny_package.onnx_path)), frames)
+    )
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_prepare_only_on_the_bundled_packages(no_tensorrt, precision, tmp_path):
+    import numpy as np
+    import onnx
+
+    from rtseg.core.package import default_model_path, load_package, variant_path
+
+    fp32 = default_model_path()
+    if not fp32.is_file():
+        pytest.skip(f"no bundled model at {fp32}")
+    package = load_package(variant_path(fp32, precision))
+    out = tmp_path / f"{precision}.onnx"
+    result = CliRunner().invoke(main, ["build-engine", str(package.onnx_path), "--prepare-only", str(out)])
+    assert result.exit_code == 0, result.output
+    assert fake_tensorrt.uint8_rule_errors(out) == []  # no uint8 tensor feeds anything but a Cast
+    assert fake_tensorrt.uint8_rule_errors(package.onnx_path)  # ... which the package itself breaks
+    frames = _val_frames(package.input_size)
+    np.testing.assert_array_equal(
+        _run_ort(onnx.load(str(out)), frames), _run_ort(onnx.load(str(package.onnx_path)), frames)
+    )
+
+
+def test_prepare_only_refuses_cpu_int8_and_the_packages_own_file(no_tensorrt, tiny_package, tmp_path):
+    from conftest import structured_frames
+
+    from rtseg.export.int8 import Int8Options, quantize_int8
+
+    own = CliRunner().invoke(
+        main, ["build-engine", str(tiny_package.onnx_path), "--prepare-only", str(tiny_package.onnx_path)]
+    )
+    assert own.exit_code == 1 and "is the package's own ONNX" in own.stderr
+    cpu = quantize_int8(
+        tiny_package, tmp_path / "cpu.onnx", structured_frames(2, *TINY_SIZE), Int8Options(target="cpu")
+    )
+    refused = CliRunner().invoke(
+        main, ["build-engine", str(cpu.onnx_path), "--prepare-only", str(tmp_path / "p.onnx")]
+    )
+    assert (
+        refused.exit_code == 1 and "int8-target cpu" in refused.stderr and "Traceback" not in refused.output
+    )
+    assert not (tmp_path / "p.onnx").exists()

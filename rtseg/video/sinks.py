@@ -374,8 +374,8 @@ def rgb_to_yuv420p_frame(rgb: np.ndarray):
     """`(H, W, 3) uint8 RGB` -> an av.VideoFrame in yuv420p, padded to even size: one OpenCV
     BT.601 conversion straight into the frame's planes (PyAV's `from_ndarray` + swscale from
     rgb24 costs several times more)."""
+    from rtseg.core.frames import rgb_to_yuv420p
     from rtseg.video.decoded import new_yuv420p_frame
-    from rtseg.viz.yuv import rgb_to_yuv420p
 
     even = _pad_to_even(rgb)
     frame, planes = new_yuv420p_frame(even.shape[:2])

@@ -15,16 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rtseg.core.frames import rgb_to_yuv420p
 from rtseg.viz.legend import Legend
-
-
-def rgb_to_yuv420p(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(H, W, 3) uint8 RGB`, H and W even -> (Y (H, W), U (H/2, W/2), V (H/2, W/2)) uint8."""
-    height, width = rgb.shape[:2]
-    i420 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
-    y = i420[:height]
-    chroma = i420[height:].reshape(2, height // 2, width // 2)
-    return y, chroma[0], chroma[1]
 
 
 def yuv_luts(palette: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
