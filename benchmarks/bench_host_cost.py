@@ -45,7 +45,7 @@ FRAME_BUDGET_BYTES = 1_000_000_000  # decoded + rendered full-size frames held a
 STAGES = ("decode", "resize", "infer", "overlay", "encode")
 STAGE_LABELS = {
     "decode": "decode (PyAV, threaded)",
-    "resize": "resize to the model",
+    "resize": "resize to the model (+ colour conversion at the decoder)",
     "infer": "inference",
     "overlay": "upsample ids + overlay render",
     "encode": "encode (H.264 MP4, incl. colour conversion)",
@@ -61,36 +61,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=None, help="at most N frames (default: all that fit)")
     parser.add_argument("--repeat", type=int, default=1, help="passes per stage; the median is reported")
     parser.add_argument("--skip-runs", action="store_true", help="stage table only (no rtseg run)")
+    parser.add_argument(
+        "--encoder-sweep",
+        default="",
+        metavar="P1,P2",
+        help="also encode the rendered frames with these x264 presets: CPU ms, bytes, Y PSNR",
+    )
     parser.add_argument("--run-arg", action="append", default=[], help="extra rtseg run argument")
     parser.add_argument("--json", type=Path, default=None, help="default: results/host_cost_<W>x<H>.json")
     return parser.parse_args(argv)
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """ "1920x1080" -> (1920, 1080) as (width, height)."""
+    """ "1920x1080" (WxH, as video sizes are written) -> (1080, 1920) as (height, width)."""
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise SystemExit(f"bench_host_cost: error: --upscale wants WxH, got {text!r}") from None
-    return width, height
+    return height, width
 
 
 def upscale_clip(video: Path, size: tuple[int, int], folder: Path, limit: int) -> Path:
-    """The first `limit` frames of `video` scaled to size = (width, height) (bicubic, libx264
+    """The first `limit` frames of `video` scaled to size = (height, width) (bicubic, libx264
     crf 16), same rate."""
     import av
 
-    out = folder / f"{video.stem}_{size[0]}x{size[1]}.mp4"
+    out = folder / f"{video.stem}_{size[1]}x{size[0]}.mp4"
     with av.open(str(video)) as src, av.open(str(out), "w") as dst:
         stream_in = src.streams.video[0]
         stream_in.thread_type = "AUTO"
         rate = stream_in.average_rate or 25
         stream = dst.add_stream("libx264", rate=rate, options={"crf": "16", "preset": "fast"})
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.height, stream.width, stream.pix_fmt = size[0], size[1], "yuv420p"
         for index, frame in enumerate(src.decode(stream_in)):
             if index == limit:
                 break
-            big = frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="BICUBIC")
+            big = frame.reformat(width=size[1], height=size[0], format="yuv420p", interpolation="BICUBIC")
             big.pts = None
             for packet in stream.encode(big):
                 dst.mux(packet)
@@ -111,24 +117,30 @@ class Clock:
 
 
 def decode_pass(video: Path, limit: int) -> tuple[list, Clock]:
-    """Decode up to `limit` frames the way the capture stage gets them."""
+    """Decode up to `limit` frames the way the capture stage gets them (`read_frame`: as
+    decoded, converted later; older rtseg: `read`, RGB arrays)."""
     from rtseg.video import open_source
 
     with open_source(str(video)) as source, Clock() as clock:
+        read = getattr(source, "read_frame", source.read)
         frames = []
-        while len(frames) < limit and (frame := source.read()) is not None:
+        while len(frames) < limit and (frame := read()) is not None:
             frames.append(frame)
     return frames, clock
 
 
 def resize_pass(frames: list, size_hw: tuple[int, int]) -> tuple[np.ndarray, Clock]:
-    """Resize every frame into model-size buffers, as the capture stage does into its ring."""
+    """Make every model input into model-size buffers, as the capture stage does into its ring
+    (from the decoder's picture in one swscale step; older rtseg: resize of the RGB array)."""
     from rtseg.pipeline.stages import resize_into
 
     inputs = np.zeros((len(frames), *size_hw, 3), np.uint8)
     with Clock() as clock:
         for frame, slot in zip(frames, inputs):
-            resize_into(frame, slot)
+            if isinstance(frame, np.ndarray):
+                resize_into(frame, slot)
+            else:
+                frame.model_input(slot)
     return inputs, clock
 
 
@@ -144,25 +156,69 @@ def infer_pass(backend, inputs: np.ndarray) -> tuple[np.ndarray, Clock]:
 
 
 def overlay_pass(visualizer, frames: list, ids: np.ndarray) -> tuple[list, Clock]:
-    """Upsample the ids to the frame's size and render the overlay, as the overlay stage does."""
+    """Upsample the ids to the frame's size and draw the overlay for an MP4 sink, as the overlay
+    stage does (`render_for_sinks`: yuv420p where it can; older rtseg: RGB)."""
+    from rtseg.core.frames import resize_ids
+    from rtseg.pipeline import stages
+
     rendered = []
     with Clock() as clock:
         for frame, frame_ids in zip(frames, ids):
-            height, width = frame.shape[:2]
-            ids_full = visualizer.upsample_ids(frame_ids, (width, height))
-            rendered.append(visualizer.render(frame, ids_full))
+            size = frame.shape[:2] if isinstance(frame, np.ndarray) else frame.size  # (height, width)
+            ids_full = resize_ids(frame_ids, size)
+            if isinstance(frame, np.ndarray):
+                rendered.append(visualizer.render(frame, ids_full))
+            else:
+                rendered.append(stages.render_for_sinks(visualizer, frame, ids_full, None, True))
     return rendered, clock
 
 
-def encode_pass(rendered: list, fps: float, path: Path) -> tuple[int, Clock]:
-    """Encode the rendered frames with rtseg run's default MP4 sink, flush included."""
+def encode_pass(rendered: list, fps: float, path: Path, preset: str | None = None) -> tuple[int, Clock]:
+    """Encode the rendered frames with rtseg run's MP4 sink (its default settings, or `preset`),
+    flush included."""
     from rtseg.video import Mp4Sink
 
+    settings = {"preset": preset} if preset else {}
     with Clock() as clock:
-        with Mp4Sink(path, fps=fps) as sink:
+        with Mp4Sink(path, fps=fps, **settings) as sink:
             for index, image in enumerate(rendered):
                 sink.write(index, image, None)
     return path.stat().st_size, clock
+
+
+def encoder_sweep(rendered: list, fps: float, folder: Path, presets: list[str]) -> list[dict]:
+    """Per x264 preset (crf 23): CPU ms per frame, bytes, and Y PSNR of the video against the
+    frames it was given (what the speed / size / quality trade-off of `--preset` is)."""
+    rows = []
+    for preset in presets:
+        path = folder / f"sweep_{preset}.mp4"
+        size, clock = encode_pass(rendered, fps, path, preset)
+        rows.append(
+            {
+                "preset": preset,
+                "cpu_ms_per_frame": round(1000 * clock.cpu / len(rendered), 3),
+                "bytes": size,
+                "y_psnr_db": round(_y_psnr(path, rendered), 2),
+            }
+        )
+    return rows
+
+
+def _y_psnr(path: Path, rendered: list) -> float:
+    import av
+    import cv2
+
+    errors = []
+    with av.open(str(path)) as container:
+        for frame, given in zip(container.decode(video=0), rendered):
+            if isinstance(given, np.ndarray):
+                given_y = cv2.cvtColor(given, cv2.COLOR_RGB2YUV_I420)[: given.shape[0]]
+            else:
+                given_y = given.to_ndarray()[: given.height]
+            got = frame.to_ndarray()[: frame.height, : given_y.shape[1]]
+            errors.append(np.mean((got.astype(np.float64) - given_y[: got.shape[0]]) ** 2))
+    mse = float(np.mean(errors))
+    return 99.0 if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def median_pass(repeat: int, run):
@@ -175,7 +231,7 @@ def median_pass(repeat: int, run):
     return result, statistics.median(cpus), statistics.median(walls)
 
 
-def stage_table(model, video: Path, limit: int, repeat: int, folder: Path) -> dict:
+def stage_table(model, video: Path, limit: int, repeat: int, folder: Path, presets: list[str]) -> dict:
     """CPU ms per frame of each stage alone, inference-only fps, and the ids (for the replay)."""
     from rtseg.viz import Visualizer, VizConfig
 
@@ -190,8 +246,11 @@ def stage_table(model, video: Path, limit: int, repeat: int, folder: Path) -> di
     fps = _video_fps(video)
     size, encode_cpu, _ = median_pass(repeat, lambda: encode_pass(rendered, fps, folder / "encode.mp4"))
     cpu = dict(zip(STAGES, (decode_cpu, resize_cpu, infer_cpu, overlay_cpu, encode_cpu)))
-    height, width = rendered[0].shape[:2]
+    first = rendered[0]
+    height, width = first.shape[:2] if isinstance(first, np.ndarray) else (first.height, first.width)
+    sweep = encoder_sweep(rendered, fps, folder, presets) if presets else []
     return {
+        "encoder_sweep": sweep,
         "frames": count,
         "frame_size": [width, height],
         "model_size": list(backend.input_size[::-1]),
@@ -357,6 +416,11 @@ def print_report(result: dict) -> None:
     print(f"\nhost CPU per frame (all but inference): {result['host_cpu_ms']:.1f} ms")
     print(f"limit: {host['cores']} * 1000 / {result['cpu_ms_sum']:.1f} = {result['limit_fps']:.1f} fps")
     print(f"inference only: {st['inference_fps']:.1f} fps (batch 1)")
+    if st.get("encoder_sweep"):
+        print("\n| x264 preset (crf 23) | CPU ms / frame | MB | Y PSNR dB |\n|---|--:|--:|--:|")
+        for row in st["encoder_sweep"]:
+            cells = (row["preset"], f"{row['cpu_ms_per_frame']:.1f}", f"{row['bytes'] / 1e6:.2f}")
+            print(f"| {' | '.join(cells)} | {row['y_psnr_db']:.1f} |")
     pipe, ceiling = result.get("pipeline"), result.get("ceiling")
     if pipe:
         print(
@@ -377,15 +441,20 @@ def frame_limit(video: Path, requested: int | None, size: tuple[int, int] | None
     from rtseg.video import open_source
 
     with open_source(str(video)) as source:
-        width, height = size or source.frame_size or (1920, 1080)
+        height, width = size or source.frame_size or (1080, 1920)
         count = source.frame_count or 10**9
     fit = max(8, FRAME_BUDGET_BYTES // (2 * width * height * 3))
     return min(count, requested or fit)
 
 
 def run(args: argparse.Namespace) -> dict:
-    from rtseg.core.package import default_package_for
-    from rtseg.loading import open_model
+    try:
+        from rtseg.core.package import default_package_for
+        from rtseg.loading import open_model
+    except ImportError:  # an rtseg from before the layer moves (PYTHONPATH at an old checkout)
+        from rtseg.package import default_package_for
+
+        from rtseg.runtime import open_model
 
     model_path = (args.model or default_package_for("onnxruntime")).resolve()
     with tempfile.TemporaryDirectory(prefix="rtseg-host-cost-") as tmp:
@@ -399,7 +468,8 @@ def run(args: argparse.Namespace) -> dict:
         model = open_model(model_path, backend="onnxruntime", threads=args.threads)
         with model.backend:
             result["backend"] = model.backend.describe()
-            stages = stage_table(model, video, limit, args.repeat, folder)
+            presets = [p for p in args.encoder_sweep.split(",") if p]
+            stages = stage_table(model, video, limit, args.repeat, folder, presets)
         ids = stages.pop("ids")
         result["stages"] = stages
         if not args.skip_runs:

@@ -25,6 +25,7 @@ _LAZY = {
     "ResultStream": "rtseg.api",
     "import_onnx": "rtseg.api",
     "import_module": "rtseg.api",
+    "export_triton": "rtseg.api",
 }
 
 __all__ = ["RtsegError", "__version__", *_LAZY]

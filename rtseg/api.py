@@ -37,6 +37,7 @@ __all__ = [
     "RunConfig",
     "Segmenter",
     "execute",
+    "export_triton",
     "import_module",
     "import_onnx",
     "load",
@@ -72,6 +73,9 @@ class RunConfig:
     output / masks / save_frames: annotated MP4; class-id PNGs (`000000.png`, pixel = id) at
         each frame's size; annotated JPEG frames. show: a window (main thread).
     mode / alpha / legend / hud: how frames are drawn (hud None: on with show, off for files).
+    codec / preset / crf: the MP4 encoder ("auto": NVENC where it opens, else libx264), its
+        speed preset (None: real-time ultrafast; x264 names or NVENC p1..p7) and quality
+        (None: 23; x264 crf / NVENC cq, lower is better and larger).
     quiet: no progress bar and no header line.
     strict: the first input damage (corrupt packet, undecodable frame, file cut short) is an
         InputError; by default it is decoded through, counted and reported in the stats.
@@ -95,6 +99,8 @@ class RunConfig:
     realtime: bool = False
     fps: float | None = None
     codec: str = "auto"
+    preset: str | None = None
+    crf: int | None = None
     quiet: bool = False
     snapshot_dir: Path = Path(".")
     strict: bool = False
@@ -158,7 +164,8 @@ def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
 
     sinks = []
     if cfg.output is not None:
-        sinks.append(stack.enter_context(Mp4Sink(cfg.output, fps=fps, codec=cfg.codec)))
+        mp4 = Mp4Sink(cfg.output, fps=fps, codec=cfg.codec, preset=cfg.preset, crf=cfg.crf)
+        sinks.append(stack.enter_context(mp4))
     if cfg.masks is not None:
         sinks.append(stack.enter_context(MaskSink(cfg.masks)))
     if cfg.save_frames is not None:
@@ -260,6 +267,8 @@ def run(
     realtime: bool = False,
     fps: float | None = None,
     codec: str = "auto",
+    preset: str | None = None,
+    crf: int | None = None,
     quiet: bool = True,
     snapshot_dir: str | os.PathLike = ".",
     strict: bool = False,
@@ -295,6 +304,8 @@ def run(
         realtime=realtime,
         fps=fps,
         codec=codec,
+        preset=preset,
+        crf=crf,
         quiet=quiet,
         snapshot_dir=Path(snapshot_dir),
         strict=strict,
@@ -374,4 +385,43 @@ def import_module(
         parity_source=parity_source,
         parity_frames=parity_frames,
         min_agreement=min_agreement,
+    )
+
+
+def export_triton(
+    package: str | os.PathLike,
+    repo: str | os.PathLike,
+    *,
+    name: str | None = None,
+    engine: str | os.PathLike | None = None,
+    max_batch: int | None = None,
+    instances: int = 1,
+    kind: str = "cpu",
+    max_queue_delay_us: int = 0,
+    force: bool = False,
+):
+    """`rtseg export-triton`: write a Triton model repository for the model package `package`
+    (and `engine`, built from it by `rtseg build-engine`, as NAME_trt). Returns a TritonExport
+    (`.models`: Triton model name -> folder, `.configs`). See rtseg.export.triton."""
+    from rtseg.core.package import load_package
+    from rtseg.export.triton import export_triton as write_repository
+
+    engine_meta = None
+    if engine is not None:
+        from rtseg.engine.cache import read_engine_sidecar
+
+        if not Path(engine).is_file():
+            raise ModelError(f"engine {engine} does not exist")
+        engine_meta = read_engine_sidecar(engine)
+    return write_repository(
+        load_package(package),
+        repo,
+        name=name,
+        engine=engine,
+        engine_meta=engine_meta,
+        max_batch=max_batch,
+        instances=instances,
+        kind=kind,
+        max_queue_delay_us=max_queue_delay_us,
+        force=force,
     )

@@ -7,6 +7,7 @@ engine matching the package on this GPU or builds it (rtseg.engine), above both 
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,13 @@ def _checkpoint_for(package: ModelPackage) -> Path:
     return path
 
 
+def _require_cuda_memory() -> None:
+    from rtseg.runtime.cuda import available_memory_implementations
+
+    if not available_memory_implementations():
+        raise MissingDependencyError("cuda-python (or pycuda)", "trt", "the TensorRT backend")
+
+
 def open_tensorrt_backend(
     package: ModelPackage,
     engine_path: str | Path | None = None,
@@ -53,28 +61,98 @@ def open_tensorrt_backend(
     build_config=None,
     log: Callable[[str], None] | None = None,
 ):
-    """The TensorRT backend for `package`: reuses the matching engine beside it or builds one.
+    """The TensorRT backend for `package`: reuses the engine beside it when it fits (TensorRT,
+    GPU, graph rewrite, batches up to `batch`) or builds one.
 
     Raises MissingDependencyError without TensorRT or cuda-python/pycuda, DeviceError without a
     GPU (checked before anything touches trt.Builder or trt.Runtime).
     """
     from rtseg.engine import BuildConfig, engine_environment, find_or_build_engine
-    from rtseg.runtime.cuda import available_memory_implementations
     from rtseg.runtime.tensorrt_backend import TensorRTBackend
 
     env = engine_environment()
-    if not available_memory_implementations():
-        raise MissingDependencyError("cuda-python (or pycuda)", "trt", "the TensorRT backend")
+    _require_cuda_memory()
     log = log or (lambda line: print(f"rtseg: {line}", file=sys.stderr))
     config = build_config or BuildConfig(max_batch=max(batch, BuildConfig().max_batch))
-    record = find_or_build_engine(package, engine_path, config, env=env, log=log)
+    record = find_or_build_engine(package, engine_path, config, env=env, log=log, batch=batch)
     return TensorRTBackend(record.path, package, batch=batch)
 
 
+def engine_package(engine_path: str | Path) -> ModelPackage:
+    """The model package an engine file was built from, for its classes, palette and input size:
+    the `package` in its sidecar `NAME.engine.json`, else the package sidecar `NAME.json` beside
+    it. ModelError when there is neither. The ONNX itself is neither needed nor read."""
+    from rtseg.core.package import validate_meta
+    from rtseg.engine.cache import engine_sidecar_path, read_engine_sidecar
+
+    engine_path = Path(engine_path)
+    if not engine_path.is_file():
+        raise ModelError(f"engine {engine_path} does not exist")
+    sidecar, beside = engine_sidecar_path(engine_path), engine_path.with_suffix(".json")
+    if sidecar.is_file():
+        engine_meta = read_engine_sidecar(engine_path)
+        meta, onnx = engine_meta.get("package"), engine_meta.get("onnx")
+    elif beside.is_file():
+        sidecar = beside
+        try:
+            meta = json.loads(beside.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{beside}: not valid JSON ({exc})") from exc
+        onnx = meta.get("onnx") if isinstance(meta, dict) else None
+    else:
+        raise ModelError(
+            f"engine {engine_path} has neither a sidecar {sidecar.name} nor a model package "
+            f"{beside.name} beside it (rtseg needs its classes and input size); build it with "
+            "'rtseg build-engine PACKAGE.onnx -o ENGINE'"
+        )
+    validate_meta(meta, sidecar)
+    return ModelPackage((engine_path.parent / str(onnx)).resolve(), sidecar.resolve(), meta)
+
+
+def check_engine_environment(engine_path: Path, env) -> None:
+    """ModelError when the sidecar says the engine was built for another TensorRT or GPU
+    architecture than `env` (TensorRT could not load it); quiet without a sidecar."""
+    from rtseg.engine.cache import engine_sidecar_path, read_engine_sidecar
+
+    if not engine_sidecar_path(engine_path).is_file():
+        return
+    key = read_engine_sidecar(engine_path)["key"]
+    built = (str(key.get("tensorrt")), str(key.get("compute_capability")))
+    if built != (env.trt_version, env.compute_capability):
+        raise ModelError(
+            f"{engine_path.name} was built with TensorRT {built[0]} for compute {built[1]}; this "
+            f"machine has TensorRT {env.trt_version} and compute {env.compute_capability}: rebuild it "
+            f"with 'rtseg build-engine PACKAGE.onnx -o {engine_path}'"
+        )
+
+
+def open_tensorrt_engine(engine_path: str | Path, batch: int = 1):
+    """(TensorRTBackend, ModelPackage): the engine file given, used as given (never rebuilt),
+    and the package it was built from (`engine_package`)."""
+    from rtseg.engine import engine_environment
+    from rtseg.runtime.tensorrt_backend import TensorRTBackend
+
+    engine_path = Path(engine_path)
+    package = engine_package(engine_path)
+    env = engine_environment()  # TensorRT, then a GPU, before trt.Runtime
+    check_engine_environment(engine_path, env)
+    _require_cuda_memory()
+    return TensorRTBackend(engine_path, package, batch=batch), package
+
+
 def open_model(
-    model: str | Path, backend: str = "onnxruntime", threads: int | None = None, providers="cpu"
+    model: str | Path,
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    providers="cpu",
+    batch: int = 1,
 ) -> LoadedModel:
-    """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`)."""
+    """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
+
+    An `.engine` (TensorRT) is used as given, with the package recorded in its sidecar
+    `NAME.engine.json` (or `NAME.json` beside it); a package `.onnx` on TensorRT reuses or builds
+    the engine beside it (see rtseg.engine). batch: the largest batch the caller will pass;
+    TensorRT sizes its buffers for it (up to the engine's profile), the other backends take any."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -90,7 +168,8 @@ def open_model(
     if path.suffix in ENGINE_SUFFIXES:
         if backend != "tensorrt":
             raise ModelError(f"{path} is a TensorRT engine: use --backend tensorrt")
-        path = path.with_suffix(".onnx")
+        b, package = open_tensorrt_engine(path, batch=batch)  # the engine as given: never rebuilt
+        return LoadedModel(b, package.classes, package.palette, path, package)
     package = load_package(path)
     if backend == "onnxruntime":
         from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -101,5 +180,5 @@ def open_model(
 
         b = TorchBackend(_checkpoint_for(package), threads=threads, input_size=package.input_size)
     else:
-        b = open_tensorrt_backend(package)
+        b = open_tensorrt_backend(package, batch=batch)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)

@@ -23,9 +23,12 @@ __all__ = ["DEVICES", "FrameResult", "ResultStream", "Segmenter", "load", "open_
 DEVICES = ("cpu", "cuda", "tensorrt", "auto")  # ONNX Runtime execution providers
 
 
-def open_loaded_model(model: str | Path, backend: str, device: str | None, threads: int | None):
+def open_loaded_model(
+    model: str | Path, backend: str, device: str | None, threads: int | None, batch: int = 1
+):
     """`open_model` with `device` checked: ONNX Runtime takes cpu / cuda / tensorrt / auto (its
-    execution providers); torch runs on the CPU; TensorRT always on the GPU (device ignored)."""
+    execution providers); torch runs on the CPU; TensorRT always on the GPU (device ignored).
+    batch: the largest batch the caller will pass (TensorRT sizes its buffers for it)."""
     from rtseg.loading import open_model
 
     if device is not None and device not in DEVICES:
@@ -34,7 +37,7 @@ def open_loaded_model(model: str | Path, backend: str, device: str | None, threa
         raise BackendError(f"the torch backend runs on the CPU here; device={device!r} is not supported")
     if backend == "onnxruntime":
         return open_model(model, backend=backend, threads=threads, providers=device or "cpu")
-    return open_model(model, backend=backend, threads=threads)
+    return open_model(model, backend=backend, threads=threads, batch=batch)
 
 
 def load(

@@ -48,12 +48,12 @@ def _has_trt() -> bool:
 
 def pytest_collection_modifyitems(config, items):
     gpu, trt = _has_gpu(), _has_trt()
-    for item in items:
-        if "gpu" in item.keywords and not gpu:
+    for item in items:  # markers, not keywords: a folder named "gpu" is a keyword too
+        if item.get_closest_marker("gpu") and not gpu:
             item.add_marker(pytest.mark.skip(reason="no CUDA GPU on this machine"))
-        if "trt" in item.keywords and not trt:
+        if item.get_closest_marker("trt") and not trt:
             item.add_marker(pytest.mark.skip(reason="TensorRT is not installed"))
-        if "data" in item.keywords and not DATA.is_dir():
+        if item.get_closest_marker("data") and not DATA.is_dir():
             item.add_marker(pytest.mark.skip(reason=f"shared data not found at {DATA}"))
 
 

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 from conftest import REPO, structured_frames, write_video
 
 from rtseg.cli import main
-from rtseg.core.frames import resize_frame
 
 
 def rtseg_run(*args, env=None):
@@ -50,16 +49,20 @@ def band_package(tmp_path_factory):
 
 
 def expected_masks(package, frames) -> list[np.ndarray]:
-    """What the model says on each frame: resize to model size, infer, nearest back to frame size."""
+    """What the model says on each frame (an RGB array or a source's decoded frame): the model
+    input made as the pipeline makes it, infer, nearest back to the frame's size."""
     from rtseg.loading import open_model
+    from rtseg.video.decoded import as_decoded
 
     h, w = package.input_size
     with open_model(package.onnx_path, threads=1).backend as backend:
         out = []
-        for frame in frames:
-            ids = backend.infer(resize_frame(frame, (h, w))[None])[0]
-            np.testing.assert_array_equal(ids, band_ids(resize_frame(frame, (h, w))[None])[0])
-            out.append(cv2.resize(ids, frame.shape[1::-1], interpolation=cv2.INTER_NEAREST_EXACT))
+        for frame in map(as_decoded, frames):
+            small = np.zeros((h, w, 3), np.uint8)
+            frame.model_input(small)
+            ids = backend.infer(small[None])[0]
+            np.testing.assert_array_equal(ids, band_ids(small[None])[0])
+            out.append(cv2.resize(ids, frame.size[::-1], interpolation=cv2.INTER_NEAREST_EXACT))
     return out
 
 
@@ -95,7 +98,7 @@ def test_video_to_mp4_masks_and_stats(tmp_path, tiny_video, band_package):
     names, ids = read_masks(masks)
     assert names == [f"{i:06d}.png" for i in range(24)]
     with open_source(str(tiny_video)) as source:
-        frames = list(source)
+        frames = list(iter(source.read_frame, None))
     expected = expected_masks(band_package, frames)
     for index, mask in enumerate(ids):  # mask i is frame i's inference: order and content
         assert mask.shape == (120, 160) and mask.dtype == np.uint8

@@ -324,3 +324,27 @@ def test_an_rtseg_network_imported_as_a_module_equals_its_rtseg_export(
     ):
         assert mine.classes == ref.classes
         assert (mine(frames) == ref(frames)).mean() > 0.999
+
+
+def test_an_old_opset_graph_is_converted_and_ties_count_as_agreement(tmp_path, out_dir):
+    """Opset 11 is brought to 13; average-pooled logits at half size are resized in the graph;
+    pixels where channels tie (grey pixels: equal logits) agree whichever id wins."""
+    from onnx import TensorProto, helper
+
+    half = (SIZE[0] // 2, SIZE[1] // 2)
+    model = save_graph(
+        tmp_path / "old.onnx",
+        [helper.make_node("AveragePool", ["x"], ["logits"], kernel_shape=[2, 2], strides=[2, 2])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, *SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, *half])],
+        opset=11,
+    )
+    result = import_onnx(config(tmp_path, model))
+    assert result.logits_size == half and result.agreement == 1.0
+    import onnx
+
+    assert onnx.load(str(result.package.onnx_path)).opset_import[0].version == 13
+    with rtseg.load(result.package.onnx_path, threads=1) as seg:
+        ids = seg(red_green_blue_frame())
+    third = SIZE[1] // 3
+    assert [ids[0, 0], ids[0, third + 2], ids[0, -1]] == [0, 1, 2]

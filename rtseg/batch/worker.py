@@ -157,6 +157,8 @@ class VideoWorker:
                 result = failed_result(name, None, attempt)
                 result.update(status="done", frames=stats.frames, fps=round(stats.fps, 3))
                 result["outputs"] = plan.relative_outputs()
+                if stats.warnings:  # e.g. a file cut short: done, with what it held
+                    result["warnings"] = stats.warnings
             result["worker"] = self.describe()
             result["wall_s"] = round(time.perf_counter() - start, 3)
             self._current = (None, 0)

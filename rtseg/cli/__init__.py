@@ -1,19 +1,21 @@
 """`rtseg` command line: a click group whose commands live in rtseg/cli/<name>.py.
 
 Commands are imported only when invoked, so `rtseg --help` starts fast and works without
-torch, onnxruntime or TensorRT. Any RtsegError is printed as one line and exits with status 1;
-anything else is a bug and keeps its traceback.
+torch, onnxruntime or TensorRT. Any RtsegError is printed as one line and exits with status 1,
+and so is a missing optional package (naming its pip extra); anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
 
 from rtseg import __version__
-from rtseg.errors import RtsegError
+from rtseg.errors import EXTRA_OF, MissingDependencyError, RtsegError
 
 # name -> (module, attribute, one-line help shown by `rtseg --help`)
 COMMANDS = {
@@ -25,6 +27,7 @@ COMMANDS = {
         "Wrap your own ONNX (float NCHW, logits) into a package.",
     ),
     "build-engine": ("rtseg.cli.engine", "build_engine", "Build a TensorRT engine from a model package."),
+    "export-triton": ("rtseg.cli.triton", "export_triton", "Write a Triton model repository for a package."),
     "train": ("rtseg.cli.train", "train", "Train a segmentation model."),
     "eval": ("rtseg.cli.evaluate", "evaluate", "Evaluate a model on a labelled dataset (mIoU)."),
     "bench": ("rtseg.cli.bench", "bench", "Benchmark backends, precisions and sizes."),
@@ -57,6 +60,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except RtsegError as exc:
             click.echo(f"rtseg: error: {exc}", err=True)
+            sys.exit(1)
+        except ModuleNotFoundError as exc:  # an optional package imported without import_optional
+            top = (exc.name or "").partition(".")[0]
+            if top not in EXTRA_OF:
+                raise
+            click.echo(f"rtseg: error: {MissingDependencyError(top, EXTRA_OF[top])}", err=True)
             sys.exit(1)
 
 

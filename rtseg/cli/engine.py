@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rtseg.errors import InputError
+from rtseg.errors import InputError, OutputError
 
 UNITS = {
     "": 1,
@@ -39,6 +39,23 @@ def parse_bytes(text: str | None) -> int | None:
     return int(number * UNITS[unit])
 
 
+def write_parser_input(package, out: Path) -> None:
+    """`--prepare-only OUT.onnx`: the rewritten graph, never over the package's own ONNX."""
+    from rtseg.engine.builder import prepare_onnx
+
+    if out.suffix != ".onnx":
+        raise InputError(f"--prepare-only needs an .onnx file name, got {out}")
+    if out.resolve() == package.onnx_path.resolve():
+        raise OutputError(f"--prepare-only {out} is the package's own ONNX; name another file")
+    if not out.resolve().parent.is_dir():
+        raise OutputError(f"--prepare-only {out}: folder {out.parent} does not exist")
+    prepare_onnx(package.onnx_path, out)
+    click.echo(
+        f"wrote {out}: the graph TensorRT parses for {package.onnx_path.name} (uint8 only into Casts); "
+        f"e.g. trtexec --onnx={out} --stronglyTyped"
+    )
+
+
 @click.command("build-engine")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
@@ -61,13 +78,23 @@ def parse_bytes(text: str | None) -> int | None:
     help="Largest batch the engine accepts (the optimization profile's max).",
 )
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose log.")
-def build_engine(model, output, workspace, timing_cache, max_batch, verbose):
+@click.option(
+    "--prepare-only",
+    "prepare_only",
+    type=click.Path(path_type=Path),
+    metavar="OUT.onnx",
+    help="Only write the graph TensorRT would parse (no TensorRT or GPU needed), for trtexec or Polygraphy.",
+)
+def build_engine(model, output, workspace, timing_cache, max_batch, verbose, prepare_only):
     """Build a TensorRT engine (strongly typed: precision comes from the ONNX) for MODEL."""
     from rtseg.core.package import load_package
     from rtseg.engine import BuildConfig, find_or_build_engine
     from rtseg.engine.environment import engine_environment
 
     package = load_package(model)
+    if prepare_only is not None:
+        write_parser_input(package, prepare_only)
+        return
     config = BuildConfig(
         workspace=parse_bytes(workspace), timing_cache=timing_cache, max_batch=max_batch, verbose=verbose
     )

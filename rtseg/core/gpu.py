@@ -57,8 +57,38 @@ def _check_index(index: int, count: int) -> None:
         raise DeviceError(f"no CUDA GPU {index}: this machine has {count}")
 
 
+def _cuda_version(number: int) -> str:
+    """13020 -> '13.2' (CUDA's encoding: 1000 * major + 10 * minor)."""
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
+def _version_of(call) -> int:
+    result = call()
+    return int(result[-1] or 0) if isinstance(result, tuple) else 0
+
+
+def insufficient_driver_error(cudart) -> DeviceError:
+    """The DeviceError for cudaErrorInsufficientDriver: no driver at all (version 0), or one older
+    than the CUDA this cuda-python is built for (cuda-python 13 beside a CUDA 12 driver)."""
+    driver = _version_of(cudart.cudaDriverGetVersion)
+    runtime = _version_of(cudart.cudaRuntimeGetVersion)
+    if driver == 0:
+        return DeviceError("no CUDA GPU found: no NVIDIA driver is loaded (cudaErrorInsufficientDriver)")
+    needed = _cuda_version(runtime) if runtime else "this cuda-python"
+    major = driver // 1000
+    remedy = "update the driver"
+    if major == 12:
+        remedy += " or install TensorRT and cuda-python for CUDA 12 (pip install 'rtseg[trt-cu12]')"
+    return DeviceError(
+        f"the NVIDIA driver is older than CUDA {needed} needs (it supports CUDA "
+        f"{_cuda_version(driver)}): {remedy}"
+    )
+
+
 def _from_cuda_python(cudart, index: int) -> DeviceInfo:
     err, count = cudart.cudaGetDeviceCount()
+    if err == getattr(cudart.cudaError_t, "cudaErrorInsufficientDriver", None):
+        raise insufficient_driver_error(cudart)
     if err != cudart.cudaError_t.cudaSuccess:
         raise DeviceError(f"no CUDA GPU found: {cuda_error_text(cudart, err)}")
     _check_index(index, count)

@@ -223,19 +223,22 @@ class Pipeline:
         stages = [
             CaptureStage(ctx, self.source, ring, to_infer, cfg.max_frames),
             InferStage(ctx, self.model.backend, ring, to_infer, to_overlay),
-            OverlayStage(
-                ctx,
-                self.visualizer,
-                cfg.viz.hud,
-                to_overlay,
-                to_sink,
-                render=bool(self.sinks) or self.display is None,
-            ),
+            OverlayStage(ctx, self.visualizer, cfg.viz.hud, to_overlay, to_sink, *self._render_plan()),
             SinkStage(ctx, self.sinks, to_sink, self.display_queue, on_written),
         ]
         for stage in stages:
             stage.start()
             threads.append(stage)
+
+    def _render_plan(self) -> tuple[bool, bool]:
+        """(render, yuv420p) for the overlay stage: draw only when some sink takes pixels (a
+        masks-only run draws nothing; with no sinks, a window renders its own picture and a
+        bare run still draws, for benchmarks), and in yuv420p when every sink that takes pixels
+        accepts it (the MP4 encoder's own format: no RGB picture is made for it)."""
+        takers = [s for s in self.sinks if getattr(s, "wants_rendered", True)]
+        render = bool(takers) or (not self.sinks and self.display is None)
+        yuv420p = bool(takers) and all(getattr(s, "accepts_yuv420p", False) for s in takers)
+        return render, yuv420p
 
     def _supervise(self, ctx: RunContext, threads: list[threading.Thread]) -> None:
         """Main-thread loop until the sink stage ends, the user quits or the run is stopping."""

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtseg.core.frames import resize_frame
+from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import InputError
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stats import PipelineStats, RateMeter
+from rtseg.video.decoded import ArrayFrame, DecodedFrame, new_yuv420p_frame
 
 
 @dataclass
@@ -97,7 +98,8 @@ def resize_into(frame: np.ndarray, out: np.ndarray) -> None:
 
 
 class CaptureStage(StageThread):
-    """Reads the source, resizes each frame into a ring slot at the model's input size.
+    """Reads the source, resizes each frame into a ring slot at the model's input size (from
+    the decoder's own picture: colour conversion and resize in one swscale step).
 
     File sources: every frame, blocking when the queue to infer is full, and held while the
     view is paused. Live sources (`source.live`): never blocks; the oldest queued frame is
@@ -134,7 +136,7 @@ class CaptureStage(StageThread):
                 return
             if stats.first_capture_t is None:
                 stats.first_capture_t = t_captured
-            resize_into(frame, self.ring.buffers[slot])
+            frame.model_input(self.ring.buffers[slot])
             end = time.perf_counter()
             item = FrameItem(index, frame, t_captured, slot, self.ring.buffers[slot])
             item.timings[self.stage] = (start, end)
@@ -144,16 +146,21 @@ class CaptureStage(StageThread):
             index += 1
         stats.stopped_by = stats.stopped_by or "max_frames"
 
-    def read_frame(self, index: int) -> np.ndarray | None:
-        """The source's next frame, or None at its end or when it failed (`ctx.input_error`)."""
+    def read_frame(self, index: int) -> DecodedFrame | None:
+        """The source's next frame as decoded (a FrameSource's `read_frame`; else the `read()`
+        array, checked), or None at its end or when it failed (`ctx.input_error`)."""
         try:
+            read_frame = getattr(self.source, "read_frame", None)
+            if callable(read_frame):
+                return read_frame()
             frame = self.source.read()
-            if frame is not None:
-                check_frame(frame, index)
+            if frame is None:
+                return None
+            check_frame(frame, index)
+            return ArrayFrame(frame)
         except InputError as exc:
             self.ctx.input_error = exc
             return None
-        return frame
 
     def wait_while_paused(self) -> None:
         """A file source waits while the view is paused (a live one keeps reading and dropping)."""
@@ -227,8 +234,11 @@ class InferStage(StageThread):
 
 class OverlayStage(StageThread):
     """Upsamples the ids to the frame's size and renders the annotated frame (+ HUD) for the
-    sinks. With `render=False` (a window and no sinks: the main thread renders what it shows)
-    only the upsampling is done and `item.rendered` stays None."""
+    sinks. With `render=False` (no sink takes pixels: masks only, or a window and no sinks,
+    where the main thread renders what it shows) only the upsampling is done and
+    `item.rendered` stays None. With `yuv420p=True` (every sink that takes pixels accepts
+    yuv420p: the MP4 sink) the overlay is drawn straight into yuv420p planes from the decoder's
+    own picture where `render_for_sinks` can (see there), so no full-size RGB is ever made."""
 
     stage = "overlay"
 
@@ -240,22 +250,36 @@ class OverlayStage(StageThread):
         inbox: StageQueue,
         outbox: StageQueue,
         render: bool = True,
+        yuv420p: bool = False,
     ):
         super().__init__(ctx, inbox, outbox)
         self.visualizer = visualizer
         self.hud = hud
         self.render = render
+        self.yuv420p = yuv420p
 
     def process(self, item: FrameItem) -> None:
-        height, width = item.frame.shape[:2]
-        item.ids_full = self.visualizer.upsample_ids(item.ids, (width, height))
+        item.ids_full = resize_ids(item.ids, item.size)
         if not self.render:
             return
         hud = None
         if self.hud:
             fps, latency_ms = self.ctx.meter.snapshot()
             hud = f"{fps:.1f} fps | {latency_ms:.0f} ms"
-        item.rendered = self.visualizer.render(item.frame, item.ids_full, hud=hud)
+        item.rendered = render_for_sinks(self.visualizer, item.decoded, item.ids_full, hud, self.yuv420p)
+
+
+def render_for_sinks(visualizer, decoded: DecodedFrame, ids_full: np.ndarray, hud: str | None, yuv420p: bool):
+    """The annotated picture of `decoded` with `(H, W) uint8` ids: an av.VideoFrame in yuv420p
+    drawn on the decoder's own planes when `yuv420p` is asked for and possible (a yuv420p
+    decoder picture of even size, overlay or mask mode, no HUD line), else `(H', W', 3) uint8
+    RGB` drawn on the frame's RGB picture."""
+    planes = decoded.yuv420p_planes() if yuv420p and hud is None else None
+    if planes is not None and visualizer.can_render_yuv420p():
+        frame, out = new_yuv420p_frame(decoded.size)
+        visualizer.render_yuv420p(planes, ids_full, out)
+        return frame
+    return visualizer.render(decoded.rgb(), ids_full, hud=hud)
 
 
 class SinkStage(StageThread):

@@ -18,11 +18,17 @@ PROVIDER_ALIASES = {
 
 
 class OnnxRuntimeBackend(Backend):
-    """`providers`: "auto" (every available accelerator, then CPU) or a list like ["cpu"]."""
+    """`providers`: "auto" (every available accelerator, then CPU) or a list like ["cpu"].
+
+    `spin`: let the intra-op threads spin-wait after each run (ONNX Runtime's default). Off by
+    default: in the pipeline the spinning threads burn the cores that decode, drawing and
+    encoding need (`session.intra_op.allow_spinning` = 0 costs a thread wake-up per run)."""
 
     name = "onnxruntime"
 
-    def __init__(self, package: ModelPackage, providers="cpu", threads: int | None = None):
+    def __init__(
+        self, package: ModelPackage, providers="cpu", threads: int | None = None, spin: bool = False
+    ):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -44,6 +50,7 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(package.onnx_path), options, providers=wanted)

@@ -19,21 +19,21 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 
 from rtseg.errors import InputError
 from rtseg.video.base import FrameSource, format_fps
-from rtseg.video.orientation import apply_transform, display_transform, frame_display_matrix
+from rtseg.video.decoded import ArrayFrame, AvFrame, DecodedFrame, ModelScaler, to_rgb_array
+from rtseg.video.orientation import (
+    apply_transform,
+    display_transform,
+    frame_display_matrix,
+    turn_video_frame,
+)
 
 DEFAULT_URL_TIMEOUT_S = 10.0
 _END = object()  # the demuxer has no more packets
 # containers whose header declares the duration (others estimate it from what they read)
 DURATION_IN_HEADER = {"mov", "mp4", "matroska", "webm", "avi"}
-
-
-def to_rgb_array(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as `(H, W, 3) uint8 RGB`, C-contiguous (odd widths come back padded)."""
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
 
 
 class AvSource(FrameSource):
@@ -63,11 +63,12 @@ class AvSource(FrameSource):
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         if stream.width and stream.height:
-            self.frame_size = (stream.width, stream.height)
+            self.frame_size = (stream.height, stream.width)
         self.frame_count = stream.frames or None
         self._packets = container.demux(stream)
         self._held = None  # a packet read ahead (or _END, or a read error)
-        self._pending: deque[tuple[np.ndarray, float | None]] = deque()
+        self._pending: deque[tuple[DecodedFrame, float | None]] = deque()
+        self._scaler = ModelScaler()
         self._error: InputError | None = None
         self._ended = False
         self._frames_decoded = 0
@@ -121,7 +122,7 @@ class AvSource(FrameSource):
         return source
 
     # ----- reading --------------------------------------------------------------------------
-    def _next_frame(self) -> tuple[np.ndarray, float | None] | None:
+    def _next_frame(self) -> tuple[DecodedFrame, float | None] | None:
         while not self._pending:
             if self._error is not None:
                 error, self._error = self._error, None
@@ -137,8 +138,7 @@ class AvSource(FrameSource):
         while not self._pending and self._error is None and not self._ended:
             self._decode_next_packet()
         if self._pending:
-            height, width = self._pending[0][0].shape[:2]
-            self.frame_size = (width, height)
+            self.frame_size = tuple(self._pending[0][0].size)  # (height, width)
 
     def _decode_next_packet(self) -> None:
         packet = self._read_packet()
@@ -276,12 +276,13 @@ class AvSource(FrameSource):
         return None
 
     # ----- orientation ----------------------------------------------------------------------------
-    def _upright(self, frame: av.VideoFrame) -> np.ndarray:
-        """`(H, W, 3) uint8 RGB` as a player shows it (the frame's display matrix applied)."""
-        rgb = to_rgb_array(frame)
+    def _upright(self, frame: av.VideoFrame) -> DecodedFrame:
+        """The frame as a player shows it: as decoded (converted later, only as far as it is
+        used) when no rotation applies, else `(H, W, 3) uint8 RGB` with the display matrix
+        applied."""
         matrix = frame_display_matrix(frame)
         if matrix is None:
-            return rgb
+            return AvFrame(frame, self._scaler)
         transform = self._transforms.get(matrix)
         if transform is None:
             transform = display_transform(matrix)
@@ -294,7 +295,12 @@ class AvSource(FrameSource):
             self._transforms[matrix] = transform
             if self._frames_decoded == 0:
                 self.transform = transform
-        return rgb if transform == "identity" else apply_transform(rgb, transform)
+        if transform == "identity":
+            return AvFrame(frame, self._scaler)
+        turned = turn_video_frame(frame, transform)
+        if turned is not None:  # in the decoder's format: the same fast path as upright frames
+            return AvFrame(turned, self._scaler)
+        return ArrayFrame(apply_transform(to_rgb_array(frame), transform))
 
     def _close(self) -> None:
         self._container.close()
@@ -302,7 +308,7 @@ class AvSource(FrameSource):
     def _describe(self) -> str:
         codec = self._stream.codec_context.name
         codec = "raw" if codec == "wrapped_avframe" else codec
-        size = f"{self.frame_size[0]}x{self.frame_size[1]}" if self.frame_size else "?x?"
+        size = f"{self.frame_size[1]}x{self.frame_size[0]}" if self.frame_size else "?x?"  # shown WxH
         count = f", {self.frame_count} frames" if self.frame_count else ""
         kind = ", live" if self.live else ""
         turned = f", shown {self.transform.replace('_', ' ')}" if self.transform != "identity" else ""

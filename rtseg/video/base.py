@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rtseg.video.decoded import DecodedFrame, as_decoded
+
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -100,14 +102,15 @@ class FrameSource:
     Attributes (set by subclasses at open):
       live: True for camera / stream URL / lavfi / paced sources, False for files and folders.
       fps: nominal frame rate, or None when unknown.
-      frame_size: (width, height) when known before the first read, else None.
+      frame_size: (height, width) when known before the first read, else None.
       frame_count: total number of frames when known (files, folders), else None.
       description: one line for logs, e.g. "dashcam.mp4 (h264 960x540 25 fps, 221 frames)".
       frames_read: frames returned by `read()` so far.
       strict: raise InputError at the first damage instead of counting it (set at open).
       damage: InputDamage, what was found wrong so far (counts and warnings).
 
-    Subclasses implement `_next_frame() -> (frame, time_s) | None` and `_close()`; `time_s` is
+    Subclasses implement `_next_frame() -> (frame, time_s) | None` and `_close()`, where frame is
+    an `(H, W, 3) uint8 RGB` array or a DecodedFrame; `time_s` is
     the frame's presentation time in seconds (None: use index / fps) and drives pacing.
     """
 
@@ -134,6 +137,13 @@ class FrameSource:
 
     def read(self) -> np.ndarray | None:
         """The next frame, `(H, W, 3) uint8 RGB` C-contiguous, or None at the end (or after close)."""
+        frame = self.read_frame()
+        return None if frame is None else frame.rgb()
+
+    def read_frame(self) -> DecodedFrame | None:
+        """The next frame as decoded, converted on demand (`rgb()`, `model_input(out)`,
+        `yuv420p_planes()`: see rtseg.video.decoded), or None at the end (or after close).
+        What the pipeline reads: a run that needs no full-size RGB picture never makes one."""
         if self._closed:
             return None
         item = self._next_frame()
@@ -145,7 +155,7 @@ class FrameSource:
                 time_s = self.frames_read / self.fps if self.fps else 0.0
             self._pacer.wait(time_s)
         self.frames_read += 1
-        return frame
+        return as_decoded(frame)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         while (frame := self.read()) is not None:
