@@ -102,11 +102,26 @@ class Lane:
         self.ring = FrameRing(4, height, width, stop, poll)  # mailbox, capture, infer, spare
         self.threads = [
             CaptureStage(self.ctx, self.source, self.ring, self.mailbox, config.max_frames),
-            OverlayStage(self.ctx, visualizer, config.viz.hud, self.to_overlay, self.to_sink),
+            OverlayStage(
+                self.ctx,
+                visualizer,
+                config.viz.hud,
+                self.to_overlay,
+                self.to_sink,
+                *self.render_plan(display),
+            ),  # fmt: skip
             SinkStage(self.ctx, self.sinks, self.to_sink, self.display_queue),
         ]
         for thread in self.threads:
             thread.name = f"rtseg-{thread.stage}-{self.index}"
+
+    def render_plan(self, display: bool) -> tuple[bool, bool]:
+        """(render, yuv420p) for the overlay stage, as Pipeline decides it; the mosaic shows the
+        rendered frame, so with a window the lane draws RGB."""
+        takers = [s for s in self.sinks if getattr(s, "wants_rendered", True)]
+        render = bool(takers) or display or not self.sinks
+        yuv420p = bool(takers) and not display and all(getattr(s, "accepts_yuv420p", False) for s in takers)
+        return render, yuv420p
 
     def hand_on(self, item) -> None:
         """Infer thread: pass `item` (or END) to the overlay stage; live lanes never block."""
