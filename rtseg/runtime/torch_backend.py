@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import torch
 
 from rtseg.core.checkpoint import load_checkpoint
+from rtseg.errors import import_optional
 from rtseg.models import model_from_checkpoint
 from rtseg.models.deploy import DeployableSegmenter
 from rtseg.runtime.base import Backend
+
+torch = import_optional("torch")  # MissingDependencyError naming the extra
 
 
 class TorchBackend(Backend):
