@@ -141,9 +141,16 @@ def open_tensorrt_engine(engine_path: str | Path, batch: int = 1):
 
 
 def open_model(
-    model: str | Path, backend: str = "onnxruntime", threads: int | None = None, providers="cpu"
+    model: str | Path,
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    providers="cpu",
+    device: str | None = None,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
+
+    `providers`: ONNX Runtime's execution providers; `device`: the torch backend's device
+    ("cpu", "cuda", "cuda:N", "auto"; None: cpu).
 
     An `.engine` (TensorRT) is used as given, with the package recorded in its sidecar
     `NAME.engine.json` (or `NAME.json` beside it); a package `.onnx` on TensorRT reuses or builds
@@ -158,7 +165,7 @@ def open_model(
             )
         from rtseg.runtime.torch_backend import TorchBackend
 
-        b = TorchBackend(path, threads=threads)
+        b = TorchBackend(path, device=device or "cpu", threads=threads)
         return LoadedModel(b, list(b.classes), b.palette, path)
     if path.suffix in ENGINE_SUFFIXES:
         if backend != "tensorrt":
@@ -173,7 +180,8 @@ def open_model(
     elif backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
-        b = TorchBackend(_checkpoint_for(package), threads=threads, input_size=package.input_size)
+        checkpoint = _checkpoint_for(package)
+        b = TorchBackend(checkpoint, device=device or "cpu", threads=threads, input_size=package.input_size)
     else:
         b = open_tensorrt_backend(package)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)
