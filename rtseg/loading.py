@@ -146,6 +146,7 @@ def open_model(
     threads: int | None = None,
     providers="cpu",
     device: str | None = None,
+    batch: int = 1,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
 
@@ -154,7 +155,8 @@ def open_model(
 
     An `.engine` (TensorRT) is used as given, with the package recorded in its sidecar
     `NAME.engine.json` (or `NAME.json` beside it); a package `.onnx` on TensorRT reuses or builds
-    the engine beside it (see rtseg.engine)."""
+    the engine beside it (see rtseg.engine). batch: the largest batch the caller will pass;
+    TensorRT sizes its buffers for it (up to the engine's profile), the other backends take any."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -165,12 +167,12 @@ def open_model(
             )
         from rtseg.runtime.torch_backend import TorchBackend
 
-        b = TorchBackend(path, device=device or "cpu", threads=threads)
+        b = TorchBackend(path, device=device or "cpu", threads=threads, batch=batch)
         return LoadedModel(b, list(b.classes), b.palette, path)
     if path.suffix in ENGINE_SUFFIXES:
         if backend != "tensorrt":
             raise ModelError(f"{path} is a TensorRT engine: use --backend tensorrt")
-        b, package = open_tensorrt_engine(path)  # the engine as given: never rebuilt
+        b, package = open_tensorrt_engine(path, batch=batch)  # the engine as given: never rebuilt
         return LoadedModel(b, package.classes, package.palette, path, package)
     package = load_package(path)
     if backend == "onnxruntime":
@@ -181,7 +183,9 @@ def open_model(
         from rtseg.runtime.torch_backend import TorchBackend
 
         checkpoint = _checkpoint_for(package)
-        b = TorchBackend(checkpoint, device=device or "cpu", threads=threads, input_size=package.input_size)
+        b = TorchBackend(
+            checkpoint, device=device or "cpu", threads=threads, input_size=package.input_size, batch=batch
+        )
     else:
-        b = open_tensorrt_backend(package)
+        b = open_tensorrt_backend(package, batch=batch)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)

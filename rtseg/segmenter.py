@@ -22,9 +22,12 @@ from rtseg.pipeline.stream import FrameResult, ResultStream
 __all__ = ["DEVICES", "FrameResult", "ResultStream", "Segmenter", "load", "open_loaded_model"]
 
 
-def open_loaded_model(model: str | Path, backend: str, device: str | None, threads: int | None):
+def open_loaded_model(
+    model: str | Path, backend: str, device: str | None, threads: int | None, batch: int = 1
+):
     """`open_model` with `device` checked: ONNX Runtime takes cpu / cuda / tensorrt / auto (its
-    execution providers); torch cpu / cuda / auto; TensorRT always runs on the GPU (device ignored)."""
+    execution providers); torch cpu / cuda / auto; TensorRT always runs on the GPU (device ignored).
+    batch: the largest batch the caller will pass (TensorRT and torch size their buffers for it)."""
     from rtseg.loading import open_model
 
     if device is not None and device not in DEVICES:
@@ -34,8 +37,8 @@ def open_loaded_model(model: str | Path, backend: str, device: str | None, threa
     if backend == "onnxruntime":
         return open_model(model, backend=backend, threads=threads, providers=device or "cpu")
     if backend == "torch":
-        return open_model(model, backend=backend, threads=threads, device=device)
-    return open_model(model, backend=backend, threads=threads)
+        return open_model(model, backend=backend, threads=threads, device=device, batch=batch)
+    return open_model(model, backend=backend, threads=threads, batch=batch)
 
 
 def load(

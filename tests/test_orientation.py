@@ -49,7 +49,7 @@ def write_turned_clip(path, upright: np.ndarray, degrees: int, hflip=False, vfli
 def test_every_orientation_comes_out_upright(tmp_path, degrees, hflip):
     clip = write_turned_clip(tmp_path / "turned.mp4", UPRIGHT, degrees, hflip=hflip)
     with open_source(str(clip)) as source:
-        assert source.frame_size == (80, 48)
+        assert source.frame_size == (48, 80)
         frames = list(source)
     assert len(frames) == 4
     for got, want in zip(frames, UPRIGHT):

@@ -26,17 +26,16 @@ from rtseg.video.base import natural_sort_key
 
 def model_identity(model: Path) -> str:
     """What identifies the model's content: the package's onnx_sha256 (checked against the
-    file), or a checkpoint's size and mtime. ModelError for something that is no model."""
+    file), or a checkpoint's or engine's size and mtime. ModelError for something that is no model."""
     from rtseg.core.package import load_package
+    from rtseg.loading import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES
 
     path = Path(model)
-    if path.suffix in (".pth", ".pt"):
+    if path.suffix in CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES:  # used as given: its bytes identify it
         if not path.is_file():
-            raise ModelError(f"{path}: no such checkpoint")
+            raise ModelError(f"{path}: no such file")
         st = path.stat()
-        return f"checkpoint:{st.st_size}:{st.st_mtime_ns}"
-    if path.suffix in (".engine", ".plan"):
-        path = path.with_suffix(".onnx")
+        return f"{path.suffix[1:]}:{st.st_size}:{st.st_mtime_ns}"
     return "onnx:" + load_package(path).meta.get("onnx_sha256", "")
 
 
@@ -45,7 +44,7 @@ def _entry(item: BatchInput, result: dict, identity: dict, settings: str) -> dic
     for key in ("status", "frames", "fps", "outputs", "error"):
         entry[key] = result.get(key)
     entry.update(identity=identity, settings=settings)
-    for key in ("attempts", "worker", "wall_s", "traceback"):
+    for key in ("attempts", "worker", "wall_s", "warnings", "traceback"):
         if key in result:
             entry[key] = result[key]
     return entry

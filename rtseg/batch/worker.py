@@ -33,6 +33,8 @@ class ProgressSink(FrameSink):
     being written: a worker dying mid-video, with outputs half-written.
     """
 
+    wants_rendered = False  # counts only: the pipeline draws for the other sinks as it would
+
     def __init__(self, on_frame, kill_at_frame: int | None = None):
         self.on_frame = on_frame
         self.kill_at_frame = kill_at_frame
@@ -157,6 +159,8 @@ class VideoWorker:
                 result = failed_result(name, None, attempt)
                 result.update(status="done", frames=stats.frames, fps=round(stats.fps, 3))
                 result["outputs"] = plan.relative_outputs()
+                if stats.warnings:  # e.g. a file cut short: done, with what it held
+                    result["warnings"] = stats.warnings
             result["worker"] = self.describe()
             result["wall_s"] = round(time.perf_counter() - start, 3)
             self._current = (None, 0)

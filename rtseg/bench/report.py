@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from rtseg.core.package import portable
 from rtseg.errors import MissingDependencyError, OutputError
 
 CSV_COLUMNS = (
@@ -61,9 +62,9 @@ def _prepare(path: str | Path) -> Path:
 
 
 def write_json(rows: list[dict], path: str | Path) -> Path:
-    """The rows as a JSON list (machine info inside each row)."""
+    """The rows as a JSON list (machine info inside each row; paths by name, see portable)."""
     path = _prepare(path)
-    path.write_text(json.dumps(_clean(rows), indent=2) + "\n")
+    path.write_text(json.dumps(_clean(portable(rows)), indent=2) + "\n")
     return path
 
 

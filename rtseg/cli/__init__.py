@@ -1,19 +1,21 @@
 """`rtseg` command line: a click group whose commands live in rtseg/cli/<name>.py.
 
 Commands are imported only when invoked, so `rtseg --help` starts fast and works without
-torch, onnxruntime or TensorRT. Any RtsegError is printed as one line and exits with status 1;
-anything else is a bug and keeps its traceback.
+torch, onnxruntime or TensorRT. Any RtsegError is printed as one line and exits with status 1,
+and so is a missing optional package (naming its pip extra); anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
 
 from rtseg import __version__
-from rtseg.errors import RtsegError
+from rtseg.errors import EXTRA_OF, MissingDependencyError, RtsegError
 
 # name -> (module, attribute, one-line help shown by `rtseg --help`)
 COMMANDS = {
@@ -58,6 +60,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except RtsegError as exc:
             click.echo(f"rtseg: error: {exc}", err=True)
+            sys.exit(1)
+        except ModuleNotFoundError as exc:  # an optional package imported without import_optional
+            top = (exc.name or "").partition(".")[0]
+            if top not in EXTRA_OF:
+                raise
+            click.echo(f"rtseg: error: {MissingDependencyError(top, EXTRA_OF[top])}", err=True)
             sys.exit(1)
 
 

@@ -30,7 +30,13 @@ from rtseg.loading import BACKENDS
 
 
 def pick_source(video, frames, camera, source) -> str:
-    """The one input given among --video / --frames / --camera / --source (InputError otherwise)."""
+    """The one input given among --video / --frames / --camera / --source (InputError otherwise).
+
+    `source` may be a tuple (repeated --source): several are the many-streams run, alone."""
+    if isinstance(source, (tuple, list)):
+        source = source[0] if len(source) == 1 else (tuple(source) or None)
+        if isinstance(source, tuple) and any(v is not None for v in (video, frames, camera)):
+            raise InputError("several --source inputs cannot be combined with --video, --frames or --camera")
     given = {
         name: value
         for name, value in (
@@ -44,7 +50,8 @@ def pick_source(video, frames, camera, source) -> str:
     if len(given) != 1:
         what = "none was given" if not given else f"got {' and '.join(given)}"
         raise InputError(f"give exactly one input: --video, --frames, --camera or --source ({what})")
-    return str(next(iter(given.values())))
+    value = next(iter(given.values()))
+    return value[0] if isinstance(value, tuple) else str(value)
 
 
 def report(cfg: RunConfig, stats) -> None:
@@ -61,7 +68,14 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option(
     "--camera", type=str, help="Camera index (0), device (/dev/video0) or stream URL (rtsp://...). Live."
 )
-@click.option("--source", "source_uri", type=str, help="Any input URI: rtsp://..., lavfi:testsrc2=...")
+@click.option(
+    "--source",
+    "source_uri",
+    type=str,
+    multiple=True,
+    help="Any input URI: rtsp://..., lavfi:testsrc2=... Repeat it for several live sources batched "
+    "through one model; --output / --masks / --save-frames then take {index} or {name}.",
+)
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
 @click.option(
@@ -179,7 +193,12 @@ def run(
         snapshot_dir=snapshot_dir,
     )
     try:
-        stats = execute(cfg)
+        if len(source_uri) > 1:
+            from rtseg.streams import execute_streams
+
+            stats = execute_streams(cfg, source_uri)
+        else:
+            stats = execute(cfg)
     except SourceFailed as failure:  # every frame read before it was written: report, then fail
         report(cfg, failure.stats)
         raise

@@ -12,7 +12,7 @@ import os
 import pickle
 from pathlib import Path
 
-from rtseg.errors import ModelError
+from rtseg.errors import ModelError, import_optional
 
 FORMAT = "rtseg-checkpoint"
 
@@ -21,7 +21,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    import torch
+    torch = import_optional("torch")  # MissingDependencyError naming the extra
 
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"format": FORMAT, **payload}, tmp)
@@ -30,7 +30,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
 
 def load_checkpoint(path: str | Path) -> dict:
     """Load with `weights_only=True`; ModelError if the file is not an rtseg checkpoint."""
-    import torch
+    torch = import_optional("torch")  # MissingDependencyError naming the extra
 
     path = Path(path)
     if not path.is_file():

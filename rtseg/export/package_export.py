@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.core.checkpoint import load_checkpoint
-from rtseg.core.package import ModelPackage, sha256_file, write_sidecar
+from rtseg.core.package import ModelPackage, relative_reference, sha256_file, write_sidecar
 from rtseg.export.onnx_export import ParityReport, check_parity, export_onnx
 from rtseg.models import model_from_checkpoint
 
@@ -17,10 +17,7 @@ def package_meta(
 ) -> dict:
     """Sidecar fields derived from a checkpoint payload (see rtseg.core.package)."""
     h, w = input_size
-    try:
-        source = str(Path(checkpoint).resolve().relative_to(output_dir.resolve()))
-    except ValueError:
-        source = str(Path(checkpoint).resolve())
+    source = relative_reference(checkpoint, output_dir)
     return {
         "dataset": payload["labels"]["name"],
         "classes": list(payload["labels"]["classes"]),

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,7 +21,9 @@ from rtseg.core.package import PRECISIONS, ModelPackage, sidecar_for, write_side
 from rtseg.errors import ExportError, InputError
 from rtseg.export.calibration import calibration_frames, synthetic_road_frames
 from rtseg.export.int8 import Int8Options
-from rtseg.export.onnx_export import ParityReport
+
+if TYPE_CHECKING:  # torch: imported when an export runs, not with this module
+    from rtseg.export.onnx_export import ParityReport
 
 # Minimum argmax agreement with PyTorch per precision (fraction of pixels).
 MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}

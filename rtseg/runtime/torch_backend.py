@@ -18,14 +18,15 @@ import copy
 import sys
 
 import numpy as np
-import torch
 
 from rtseg.core.checkpoint import load_checkpoint
-from rtseg.errors import DeviceError, InputError
+from rtseg.errors import DeviceError, InputError, import_optional
 from rtseg.models import model_from_checkpoint
 from rtseg.models.deploy import DeployableSegmenter
 from rtseg.runtime.base import Backend
 from rtseg.runtime.slots import Pending, SlotRing, infer_through_slots
+
+torch = import_optional("torch")  # MissingDependencyError naming the extra
 
 SLOTS = 2
 TORCH_DEVICES = ("cpu", "cuda", "auto")  # and "cuda:N"

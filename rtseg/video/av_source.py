@@ -58,7 +58,7 @@ class AvSource(FrameSource):
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         if stream.width and stream.height:
-            self.frame_size = (stream.width, stream.height)
+            self.frame_size = (stream.height, stream.width)
         self.frame_count = stream.frames or None
         self._packets = container.demux(stream)
         self._held = None  # a packet read ahead (or _END, or a read error)
@@ -133,8 +133,7 @@ class AvSource(FrameSource):
         while not self._pending and self._error is None and not self._ended:
             self._decode_next_packet()
         if self._pending:
-            height, width = self._pending[0][0].size
-            self.frame_size = (width, height)
+            self.frame_size = tuple(self._pending[0][0].size)  # (height, width)
 
     def _decode_next_packet(self) -> None:
         packet = self._read_packet()
@@ -301,7 +300,7 @@ class AvSource(FrameSource):
     def _describe(self) -> str:
         codec = self._stream.codec_context.name
         codec = "raw" if codec == "wrapped_avframe" else codec
-        size = f"{self.frame_size[0]}x{self.frame_size[1]}" if self.frame_size else "?x?"
+        size = f"{self.frame_size[1]}x{self.frame_size[0]}" if self.frame_size else "?x?"  # shown WxH
         count = f", {self.frame_count} frames" if self.frame_count else ""
         kind = ", live" if self.live else ""
         turned = f", shown {self.transform.replace('_', ' ')}" if self.transform != "identity" else ""

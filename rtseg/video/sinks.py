@@ -292,7 +292,7 @@ class Mp4Sink(FrameSink):
         self.requested_codec = codec
         self.codec: str | None = None  # chosen at the first frame
         self.options: dict[str, str] | None = None  # the encoder's options, set at the first frame
-        self.frame_size: tuple[int, int] | None = None  # (width, height) of the input frames
+        self.frame_size: tuple[int, int] | None = None  # (height, width) of the input frames
         self.frames_written = 0
         self._container = None
         self._stream = None
@@ -316,10 +316,10 @@ class Mp4Sink(FrameSink):
             if self._container is None:
                 self._open(width, height)
                 self._first_index = index
-            elif (width, height) != self.frame_size:
+            elif (height, width) != self.frame_size:
                 raise OutputError(
                     f"{self.path}: frame {index} is {width}x{height}, "
-                    f"the video is {self.frame_size[0]}x{self.frame_size[1]}"
+                    f"the video is {self.frame_size[1]}x{self.frame_size[0]}"
                 )
             frame = rgb_to_yuv420p_frame(rendered) if isinstance(rendered, np.ndarray) else rendered
             self._last_pts = frame.pts = max(index - self._first_index, self._last_pts + 1)
@@ -334,7 +334,7 @@ class Mp4Sink(FrameSink):
     def _open(self, width: int, height: int) -> None:
         import av
 
-        self.frame_size = (width, height)
+        self.frame_size = (height, width)
         even_w, even_h = width + width % 2, height + height % 2
         self.codec, options = choose_encoder(self.requested_codec, even_w, even_h)
         options = apply_encoder_settings(self.codec, options, self.preset, self.crf)
@@ -374,11 +374,11 @@ def rgb_to_yuv420p_frame(rgb: np.ndarray):
     """`(H, W, 3) uint8 RGB` -> an av.VideoFrame in yuv420p, padded to even size: one OpenCV
     BT.601 conversion straight into the frame's planes (PyAV's `from_ndarray` + swscale from
     rgb24 costs several times more)."""
+    from rtseg.core.frames import rgb_to_yuv420p
     from rtseg.video.decoded import new_yuv420p_frame
-    from rtseg.viz.yuv import rgb_to_yuv420p
 
     even = _pad_to_even(rgb)
-    frame, planes = new_yuv420p_frame(even.shape[1], even.shape[0])
+    frame, planes = new_yuv420p_frame(even.shape[:2])
     for plane, values in zip(planes, rgb_to_yuv420p(even)):
         np.copyto(plane, values)
     return frame
