@@ -58,6 +58,7 @@ def __getattr__(name: str):
 
 
 MODE_CHOICES = ("overlay", "mask", "side-by-side")
+DEVICES = ("cpu", "cuda", "tensorrt", "auto")  # ONNX Runtime providers; torch takes cpu, cuda, auto
 DEFAULT_FOLDER_FPS = 25.0  # MP4 rate for a source with no frame rate (frames folders)
 
 

@@ -145,9 +145,13 @@ def open_model(
     backend: str = "onnxruntime",
     threads: int | None = None,
     providers="cpu",
+    device: str | None = None,
     batch: int = 1,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
+
+    `providers`: ONNX Runtime's execution providers; `device`: the torch backend's device
+    ("cpu", "cuda", "cuda:N", "auto"; None: cpu).
 
     An `.engine` (TensorRT) is used as given, with the package recorded in its sidecar
     `NAME.engine.json` (or `NAME.json` beside it); a package `.onnx` on TensorRT reuses or builds
@@ -163,7 +167,7 @@ def open_model(
             )
         from rtseg.runtime.torch_backend import TorchBackend
 
-        b = TorchBackend(path, threads=threads)
+        b = TorchBackend(path, device=device or "cpu", threads=threads, batch=batch)
         return LoadedModel(b, list(b.classes), b.palette, path)
     if path.suffix in ENGINE_SUFFIXES:
         if backend != "tensorrt":
@@ -178,7 +182,10 @@ def open_model(
     elif backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
-        b = TorchBackend(_checkpoint_for(package), threads=threads, input_size=package.input_size)
+        checkpoint = _checkpoint_for(package)
+        b = TorchBackend(
+            checkpoint, device=device or "cpu", threads=threads, input_size=package.input_size, batch=batch
+        )
     else:
         b = open_tensorrt_backend(package, batch=batch)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)

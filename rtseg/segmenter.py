@@ -14,29 +14,30 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.api import DEVICES
 from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import BackendError, InputError
 from rtseg.pipeline.stream import FrameResult, ResultStream
 
 __all__ = ["DEVICES", "FrameResult", "ResultStream", "Segmenter", "load", "open_loaded_model"]
 
-DEVICES = ("cpu", "cuda", "tensorrt", "auto")  # ONNX Runtime execution providers
-
 
 def open_loaded_model(
     model: str | Path, backend: str, device: str | None, threads: int | None, batch: int = 1
 ):
     """`open_model` with `device` checked: ONNX Runtime takes cpu / cuda / tensorrt / auto (its
-    execution providers); torch runs on the CPU; TensorRT always on the GPU (device ignored).
-    batch: the largest batch the caller will pass (TensorRT sizes its buffers for it)."""
+    execution providers); torch cpu / cuda / auto; TensorRT always runs on the GPU (device ignored).
+    batch: the largest batch the caller will pass (TensorRT and torch size their buffers for it)."""
     from rtseg.loading import open_model
 
     if device is not None and device not in DEVICES:
         raise InputError(f"unknown device {device!r} (use {', '.join(DEVICES)})")
-    if backend == "torch" and device not in (None, "cpu"):
-        raise BackendError(f"the torch backend runs on the CPU here; device={device!r} is not supported")
+    if backend == "torch" and device == "tensorrt":
+        raise InputError("the torch backend runs on cpu, cuda or auto; device 'tensorrt' is ONNX Runtime's")
     if backend == "onnxruntime":
         return open_model(model, backend=backend, threads=threads, providers=device or "cpu")
+    if backend == "torch":
+        return open_model(model, backend=backend, threads=threads, device=device, batch=batch)
     return open_model(model, backend=backend, threads=threads, batch=batch)
 
 
