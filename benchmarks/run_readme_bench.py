@@ -28,7 +28,7 @@ E2E_COMBOS = "onnxruntime:fp32,onnxruntime:int8cpu,torch:fp32,tensorrt:fp16,tens
 
 def _default_model() -> Path:
     sys.path.insert(0, str(REPO))
-    from rtseg.package import default_model_path
+    from rtseg.core.package import default_model_path
 
     return default_model_path()
 

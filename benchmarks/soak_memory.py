@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.data.labels import CAMVID
+from rtseg.loading import LoadedModel
 from rtseg.pipeline import Pipeline, PipelineConfig
-from rtseg.runtime import Backend, LoadedModel
+from rtseg.runtime import Backend
 from rtseg.video import NullSink, open_source
 from rtseg.viz import VizConfig
 
@@ -51,7 +52,7 @@ class ConstantBackend(Backend):
         self._ids = np.zeros((1, *input_size), np.uint8)
         self._ids[:, input_size[0] // 2 :] = 3  # a road below the horizon
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         return self._ids if len(images) == 1 else np.repeat(self._ids, len(images), axis=0)
 
 

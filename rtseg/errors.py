@@ -1,5 +1,10 @@
 """One exception family. The CLI prints any RtsegError as one line and exits with status 1."""
 
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
 
 class RtsegError(Exception):
     """Base class of every error rtseg raises on purpose (bad input, missing extra, no device)."""
@@ -21,8 +26,11 @@ class BackendError(RtsegError):
     """A runtime backend (onnxruntime, torch, tensorrt) is unavailable or failed."""
 
 
-class MissingDependencyError(BackendError):
-    """An optional package is not installed; the message names the pip extra."""
+class MissingDependencyError(BackendError, ImportError):
+    """An optional package is not installed; the message names the pip extra.
+
+    Also an ImportError, so a module that needs the package by nature (a torch `nn.Module`)
+    raises it at import and `except ImportError` fallbacks still work."""
 
     def __init__(self, package: str, extra: str, what: str = ""):
         hint = f" (pip install 'rtseg[{extra}]')" if extra else ""
@@ -38,3 +46,35 @@ class DeviceError(BackendError):
 
 class ExportError(RtsegError):
     """Export to ONNX, precision conversion or a parity check failed."""
+
+
+# The pip extra that brings each optional package (setup.py's extras_require).
+EXTRA_OF = {
+    "torch": "train",
+    "onnxscript": "train",
+    "onnxconverter_common": "train",
+    "tensorrt": "trt",
+    "cuda": "trt",
+    "pycuda": "pycuda",
+    "matplotlib": "plot",
+    "ray": "ray",
+}
+
+# What each optional package is for, when the caller does not say.
+PURPOSE_OF = {"torch": "training, export and the torch backend"}
+
+
+def import_optional(name: str, what: str = "", extra: str | None = None) -> ModuleType:
+    """`import name`, or MissingDependencyError naming the pip extra when it is not installed.
+
+    `what` says what needs it ("rtseg export"); `extra` defaults to EXTRA_OF of the top package.
+    Only a missing `name` itself becomes the error: a broken install still raises its own error.
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        top = name.partition(".")[0]
+        if exc.name is None or exc.name.partition(".")[0] != top:
+            raise
+        extra = EXTRA_OF.get(top, "") if extra is None else extra
+        raise MissingDependencyError(top, extra, what or PURPOSE_OF.get(top, "")) from None

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.package import ModelPackage, write_sidecar
 from rtseg.data.labels import CAMVID
-from rtseg.package import ModelPackage, write_sidecar
 
 
 def band_ids(images: np.ndarray) -> np.ndarray:

@@ -48,12 +48,12 @@ def _has_trt() -> bool:
 
 def pytest_collection_modifyitems(config, items):
     gpu, trt = _has_gpu(), _has_trt()
-    for item in items:
-        if "gpu" in item.keywords and not gpu:
+    for item in items:  # markers, not keywords: a folder named "gpu" is a keyword too
+        if item.get_closest_marker("gpu") and not gpu:
             item.add_marker(pytest.mark.skip(reason="no CUDA GPU on this machine"))
-        if "trt" in item.keywords and not trt:
+        if item.get_closest_marker("trt") and not trt:
             item.add_marker(pytest.mark.skip(reason="TensorRT is not installed"))
-        if "data" in item.keywords and not DATA.is_dir():
+        if item.get_closest_marker("data") and not DATA.is_dir():
             item.add_marker(pytest.mark.skip(reason=f"shared data not found at {DATA}"))
 
 
@@ -79,9 +79,9 @@ def make_tiny_checkpoint(path: Path, input_size=TINY_SIZE, seed: int = 0) -> Pat
     """A randomly initialised fpn_lite/efficientnet_lite0 CamVid checkpoint (no pretrained)."""
     import torch
 
+    from rtseg.core.checkpoint import save_checkpoint
     from rtseg.data.labels import CAMVID
     from rtseg.models import create_model
-    from rtseg.train.checkpoint import save_checkpoint
 
     torch.manual_seed(seed)
     model = create_model("fpn_lite", "efficientnet_lite0", CAMVID.num_classes)

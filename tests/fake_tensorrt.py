@@ -4,10 +4,21 @@ It mimics the TensorRT 10 Python API names rtseg uses (Builder, OnnxParser, IBui
 optimization profiles, timing cache, Runtime, ICudaEngine tensors by name, execution contexts
 with execute_async_v3) and records what was called. The fake engine's "network" maps an
 `(N, H, W, 3) uint8` image to `(N, H, W)` ids = red channel // 32.
+
+It rejects what the real one rejects, as the real one does:
+- the parser walks the ONNX graph and fails (False + parser errors) when a uint8 tensor feeds
+  any node but a Cast to float, or a Cast converts between uint8 and a non-float type
+  (TensorRT's UINT8 rules, NVIDIA/TensorRT#3985);
+- `set_optimization_profile_async` raises RuntimeError on failure (pyCore.cpp's
+  PY_ASSERT_RUNTIME_ERROR), never returns False;
+- a CUDA graph holding an `execute_async_v3` raises when replayed after `set_input_shape`
+  changed the context's shape (the graph holds the work of the shape it was captured with).
+`HostMemory` counts what is allocated and freed, and whether it was closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import enum
 import types
@@ -48,10 +59,52 @@ class Dims(tuple):
     pass
 
 
+FLOATS = (1, 10)  # onnx TensorProto.FLOAT, FLOAT16
+UINT8 = 2  # onnx TensorProto.UINT8
+
+
+def uint8_rule_errors(path) -> list[str]:
+    """Parser errors, in TensorRT's words, for every uint8 use TensorRT rejects in the ONNX file."""
+    import onnx
+
+    return uint8_rule_errors_of(onnx.load(str(path)))
+
+
+def uint8_rule_errors_of(model) -> list[str]:
+    """`uint8_rule_errors` of an onnx.ModelProto (its own walk, not rtseg's)."""
+    import onnx
+
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    types = {t.name: t.data_type for t in graph.initializer}
+    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
+        types[value.name] = value.type.tensor_type.elem_type
+    errors = []
+    for i, node in enumerate(graph.node):
+        to = next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+        where = (
+            f"In node {i} with name: {node.name} and operator: {node.op_type} (parseNode): UNSUPPORTED_NODE"
+        )
+        for name in node.input:
+            if types.get(name) == UINT8 and to not in FLOATS:
+                errors.append(f"{where}: uint8 tensor {name} may only be the input of a Cast to float")
+        if to == UINT8 and types.get(node.input[0]) not in FLOATS:
+            errors.append(
+                f"{where}: Cast to uint8 only from float or half, not type {types.get(node.input[0])}"
+            )
+    return errors
+
+
 def make_module(
-    height: int, width: int, parse_errors=(), build_fails=False, out_dtype=DataType.UINT8, profiles: int = 2
+    height: int,
+    width: int,
+    parse_errors=(),
+    build_fails=False,
+    out_dtype=DataType.UINT8,
+    profiles: int = 2,
+    profile_fails=(),
 ):
-    """A fresh fake `tensorrt` module; `module.calls` records the calls of interest."""
+    """A fresh fake `tensorrt` module; `module.calls` records the calls of interest.
+    `profile_fails`: profile indices whose selection fails (RuntimeError, as in TensorRT)."""
     calls: dict = {"created_builder": 0}
     trt = types.ModuleType("tensorrt")
     trt.__version__ = "10.99.0"
@@ -91,14 +144,19 @@ def make_module(
 
     class OnnxParser:
         def __init__(self, network, logger):
-            self.num_errors = len(parse_errors)
+            self.errors: list[str] = []
+
+        @property
+        def num_errors(self):
+            return len(self.errors)
 
         def parse_from_file(self, path):
             calls["parsed"] = path
-            return not parse_errors
+            self.errors = list(parse_errors) or uint8_rule_errors(path)
+            return not self.errors
 
         def get_error(self, i):
-            return ParserError(parse_errors[i])
+            return ParserError(self.errors[i])
 
     class TimingCache:
         def __init__(self, data):
@@ -152,13 +210,18 @@ def make_module(
     class Context:
         def __init__(self, engine):
             self.engine, self.addresses, self.shape, self.profile = engine, {}, None, 0
+            self.shape_changes = 0  # how often set_input_shape changed the shape
 
         def set_optimization_profile_async(self, index, stream):
+            if index >= profiles or index in profile_fails:
+                raise RuntimeError("Error in set optimization profile async.")
             self.profile = index
             calls.setdefault("context_profiles", []).append(index)
             return True
 
         def set_input_shape(self, name, shape):
+            if tuple(shape) != self.shape:
+                self.shape_changes += 1
             self.shape = tuple(shape)
             return shape[0] <= engine_max_batch
 
@@ -167,8 +230,14 @@ def make_module(
 
         def execute_async_v3(self, stream_handle):
             n, src_ptr, dst_ptr = self.shape[0], self.addresses["image"], self.addresses["class_ids"]
+            recorded_at = self.shape_changes
 
             def run():
+                if self.shape_changes != recorded_at:
+                    raise RuntimeError(
+                        f"fake TensorRT: work enqueued for input shape {(n, height, width, 3)} replayed "
+                        "after set_input_shape changed the shape (re-capture the CUDA graph)"
+                    )
                 size = n * height * width * 3
                 src = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(src_ptr))
                 ids = fake_ids(src.reshape(n, height, width, 3)).astype(out_dtype.value)
@@ -218,18 +287,35 @@ def make_module(
     return trt
 
 
-class _HostStream(Stream):
+class _Counted:
+    """Counts itself in `memory.live` until closed (idempotent)."""
+
     def __init__(self, memory):
-        self.memory, self.handle = memory, id(self)
+        self.memory, self.open = memory, True
+        memory.live += 1
+
+    def close(self):
+        if self.open:
+            self.open = False
+            self.memory.live -= 1
+            self.memory.freed += 1
+
+
+class _HostStream(_Counted, Stream):
+    def __init__(self, memory):
+        _Counted.__init__(self, memory)
+        self.handle = id(self)
 
     def synchronize(self):
         pass
 
     def close(self):
-        self.memory.closed += 1
+        if self.open:
+            self.memory.closed += 1
+        _Counted.close(self)
 
 
-class _HostEvent(Event):
+class _HostEvent(_Counted, Event):
     def record(self, stream):
         pass
 
@@ -240,42 +326,62 @@ class _HostEvent(Event):
         return True
 
 
-class _HostGraph(Graph):
-    def __init__(self, ops):
+class _HostGraph(_Counted, Graph):
+    def __init__(self, memory, ops):
+        _Counted.__init__(self, memory)
         self.ops = ops
 
     def launch(self, stream):
+        if not self.open:
+            raise RuntimeError("fake CUDA: launch of a destroyed graph")
+        self.memory.launches += 1
         for op in self.ops:
             op()
 
 
 class HostMemory(CudaMemory):
-    """CudaMemory on plain host memory: copies are memmoves, graphs replay recorded copies."""
+    """CudaMemory on plain host memory: copies are memmoves, graphs replay recorded copies.
+    `live`: buffers, streams, events and graphs not yet freed; `released`: close() was called;
+    `active`: how deep the calling code is in activate() blocks."""
 
     name = "host-fake"
 
     def __init__(self, graphs: bool = False):
         self.supports_graphs = graphs
-        self.closed = 0
+        self.closed = 0  # streams closed
+        self.live = self.freed = self.launches = self.captures = self.active = 0
+        self.released = False
         self.keep = []
 
-    def bind_thread(self):
-        pass
+    @contextlib.contextmanager
+    def activate(self):
+        self.active += 1
+        try:
+            yield self
+        finally:
+            self.active -= 1
+
+    def _counted(self):
+        token = _Counted(self)
+        return token.close
 
     def host_buffer(self, shape, dtype):
         array = np.zeros(shape, dtype)
-        return HostBuffer(array, array.ctypes.data, lambda: None)
+        return HostBuffer(array, array.ctypes.data, self._counted())
 
     def device_buffer(self, nbytes):
         array = np.zeros(max(1, nbytes), np.uint8)
         self.keep.append(array)
-        return DeviceBuffer(array.ctypes.data, nbytes, lambda: None)
+        return DeviceBuffer(array.ctypes.data, nbytes, self._counted())
 
     def stream(self):
         return _HostStream(self)
 
     def event(self):
-        return _HostEvent()
+        return _HostEvent(self)
+
+    def close(self):
+        self.released = True
 
     def _copy(self, dst, src, nbytes):
         _run_or_record(lambda: ctypes.memmove(dst, src, nbytes))
@@ -293,4 +399,5 @@ class HostMemory(CudaMemory):
     def end_capture(self, stream):
         global _capture
         ops, _capture = _capture, None
-        return _HostGraph(ops)
+        self.captures += 1
+        return _HostGraph(self, ops)

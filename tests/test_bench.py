@@ -21,8 +21,8 @@ from rtseg.bench.accuracy import evaluate_miou
 from rtseg.bench.config import DataSpec, parse_data_spec, parse_sizes
 from rtseg.bench.runner import BenchReport, select_e2e
 from rtseg.cli import main
+from rtseg.core.package import write_sidecar
 from rtseg.errors import InputError
-from rtseg.package import write_sidecar
 from rtseg.runtime.base import Backend
 
 FAST = ["--iters", "3", "--warmup", "1", "--threads", "1", "--agreement-frames", "4"]
@@ -181,8 +181,7 @@ class ConstantBackend(Backend):
     def __init__(self, class_id: int, size=TINY_SIZE):
         self.class_id, self.input_size, self.num_classes = class_id, size, 11
 
-    def infer(self, images):
-        self.check_batch(images)
+    def _infer_impl(self, images):
         return np.full(images.shape[:3], self.class_id, np.uint8)
 
 

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from rtseg.cli import main
+from rtseg.core.checkpoint import load_checkpoint
+from rtseg.core.package import default_model_path, default_package_for, load_package, variant_path
 from rtseg.data.labels import CAMVID, IGNORE_INDEX
-from rtseg.package import default_model_path, default_package_for, load_package, variant_path
-from rtseg.train.checkpoint import load_checkpoint
 from rtseg.train.metrics import ConfusionMatrix
 
 FP32 = default_model_path()
@@ -48,7 +48,7 @@ def test_default_on_the_cpu_is_the_fastest_package_within_the_accuracy_targets()
 @pytest.mark.data
 @pytest.mark.slow
 def test_fp32_and_int8_on_camvid_val(data_dir):
-    from rtseg.train.evaluate import EvalConfig, evaluate
+    from rtseg.evaluation import EvalConfig, evaluate
 
     scores = {
         v: evaluate(

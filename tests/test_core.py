@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import TINY_SIZE, structured_frames
 
-from rtseg.errors import ModelError
-from rtseg.package import load_package
-from rtseg.runtime import open_model
+from rtseg.core.package import load_package
+from rtseg.errors import BackendError, InputError, ModelError
+from rtseg.loading import open_model
 
 
 def test_package_sidecar_describes_graph(tiny_package):
@@ -47,8 +47,32 @@ def test_backend_contract_onnxruntime_and_torch_agree(tiny_package, batch):
 
 def test_backend_rejects_wrong_frame_size(tiny_package):
     backend = open_model(tiny_package.onnx_path, threads=1).backend
-    with pytest.raises(Exception, match="expected"):
+    with pytest.raises(InputError, match="expected"):
         backend.infer(np.zeros((1, 10, 10, 3), np.uint8))
+    with pytest.raises(InputError, match="expected"):
+        backend.submit(np.zeros((1, *TINY_SIZE, 3), np.float32))
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "torch"])
+def test_backend_contract_submit_logits_and_close(tiny_package, name):
+    frames = structured_frames(2, *TINY_SIZE, seed=6)
+    backend = open_model(tiny_package.onnx_path, backend=name, threads=1).backend
+    with backend:
+        ids = backend.infer(frames)
+        np.testing.assert_array_equal(backend.submit(frames).wait(), ids)
+        assert backend.overlaps is False  # submit does the work; the pipeline does not run ahead
+        with pytest.raises(InputError, match="at most"):
+            backend.submit(np.zeros((backend.max_batch + 1, *TINY_SIZE, 3), np.uint8))
+        if name == "torch":  # the torch graph gives logits; this package gives class ids only
+            logits = backend.logits(frames)
+            assert logits.shape == (2, 11, *TINY_SIZE) and logits.dtype == np.float32
+            np.testing.assert_array_equal(logits.argmax(1), ids)
+        else:
+            with pytest.raises(BackendError, match="class ids only"):
+                backend.logits(frames)
+    backend.close()  # idempotent
+    with pytest.raises(BackendError, match="closed"):
+        backend.infer(frames)
 
 
 def test_not_a_package_errors(tmp_path, tiny_package):

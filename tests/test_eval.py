@@ -47,8 +47,7 @@ class ConstantBackend(Backend):
     def __init__(self, class_id: int, input_size=(8, 12)):
         self.class_id, self.input_size, self.num_classes, self.max_batch = class_id, input_size, 11, 2
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        self.check_batch(images)
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         return np.full(images.shape[:3], self.class_id, np.uint8)
 
 
@@ -66,8 +65,13 @@ class ColourBackend(Backend):
     def __init__(self, input_size=(20, 30)):
         self.input_size, self.num_classes, self.max_batch = input_size, 11, 4
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
+    supports_logits = True
+
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         return colour_logits(images).argmax(1).astype(np.uint8)
+
+    def _logits_impl(self, images: np.ndarray) -> np.ndarray:
+        return colour_logits(images)
 
 
 def test_constant_backend_scores_match_a_hand_computation(tmp_path):
@@ -91,7 +95,7 @@ def test_perfect_backend_and_flip_tta_score_one(tmp_path):
     dataset = open_dataset("camvid", str(tiny_camvid(tmp_path)), "val")
     assert evaluate_backend(ColourBackend(), dataset)["miou"] == 1.0
     # Flip TTA must mirror the mirrored image's logits back: the car is not symmetric.
-    tta = evaluate_backend(ColourBackend(), dataset, logits_fn=colour_logits)
+    tta = evaluate_backend(ColourBackend(), dataset, flip_tta=True)
     assert tta["miou"] == 1.0 and tta["pixel_acc"] == 1.0
     # At a smaller model size the ids are resized back with nearest: close, not perfect.
     small = evaluate_backend(ColourBackend((10, 15)), dataset)

@@ -15,12 +15,13 @@ import pytest
 from band_model import make_band_package
 from conftest import TINY_SIZE, structured_frames
 
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import resize_frame
 from rtseg.errors import BackendError, InputError, OutputError
+from rtseg.loading import LoadedModel, open_model
 from rtseg.pipeline import Pipeline, PipelineConfig, PipelineInterrupted, PipelineStats
 from rtseg.pipeline.queues import END, StageQueue, StopRequested
 from rtseg.pipeline.stages import resize_into
-from rtseg.runtime import LoadedModel, open_model
+from rtseg.runtime.base import Backend
 from rtseg.viz import Visualizer, VizConfig
 
 FRAME_H, FRAME_W = 48, 64
@@ -33,7 +34,7 @@ class ListSource:
     def __init__(self, frames=None, live=False, delay_s=0.0, fail_at=None, endless=False):
         self.frames = frames if frames is not None else structured_frames(8, FRAME_H, FRAME_W)
         self.live, self.delay_s, self.fail_at, self.endless = live, delay_s, fail_at, endless
-        self.fps, self.frame_size = 25.0, (FRAME_W, FRAME_H)
+        self.fps, self.frame_size = 25.0, (FRAME_H, FRAME_W)
         self.frame_count = None if endless else len(self.frames)
         self.description = "list source"
         self.position = 0
@@ -53,7 +54,7 @@ class ListSource:
         pass
 
 
-class FakeBackend:
+class FakeBackend(Backend):
     """ids = red channel // 24 at model size: a deterministic function of the frame content."""
 
     name = "fake"
@@ -63,8 +64,7 @@ class FakeBackend:
         self.calls, self.threads = 0, set()
         self.max_batch, self.num_classes = 1, NUM_CLASSES
 
-    def infer(self, images):
-        assert images.shape[1:] == (*self.input_size, 3) and images.dtype == np.uint8
+    def _infer_impl(self, images):
         self.threads.add(threading.get_ident())
         if self.fail_at is not None and self.calls == self.fail_at:
             raise BackendError("fake backend: injected failure")
@@ -222,9 +222,11 @@ class SubmittingBackend(FakeBackend):
         super().__init__(**kw)
         self.log = []
 
-    def submit(self, images):
+    overlaps = True
+
+    def _submit_impl(self, images):
         number = self.calls
-        ids = self.infer(images.copy())
+        ids = self._infer_impl(images.copy())
         self.log.append(("submit", number))
         backend = self
 
@@ -316,6 +318,8 @@ def test_an_exception_in_any_stage_ends_the_run_quickly(stage):
     assert outcome["elapsed"] < 5.0
     assert not [t.name for t in threading.enumerate() if t.name.startswith("rtseg-")]  # none stuck
     assert sink.closed == 1 and sink.indices == list(range(len(sink.indices)))
+    if stage == "capture":  # an input failure drains: every frame read before it was written
+        assert sink.indices == [0, 1, 2, 3] and outcome["error"].stats.frames == 4
 
 
 def test_capture_error_mid_run_leaves_a_playable_mp4(tmp_path):

@@ -12,13 +12,14 @@ from band_model import band_graph
 from conftest import TINY_SIZE, structured_frames
 from onnx import TensorProto, helper, numpy_helper
 
+from rtseg.core.frames import evenly_spaced
+from rtseg.core.package import load_package, pick_default_variant, record_metrics, write_sidecar
 from rtseg.errors import ExportError, InputError
-from rtseg.export.calibration import calibration_frames, evenly_spaced
+from rtseg.export.calibration import calibration_frames
 from rtseg.export.fp16 import convert_fp16
 from rtseg.export.int8 import Int8Options, quantize_int8
 from rtseg.export.precision import argmax_agreement
 from rtseg.export.qdq_rules import assert_trt_qdq_rules, check_qdq_rules
-from rtseg.package import load_package, pick_default_variant, record_metrics, write_sidecar
 
 
 @pytest.fixture(scope="module")

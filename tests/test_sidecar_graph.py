@@ -13,9 +13,9 @@ from hostile_models import (
     write_package,
 )
 
+from rtseg.core.package import load_package
 from rtseg.core.sidecar_schema import SchemaError, check_sidecar
 from rtseg.errors import ModelError
-from rtseg.package import load_package
 
 PALETTE_TAIL = [[0, 0, 0]] * 10
 
@@ -146,7 +146,7 @@ def test_a_sidecar_that_disagrees_with_its_graph_is_refused_at_load(case, tmp_pa
 
 
 def test_a_true_logits_package_loads_and_runs(tmp_path):
-    from rtseg.runtime import open_model
+    from rtseg.loading import open_model
 
     meta = sidecar(**LOGITS, **{"output.dtype": "float32"})
     onnx_path = write_package(tmp_path, logits_graph(11), meta)

@@ -11,13 +11,12 @@ import pytest
 from conftest import TINY_SIZE, structured_frames
 
 from rtseg.errors import BackendError, DeviceError, MissingDependencyError, ModelError
-from rtseg.runtime import open_model
+from rtseg.loading import open_model, open_tensorrt_backend
 from rtseg.runtime.tensorrt_backend import (
     TensorDesc,
     TensorRTBackend,
     buffer_specs,
     check_io,
-    open_tensorrt_backend,
 )
 
 H, W = TINY_SIZE
@@ -121,6 +120,125 @@ def test_backend_close_is_idempotent(fake_engine, tiny_package):
     backend.close()
     backend.close()
     assert memory.closed == 2  # two streams, closed once each
+    assert memory.live == 0 and memory.released
+
+
+# --- the audit's defects, each caught by the fake -------------------------------------------
+
+
+def test_pycuda_context_is_popped_in_the_thread_that_pushed_it(fake_engine, tiny_package, monkeypatch):
+    """pycuda aborts the process when a thread ends with a context pushed (NVIDIA/TensorRT#1107):
+    the backend is opened and closed in the main thread and runs in the infer thread."""
+    import gc
+    import threading
+
+    import fake_pycuda
+
+    from rtseg.runtime.cuda.pycuda_memory import PycudaMemory
+
+    fake_pycuda.install(monkeypatch)
+    _, path = fake_engine()
+    frames = structured_frames(3, H, W, seed=6)
+    backend = TensorRTBackend(path, tiny_package, memory=PycudaMemory())
+    assert fake_pycuda.stack_depth() == 0  # nothing left pushed by the load
+    results = []
+
+    def infer_thread():
+        pending = [backend.submit(frames[i : i + 1]) for i in range(3)]
+        results.extend(p.wait()[0] for p in pending)
+
+    worker = threading.Thread(target=infer_thread, name="rtseg-infer")
+    worker.start()
+    worker.join(timeout=30)
+    del worker
+    gc.collect()
+    assert fake_pycuda.ABORTS == []
+    np.testing.assert_array_equal(np.stack(results), fake_tensorrt.fake_ids(frames))
+    backend.close()
+    assert fake_pycuda.stack_depth() == 0 and fake_pycuda._Owned.live == 0
+
+
+def test_failed_load_frees_the_cuda_memory_it_opened(fake_engine, tiny_package, tmp_path, monkeypatch):
+    import rtseg.runtime.cuda as cuda
+
+    _, path = fake_engine()
+    opened = []
+
+    def open_memory():
+        opened.append(fake_tensorrt.HostMemory())
+        return opened[-1]
+
+    monkeypatch.setattr(cuda, "open_cuda_memory", open_memory)
+    foreign = tmp_path / "foreign.engine"
+    foreign.write_bytes(b"not a plan")
+    with pytest.raises(ModelError, match="cannot load"):
+        TensorRTBackend(foreign, tiny_package)
+    other_size = type(tiny_package)(tiny_package.onnx_path, tiny_package.sidecar_path, {**tiny_package.meta})
+    other_size.meta["input"] = {**tiny_package.meta["input"], "height": H + 2}
+    with pytest.raises(ModelError, match="expected uint8"):  # the I/O check fails after deserializing
+        TensorRTBackend(path, other_size)
+    assert len(opened) == 2 and all(m.released and m.live == 0 for m in opened)
+
+
+def test_failed_profile_selection_is_one_error_and_frees_the_slots(fake_engine, tiny_package):
+    _, path = fake_engine(profile_fails=(1,))
+    memory = fake_tensorrt.HostMemory()
+    with pytest.raises(BackendError, match=r"cannot select optimization profile 1 \(the engine has 2\)"):
+        TensorRTBackend(path, tiny_package, memory=memory)
+    assert memory.live == 0 and memory.freed > 0 and memory.released  # slot 0 and half of slot 1
+
+
+def test_cuda_graph_is_recaptured_after_the_batch_size_changes(fake_engine, tiny_package):
+    trt, path = fake_engine(profiles=1)  # one slot: every call goes through the same context
+    memory = fake_tensorrt.HostMemory(graphs=True)
+    with TensorRTBackend(path, tiny_package, batch=2, memory=memory, cuda_graphs=True) as backend:
+        for count, seed in ((2, 1), (2, 2), (1, 3), (2, 4), (2, 5)):  # 2 -> 1 -> 2 frames
+            frames = structured_frames(count, H, W, seed=seed)
+            np.testing.assert_array_equal(backend.infer(frames), fake_tensorrt.fake_ids(frames))
+        assert memory.captures == 2 and memory.launches == 2  # captured again after the change
+        assert backend.slots[0].graph is not None
+    assert memory.live == 0
+
+
+def test_engine_file_given_is_used_as_given(fake_engine, fake_device, tiny_package, tmp_path, monkeypatch):
+    import shutil
+
+    import rtseg.engine as engines
+    import rtseg.engine.cache as cache
+    import rtseg.runtime.cuda as cuda
+    from rtseg.engine import BuildConfig, EngineEnvironment, write_engine_sidecar
+
+    _, plan = fake_engine()
+    monkeypatch.setattr(cuda, "open_cuda_memory", lambda: fake_tensorrt.HostMemory())
+    monkeypatch.setattr(cuda, "available_memory_implementations", lambda: ["host-fake"])
+    for module in (cache, engines):
+        monkeypatch.setattr(module, "find_or_build_engine", pytest.fail)  # nothing may build
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    engine = alone / "x.engine"  # no x.onnx beside it: only the engine and its sidecar
+    shutil.copy(plan, engine)
+    env = EngineEnvironment("10.99.0", "NVIDIA H100", "9.0")
+    write_engine_sidecar(engine, tiny_package, env, BuildConfig(), {}, {})
+    loaded = open_model(engine, backend="tensorrt")
+    with loaded.backend as backend:
+        assert backend.engine_path == engine and loaded.source == engine
+        assert loaded.classes == tiny_package.classes
+        frames = structured_frames(2, H, W)
+        np.testing.assert_array_equal(backend.infer(frames), fake_tensorrt.fake_ids(frames))
+    write_engine_sidecar(
+        engine, tiny_package, EngineEnvironment("10.7.0", "NVIDIA H100", "9.0"), BuildConfig(), {}, {}
+    )
+    with pytest.raises(
+        ModelError, match="built with TensorRT 10.7.0 for compute 9.0; this machine has TensorRT 10.99.0"
+    ):
+        open_model(engine, backend="tensorrt")
+    bare = tmp_path / "bare.engine"
+    shutil.copy(plan, bare)
+    with pytest.raises(ModelError, match="neither a sidecar bare.engine.json nor a model package bare.json"):
+        open_model(bare, backend="tensorrt")
+    shutil.copy(tiny_package.sidecar_path, tmp_path / "bare.json")  # the package's sidecar beside it
+    with open_model(bare, backend="tensorrt").backend as backend:
+        assert backend.engine_path == bare
 
 
 def test_backend_single_profile_engine_uses_one_slot(fake_engine, tiny_package):
@@ -142,7 +260,76 @@ def test_backend_rejects_wrong_frames_and_foreign_engines(fake_engine, tiny_pack
         TensorRTBackend(other, tiny_package, memory=fake_tensorrt.HostMemory())
 
 
+@pytest.fixture
+def fake_device(monkeypatch):
+    import rtseg.core.gpu as device
+
+    monkeypatch.setattr(
+        device, "cuda_device_info", lambda index=0: device.DeviceInfo(0, "NVIDIA H100", (9, 0), 0)
+    )
+
+
 # --- errors without TensorRT / GPU: one clear line, never a crash -----------------------------
+
+
+class _Cudart:
+    """cuda-python's runtime calls that device discovery makes, for a driver of `driver` (0:
+    none) beside a cuda-python built for `runtime`."""
+
+    def __init__(self, driver: int, runtime: int = 13000):
+        import enum
+
+        self.cudaError_t = enum.IntEnum(
+            "cudaError_t", {"cudaSuccess": 0, "cudaErrorInsufficientDriver": 35, "cudaErrorNoDevice": 100}
+        )
+        self.driver, self.runtime = driver, runtime
+
+    def cudaGetDeviceCount(self):  # noqa: N802 - cuda-python's names
+        return self.cudaError_t.cudaErrorInsufficientDriver, None
+
+    def cudaDriverGetVersion(self):  # noqa: N802
+        return self.cudaError_t.cudaSuccess, self.driver
+
+    def cudaRuntimeGetVersion(self):  # noqa: N802
+        return self.cudaError_t.cudaSuccess, self.runtime
+
+
+@pytest.mark.parametrize(
+    "driver, message",
+    [
+        (
+            12040,
+            r"the NVIDIA driver is older than CUDA 13.0 needs \(it supports CUDA 12.4\).*rtseg\[trt-cu12\]",
+        ),
+        (0, "no CUDA GPU found: no NVIDIA driver is loaded"),
+    ],
+)
+def test_insufficient_driver_is_named_as_such(monkeypatch, driver, message):
+    import rtseg.core.gpu as device
+
+    monkeypatch.setattr(device, "import_cudart", lambda: _Cudart(driver))
+    with pytest.raises(DeviceError, match=message):
+        device.cuda_device_info()
+
+
+def test_no_driver_with_the_real_cuda_python_is_one_clear_error():
+    cudart = _cudart()
+    from rtseg.core.gpu import cuda_device_info
+
+    if cudart.cudaGetDeviceCount()[0] == cudart.cudaError_t.cudaSuccess:
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(DeviceError, match="no CUDA GPU found|older than CUDA"):
+        cuda_device_info()
+
+
+def test_trt_extras_pin_cuda_python_to_the_tensorrt_wheels_cuda_major():
+    import re
+    from pathlib import Path
+
+    setup = (Path(__file__).resolve().parent.parent / "setup.py").read_text()
+    for extra, major in (("trt", 13), ("trt-cu12", 12)):
+        line = re.search(rf'"{extra}": \[(.*?)\]', setup).group(1)
+        assert f'"tensorrt-cu{major}' in line and f"cuda-python>={major}" in line and f"<{major + 1}" in line
 
 
 def test_open_without_tensorrt(monkeypatch, tiny_package):
@@ -154,7 +341,7 @@ def test_open_without_tensorrt(monkeypatch, tiny_package):
 
 
 def test_open_without_gpu(monkeypatch, tiny_package):
-    import rtseg.runtime.cuda.device as device
+    import rtseg.core.gpu as device
 
     trt = fake_tensorrt.make_module(H, W)
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
@@ -168,8 +355,8 @@ def test_open_without_gpu(monkeypatch, tiny_package):
 
 
 def test_open_without_cuda_bindings(monkeypatch, tiny_package):
+    import rtseg.core.gpu as device
     import rtseg.runtime.cuda as cuda
-    import rtseg.runtime.cuda.device as device
 
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.make_module(H, W))
     monkeypatch.setattr(device, "cuda_device_info", lambda index=0: device.DeviceInfo(0, "GPU", (8, 9), 0))
@@ -182,44 +369,12 @@ def test_open_without_cuda_bindings(monkeypatch, tiny_package):
 
 
 def _cudart():
-    from rtseg.runtime.cuda.device import import_cudart
+    from rtseg.core.gpu import import_cudart
 
     cudart = import_cudart()
     if cudart is None:
         pytest.skip("cuda-python is not installed")
     return cudart
-
-
-@pytest.mark.gpu
-def test_cuda_python_memory_round_trip_and_graph():
-    _cudart()
-    from rtseg.runtime.cuda import cuda_device_info, open_cuda_memory
-
-    assert cuda_device_info().compute_capability[0] >= 3
-    with open_cuda_memory("cuda-python") as memory:
-        data = np.arange(4096, dtype=np.int32).reshape(64, 64)
-        host_in = memory.host_buffer(data.shape, data.dtype)
-        host_out = memory.host_buffer(data.shape, data.dtype)
-        device = memory.device_buffer(data.nbytes)
-        stream, event = memory.stream(), memory.event()
-        host_in.array[:] = data
-        memory.copy_to_device(device, host_in, data.nbytes, stream)
-        memory.copy_to_host(host_out, device, data.nbytes, stream)
-        event.record(stream)
-        event.synchronize()
-        assert event.query()
-        np.testing.assert_array_equal(host_out.array, data)
-        memory.begin_capture(stream)
-        memory.copy_to_device(device, host_in, data.nbytes, stream)
-        memory.copy_to_host(host_out, device, data.nbytes, stream)
-        graph = memory.end_capture(stream)
-        host_in.array[:] = data * 2
-        graph.launch(stream)
-        stream.synchronize()
-        np.testing.assert_array_equal(host_out.array, data * 2)
-        for item in (graph, host_in, host_out, device, event, stream):
-            item.close()
-            item.close()
 
 
 @pytest.mark.gpu

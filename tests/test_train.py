@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from conftest import structured_frames
 
 from rtseg.cli import main
+from rtseg.core.checkpoint import load_checkpoint
 from rtseg.errors import RtsegError
-from rtseg.train.checkpoint import load_checkpoint
 from rtseg.train.loop import TrainConfig, check_config, lr_factor
 from rtseg.train.losses import (
     DiceLoss,

@@ -25,6 +25,10 @@ def print_sidecar(engine_path: Path) -> None:
     click.echo(f"tensorrt     {key.get('tensorrt')}")
     click.echo(f"gpu          {key.get('gpu')} (compute {key.get('compute_capability')})")
     click.echo(f"precision    {key.get('precision')}")
+    click.echo(
+        f"built for    batches up to {key.get('max_batch')} (opt {key.get('opt_batch')}), "
+        f"{key.get('profiles')} profile(s), graph rewrite {key.get('graph_rewrite')}"
+    )
     click.echo(f"onnx         {meta.get('onnx')} (sha256 {str(key.get('onnx_sha256'))[:16]}...)")
     profile = meta.get("profile") or {}
     if profile:

@@ -7,7 +7,7 @@ package `camvid_effl0_fpn.onnx`, and its variants `_fp16` (float16 graph), `_int
 rules: symmetric int8, per-channel weights) and `_int8cpu` (Q/DQ tuned for ONNX Runtime's CPU
 provider). Each sidecar gets `metrics`: CamVid val mIoU and per-class IoU, ms per frame on ONNX
 Runtime (CPU, `--threads`), argmax agreement with FP32 on the dashcam video; `rtseg run` picks
-the fastest variant within the accuracy targets from these (rtseg.package.pick_default_variant).
+the fastest variant within the accuracy targets from these (rtseg.core.package.pick_default_variant).
 Writes `engines/metrics.json` with everything measured. Uses only the public API.
 """
 
@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rtseg.core.checkpoint import load_checkpoint, save_checkpoint
+from rtseg.core.package import load_package, portable, variant_path, write_sidecar
+from rtseg.evaluation import EvalConfig, evaluate
 from rtseg.export.calibration import calibration_frames
 from rtseg.export.int8 import Int8Options
 from rtseg.export.precision import ExportConfig, argmax_agreement, export_model
-from rtseg.package import load_package, variant_path, write_sidecar
-from rtseg.runtime import open_model
-from rtseg.train.checkpoint import load_checkpoint, save_checkpoint
-from rtseg.train.evaluate import EvalConfig, evaluate
+from rtseg.loading import open_model
 
 REPO = Path(__file__).resolve().parent.parent
 KEEP = ("model", "labels", "normalization", "input_size", "state_dict", "epoch", "val", "config")
@@ -39,7 +39,10 @@ KEEP = ("model", "labels", "normalization", "input_size", "state_dict", "epoch",
 def slim_checkpoint(src: Path, dst: Path) -> None:
     """Weights and description only (no optimizer state)."""
     payload = load_checkpoint(src)
-    save_checkpoint(dst, {k: payload[k] for k in KEEP if k in payload})
+    kept = {k: payload[k] for k in KEEP if k in payload}
+    if "config" in kept:  # the training folders by name: the bundled file does not show where it was made
+        kept["config"] = portable(kept["config"])
+    save_checkpoint(dst, kept)
 
 
 def cpu_ms_per_frame(onnx_path: Path, frames: np.ndarray, threads: int, iters: int) -> float:
@@ -142,7 +145,7 @@ def main() -> None:
             f"{name}: mIoU {100 * scores['miou']:.2f}  {ms:.1f} ms/frame  "
             f"agreement vs fp32 on video {100 * agreement:.2f}%"
         )
-    (args.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "metrics.json").write_text(json.dumps(portable(report), indent=2) + "\n")
     load_package(fp32_onnx)  # the sidecars still verify
     shutil.rmtree(args.out / "__pycache__", ignore_errors=True)
 

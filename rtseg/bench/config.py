@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.package import PRECISIONS, VARIANTS
 from rtseg.errors import InputError
-from rtseg.package import PRECISIONS, VARIANTS
+from rtseg.loading import BACKENDS
 
 # Precisions a benchmark can name: the package precisions plus the `int8cpu` variant (INT8
 # quantized for ONNX Runtime's CPU provider; its sidecar says int8).
 BENCH_PRECISIONS = PRECISIONS + tuple(v for v in VARIANTS if v not in PRECISIONS)
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
 E2E_OUTPUTS = ("mp4", "none")
 E2E_SELECTIONS = ("fastest", "all", "none")
 

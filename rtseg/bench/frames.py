@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import resize_frame
+from rtseg.core.frames import sample_video_frames as _sample
 from rtseg.errors import InputError
-from rtseg.export.calibration import video_frames
 
 
-def sample_video_frames(path: str | Path, count: int) -> np.ndarray:
+def video_sample(path: str | Path, count: int) -> np.ndarray:
     """`count` frames spread evenly over the video (fewer if it is shorter), at its own size."""
-    picked = video_frames(Path(path), count, purpose="benchmark")
+    picked = _sample(Path(path), count, purpose="benchmark")
     if not picked:
         raise InputError(f"{path}: no video frames could be decoded")
     return np.ascontiguousarray(np.stack(picked))
@@ -39,10 +39,3 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if frames.shape[1:3] == tuple(size):
         return np.ascontiguousarray(frames)
     return np.stack([resize_frame(f, size) for f in frames])
-
-
-def evenly_spaced(total: int, count: int | None) -> list[int]:
-    """`count` indices spread over range(total) (all of them when count is None or larger)."""
-    if count is None or count >= total:
-        return list(range(total))
-    return sorted(set(np.linspace(0, total - 1, count).round().astype(int).tolist()))

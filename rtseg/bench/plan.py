@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.bench.config import BENCH_PRECISIONS, format_size
+from rtseg.core.package import VARIANTS, ModelPackage, load_package
 from rtseg.errors import ModelError, RtsegError
-from rtseg.package import VARIANTS, ModelPackage, load_package
 
 
 class Unavailable(RtsegError):

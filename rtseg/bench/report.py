@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+from rtseg.core.package import portable
 from rtseg.core.paths import atomic_output, atomic_write_text
 from rtseg.errors import MissingDependencyError, OutputError
 
@@ -63,9 +64,10 @@ def _prepare(path: str | Path) -> Path:
 
 
 def write_json(rows: list[dict], path: str | Path) -> Path:
-    """The rows as a JSON list (machine info inside each row); replaces `path` only when whole."""
+    """The rows as a JSON list (machine info inside each row; paths by name, see portable);
+    replaces `path` only when whole."""
     path = _prepare(path)
-    return atomic_write_text(path, json.dumps(_clean(rows), indent=2) + "\n")
+    return atomic_write_text(path, json.dumps(_clean(portable(rows)), indent=2) + "\n")
 
 
 def csv_record(row: dict) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 from rtseg.bench.accuracy import agreement
 from rtseg.bench.config import BenchConfig, format_size
 from rtseg.bench.e2e import e2e_unavailable
-from rtseg.bench.frames import resize_frames, sample_video_frames, synthetic_frames
+from rtseg.bench.frames import resize_frames, synthetic_frames, video_sample
 from rtseg.bench.machine import machine_info
 from rtseg.bench.plan import Combo, ModelFamily, Unavailable, open_family, plan_combos, resolve_package
 from rtseg.errors import RtsegError
@@ -60,10 +60,10 @@ def source_frames(cfg: BenchConfig, size: tuple[int, int]) -> tuple[np.ndarray, 
     from: the video's frames sampled evenly, else the dataset's images, else generated."""
     n = cfg.agreement_frames
     if cfg.video is not None:
-        return sample_video_frames(cfg.video, n), "video"
+        return video_sample(cfg.video, n), "video"
     if cfg.data is not None:
         from rtseg.bench.accuracy import open_split
-        from rtseg.bench.frames import evenly_spaced
+        from rtseg.core.frames import evenly_spaced
 
         dataset = open_split(cfg.data)
         images = [dataset[i][0] for i in evenly_spaced(len(dataset), n)]

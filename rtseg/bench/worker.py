@@ -80,8 +80,8 @@ def _device_memory_used_mb() -> float | None:
 def open_for_bench(spec: dict):
     """A LoadedModel for the spec: eager PyTorch from the checkpoint at the spec's size, or
     the ONNX package on onnxruntime / TensorRT."""
-    from rtseg.package import load_package
-    from rtseg.runtime import LoadedModel, open_model
+    from rtseg.core.package import load_package
+    from rtseg.loading import LoadedModel, open_model
 
     size = tuple(spec["size"])
     if spec["backend"] == "torch":
@@ -96,10 +96,12 @@ def open_for_bench(spec: dict):
     return model
 
 
-def model_bytes(spec: dict, model) -> int:
-    """ONNX file size; for eager PyTorch, the bytes of the weights it holds (state_dict)."""
+def model_bytes(spec: dict) -> int:
+    """ONNX file size; for eager PyTorch, the bytes of the checkpoint's weights (state_dict)."""
     if spec["backend"] == "torch":
-        state = model.backend.graph.state_dict().values()
+        from rtseg.core.checkpoint import load_checkpoint
+
+        state = load_checkpoint(spec["checkpoint"])["state_dict"].values()
         return int(sum(t.numel() * t.element_size() for t in state))
     return Path(spec["package"]).stat().st_size
 
@@ -161,7 +163,7 @@ def measure(spec: dict) -> dict:
         result = {
             "rows": rows,
             "load_s": load_s,
-            "model_bytes": model_bytes(spec, model),
+            "model_bytes": model_bytes(spec),
             "describe": backend.describe(),
             "miou": None,
         }

@@ -1,8 +1,9 @@
 """`rtseg` command line: a click group whose commands live in rtseg/cli/<name>.py.
 
 Commands are imported only when invoked, so `rtseg --help` starts fast and works without
-torch, onnxruntime or TensorRT. Any RtsegError is printed as one line and exits with status 1;
-anything else is a bug and keeps its traceback.
+torch, onnxruntime or TensorRT. Any RtsegError is printed as one line and exits with status 1,
+and so is a missing optional package (naming its pip extra); anything else is a bug and keeps
+its traceback.
 
 Signals: SIGINT, SIGTERM and SIGHUP are handled from the start of the command to its end
 (rtseg.core.signals): whatever the command was doing (importing onnxruntime, loading a model,
@@ -14,22 +15,30 @@ by the interruption. A run's outputs are closed and its report written first.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
 
 from rtseg import __version__
 from rtseg.core import signals
-from rtseg.errors import RtsegError
+from rtseg.errors import EXTRA_OF, MissingDependencyError, RtsegError
 
 # name -> (module, attribute, one-line help shown by `rtseg --help`)
 COMMANDS = {
     "run": ("rtseg.cli.run", "run", "Segment a video, frames folder, camera or stream."),
     "export": ("rtseg.cli.export", "export", "Export a checkpoint to a model package (fp32/fp16/int8)."),
+    "import": (
+        "rtseg.cli.import_model",
+        "import_model",
+        "Wrap your own ONNX (float NCHW, logits) into a package.",
+    ),
     "build-engine": ("rtseg.cli.engine", "build_engine", "Build a TensorRT engine from a model package."),
+    "export-triton": ("rtseg.cli.triton", "export_triton", "Write a Triton model repository for a package."),
     "train": ("rtseg.cli.train", "train", "Train a segmentation model."),
     "eval": ("rtseg.cli.evaluate", "evaluate", "Evaluate a model on a labelled dataset (mIoU)."),
     "bench": ("rtseg.cli.bench", "bench", "Benchmark backends, precisions and sizes."),
+    "batch": ("rtseg.cli.batch", "batch", "Segment an archive of videos on a Ray cluster (resumable)."),
 }
 
 
@@ -67,10 +76,14 @@ class LazyGroup(click.Group):
                 _exit_interrupted(signals.received())
             click.echo(f"rtseg: error: {exc}", err=True)
             sys.exit(1)
-        except Exception:
-            if not signals.received():
-                raise
-            _exit_interrupted(signals.received())
+        except ModuleNotFoundError as exc:  # an optional package imported without import_optional
+            top = (exc.name or "").partition(".")[0]
+            if signals.received() or top not in EXTRA_OF:
+                _exit_unexpected(exc)
+            click.echo(f"rtseg: error: {MissingDependencyError(top, EXTRA_OF[top])}", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            _exit_unexpected(exc)
         finally:
             signals.closing()
         if signals.received():  # came while the command was finishing its outputs
@@ -81,6 +94,14 @@ class LazyGroup(click.Group):
 def _exit_interrupted(signal_name: str):
     click.echo(f"rtseg: interrupted by {signal_name}", err=True)
     sys.exit(signals.exit_status(signal_name))
+
+
+def _exit_unexpected(exc: Exception):
+    """A bug keeps its traceback, unless a signal came first: then the interruption caused it
+    (an import cut short by Ctrl-C raises ImportError) and the command was interrupted."""
+    if signals.received():
+        _exit_interrupted(signals.received())
+    raise exc
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,9 +16,9 @@ from rtseg.bench.config import (
     parse_e2e_combos,
     parse_sizes,
 )
+from rtseg.core.package import default_model_path, package_files
 from rtseg.core.paths import check_paths
 from rtseg.errors import InputError, MissingDependencyError
-from rtseg.package import default_model_path, package_files
 
 
 @click.command("bench")

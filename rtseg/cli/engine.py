@@ -40,6 +40,20 @@ def parse_bytes(text: str | None) -> int | None:
     return int(number * UNITS[unit])
 
 
+def write_parser_input(package, out: Path) -> None:
+    """`--prepare-only OUT.onnx`: the rewritten graph (never over the package's own files: the
+    command's check_paths refused that already)."""
+    from rtseg.engine.builder import prepare_onnx
+
+    if out.suffix != ".onnx":
+        raise InputError(f"--prepare-only needs an .onnx file name, got {out}")
+    prepare_onnx(package.onnx_path, out)
+    click.echo(
+        f"wrote {out}: the graph TensorRT parses for {package.onnx_path.name} (uint8 only into Casts); "
+        f"e.g. trtexec --onnx={out} --stronglyTyped"
+    )
+
+
 @click.command("build-engine")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
@@ -62,11 +76,18 @@ def parse_bytes(text: str | None) -> int | None:
     help="Largest batch the engine accepts (the optimization profile's max).",
 )
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose log.")
-def build_engine(model, output, workspace, timing_cache, max_batch, verbose):
+@click.option(
+    "--prepare-only",
+    "prepare_only",
+    type=click.Path(path_type=Path),
+    metavar="OUT.onnx",
+    help="Only write the graph TensorRT would parse (no TensorRT or GPU needed), for trtexec or Polygraphy.",
+)
+def build_engine(model, output, workspace, timing_cache, max_batch, verbose, prepare_only):
     """Build a TensorRT engine (strongly typed: precision comes from the ONNX) for MODEL."""
+    from rtseg.core.package import load_package, package_files
     from rtseg.engine import BuildConfig, find_or_build_engine
     from rtseg.engine.environment import engine_environment
-    from rtseg.package import load_package, package_files
 
     check_paths(
         inputs=[("MODEL", p) for p in package_files(model)],
@@ -74,9 +95,13 @@ def build_engine(model, output, workspace, timing_cache, max_batch, verbose):
             ("--output", output),
             ("--output's sidecar", None if output is None else Path(f"{output}.json")),
             ("--timing-cache", timing_cache),
+            ("--prepare-only", prepare_only),
         ],
     )
     package = load_package(model)
+    if prepare_only is not None:
+        write_parser_input(package, prepare_only)
+        return
     config = BuildConfig(
         workspace=parse_bytes(workspace), timing_cache=timing_cache, max_batch=max_batch, verbose=verbose
     )

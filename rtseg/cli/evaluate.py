@@ -9,6 +9,7 @@ import click
 
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import OutputError
+from rtseg.loading import BACKENDS
 
 
 def format_report(result: dict) -> str:
@@ -66,7 +67,7 @@ def write_json(path: Path, result: dict) -> None:
 @click.option("--split", default="val", show_default=True)
 @click.option(
     "--backend",
-    type=click.Choice(["onnxruntime", "torch", "tensorrt"]),
+    type=click.Choice(BACKENDS),
     default=None,
     help="[default: torch for a checkpoint, onnxruntime for a package]",
 )
@@ -95,9 +96,9 @@ def evaluate(
     model, dataset, data_root, split, backend, flip_tta, min_blob, limit, batch_size, threads, json_path
 ):
     """Score a model on a labelled dataset split: per-class IoU, mIoU, pixel accuracy."""
-    from rtseg.package import package_files
-    from rtseg.train.evaluate import EvalConfig
-    from rtseg.train.evaluate import evaluate as run_evaluation
+    from rtseg.core.package import package_files
+    from rtseg.evaluation import EvalConfig
+    from rtseg.evaluation import evaluate as run_evaluation
 
     check_paths(
         inputs=[*(("--model", p) for p in package_files(model)), ("--data-root", data_root)],

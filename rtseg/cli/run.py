@@ -5,6 +5,12 @@ and drops are counted; with --show the window shows fps, capture-to-display late
 and takes keys (q / Esc quit, space pause, m overlay / mask / side-by-side, + / - alpha, s
 snapshot). A live source that ends or disappears mid-run ends the run normally.
 
+Damaged input (a packet flagged corrupt, a frame that does not decode, a file cut short of what
+its header declares) is decoded through as players do, counted in the summary and the stats
+JSON, and a cut file gets an `rtseg: warning: ...` line; --strict makes the first damage an
+error. An input that fails mid-run (unreadable image, read error) still has every frame read
+before it written to every output, then exits 1.
+
 Exit status: 0 when the run ends (source end, --max-frames, q in the window); 1 with a one-line
 `rtseg: error: ...` for bad input or a failing stage; 130 after Ctrl-C (SIGINT) and 143 after
 SIGTERM, the shell convention, once the summary is printed and every output is closed (the MP4
@@ -13,54 +19,24 @@ holds every frame processed so far).
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import json
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from rtseg.core import signals
-from rtseg.core.paths import atomic_write_text, check_paths
-from rtseg.errors import InputError, ModelError, OutputError
-
-BACKEND_CHOICES = ("onnxruntime", "torch", "tensorrt")
-MODE_CHOICES = ("overlay", "mask", "side-by-side")
-DEFAULT_FOLDER_FPS = 25.0  # MP4 rate for a source with no frame rate (frames folders)
+from rtseg.api import DEVICES, MODE_CHOICES, RunConfig, execute
+from rtseg.errors import InputError
+from rtseg.loading import BACKENDS
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything `rtseg run` was asked to do. `source_uri` is what `open_source` takes."""
+def pick_source(video, frames, camera, source) -> str:
+    """The one input given among --video / --frames / --camera / --source (InputError otherwise).
 
-    source_uri: str
-    source_option: str = "--video"  # which option gave it, for messages
-    model: Path | None = None  # None: the bundled default model
-    backend: str = "onnxruntime"
-    threads: int | None = None
-    output: Path | None = None
-    masks: Path | None = None
-    save_frames: Path | None = None
-    show: bool = False
-    mode: str = "overlay"
-    alpha: float = 0.5
-    legend: bool = True
-    hud: bool | None = None  # None: on with --show, off for files
-    max_frames: int | None = None
-    stats_json: Path | None = None
-    realtime: bool = False
-    fps: float | None = None
-    codec: str = "auto"
-    quiet: bool = False
-    snapshot_dir: Path = Path(".")
-
-
-def pick_input(video, frames, camera, source) -> tuple[str, str]:
-    """(option, value) of the one input given among --video / --frames / --camera / --source
-    (InputError otherwise)."""
+    `source` may be a tuple (repeated --source): several are the many-streams run, alone."""
+    if isinstance(source, (tuple, list)):
+        source = source[0] if len(source) == 1 else (tuple(source) or None)
+        if isinstance(source, tuple) and any(v is not None for v in (video, frames, camera)):
+            raise InputError("several --source inputs cannot be combined with --video, --frames or --camera")
     given = {
         name: value
         for name, value in (
@@ -74,158 +50,16 @@ def pick_input(video, frames, camera, source) -> tuple[str, str]:
     if len(given) != 1:
         what = "none was given" if not given else f"got {' and '.join(given)}"
         raise InputError(f"give exactly one input: --video, --frames, --camera or --source ({what})")
-    option, value = next(iter(given.items()))
-    return option, str(value)
-
-
-def pick_source(video, frames, camera, source) -> str:
-    """The one input's URI (see pick_input)."""
-    return pick_input(video, frames, camera, source)[1]
-
-
-def resolve_model_path(model: Path | None, backend: str = "onnxruntime") -> Path:
-    """`model`, else the bundled package: on ONNX Runtime the fastest variant whose measured
-    mIoU drop is within target (sidecar metrics), on TensorRT the fp16 variant, else fp32."""
-    if model is not None:
-        return model
-    from rtseg.package import default_model_path, default_package_for
-
-    path = default_model_path()
-    if not path.is_file():
-        raise ModelError(
-            f"no default model at {path}; pass --model PATH (a model package .onnx with its .json sidecar)"
-        )
-    return default_package_for(backend)
-
-
-MASK_NAMES = "[0-9]*.png"  # what MaskSink writes: 000042.png
-FRAME_NAMES = "[0-9]*.jpg"  # what FramesSink writes: 000042.jpg
-SNAPSHOT_NAMES = "rtseg_snapshot_*.png"
-
-
-def source_paths(cfg: RunConfig) -> list:
-    """The files and folders the input reads: a file, a folder, or a glob's matches and their
-    folders (camera, URL and lavfi inputs read none)."""
-    label, uri = cfg.source_option, cfg.source_uri
-    if label == "--camera" or uri.startswith("lavfi:") or "://" in uri:
-        return []
-    if os.path.exists(uri) or not any(c in uri for c in "*?["):
-        return [(label, uri)]  # a missing one is named by the source that opens it
-    matches = [Path(p) for p in glob.glob(uri, recursive=True)]
-    return [(label, p) for p in [*matches, *sorted({p.parent for p in matches})]]
-
-
-def check_run_paths(cfg: RunConfig, model_path: Path) -> None:
-    """Every input and output of the run, checked together before anything is opened
-    (rtseg.core.paths.check_paths): no output may destroy an input or another output."""
-    from rtseg.package import package_files
-
-    check_paths(
-        inputs=[*source_paths(cfg), *(("--model", p) for p in package_files(model_path))],
-        outputs=[("--output", cfg.output), ("--stats-json", cfg.stats_json)],
-        output_dirs=[
-            ("--masks", cfg.masks, MASK_NAMES),
-            ("--save-frames", cfg.save_frames, FRAME_NAMES),
-            ("--snapshot-dir", cfg.snapshot_dir if cfg.show else None, SNAPSHOT_NAMES),
-        ],
-    )
-
-
-def preflight(cfg: RunConfig) -> Path:
-    """What can be checked before opening anything: paths, the encoder, the display. Returns
-    the model path."""
-    from rtseg.video.display import check_display
-    from rtseg.video.sinks import check_encoder
-
-    model_path = resolve_model_path(cfg.model, cfg.backend)
-    check_run_paths(cfg, model_path)
-    if cfg.show and not cfg.snapshot_dir.is_dir():
-        raise OutputError(f"--snapshot-dir {cfg.snapshot_dir} does not exist")
-    if cfg.output is not None:
-        check_encoder(cfg.codec)
-    if cfg.show:
-        check_display()
-    return model_path
-
-
-def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
-    """Mp4Sink / MaskSink / FramesSink for the outputs asked for; each checks its path now."""
-    from rtseg.video import FramesSink, MaskSink, Mp4Sink
-
-    sinks = []
-    if cfg.output is not None:
-        sinks.append(stack.enter_context(Mp4Sink(cfg.output, fps=fps, codec=cfg.codec)))
-    if cfg.masks is not None:
-        sinks.append(stack.enter_context(MaskSink(cfg.masks)))
-    if cfg.save_frames is not None:
-        sinks.append(stack.enter_context(FramesSink(cfg.save_frames)))
-    return sinks
-
-
-def prepare(cfg: RunConfig, model_path: Path, stack: contextlib.ExitStack):
-    """Open input, model, outputs and window (closed by `stack`); the Pipeline to run."""
-    from rtseg.pipeline import Pipeline, PipelineConfig
-    from rtseg.runtime import open_model
-    from rtseg.video import open_source
-    from rtseg.viz import VizConfig
-
-    source = stack.enter_context(open_source(cfg.source_uri, realtime=cfg.realtime, fps=cfg.fps))
-    model = open_model(model_path, backend=cfg.backend, threads=cfg.threads)
-    stack.enter_context(model.backend)
-    fps = cfg.fps or source.fps or DEFAULT_FOLDER_FPS
-    sinks = open_sinks(cfg, fps, stack)
-    display = None
-    if cfg.show:
-        from rtseg.video import WindowDisplay
-
-        display = stack.enter_context(WindowDisplay("rtseg"))
-    hud = cfg.show if cfg.hud is None else cfg.hud
-    viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=hud)
-    pipeline_cfg = PipelineConfig(
-        max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet, snapshot_dir=cfg.snapshot_dir
-    )
-    if not cfg.quiet:
-        click.echo(
-            f"rtseg: {source.description or cfg.source_uri} -> {model_path.name} "
-            f"on {model.backend.describe()}"
-        )
-        if display is not None:
-            click.echo(
-                "rtseg: window keys: q / Esc quit, space pause, m overlay / mask / "
-                "side-by-side, + / - alpha, s snapshot"
-            )
-    return Pipeline(source, model, sinks, pipeline_cfg, display=display)
-
-
-def execute(cfg: RunConfig):
-    """Check every path, open input, model and outputs (all before a thread starts), run, and
-    write the report (summary, --stats-json).
-
-    Until the pipeline starts, Ctrl-C / SIGTERM / SIGHUP stop at once ("interrupted"); from then
-    on a signal stops the run and never cuts the closing of the outputs or the report short,
-    however many come (rtseg.core.signals.defer). Returns the PipelineStats; raises
-    PipelineInterrupted, after the report, when a signal stopped the run.
-    """
-    from rtseg.pipeline import PipelineInterrupted
-
-    model_path = preflight(cfg)
-    with contextlib.ExitStack() as stack:
-        pipeline = prepare(cfg, model_path, stack)
-        with signals.defer():
-            try:
-                stats = pipeline.run()
-            except PipelineInterrupted as stop:
-                report(cfg, stop.stats)
-                raise
-            report(cfg, stats)
-    return stats
+    value = next(iter(given.values()))
+    return value[0] if isinstance(value, tuple) else str(value)
 
 
 def report(cfg: RunConfig, stats) -> None:
+    """Summary on stdout (unless quiet) and the input's warnings on stderr (always)."""
     if not cfg.quiet:
         click.echo(stats.summary())
-    if cfg.stats_json is not None:
-        atomic_write_text(cfg.stats_json, json.dumps(stats.to_json(), indent=2) + "\n", durable=True)
+    for warning in stats.warnings:
+        click.echo(f"rtseg: warning: {warning}", err=True)
 
 
 @click.command("run")
@@ -234,9 +68,24 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option(
     "--camera", type=str, help="Camera index (0), device (/dev/video0) or stream URL (rtsp://...). Live."
 )
-@click.option("--source", "source_uri", type=str, help="Any input URI: rtsp://..., lavfi:testsrc2=...")
+@click.option(
+    "--source",
+    "source_uri",
+    type=str,
+    multiple=True,
+    help="Any input URI: rtsp://..., lavfi:testsrc2=... Repeat it for several live sources batched "
+    "through one model; --output / --masks / --save-frames then take {index} or {name}.",
+)
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="onnxruntime", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="cpu",
+    show_default=True,
+    help="ONNX Runtime's provider (cpu, cuda, tensorrt, auto) or the torch backend's device "
+    "(cpu, cuda, auto: CUDA where there is one).",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend.")
 @click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
 @click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")
@@ -269,7 +118,24 @@ def report(cfg: RunConfig, stats) -> None:
 @click.option("--realtime", is_flag=True, help="Pace a file at its frame rate (a live stand-in).")
 @click.option("--fps", type=click.FloatRange(min=0.1), help="Frame rate of a frames folder / the MP4.")
 @click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
+@click.option(
+    "--preset",
+    type=str,
+    help="MP4 encoder speed: x264 ultrafast (default: real time on few cores) ... veryslow "
+    "(smaller files, more CPU per frame), or NVENC p1..p7; each maps to the other encoder.",
+)
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 51),
+    help="MP4 quality: x264 crf / NVENC cq, lower is better and larger [default: 23].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Stop (exit 1) at the first damaged packet, undecodable frame or cut-short file "
+    "[default: decode through, count and report].",
+)
 def run(
     video,
     frames,
@@ -277,6 +143,7 @@ def run(
     source_uri,
     model,
     backend,
+    device,
     threads,
     output,
     masks,
@@ -292,17 +159,19 @@ def run(
     realtime,
     fps,
     codec,
+    preset,
+    crf,
     quiet,
+    strict,
 ):
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
-    from rtseg.pipeline import PipelineInterrupted
+    from rtseg.pipeline import PipelineInterrupted, SourceFailed
 
-    option, uri = pick_input(video, frames, camera, source_uri)
     cfg = RunConfig(
-        source_uri=uri,
-        source_option=option,
+        source_uri=pick_source(video, frames, camera, source_uri),
         model=model,
         backend=backend,
+        device=device,
         threads=threads,
         output=output,
         masks=masks,
@@ -317,11 +186,24 @@ def run(
         realtime=realtime,
         fps=fps,
         codec=codec,
+        preset=preset,
+        crf=crf,
         quiet=quiet,
+        strict=strict,
         snapshot_dir=snapshot_dir,
     )
     try:
-        execute(cfg)
+        if len(source_uri) > 1:
+            from rtseg.streams import execute_streams
+
+            stats = execute_streams(cfg, source_uri)
+        else:
+            stats = execute(cfg)
+    except SourceFailed as failure:  # every frame read before it was written: report, then fail
+        report(cfg, failure.stats)
+        raise
     except PipelineInterrupted as stop:
+        report(cfg, stop.stats)
         click.echo(f"rtseg: interrupted by {stop.signal_name}; {stop.stats.frames} frames written", err=True)
         sys.exit(stop.exit_status)
+    report(cfg, stats)

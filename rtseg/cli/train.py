@@ -181,7 +181,7 @@ def train(
     resume,
 ):
     """Train a segmentation model; writes OUT_DIR/last.pth every epoch and OUT_DIR/best.pth."""
-    from rtseg.train.checkpoint import load_checkpoint
+    from rtseg.core.checkpoint import load_checkpoint
     from rtseg.train.loop import TrainConfig, check_config
     from rtseg.train.loop import train as run_training
 

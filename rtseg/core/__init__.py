@@ -1,2 +1,3 @@
-"""What every layer of rtseg may use: paths and atomic outputs, streaming statistics, signals,
-the sidecar schema and the sidecar-vs-graph check. Imports nothing above it."""
+"""What every layer shares: the model package sidecar (and its schema and graph check), frames
+and sizes, the checkpoint format, GPU discovery, paths and atomic outputs, streaming statistics,
+signals. Nothing here imports torch, tensorrt or a CUDA package at import time."""

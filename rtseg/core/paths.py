@@ -45,10 +45,12 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "check_paths",
+    "describe_os_error",
     "prepare_output_file",
     "prepare_output_folder",
     "probe_writable",
     "staged_folder",
+    "write_all",
 ]
 
 TEMP_MARK = ".rtseg-tmp-"  # in the name of every staged output, so leftovers are recognisable
@@ -297,7 +299,7 @@ class StagedFile:
             os.replace(self.temp, self.path)
         except OSError as exc:
             self._remove()
-            raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from None
+            raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
         return self.path
 
     def discard(self) -> None:
@@ -314,9 +316,13 @@ class StagedFile:
 def atomic_output(
     path: str | os.PathLike, keep_suffix: bool = False, durable: bool = False
 ) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` when the block succeeds,
-    remove it on any exception (Ctrl-C included). See StagedFile."""
+    """Yield a temporary path beside `path` (its folder created if needed); rename it onto `path`
+    when the block succeeds, remove it on any exception (Ctrl-C included). See StagedFile."""
     staged = StagedFile(path, keep_suffix=keep_suffix, durable=durable)
+    try:
+        staged.temp.parent.mkdir(parents=True, exist_ok=True)  # check_paths: it can be made
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create folder {staged.temp.parent} ({exc.strerror})") from None
     try:
         yield staged.temp
     except BaseException:
@@ -353,17 +359,36 @@ def staged_folder(*targets: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def describe_os_error(error: BaseException) -> str:
+    """'disk full (No space left on device)', or the system's words for any other error."""
+    code = getattr(error, "errno", None)
+    text = getattr(error, "strerror", None) or str(error)
+    return f"disk full ({text})" if code in (errno.ENOSPC, errno.EDQUOT) else text
+
+
+def write_all(fd: int, data) -> int:
+    """Write every byte of `data` to `fd` (os.write may write less); OSError (ENOSPC, EIO, ...)
+    when the file system refuses. The one place outputs' bytes reach the disk."""
+    view = memoryview(data).cast("B")
+    total = len(view)
+    while view:
+        view = view[os.write(fd, view) :]
+    return total
+
+
 def atomic_write_bytes(path: str | os.PathLike, data, durable: bool = False) -> Path:
-    """Write `data` (bytes-like) to `path` through a temporary file; OutputError (one line, with
-    the system's reason, e.g. 'No space left on device') when it cannot be written."""
+    """Write `data` (bytes-like) to `path` through a temporary file renamed over it; OutputError
+    (one line, e.g. 'disk full (No space left on device)') when it cannot be written, and then
+    no temporary file is left and an old `path` is untouched."""
     with atomic_output(path, durable=durable) as temp:
         try:
-            with open(temp, "xb") as fh:
-                fh.write(memoryview(data))
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            if exc.errno == errno.ENAMETOOLONG:
-                raise OutputError(f"{path}: file name too long") from None
-            raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+            raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from None
     return Path(path)
 
 

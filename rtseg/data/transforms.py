@@ -65,31 +65,3 @@ def augment(
         image, mask = image[:, ::-1], mask[:, ::-1]
     image = colour_jitter(image, cfg, rng)
     return np.ascontiguousarray(image), np.ascontiguousarray(mask)
-
-
-def resize_frame(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
-    """`(H, W, 3) uint8 RGB` -> `(h, w, 3) uint8 RGB` at `size` = (h, w): area averaging when
-    shrinking both sides, else bilinear. The one resize of frames to a model's input size: the
-    pipeline, evaluation, calibration and the bench all use it, so a model sees the same pixels
-    everywhere. `out`: a pre-allocated C-contiguous `(h, w, 3)` array to write into (returned)."""
-    h, w = size
-    if image.shape[:2] == (h, w):
-        if out is None:
-            return np.ascontiguousarray(image)
-        np.copyto(out, image)
-        return out
-    shrink = image.shape[0] > h and image.shape[1] > w
-    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    result = cv2.resize(image, (w, h), dst=out, interpolation=interpolation)
-    if out is not None and result is not out and not np.shares_memory(result, out):
-        np.copyto(out, result)  # OpenCV reallocated: keep the caller's buffer
-        return out
-    return result
-
-
-def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`(h, w) uint8` class ids -> `(H, W)` at `size` = (H, W), nearest neighbour (pixel-centre
-    exact, so an integer upscale repeats each id exactly)."""
-    if ids.shape == tuple(size):
-        return ids
-    return cv2.resize(ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)

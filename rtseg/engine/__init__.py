@@ -15,7 +15,7 @@ from rtseg.engine.cache import (
     stale_reason,
     write_engine_sidecar,
 )
-from rtseg.engine.environment import EngineEnvironment, engine_environment, require_tensorrt
+from rtseg.engine.environment import EngineEnvironment, engine_environment
 
 __all__ = [
     "BuildConfig",
@@ -27,7 +27,6 @@ __all__ = [
     "engine_sidecar_path",
     "find_or_build_engine",
     "read_engine_sidecar",
-    "require_tensorrt",
     "stale_reason",
     "write_engine_sidecar",
 ]

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rtseg.core.paths import atomic_write_bytes
+from rtseg.core.gpu import require_tensorrt
+from rtseg.core.paths import atomic_output, atomic_write_bytes
 from rtseg.engine.cache import BuildConfig
-from rtseg.engine.environment import require_tensorrt
 from rtseg.engine.onnx_prep import write_prepared
 from rtseg.errors import BackendError, ModelError
 
@@ -106,6 +106,17 @@ def _check_quantization(onnx_path: Path) -> None:
         )
 
 
+def prepare_onnx(onnx_path: str | Path, out_path: str | Path) -> Path:
+    """Write to `out_path` exactly the graph `build_engine` hands TensorRT's parser for
+    `onnx_path` (uint8 only into Casts, see rtseg.engine.onnx_prep), after the same Q/DQ check.
+    Needs neither TensorRT nor a GPU: users run trtexec or Polygraphy on the result."""
+    onnx_path, out_path = Path(onnx_path), Path(out_path)
+    _check_quantization(onnx_path)
+    with atomic_output(out_path) as temp:
+        write_prepared(onnx_path, temp)
+    return out_path
+
+
 def batch_profile(shape: tuple[int, ...], opt_batch: int, max_batch: int):
     """(min, opt, max) shapes for an input whose only dynamic axis is the batch (axis 0)."""
     if any(d < 0 for d in shape[1:]):
@@ -172,18 +183,17 @@ def build_engine(
     Checks for TensorRT, then for a GPU, before touching trt.Builder. ModelError when the ONNX
     cannot be parsed, BackendError when TensorRT cannot build it.
     """
-    from rtseg.runtime.cuda.device import cuda_device_info
+    from rtseg.core.gpu import cuda_device_info
 
     config = config or BuildConfig()
     trt = require_tensorrt()
     cuda_device_info()  # DeviceError without a GPU: trt.Builder could abort the process
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    _check_quantization(onnx_path)
     logger = trt.Logger(trt.Logger.VERBOSE if config.verbose else trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     with tempfile.TemporaryDirectory(prefix="rtseg-trt-") as tmp:
-        prepared = write_prepared(onnx_path, Path(tmp) / onnx_path.name)  # uint8 casts TensorRT takes
+        prepared = prepare_onnx(onnx_path, Path(tmp) / onnx_path.name)  # uint8 casts TensorRT takes
         _parse(trt, network, logger, prepared, log)
     trt_config = builder.create_builder_config()
     if config.workspace:

@@ -1,13 +1,18 @@
-"""Engine cache: an engine is reused only for the TensorRT version, GPU, precision and ONNX it
-was built from; anything else and it is rebuilt.
+"""Engine cache: an engine is reused only for the TensorRT version, GPU, precision, ONNX and
+graph rewrite it was built from, and only while its build parameters cover what is asked for
+(batches up to its profile's max, as many optimization profiles); anything else and it is rebuilt.
 
 Files: `NAME.engine` (a plain TensorRT plan: trtexec, Triton and DeepStream load it as is) and
 `NAME.engine.json` beside it:
 
-    {"format": "rtseg-engine", "format_version": 1, "engine": "NAME.engine", "engine_sha256": hex,
-     "cache_key": hex16, "key": {"tensorrt", "gpu", "compute_capability", "precision", "onnx_sha256"},
-     "onnx": "NAME.onnx", "profile": {"input", "min", "opt", "max"},
+    {"format": "rtseg-engine", "format_version": 2, "engine": "NAME.engine", "engine_sha256": hex,
+     "cache_key": hex16, "key": {"tensorrt", "gpu", "compute_capability", "precision", "onnx_sha256",
+     "graph_rewrite", "max_batch", "opt_batch", "profiles"},
+     "onnx": "NAME.onnx", "profile": {"input", "min", "opt", "max", "count"},
      "build": {"workspace_bytes", "timing_cache", "seconds", "built_at"}, "package": {model sidecar}}
+
+The workspace size is recorded in "build" but is not part of the key: it bounds TensorRT's scratch
+memory while building and changes nothing an engine accepts.
 """
 
 from __future__ import annotations
@@ -20,45 +25,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.package import ModelPackage, sha256_file
 from rtseg.core.paths import atomic_write_text
 from rtseg.engine.environment import EngineEnvironment
+from rtseg.engine.onnx_prep import PREP_VERSION
 from rtseg.errors import ModelError
-from rtseg.package import ModelPackage, sha256_file
 
 ENGINE_FORMAT = "rtseg-engine"
-ENGINE_FORMAT_VERSION = 1
+ENGINE_FORMAT_VERSION = 2  # 2: build parameters and graph rewrite version in the key
 DEFAULT_MAX_BATCH = 8
+IDENTITY_FIELDS = ("tensorrt", "gpu", "compute_capability", "precision", "onnx_sha256", "graph_rewrite")
+COVERING_FIELDS = ("max_batch", "profiles")  # an engine with at least these serves the request
 
 
-def engine_cache_key(
-    trt_version: str, gpu_name: str, compute_capability: str, precision: str, onnx_sha256: str
-) -> str:
-    """16 hex digits naming one (TensorRT version, GPU, precision, ONNX) combination."""
-    fields = {
-        "tensorrt": str(trt_version),
-        "gpu": str(gpu_name).strip(),
-        "compute_capability": str(compute_capability),
-        "precision": str(precision),
-        "onnx_sha256": str(onnx_sha256),
-    }
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def key_fields(env: EngineEnvironment, package: ModelPackage) -> dict:
-    return {
-        "tensorrt": env.trt_version,
-        "gpu": env.gpu_name,
-        "compute_capability": env.compute_capability,
-        "precision": package.precision,
-        "onnx_sha256": package.meta.get("onnx_sha256") or sha256_file(package.onnx_path),
-    }
-
-
-def key_for(env: EngineEnvironment, package: ModelPackage) -> str:
-    fields = key_fields(env, package)
-    return engine_cache_key(
-        env.trt_version, env.gpu_name, env.compute_capability, fields["precision"], fields["onnx_sha256"]
-    )
+def engine_cache_key(fields: dict) -> str:
+    """16 hex digits naming one combination of key fields (see `key_fields`)."""
+    canonical = {k: str(v).strip() for k, v in fields.items()}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -80,6 +63,26 @@ class BuildConfig:
             raise ValueError(f"need 1 <= opt_batch ({self.opt_batch}) <= max_batch ({self.max_batch})")
         if self.profiles < 1:
             raise ValueError(f"need at least one optimization profile, got {self.profiles}")
+
+
+def key_fields(env: EngineEnvironment, package: ModelPackage, config: BuildConfig) -> dict:
+    """What an engine for (env, package) built with `config` is: TensorRT version, GPU, precision,
+    ONNX hash, graph rewrite version, and the build parameters that bound what it accepts."""
+    return {
+        "tensorrt": env.trt_version,
+        "gpu": env.gpu_name,
+        "compute_capability": env.compute_capability,
+        "precision": package.precision,
+        "onnx_sha256": package.meta.get("onnx_sha256") or sha256_file(package.onnx_path),
+        "graph_rewrite": PREP_VERSION,
+        "max_batch": config.max_batch,
+        "opt_batch": config.opt_batch,
+        "profiles": config.profiles,
+    }
+
+
+def key_for(env: EngineEnvironment, package: ModelPackage, config: BuildConfig) -> str:
+    return engine_cache_key(key_fields(env, package, config))
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,12 @@ def read_engine_sidecar(engine_path: str | Path) -> dict:
 
 
 def write_engine_sidecar(
-    engine_path: Path, package: ModelPackage, env: EngineEnvironment, profile: dict, build: dict
+    engine_path: Path,
+    package: ModelPackage,
+    env: EngineEnvironment,
+    config: BuildConfig,
+    profile: dict,
+    build: dict,
 ) -> dict:
     """Write `NAME.engine.json` atomically and return it."""
     engine_path = Path(engine_path)
@@ -148,8 +156,8 @@ def write_engine_sidecar(
         "format_version": ENGINE_FORMAT_VERSION,
         "engine": engine_path.name,
         "engine_sha256": sha256_file(engine_path),
-        "cache_key": key_for(env, package),
-        "key": key_fields(env, package),
+        "cache_key": key_for(env, package, config),
+        "key": key_fields(env, package, config),
         "onnx": onnx,
         "profile": profile,
         "build": build,
@@ -159,23 +167,41 @@ def write_engine_sidecar(
     return meta
 
 
-def stale_reason(engine_path: Path, package: ModelPackage, env: EngineEnvironment) -> str | None:
-    """None when the engine at `engine_path` fits (env, package); else why it must be rebuilt."""
+def stale_reason(
+    engine_path: Path,
+    package: ModelPackage,
+    env: EngineEnvironment,
+    config: BuildConfig | None = None,
+    batch: int | None = None,
+) -> str | None:
+    """None when the engine at `engine_path` fits (env, package) and covers `batch` frames
+    (default `config.max_batch`) and `config.profiles` profiles; else why it must be rebuilt."""
+    config = config or BuildConfig()
     if not engine_path.is_file():
         return "no engine yet"
     try:
         meta = read_engine_sidecar(engine_path)
     except ModelError as exc:
         return str(exc)
-    wanted = key_fields(env, package)
+    built, wanted = meta["key"], key_fields(env, package, config)
     changed = [
-        f"{k} {meta['key'].get(k)!s:.16} -> {v!s:.16}" for k, v in wanted.items() if meta["key"].get(k) != v
+        f"{k} {built.get(k)!s:.16} -> {wanted[k]!s:.16}" for k in IDENTITY_FIELDS if built.get(k) != wanted[k]
     ]
     if changed:
         return "built for another " + ", ".join(changed)
+    needed = {"max_batch": batch or config.max_batch, "profiles": config.profiles}
+    short = [
+        f"{k} {built.get(k)} < {needed[k]}" for k in COVERING_FIELDS if not _covers(built.get(k), needed[k])
+    ]
+    if short:
+        return "built too small: " + ", ".join(short)
     if meta.get("engine_sha256") and sha256_file(engine_path) != meta["engine_sha256"]:
         return "engine file changed since it was built"
     return None
+
+
+def _covers(built, needed: int) -> bool:
+    return isinstance(built, int) and built >= needed
 
 
 Builder = Callable[[Path, Path, BuildConfig, Callable[[str], None]], dict]
@@ -189,8 +215,10 @@ def find_or_build_engine(
     build: Builder | None = None,
     force: bool = False,
     log: Callable[[str], None] = lambda line: None,
+    batch: int | None = None,
 ) -> EngineRecord:
-    """Reuse the engine for `package` when its key matches, else build it (and its sidecar).
+    """Reuse the engine for `package` when it fits (see `stale_reason`; `batch`: the most frames
+    the caller will submit at once, default `config.max_batch`), else build it with `config`.
 
     `env` defaults to this machine's (needs TensorRT and a GPU); `build(onnx, engine, config, log)
     -> {"profile": ..., "build": ...}` defaults to the TensorRT builder (tests pass fakes).
@@ -202,8 +230,10 @@ def find_or_build_engine(
         env = engine_environment()
     if build is None:
         from rtseg.engine.builder import build_engine as build
-    engine_path = Path(engine_path) if engine_path else default_engine_path(package, key_for(env, package))
-    reason = "rebuild asked for" if force else stale_reason(engine_path, package, env)
+    if engine_path is None:
+        engine_path = default_engine_path(package, key_for(env, package, config))
+    engine_path = Path(engine_path)
+    reason = "rebuild asked for" if force else stale_reason(engine_path, package, env, config, batch)
     if reason is None:
         return EngineRecord(engine_path, read_engine_sidecar(engine_path), False, "up to date")
     log(f"building TensorRT engine {engine_path.name} ({reason})")
@@ -211,5 +241,5 @@ def find_or_build_engine(
     if config.timing_cache is None:
         config = dataclasses.replace(config, timing_cache=default_timing_cache(env))
     result = build(package.onnx_path, engine_path, config, log)
-    meta = write_engine_sidecar(engine_path, package, env, result["profile"], result["build"])
+    meta = write_engine_sidecar(engine_path, package, env, config, result["profile"], result["build"])
     return EngineRecord(engine_path, meta, True, reason)

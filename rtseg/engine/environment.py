@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtseg.errors import BackendError, MissingDependencyError
+from rtseg.core.gpu import require_tensorrt
 
 
 @dataclass(frozen=True)
@@ -25,22 +25,9 @@ class EngineEnvironment:
         return f"trt{self.trt_version}_sm{self.compute_capability.replace('.', '')}_{gpu}"
 
 
-def require_tensorrt():
-    """The `tensorrt` module, or MissingDependencyError / BackendError saying what is wrong."""
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        if isinstance(exc, ModuleNotFoundError) and exc.name == "tensorrt":
-            raise MissingDependencyError("tensorrt", "trt", "TensorRT engines") from exc
-        raise BackendError(f"tensorrt is installed but cannot load: {exc}") from exc
-    except OSError as exc:  # a bindings wheel without its libraries
-        raise BackendError(f"tensorrt is installed but its libraries cannot load: {exc}") from exc
-    return trt
-
-
 def engine_environment(device: int = 0) -> EngineEnvironment:
     """TensorRT version + GPU `device`; raises MissingDependencyError, then DeviceError."""
-    from rtseg.runtime.cuda.device import cuda_device_info
+    from rtseg.core.gpu import cuda_device_info
 
     trt = require_tensorrt()
     info = cuda_device_info(device)

@@ -15,24 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import evenly_spaced, resize_frame, sample_video_frames
 from rtseg.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
-
-
-def evenly_spaced(total: int, count: int, seed: int = 0) -> list[int]:
-    """`min(count, total)` sorted distinct indices spread evenly over `range(total)`.
-
-    `seed` shifts the start inside the first interval, so two seeds pick different frames.
-    """
-    if total <= 0 or count <= 0:
-        return []
-    if count >= total:
-        return list(range(total))
-    step = total / count
-    offset = np.random.default_rng(seed).uniform(0, step) if seed else step / 2
-    return sorted({min(total - 1, int(offset + i * step)) for i in range(count)})
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -72,42 +58,6 @@ def _dataset_split(source: str):
     return open_dataset(name.lower(), root, split)
 
 
-def count_video_frames(path: Path) -> int:
-    """Frames of the first video stream: the header's count, else by demuxing (no decoding)."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        if stream.frames:
-            return int(stream.frames)
-        return sum(1 for packet in container.demux(stream) if packet.size)
-
-
-def video_frames(
-    path: Path, count: int, size: tuple[int, int] | None = None, seed: int = 0, purpose: str = "calibration"
-) -> list[np.ndarray]:
-    """Up to `count` frames spread evenly over a video, `(H, W, 3) uint8 RGB` each, resized to
-    `size` (h, w) when given; InputError naming the `purpose` when the video cannot be read."""
-    import av
-
-    try:
-        total = count_video_frames(path)
-        wanted = set(evenly_spaced(total, count, seed))
-        frames = []
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for index, frame in enumerate(container.decode(stream)):
-                if index in wanted:
-                    rgb = frame.to_ndarray(format="rgb24")
-                    frames.append(rgb if size is None else resize_frame(rgb, size))
-                if len(frames) == len(wanted):
-                    break
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise InputError(f"cannot read {purpose} video {path}: {exc}") from exc
-    return frames
-
-
 def calibration_frames(source: str | Path, count: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
     """Up to `count` real frames from `source`, evenly spaced: `(N, h, w, 3) uint8 RGB`, `size`=(h, w).
 
@@ -124,7 +74,7 @@ def calibration_frames(source: str | Path, count: int, size: tuple[int, int], se
     elif (paths := _image_paths(source)) is not None:
         frames = [resize_frame(_read_image(paths[i]), size) for i in evenly_spaced(len(paths), count, seed)]
     elif Path(source).is_file():
-        frames = video_frames(Path(source), count, size, seed)
+        frames = sample_video_frames(Path(source), count, size, seed)
     else:
         raise InputError(
             f"calibration source {source!r} is not a video, an image folder or glob, "

@@ -12,12 +12,11 @@ Two things it gets wrong for our graph, fixed here:
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from pathlib import Path
 
+from rtseg.core.package import ModelPackage, relative_reference, write_sidecar
 from rtseg.errors import ExportError
-from rtseg.package import ModelPackage, write_sidecar
 
 KEEP_FLOAT32_OPS = ("ArgMax",)
 CONVERT_TO_FP16_OPS = ("Resize", "Upsample")
@@ -109,10 +108,8 @@ def variant_meta(fp32: ModelPackage, out_onnx: Path, precision: str, **extra) ->
     if source and source.get("checkpoint"):
         checkpoint = Path(source["checkpoint"])
         if not checkpoint.is_absolute():
-            checkpoint = (fp32.sidecar_path.parent / checkpoint).resolve()
-        with contextlib.suppress(ValueError):
-            checkpoint = checkpoint.relative_to(out_onnx.parent.resolve())
-        meta["source"] = {**source, "checkpoint": str(checkpoint)}
+            checkpoint = fp32.sidecar_path.parent / checkpoint
+        meta["source"] = {**source, "checkpoint": relative_reference(checkpoint, out_onnx.parent)}
     meta["derived_from"] = {
         "onnx": fp32.onnx_path.name,
         "sha256": fp32.meta.get("onnx_sha256"),

@@ -43,10 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.package import ModelPackage, write_sidecar
 from rtseg.errors import ExportError, InputError, MissingDependencyError
 from rtseg.export.fp16 import variant_meta
 from rtseg.export.qdq_rules import FLOAT_ONLY_OPS, assert_trt_qdq_rules, check_qdq_rules, count_qdq
-from rtseg.package import ModelPackage, write_sidecar
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 PLACEMENTS = ("inputs", "conv-outputs")

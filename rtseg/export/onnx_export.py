@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
+import onnx
 
-from rtseg.errors import ExportError
-from rtseg.export.graph import DeployableSegmenter
+from rtseg.errors import ExportError, import_optional
+from rtseg.models.deploy import DeployableSegmenter
+
+torch = import_optional("torch")  # MissingDependencyError naming the extra
+nn = torch.nn
 
 OPSET = 18
 INPUT_NAME = "image"
@@ -49,7 +51,7 @@ def export_onnx(
 
     The ONNX takes `image`: (batch, H, W, 3) uint8 RGB with a dynamic batch axis, and returns
     `class_ids`: (batch, H, W) uint8, or `logits`: (batch, C, H, W) float32. One file, no
-    external data.
+    external data, no exporter stack traces (they hold this machine's file paths).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,36 @@ def export_onnx(
             )
     except Exception as exc:  # the exporter raises many unrelated types; report them as one
         raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    exported = onnx.load(str(path))
+    if drop_stack_traces(exported):
+        onnx.save(exported, str(path))
     return path
+
+
+# Per-node metadata the torch exporter writes: the Python stack of the export, with the file
+# paths of the machine it ran on. Dropped, so a package does not show where it was made.
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+def _nodes(graph):
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
+                yield from _nodes(sub)
+
+
+def drop_stack_traces(model) -> int:
+    """Remove STACK_TRACE_KEY from every node of the onnx ModelProto `model` (its subgraphs and
+    functions too), in place; returns how many were removed."""
+    removed = 0
+    nodes = [*_nodes(model.graph), *(n for f in model.functions for n in f.node)]
+    for node in nodes:
+        keep = [p for p in node.metadata_props if p.key != STACK_TRACE_KEY]
+        removed += len(node.metadata_props) - len(keep)
+        del node.metadata_props[:]
+        node.metadata_props.extend(keep)
+    return removed
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.checkpoint import load_checkpoint
+from rtseg.core.package import ModelPackage, relative_reference, sha256_file, write_sidecar
 from rtseg.export.onnx_export import ParityReport, check_parity, export_onnx
-from rtseg.package import ModelPackage, sha256_file, write_sidecar
-from rtseg.train.checkpoint import load_checkpoint, model_from_checkpoint
+from rtseg.models import model_from_checkpoint
 
 
 def package_meta(
     payload: dict, checkpoint: Path, input_size: tuple[int, int], precision: str, output_dir: Path
 ) -> dict:
-    """Sidecar fields derived from a checkpoint payload (see rtseg.package)."""
+    """Sidecar fields derived from a checkpoint payload (see rtseg.core.package)."""
     h, w = input_size
-    try:
-        source = str(Path(checkpoint).resolve().relative_to(output_dir.resolve()))
-    except ValueError:
-        source = str(Path(checkpoint).resolve())
+    source = relative_reference(checkpoint, output_dir)
     return {
         "dataset": payload["labels"]["name"],
         "classes": list(payload["labels"]["classes"]),
@@ -49,8 +47,8 @@ def export_checkpoint(
     relative_to: Path | None = None,
 ) -> tuple[ModelPackage, ParityReport]:
     """Export an FP32 package. `frames`: `(N, H, W, 3) uint8 RGB` at the input size, used for
-    the parity check (real frames, not noise). The sidecar names the checkpoint relative to
-    `relative_to` (default: the ONNX's folder) when it lies inside it."""
+    the parity check (real frames, not noise). The sidecar names the checkpoint as seen from
+    `relative_to` (default: the ONNX's folder; the final folder when writing a staged copy)."""
     checkpoint, onnx_path = Path(checkpoint), Path(onnx_path)
     payload = load_checkpoint(checkpoint)
     model = model_from_checkpoint(payload)

@@ -12,15 +12,18 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rtseg.core.package import PRECISIONS, ModelPackage, sidecar_for, staged_package, write_sidecar
 from rtseg.core.paths import check_paths
 from rtseg.errors import InputError
 from rtseg.export.calibration import calibration_frames, synthetic_road_frames
 from rtseg.export.int8 import Int8Options
-from rtseg.export.onnx_export import ParityReport
-from rtseg.package import PRECISIONS, ModelPackage, sidecar_for, staged_package, write_sidecar
+
+if TYPE_CHECKING:  # torch: imported when an export runs, not with this module
+    from rtseg.export.onnx_export import ParityReport
 
 # Minimum argmax agreement with PyTorch per precision (fraction of pixels).
 MIN_AGREEMENT = {"fp32": 0.999, "fp16": 0.99, "int8": 0.95}
@@ -144,7 +147,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = lambda line:
     Every path is checked before the work starts (export_paths); the package is written in a
     hidden folder beside the output and renamed into place only when complete and checked, so
     a failure (parity, Ctrl-C, a full disk) leaves an existing package as it was."""
-    from rtseg.train.checkpoint import load_checkpoint
+    from rtseg.core.checkpoint import load_checkpoint
 
     export_paths(config)
     payload = load_checkpoint(config.checkpoint)
@@ -163,7 +166,7 @@ def _export_staged(config, payload, output: Path, frames, size, source, threshol
     """The export into `output` (a staged path: a failure leaves no package behind)."""
     from rtseg.export.onnx_export import check_parity
     from rtseg.export.package_export import export_checkpoint
-    from rtseg.train.checkpoint import model_from_checkpoint
+    from rtseg.models import model_from_checkpoint
 
     if config.precision == "fp32":
         package, report = export_checkpoint(

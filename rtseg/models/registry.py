@@ -139,3 +139,16 @@ ENCODER_NORMALIZATION = {v: {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)} fo
 def encoder_normalization(name: str) -> dict:
     """{"mean": (r, g, b), "std": (r, g, b)} for inputs scaled to [0, 1]."""
     return dict(ENCODER_NORMALIZATION.get(name, IMAGENET_NORMALIZATION))
+
+
+def model_from_checkpoint(payload: dict) -> nn.Module:
+    """Rebuild the model a checkpoint describes and load its weights (strict), in eval mode."""
+    spec = payload["model"]
+    model = create_model(spec["arch"], spec["encoder"], spec["num_classes"], **spec.get("kwargs", {}))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(
+            f"checkpoint weights do not fit {spec['arch']}/{spec['encoder']}: {str(exc).splitlines()[0]}"
+        ) from exc
+    return model.eval()

@@ -6,7 +6,13 @@ print(stats.summary())
 """
 
 from rtseg.pipeline.live import LiveView, ViewState, apply_key
-from rtseg.pipeline.runner import SIGNAL_EXIT_STATUS, Pipeline, PipelineConfig, PipelineInterrupted
+from rtseg.pipeline.runner import (
+    SIGNAL_EXIT_STATUS,
+    Pipeline,
+    PipelineConfig,
+    PipelineInterrupted,
+    SourceFailed,
+)
 from rtseg.pipeline.stats import PipelineStats, StageStats
 
 __all__ = [
@@ -14,6 +20,7 @@ __all__ = [
     "Pipeline",
     "PipelineConfig",
     "PipelineInterrupted",
+    "SourceFailed",
     "PipelineStats",
     "StageStats",
     "LiveView",

@@ -9,8 +9,12 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rtseg.video.decoded import DecodedFrame
 
 END = object()  # end-of-stream marker, passed on by every stage when it finishes
 
@@ -23,15 +27,18 @@ class StopRequested(Exception):
 class FrameItem:
     """One frame on its way through the pipeline.
 
-    frame: (H, W, 3) uint8 RGB as the source gave it (drawn on by the overlay stage).
+    decoded: the source's frame as decoded (rtseg.video.decoded.DecodedFrame): converted only
+        as far as it is used; `frame` is its full-size (H, W, 3) uint8 RGB picture, made on
+        first use (a run that needs no pixels, masks only, never makes it).
     model_input: (h, w, 3) uint8 RGB view into a ring slot, at the model's input size.
     ids: (h, w) uint8 class ids at model size; ids_full: (H, W) uint8 at the frame's size.
-    rendered: (H', W', 3) uint8 RGB annotated frame.
+    rendered: (H', W', 3) uint8 RGB annotated frame, or an av.VideoFrame in yuv420p when every
+        sink that takes pixels accepts one (`accepts_yuv420p`); None when no sink takes pixels.
     t_captured: perf_counter() when the source returned the frame; timings: stage -> (start, end).
     """
 
     index: int
-    frame: np.ndarray
+    decoded: DecodedFrame
     t_captured: float
     slot: int = -1
     model_input: np.ndarray | None = None
@@ -39,6 +46,16 @@ class FrameItem:
     ids_full: np.ndarray | None = None
     rendered: np.ndarray | None = None
     timings: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def frame(self) -> np.ndarray:
+        """The full-size `(H, W, 3) uint8 RGB` picture (converted once, on first use)."""
+        return self.decoded.rgb()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the source frame."""
+        return tuple(self.decoded.size)
 
 
 class StageQueue:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtseg.core.signals import HANDLED_SIGNALS, Interrupted, defer, exit_status
+from rtseg.errors import InputError
 from rtseg.pipeline.live import QUIT_KEYS, LiveView
 from rtseg.pipeline.queues import FrameRing, StageQueue
 from rtseg.pipeline.stages import (
@@ -29,7 +30,14 @@ from rtseg.pipeline.stages import (
 from rtseg.pipeline.stats import PipelineStats
 from rtseg.viz import Visualizer, VizConfig
 
-__all__ = ["QUIT_KEYS", "SIGNAL_EXIT_STATUS", "Pipeline", "PipelineConfig", "PipelineInterrupted"]
+__all__ = [
+    "QUIT_KEYS",
+    "SIGNAL_EXIT_STATUS",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineInterrupted",
+    "SourceFailed",
+]
 
 DISPLAY_POLL_S = 0.01  # the window's event loop runs at least this often while no frame arrives
 SIGNAL_EXIT_STATUS = {sig.name: exit_status(sig.name) for sig in HANDLED_SIGNALS}
@@ -81,6 +89,17 @@ class PipelineInterrupted(Interrupted):
         self.stats = stats
 
 
+class SourceFailed(InputError):
+    """The source failed mid-run (corrupt image, read error, strict damage): every frame read
+    before the failure reached every sink, the sinks are closed, and `stats` is complete.
+
+    The message is the source's own one line (file and frame index)."""
+
+    def __init__(self, error: InputError, stats: PipelineStats):
+        super().__init__(str(error))
+        self.stats = stats
+
+
 class Pipeline:
     """Segment every frame of `source` with `model` and write the results to `sinks`.
 
@@ -116,7 +135,9 @@ class Pipeline:
 
         Returns the stats. Re-raises the first exception of any stage (after closing the sinks).
         Raises PipelineInterrupted (a KeyboardInterrupt carrying the stats) on Ctrl-C / SIGTERM /
-        SIGHUP; a signal never cuts the closing of the sinks short.
+        SIGHUP (a signal never cuts the closing of the sinks short), and SourceFailed (an
+        InputError carrying the stats) when the source failed mid-run, once every frame read
+        before the failure went through every sink.
         """
         cfg, stop = self.config, threading.Event()
         stats = PipelineStats(
@@ -139,6 +160,7 @@ class Pipeline:
         finally:
             if progress is not None:
                 progress.close()
+            stats.record_input(self.source)
         if guard.received is not None:
             stats.stopped_by = guard.received
             raise PipelineInterrupted(guard.received, stats)
@@ -148,6 +170,8 @@ class Pipeline:
             if hasattr(exc, "add_note"):
                 exc.add_note(f"(raised in the pipeline's {stage} stage)")
             raise exc
+        if ctx.input_error is not None:
+            raise SourceFailed(ctx.input_error, stats) from None
         return stats
 
     def _progress_total(self) -> int | None:
@@ -169,19 +193,22 @@ class Pipeline:
         stages = [
             CaptureStage(ctx, self.source, ring, to_infer, cfg.max_frames),
             InferStage(ctx, self.model.backend, ring, to_infer, to_overlay),
-            OverlayStage(
-                ctx,
-                self.visualizer,
-                cfg.viz.hud,
-                to_overlay,
-                to_sink,
-                render=bool(self.sinks) or self.display is None,
-            ),
+            OverlayStage(ctx, self.visualizer, cfg.viz.hud, to_overlay, to_sink, *self._render_plan()),
             SinkStage(ctx, self.sinks, to_sink, self.display_queue, on_written),
         ]
         for stage in stages:
             stage.start()
             threads.append(stage)
+
+    def _render_plan(self) -> tuple[bool, bool]:
+        """(render, yuv420p) for the overlay stage: draw only when some sink takes pixels (a
+        masks-only run draws nothing; with no sinks, a window renders its own picture and a
+        bare run still draws, for benchmarks), and in yuv420p when every sink that takes pixels
+        accepts it (the MP4 encoder's own format: no RGB picture is made for it)."""
+        takers = [s for s in self.sinks if getattr(s, "wants_rendered", True)]
+        render = bool(takers) or (not self.sinks and self.display is None)
+        yuv420p = bool(takers) and all(getattr(s, "accepts_yuv420p", False) for s in takers)
+        return render, yuv420p
 
     def _supervise(self, ctx: RunContext, threads: list[threading.Thread]) -> None:
         """Main-thread loop until the sink stage ends, the user quits or the run is stopping."""

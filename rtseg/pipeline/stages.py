@@ -3,6 +3,11 @@
 Each stage is a thread that takes items from its inbox, does its one job and passes them on.
 Every stage ends in `finally`: it passes the END marker downstream (unless the run is
 stopping) and hands an exception, if any, to the main thread through `RunContext.fail`.
+
+Two kinds of failure: a stage's own error (a bug, a backend or sink failure) stops every stage
+at once; an input failure (the source raises InputError: a corrupt image, a read error) only
+ends the capture stage, which records it (`RunContext.input_error`) and passes END on, so every
+frame read before it reaches every sink; the runner raises it once the sinks are closed.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtseg.data.transforms import resize_frame
+from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import InputError, ModelError
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stats import PipelineStats, RateMeter
+from rtseg.video.decoded import ArrayFrame, DecodedFrame, new_yuv420p_frame
 
 
 @dataclass
@@ -29,6 +35,7 @@ class RunContext:
     paused: threading.Event = field(default_factory=threading.Event)  # holds non-live capture
     meter: RateMeter = field(default_factory=RateMeter)
     errors: list[tuple[str, BaseException]] = field(default_factory=list)
+    input_error: InputError | None = None  # the source failed: drained, raised after the sinks
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, stage: str, exc: BaseException) -> None:
@@ -91,12 +98,15 @@ def resize_into(frame: np.ndarray, out: np.ndarray) -> None:
 
 
 class CaptureStage(StageThread):
-    """Reads the source, resizes each frame into a ring slot at the model's input size.
+    """Reads the source, resizes each frame into a ring slot at the model's input size (from
+    the decoder's own picture: colour conversion and resize in one swscale step).
 
     File sources: every frame, blocking when the queue to infer is full, and held while the
     view is paused. Live sources (`source.live`): never blocks; the oldest queued frame is
     dropped and counted instead. The source's end (`read()` -> None: end of file, stream over,
-    camera gone) ends the run normally: stopped_by "source_end".
+    camera gone) ends the run normally: stopped_by "source_end". An InputError from the source
+    ends reading the same way (what was read drains to the sinks), recorded as the run's
+    `input_error`: stopped_by "input_error".
     """
 
     stage = "capture"
@@ -117,16 +127,16 @@ class CaptureStage(StageThread):
             self.wait_while_paused()
             slot = self.ring.acquire()
             start = time.perf_counter()
-            frame = self.source.read()
+            frame = self.read_frame(index)
             t_captured = time.perf_counter()
             if frame is None:
                 self.ring.release(slot)
-                stats.stopped_by = stats.stopped_by or "source_end"
+                ended = "input_error" if self.ctx.input_error else "source_end"
+                stats.stopped_by = stats.stopped_by or ended
                 return
-            check_frame(frame, index)
             if stats.first_capture_t is None:
                 stats.first_capture_t = t_captured
-            resize_into(frame, self.ring.buffers[slot])
+            frame.model_input(self.ring.buffers[slot])
             end = time.perf_counter()
             item = FrameItem(index, frame, t_captured, slot, self.ring.buffers[slot])
             item.timings[self.stage] = (start, end)
@@ -135,6 +145,22 @@ class CaptureStage(StageThread):
             self.timing.record(end - start, (start - t_wait) + (time.perf_counter() - end))
             index += 1
         stats.stopped_by = stats.stopped_by or "max_frames"
+
+    def read_frame(self, index: int) -> DecodedFrame | None:
+        """The source's next frame as decoded (a FrameSource's `read_frame`; else the `read()`
+        array, checked), or None at its end or when it failed (`ctx.input_error`)."""
+        try:
+            read_frame = getattr(self.source, "read_frame", None)
+            if callable(read_frame):
+                return read_frame()
+            frame = self.source.read()
+            if frame is None:
+                return None
+            check_frame(frame, index)
+            return ArrayFrame(frame)
+        except InputError as exc:
+            self.ctx.input_error = exc
+            return None
 
     def wait_while_paused(self) -> None:
         """A file source waits while the view is paused (a live one keeps reading and dropping)."""
@@ -161,10 +187,11 @@ def check_frame(frame, index: int) -> None:
 class InferStage(StageThread):
     """Runs the backend on each model-size frame, batch 1. Every backend call lives here.
 
-    A backend with `submit(images) -> handle` / `handle.wait() -> ids` (TensorRT's two slots) is
-    kept one frame ahead: frame n+1 is submitted before frame n is waited for, so its upload
-    overlaps frame n's compute. When nothing is queued behind a frame, it is finished at once, so
-    the overlap never holds a frame back (no added latency on live sources)."""
+    Frames go through the Backend contract's `submit(images) -> handle` / `handle.wait() -> ids`.
+    A backend whose submit `overlaps` (TensorRT's two slots) is kept one frame ahead: frame n+1
+    is submitted before frame n is waited for, so its upload overlaps frame n's compute. When
+    nothing is queued behind a frame, or the backend does not overlap, the frame is finished at
+    once, so the overlap never holds a frame back (no added latency on live sources)."""
 
     stage = "infer"
 
@@ -172,10 +199,6 @@ class InferStage(StageThread):
         super().__init__(ctx, inbox, outbox)
         self.backend = backend
         self.ring = ring
-
-    def process(self, item: FrameItem) -> None:
-        item.ids = self._checked(self.backend.infer(item.model_input[None]), item)
-        self._release(item)
 
     def _checked(self, ids: np.ndarray, item: FrameItem) -> np.ndarray:
         """The frame's `(h, w) uint8` ids out of the backend's `(1, h, w)`; ModelError (one line)
@@ -193,11 +216,10 @@ class InferStage(StageThread):
         item.slot, item.model_input = -1, None
 
     def loop(self) -> None:
-        if not callable(getattr(self.backend, "submit", None)):
-            return super().loop()
+        ahead = self.backend.overlaps
         pending = None  # (item, handle, start, wait_s) of the frame in flight
         while True:
-            if pending is not None and self.inbox.qsize() == 0:
+            if pending is not None and (not ahead or self.inbox.qsize() == 0):
                 self._finish(*pending)
                 pending = None
             t_wait = time.perf_counter()
@@ -223,8 +245,11 @@ class InferStage(StageThread):
 
 class OverlayStage(StageThread):
     """Upsamples the ids to the frame's size and renders the annotated frame (+ HUD) for the
-    sinks. With `render=False` (a window and no sinks: the main thread renders what it shows)
-    only the upsampling is done and `item.rendered` stays None."""
+    sinks. With `render=False` (no sink takes pixels: masks only, or a window and no sinks,
+    where the main thread renders what it shows) only the upsampling is done and
+    `item.rendered` stays None. With `yuv420p=True` (every sink that takes pixels accepts
+    yuv420p: the MP4 sink) the overlay is drawn straight into yuv420p planes from the decoder's
+    own picture where `render_for_sinks` can (see there), so no full-size RGB is ever made."""
 
     stage = "overlay"
 
@@ -236,22 +261,36 @@ class OverlayStage(StageThread):
         inbox: StageQueue,
         outbox: StageQueue,
         render: bool = True,
+        yuv420p: bool = False,
     ):
         super().__init__(ctx, inbox, outbox)
         self.visualizer = visualizer
         self.hud = hud
         self.render = render
+        self.yuv420p = yuv420p
 
     def process(self, item: FrameItem) -> None:
-        height, width = item.frame.shape[:2]
-        item.ids_full = self.visualizer.upsample_ids(item.ids, (width, height))
+        item.ids_full = resize_ids(item.ids, item.size)
         if not self.render:
             return
         hud = None
         if self.hud:
             fps, latency_ms = self.ctx.meter.snapshot()
             hud = f"{fps:.1f} fps | {latency_ms:.0f} ms"
-        item.rendered = self.visualizer.render(item.frame, item.ids_full, hud=hud)
+        item.rendered = render_for_sinks(self.visualizer, item.decoded, item.ids_full, hud, self.yuv420p)
+
+
+def render_for_sinks(visualizer, decoded: DecodedFrame, ids_full: np.ndarray, hud: str | None, yuv420p: bool):
+    """The annotated picture of `decoded` with `(H, W) uint8` ids: an av.VideoFrame in yuv420p
+    drawn on the decoder's own planes when `yuv420p` is asked for and possible (a yuv420p
+    decoder picture of even size, overlay or mask mode, no HUD line), else `(H', W', 3) uint8
+    RGB` drawn on the frame's RGB picture."""
+    planes = decoded.yuv420p_planes() if yuv420p and hud is None else None
+    if planes is not None and visualizer.can_render_yuv420p():
+        frame, out = new_yuv420p_frame(decoded.size)
+        visualizer.render_yuv420p(planes, ids_full, out)
+        return frame
+    return visualizer.render(decoded.rgb(), ids_full, hud=hud)
 
 
 class SinkStage(StageThread):

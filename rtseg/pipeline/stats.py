@@ -21,6 +21,7 @@ STOP_REASONS = {
     "max_frames": "max_frames reached",
     "user": "the user (q / Esc / window closed)",
     "error": "an error",
+    "input_error": "an input failure (every frame read before it was written)",
 }
 LIVE_END = "the live source ended (stream over, camera gone or read failed)"
 
@@ -100,6 +101,20 @@ class PipelineStats:
     first_display_t: float | None = None
     last_display_t: float | None = None
     stopped_by: str | None = None  # "source_end", "max_frames", "user", "SIGINT", "SIGTERM", "error"
+    input_damage: dict | None = None  # the source's InputDamage.to_json(), when it counts damage
+    damage_summary: str = ""  # its one-line summary, when there was damage
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line each: what the input got wrong that did not stop the run (a file cut short)."""
+        return list((self.input_damage or {}).get("warnings", []))
+
+    def record_input(self, source) -> None:
+        """Take the source's damage report (`source.damage`, an InputDamage) at the end of a run."""
+        damage = getattr(source, "damage", None)
+        if damage is not None:
+            self.input_damage = damage.to_json()
+            self.damage_summary = damage.summary() if damage else ""
 
     @property
     def wall_s(self) -> float:
@@ -147,7 +162,8 @@ class PipelineStats:
     def to_json(self) -> dict:
         """A JSON-ready dict: frames, fps, wall_s, stages, latency_ms (capture -> sink), dropped,
         displayed, display_fps, display_latency_ms (capture -> display; null without a window),
-        live and context."""
+        live, context, and input_damage (damaged packets / frames, undecodable frames, warnings
+        such as a file cut short; null for sources that do not count damage)."""
         return {
             "frames": self.frames,
             "fps": round(self.fps, 3),
@@ -163,6 +179,7 @@ class PipelineStats:
             "backend": self.backend,
             "source": self.source,
             "stopped_by": self.stopped_by,
+            "input_damage": self.input_damage,
         }
 
     def summary(self) -> str:
@@ -181,6 +198,8 @@ class PipelineStats:
             )
         lines.extend(self._latency_lines())
         lines.append(f"dropped frames: {self.dropped} of {self.frames_read} read")
+        if self.damage_summary:
+            lines.append(self.damage_summary)
         if self.stopped_by:
             reason = STOP_REASONS.get(self.stopped_by, self.stopped_by)
             if self.live and self.stopped_by == "source_end":

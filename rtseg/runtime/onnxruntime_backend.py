@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
+from rtseg.core.package import ModelPackage
 from rtseg.errors import BackendError, ModelError
-from rtseg.package import ModelPackage
 from rtseg.runtime.base import Backend
 
 PROVIDER_ALIASES = {
@@ -18,11 +18,17 @@ PROVIDER_ALIASES = {
 
 
 class OnnxRuntimeBackend(Backend):
-    """`providers`: "auto" (every available accelerator, then CPU) or a list like ["cpu"]."""
+    """`providers`: "auto" (every available accelerator, then CPU) or a list like ["cpu"].
+
+    `spin`: let the intra-op threads spin-wait after each run (ONNX Runtime's default). Off by
+    default: in the pipeline the spinning threads burn the cores that decode, drawing and
+    encoding need (`session.intra_op.allow_spinning` = 0 costs a thread wake-up per run)."""
 
     name = "onnxruntime"
 
-    def __init__(self, package: ModelPackage, providers="cpu", threads: int | None = None):
+    def __init__(
+        self, package: ModelPackage, providers="cpu", threads: int | None = None, spin: bool = False
+    ):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -44,6 +50,7 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(package.onnx_path), options, providers=wanted)
@@ -60,20 +67,22 @@ class OnnxRuntimeBackend(Backend):
         self.num_classes = package.num_classes
         batch = inputs[0].shape[0]
         self.max_batch = 64 if not isinstance(batch, int) else batch
-        self.logits = package.output_kind == "logits"
+        self.supports_logits = package.output_kind == "logits"
         self.providers = self.session.get_providers()
         self.threads = options.intra_op_num_threads
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        self.check_batch(images)
-        out = self.session.run([self.output_name], {self.input_name: images})[0]
-        if self.logits:
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
+        out = self._logits_impl(images)
+        if self.supports_logits:
             out = out.argmax(1)
         return out.astype(np.uint8, copy=False)
+
+    def _logits_impl(self, images: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: images})[0]
 
     def describe(self) -> str:
         provider = self.providers[0].replace("ExecutionProvider", "")
         return f"onnxruntime[{provider}, {self.threads} threads]"
 
-    def close(self) -> None:
+    def _close_impl(self) -> None:
         self.session = None

@@ -11,15 +11,15 @@ back (1 byte a pixel for a uint8 output). Host/device memory goes through rtseg.
 from __future__ import annotations
 
 import sys
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.package import ModelPackage
 from rtseg.errors import BackendError, ModelError
-from rtseg.package import ModelPackage
 from rtseg.runtime.base import Backend
+from rtseg.runtime.slots import Pending, SlotRing, infer_through_slots
 
 SLOTS = 2
 
@@ -109,75 +109,88 @@ def describe_engine(engine, trt, profile: int = 0) -> list[TensorDesc]:
 
 
 class _Slot:
-    """Everything one in-flight batch needs; `pending` is the Pending result not yet collected."""
+    """Everything one in-flight batch needs; `pending` is the Pending result not yet collected.
+
+    Built inside the backend's `memory.activate()`; on any failure what was allocated so far is
+    freed before the error goes on."""
 
     def __init__(self, backend: TensorRTBackend, index: int):
+        self.stream = self.event = self.context = self.graph = None
+        self.buffers: list = []  # host and device buffers, freed by close()
+        self.batch = 0
+        self.pending: Pending | None = None
+        try:
+            self._open(backend, index)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, backend: TensorRTBackend, index: int) -> None:
         memory, engine = backend.memory, backend.engine
         self.stream = memory.stream()
         self.event = memory.event()
         self.context = engine.create_execution_context()
         if self.context is None:
             raise BackendError("TensorRT could not create an execution context (out of GPU memory?)")
-        if backend.dynamic and not self.context.set_optimization_profile_async(index, self.stream.handle):
-            raise BackendError(f"cannot select optimization profile {index}")
+        if backend.dynamic:
+            select_profile(self.context, index, self.stream, engine.num_optimization_profiles)
         specs = {s.name: s for s in buffer_specs(backend.tensors, backend.max_batch)}
         image, ids = specs.pop(backend.input.name), specs.pop(backend.output.name)
-        self.host_in = memory.host_buffer(image.shape, image.dtype)
-        self.host_out = memory.host_buffer(ids.shape, ids.dtype)
-        self.dev_in = memory.device_buffer(image.nbytes)
-        self.dev_out = memory.device_buffer(ids.nbytes)
-        # outputs past the first (none in our graphs) still need an address
-        self.extra = {name: memory.device_buffer(spec.nbytes) for name, spec in specs.items()}
-        addresses = {
-            image.name: self.dev_in.ptr,
-            ids.name: self.dev_out.ptr,
-            **{name: buffer.ptr for name, buffer in self.extra.items()},
-        }
+        self.host_in = self._keep(memory.host_buffer(image.shape, image.dtype))
+        self.host_out = self._keep(memory.host_buffer(ids.shape, ids.dtype))
+        self.dev_in = self._keep(memory.device_buffer(image.nbytes))
+        self.dev_out = self._keep(memory.device_buffer(ids.nbytes))
+        addresses = {image.name: self.dev_in.ptr, ids.name: self.dev_out.ptr}
+        for name, spec in specs.items():  # outputs past the first (none in our graphs) need an address
+            addresses[name] = self._keep(memory.device_buffer(spec.nbytes)).ptr
         for name, ptr in addresses.items():
             self.context.set_tensor_address(name, ptr)
-        self.batch = 0
-        self.pending: Pending | None = None
-        self.graph = None
+
+    def _keep(self, buffer):
+        self.buffers.append(buffer)
+        return buffer
+
+    def drop_graph(self) -> None:
+        graph, self.graph = self.graph, None
+        if graph is not None:
+            graph.close()
 
     def close(self) -> None:
-        if self.stream is None:
-            return
-        self.stream.synchronize()
-        for item in (
-            self.graph,
-            self.host_in,
-            self.host_out,
-            self.dev_in,
-            self.dev_out,
-            *self.extra.values(),
-            self.event,
-            self.stream,
-        ):
-            if item is not None:
-                item.close()
-        self.context = self.stream = self.graph = None
+        """Free the graph, buffers, event and stream (idempotent; call inside memory.activate())."""
+        stream, self.stream = self.stream, None
+        try:
+            if stream is not None:
+                stream.synchronize()
+        finally:
+            self.drop_graph()
+            for item in (*self.buffers, self.event, stream):
+                if item is not None:
+                    item.close()
+            self.buffers, self.event, self.context, self.pending = [], None, None, None
 
 
-class Pending:
-    """A submitted batch; `wait()` returns its `(n, H, W) uint8` class ids."""
-
-    def __init__(self, backend: TensorRTBackend, slot: _Slot, count: int):
-        self.backend, self.slot, self.count = backend, slot, count
-        self._result: np.ndarray | None = None
-
-    def wait(self) -> np.ndarray:
-        if self._result is None:
-            self.slot.event.synchronize()
-            self._result = self.backend.to_class_ids(self.slot.host_out.array[: self.count])
-            self.slot.pending = None
-        return self._result
+def select_profile(context, index: int, stream, count: int) -> None:
+    """Put `context` on optimization profile `index`; BackendError when TensorRT refuses
+    (its binding raises RuntimeError; older ones returned False)."""
+    try:
+        ok = context.set_optimization_profile_async(index, stream.handle)
+    except RuntimeError as exc:
+        ok, detail = False, f": {exc}"
+    else:
+        detail = ""
+    if not ok:
+        raise BackendError(
+            f"TensorRT cannot select optimization profile {index} (the engine has {count}){detail}"
+        )
 
 
 class TensorRTBackend(Backend):
     """`engine_path`: a plan built from `package` (see rtseg.engine). `batch`: frames per slot;
-    `cuda_graphs`: replay full batches as CUDA graphs (cuda-python only)."""
+    `cuda_graphs`: replay full batches as CUDA graphs (cuda-python only). `memory` (a
+    CudaMemory; default: the installed one) is closed with the backend."""
 
     name = "tensorrt"
+    overlaps = True
 
     def __init__(
         self,
@@ -187,20 +200,36 @@ class TensorRTBackend(Backend):
         memory=None,
         cuda_graphs: bool = False,
     ):
-        from rtseg.engine.environment import require_tensorrt
+        from rtseg.core.gpu import require_tensorrt
         from rtseg.runtime.cuda import open_cuda_memory
 
         trt = require_tensorrt()
-        self.memory = memory or open_cuda_memory()
-        self.slots: list[_Slot] = []
+        self.ring = SlotRing()
+        self.slots: list[_Slot] = self.ring.slots  # the same list
+        self.engine = self.runtime = None
+        self.engine_path = Path(engine_path)
         self.input_size = package.input_size
         self.num_classes = package.num_classes
+        self.memory = memory or open_cuda_memory()
+        self.memory_name = self.memory.name
+        try:  # everything from here on is freed by close() if any step fails
+            with self.memory.activate():
+                self._load(trt, batch, cuda_graphs)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, trt, batch: int, cuda_graphs: bool) -> None:
         self._logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self._logger)
-        self.engine = self.runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
+        try:
+            plan = self.engine_path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read engine {self.engine_path}: {exc.strerror}") from exc
+        self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             raise ModelError(
-                f"TensorRT cannot load {engine_path} (built by another TensorRT version "
+                f"TensorRT cannot load {self.engine_path} (built by another TensorRT version "
                 "or for another GPU?); rebuild it with 'rtseg build-engine'"
             )
         self.tensors = describe_engine(self.engine, trt)
@@ -210,13 +239,8 @@ class TensorRTBackend(Backend):
         self.max_batch = max(1, min(batch, limit))
         slots = min(SLOTS, self.engine.num_optimization_profiles) if self.dynamic else SLOTS
         self.cuda_graphs = cuda_graphs and self.memory.supports_graphs
-        self._next = 0
-        self.engine_path = Path(engine_path)
-        try:
-            self.slots = [_Slot(self, i) for i in range(max(1, slots))]
-        except BaseException:
-            self.close()
-            raise
+        for i in range(max(1, slots)):
+            self.slots.append(_Slot(self, i))
 
     def to_class_ids(self, output: np.ndarray) -> np.ndarray:
         """Host output -> `(n, H, W) uint8` class ids (argmax over C for a logits engine)."""
@@ -244,73 +268,61 @@ class TensorRTBackend(Backend):
             print(f"rtseg: warning: CUDA graph capture failed, running without ({exc})", file=sys.stderr)
             self.cuda_graphs = False
 
-    def submit(self, images: np.ndarray) -> Pending:
+    def _set_batch(self, slot: _Slot, count: int) -> None:
+        """Give the slot's context the input shape for `count` frames. A CUDA graph holds the
+        work of the shape it was captured with, so a new shape drops it (re-captured later)."""
+        if count == slot.batch:
+            return
+        slot.drop_graph()
+        shape = (count, *self.input.shape[1:])
+        if not slot.context.set_input_shape(self.input.name, shape):
+            raise BackendError(f"TensorRT refused input shape {shape}")
+        slot.batch = count
+
+    def _submit_impl(self, images: np.ndarray) -> Pending:
         """Start `(n, H, W, 3) uint8 RGB` frames (n <= max_batch) on the next slot; returns at once."""
-        self.check_batch(images)
         count = len(images)
-        if count > self.max_batch:
-            raise BackendError(f"submit takes at most {self.max_batch} frames, got {count}")
-        self.memory.bind_thread()
-        slot = self.slots[self._next]
-        self._next = (self._next + 1) % len(self.slots)
-        if slot.pending is not None:
-            slot.pending.wait()  # keep its result before the buffers are reused
-        np.copyto(slot.host_in.array[:count], images)
-        if count != slot.batch:
-            if not slot.context.set_input_shape(self.input.name, (count, *self.input.shape[1:])):
-                raise BackendError(f"TensorRT refused input shape {(count, *self.input.shape[1:])}")
-            slot.batch = count
-        if slot.graph is not None and count == self.max_batch:
-            slot.graph.launch(slot.stream)
-        else:
-            self._enqueue(slot, count)
-            if self.cuda_graphs and slot.graph is None and count == self.max_batch:
-                slot.stream.synchronize()
-                self._capture(slot)
-        slot.event.record(slot.stream)
-        slot.pending = Pending(self, slot, count)
+        slot = self.ring.take()
+        with self.memory.activate():
+            np.copyto(slot.host_in.array[:count], images)
+            self._set_batch(slot, count)
+            if slot.graph is not None:  # captured for this very shape
+                slot.graph.launch(slot.stream)
+            else:
+                self._enqueue(slot, count)  # TensorRT wants one enqueue after a shape change
+                if self.cuda_graphs and count == self.max_batch:
+                    slot.stream.synchronize()
+                    self._capture(slot)
+            slot.event.record(slot.stream)
+        slot.pending = Pending(slot, count, self._collect)
         return slot.pending
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
+    def _collect(self, slot: _Slot, count: int) -> np.ndarray:
+        with self.memory.activate():
+            slot.event.synchronize()
+        return self.to_class_ids(slot.host_out.array[:count])
+
+    def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         """`(N, H, W, 3) uint8 RGB` -> `(N, H, W) uint8` ids; chunks alternate between the slots."""
-        self.check_batch(images)
-        results, in_flight = [], deque()
-        for start in range(0, len(images), self.max_batch):
-            if len(in_flight) == len(self.slots):
-                results.append(in_flight.popleft().wait())
-            in_flight.append(self.submit(images[start : start + self.max_batch]))
-        results.extend(p.wait() for p in in_flight)
-        return np.concatenate(results) if results else np.empty((0, *self.input_size), np.uint8)
+        return infer_through_slots(self._submit_impl, images, self.max_batch, len(self.ring), self.input_size)
 
     def describe(self) -> str:
         h, w = self.input_size
-        return f"tensorrt[{self.engine_path.name}, {self.memory.name}, batch {self.max_batch}, {w}x{h}]"
+        return f"tensorrt[{self.engine_path.name}, {self.memory_name}, batch {self.max_batch}, {w}x{h}]"
 
-    def close(self) -> None:
-        slots, self.slots = self.slots, []
-        for slot in slots:
-            slot.close()
-        if getattr(self, "engine", None) is not None:
-            self.engine = self.runtime = None
-            self.memory.close()
-
-
-def open_tensorrt_backend(
-    package: ModelPackage, engine_path: str | Path | None = None, batch: int = 1, build_config=None, log=None
-) -> TensorRTBackend:
-    """The TensorRT backend for `package`: reuses the matching engine beside it or builds one.
-
-    Raises MissingDependencyError without TensorRT or cuda-python/pycuda, DeviceError without a
-    GPU (checked before anything touches trt.Builder or trt.Runtime).
-    """
-    from rtseg.engine import BuildConfig, engine_environment, find_or_build_engine
-    from rtseg.errors import MissingDependencyError
-    from rtseg.runtime.cuda import available_memory_implementations
-
-    env = engine_environment()
-    if not available_memory_implementations():
-        raise MissingDependencyError("cuda-python (or pycuda)", "trt", "the TensorRT backend")
-    log = log or (lambda line: print(f"rtseg: {line}", file=sys.stderr))
-    config = build_config or BuildConfig(max_batch=max(batch, BuildConfig().max_batch))
-    record = find_or_build_engine(package, engine_path, config, env=env, log=log)
-    return TensorRTBackend(record.path, package, batch=batch)
+    def _close_impl(self) -> None:
+        """Free the slots, the engine and the CUDA memory, whatever state a failed load left."""
+        memory, self.memory = self.memory, None
+        if memory is None:
+            return
+        try:
+            with memory.activate():
+                slots = list(self.slots)
+                self.slots.clear()
+                try:
+                    for slot in slots:
+                        slot.close()
+                finally:
+                    self.engine = self.runtime = None  # contexts first, then the engine
+        finally:
+            memory.close()

@@ -1,5 +1,5 @@
-"""Evaluate any model (package or checkpoint, any backend) on a labelled dataset: per-class IoU,
-mIoU and pixel accuracy.
+"""Score a backend on a labelled dataset: per-class IoU, mIoU and pixel accuracy (opening a model
+file and a dataset for `rtseg eval` is rtseg.evaluation's job).
 
 How frames are scored: each image is resized to the model's input size (INTER_AREA when
 shrinking, INTER_LINEAR when enlarging), the model predicts class ids at that size
@@ -11,70 +11,36 @@ dataset's own label resolution; pixels labelled IGNORE_INDEX do not count.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
-from rtseg.data.transforms import resize_frame, resize_ids
+from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import InputError, ModelError
 from rtseg.postprocess import flip_tta_logits, remove_small_blobs
-from rtseg.runtime.base import Backend
 from rtseg.train.metrics import ConfusionMatrix
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt")
+if TYPE_CHECKING:
+    from rtseg.runtime.base import Backend
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    model: str
-    dataset: str = "camvid"
-    data_root: str = "../shared/data/camvid"
-    split: str = "val"
-    backend: str | None = None  # None: torch for a checkpoint, onnxruntime for a package
-    flip_tta: bool = False
-    min_blob: int = 0  # remove predicted blobs under this many pixels (model resolution)
-    limit: int | None = None  # evaluate the first N images only
-    threads: int | None = None
-    batch_size: int = 4
-    progress: bool = True
-
-
-def logits_function(backend: Backend, source: str | Path) -> Callable[[np.ndarray], np.ndarray]:
-    """`(N, H, W, 3) uint8 RGB -> (N, C, H, W) float32` logits of a backend that can give them:
-    the torch backend (any model), or onnxruntime on a package whose output kind is logits.
-    ModelError for an ids-only package (flip TTA needs logits)."""
-    if backend.name == "torch":
-        import torch
-
-        graph = copy.copy(backend.graph)  # shares the weights; only the output kind differs
-        graph.output = "logits"
-
-        def run_torch(images: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return graph(torch.from_numpy(images).to(backend.device)).float().cpu().numpy()
-
-        return run_torch
-    if backend.name == "onnxruntime" and getattr(backend, "logits", False):
-
-        def run_onnx(images: np.ndarray) -> np.ndarray:
-            return backend.session.run([backend.output_name], {backend.input_name: images})[0]
-
-        return run_onnx
-    raise ModelError(
-        f"flip TTA needs logits, but {Path(source).name} on {backend.name} gives class "
-        "ids only; use --backend torch (runs the package's source checkpoint) or give "
-        "the checkpoint (.pth)"
-    )
+def require_logits(backend: Backend, source: str | Path) -> None:
+    """ModelError unless `backend` can give logits (flip TTA needs them): the torch backend (any
+    model), or onnxruntime on a package whose output kind is logits."""
+    if not backend.supports_logits:
+        raise ModelError(
+            f"flip TTA needs logits, but {Path(source).name} on {backend.name} gives class "
+            "ids only; use --backend torch (runs the package's source checkpoint) or give "
+            "the checkpoint (.pth)"
+        )
 
 
 def evaluate_backend(
     backend: Backend,
     dataset,
-    logits_fn: Callable | None = None,
+    flip_tta: bool = False,
     min_blob: int = 0,
     limit: int | None = None,
     batch_size: int = 4,
@@ -82,7 +48,8 @@ def evaluate_backend(
 ) -> dict:
     """Score `backend` on `dataset` (items: `(H, W, 3) uint8 RGB`, `(H, W) uint8` ids).
 
-    `logits_fn` (see `logits_function`) switches on flip TTA. Returns
+    `flip_tta`: average each frame's logits with its mirrored twin's (`backend.logits`; see
+    `require_logits`). Returns
     {"miou", "pixel_acc", "per_class": {name: IoU or None}, "frames"}.
     """
     labels = dataset.label_set
@@ -95,8 +62,8 @@ def evaluate_backend(
     for start in range(0, count, step):
         items = [dataset[i] for i in range(start, min(count, start + step))]
         frames = np.stack([resize_frame(image, backend.input_size) for image, _ in items])
-        if logits_fn is not None:
-            predictions = flip_tta_logits(logits_fn, frames).argmax(1).astype(np.uint8)
+        if flip_tta:
+            predictions = flip_tta_logits(backend.logits, frames).argmax(1).astype(np.uint8)
         else:
             predictions = backend.infer(frames)
         for ids, (_, label) in zip(predictions, items):
@@ -106,48 +73,3 @@ def evaluate_backend(
         bar.update(len(items))
     bar.close()
     return {**matrix.summary(labels.classes), "frames": count}
-
-
-def default_backend(model: str | Path) -> str:
-    """torch for a checkpoint, onnxruntime for a model package."""
-    return "torch" if Path(model).suffix in CHECKPOINT_SUFFIXES else "onnxruntime"
-
-
-def evaluate(cfg: EvalConfig) -> dict:
-    """Open the model and the dataset split of `cfg` and score them (see module docstring).
-
-    Returns `evaluate_backend`'s dict plus what was evaluated: model, backend, dataset, split,
-    input_size, flip_tta, min_blob.
-    """
-    from rtseg.data.registry import open_dataset
-    from rtseg.runtime import open_model
-
-    if cfg.min_blob < 0:
-        raise InputError(f"min_blob must be >= 0, got {cfg.min_blob}")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise InputError(f"limit must be at least 1, got {cfg.limit}")
-    dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split)
-    backend_name = cfg.backend or default_backend(cfg.model)
-    loaded = open_model(cfg.model, backend=backend_name, threads=cfg.threads)
-    with loaded.backend as backend:
-        if len(loaded.classes) != dataset.label_set.num_classes:
-            raise InputError(
-                f"{Path(cfg.model).name} predicts {len(loaded.classes)} classes but "
-                f"{cfg.dataset} has {dataset.label_set.num_classes}"
-            )
-        logits_fn = logits_function(backend, cfg.model) if cfg.flip_tta else None
-        result = evaluate_backend(
-            backend, dataset, logits_fn, cfg.min_blob, cfg.limit, cfg.batch_size, cfg.progress
-        )
-        described = backend.describe()
-    h, w = backend.input_size
-    return {
-        **result,
-        "model": str(cfg.model),
-        "backend": described,
-        "dataset": cfg.dataset,
-        "split": cfg.split,
-        "input_size": [h, w],
-        "flip_tta": cfg.flip_tta,
-        "min_blob": cfg.min_blob,
-    }

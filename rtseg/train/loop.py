@@ -10,17 +10,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from rtseg.core.checkpoint import load_checkpoint, save_checkpoint
+from rtseg.core.package import portable
 from rtseg.data.labels import IGNORE_INDEX
 from rtseg.data.transforms import AugmentConfig, augment
-from rtseg.errors import InputError, ModelError, RtsegError
+from rtseg.errors import InputError, ModelError, RtsegError, import_optional
 from rtseg.models import create_model
 from rtseg.models.registry import encoder_normalization
-from rtseg.train.checkpoint import load_checkpoint, save_checkpoint
 from rtseg.train.losses import LOSSES, build_loss, class_weight_tensor, parse_class_weights
 from rtseg.train.metrics import ConfusionMatrix
+
+torch = import_optional("torch")  # MissingDependencyError naming the extra
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
 
 
 def _config_json(cfg: TrainConfig) -> dict:
-    return json.loads(json.dumps(asdict(cfg)))
+    return portable(json.loads(json.dumps(asdict(cfg))))  # paths by name: see rtseg.core.package.portable
 
 
 def _schedule_free(config: dict) -> dict:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from rtseg.data.labels import IGNORE_INDEX
-from rtseg.errors import RtsegError
+from rtseg.errors import RtsegError, import_optional
+
+torch = import_optional("torch")  # MissingDependencyError naming the extra
+nn = torch.nn
+F = torch.nn.functional
 
 
 def enet_class_weights(pixel_counts: np.ndarray, c: float = 1.10) -> np.ndarray:

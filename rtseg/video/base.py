@@ -2,8 +2,12 @@
 
 A source yields `(H, W, 3) uint8 RGB` C-contiguous frames, one per `read()`, and `None` at the
 end. Live sources (camera, stream URL, lavfi test source, a file paced with `realtime=True`) end
-cleanly with `None` when they stop or disappear; files and frames folders raise `InputError` on
-corruption so a broken input is never mistaken for a short one.
+cleanly with `None` when they stop or disappear; files and frames folders raise `InputError`
+when they cannot be read further (after every frame before the failure was returned), so a
+broken input is never mistaken for a short one. Damage a player would play through (a packet
+flagged corrupt, a frame that does not decode, a file cut short of what its header declares)
+is counted in `source.damage` and reading goes on, unless the source is `strict`: then the first
+damage raises `InputError`.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from rtseg.video.decoded import DecodedFrame, as_decoded
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -50,18 +57,60 @@ class Pacer:
             self._origin = now - t
 
 
+@dataclass
+class InputDamage:
+    """What a source found wrong with its input while reading; counts since open.
+
+    damaged_packets: packets the demuxer flagged corrupt (decoded all the same, as players do).
+    damaged_frames: frames the decoder returned with concealed errors (corrupt frame flag).
+    undecodable_frames: packets that did not decode (no frame came out of them).
+    warnings: one line each, e.g. a file that ends before what its header declares.
+    """
+
+    damaged_packets: int = 0
+    damaged_frames: int = 0
+    undecodable_frames: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.damaged_packets or self.damaged_frames or self.undecodable_frames or self.warnings)
+
+    def to_json(self) -> dict:
+        return {
+            "damaged_packets": self.damaged_packets,
+            "damaged_frames": self.damaged_frames,
+            "undecodable_frames": self.undecodable_frames,
+            "warnings": list(self.warnings),
+        }
+
+    def summary(self) -> str:
+        """One line: "input damage: 1 damaged packet, 0 frames decoded with errors, 0 undecodable"."""
+        return (
+            f"input damage: {_count(self.damaged_packets, 'damaged packet')}, "
+            f"{_count(self.damaged_frames, 'frame')} decoded with errors, "
+            f"{self.undecodable_frames} undecodable"
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 class FrameSource:
     """A video input: a context manager whose `read()` returns frames until `None`.
 
     Attributes (set by subclasses at open):
       live: True for camera / stream URL / lavfi / paced sources, False for files and folders.
       fps: nominal frame rate, or None when unknown.
-      frame_size: (width, height) when known before the first read, else None.
+      frame_size: (height, width) when known before the first read, else None.
       frame_count: total number of frames when known (files, folders), else None.
       description: one line for logs, e.g. "dashcam.mp4 (h264 960x540 25 fps, 221 frames)".
       frames_read: frames returned by `read()` so far.
+      strict: raise InputError at the first damage instead of counting it (set at open).
+      damage: InputDamage, what was found wrong so far (counts and warnings).
 
-    Subclasses implement `_next_frame() -> (frame, time_s) | None` and `_close()`; `time_s` is
+    Subclasses implement `_next_frame() -> (frame, time_s) | None` and `_close()`, where frame is
+    an `(H, W, 3) uint8 RGB` array or a DecodedFrame; `time_s` is
     the frame's presentation time in seconds (None: use index / fps) and drives pacing.
     """
 
@@ -70,9 +119,11 @@ class FrameSource:
     frame_size: tuple[int, int] | None = None
     frame_count: int | None = None
     description: str = ""
+    strict: bool = False
 
     def __init__(self) -> None:
         self.frames_read = 0
+        self.damage = InputDamage()
         self._closed = False
         self._pacer: Pacer | None = None
 
@@ -86,6 +137,13 @@ class FrameSource:
 
     def read(self) -> np.ndarray | None:
         """The next frame, `(H, W, 3) uint8 RGB` C-contiguous, or None at the end (or after close)."""
+        frame = self.read_frame()
+        return None if frame is None else frame.rgb()
+
+    def read_frame(self) -> DecodedFrame | None:
+        """The next frame as decoded, converted on demand (`rgb()`, `model_input(out)`,
+        `yuv420p_planes()`: see rtseg.video.decoded), or None at the end (or after close).
+        What the pipeline reads: a run that needs no full-size RGB picture never makes one."""
         if self._closed:
             return None
         item = self._next_frame()
@@ -97,7 +155,7 @@ class FrameSource:
                 time_s = self.frames_read / self.fps if self.fps else 0.0
             self._pacer.wait(time_s)
         self.frames_read += 1
-        return frame
+        return as_decoded(frame)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         while (frame := self.read()) is not None:

@@ -2,8 +2,10 @@
 
 `frame_000002.png` comes before `frame_000010.png`, and Cityscapes-style names
 (`stuttgart_00_000000_000123_leftImg8bit.png`) sort by their numbers. Every image must have the
-size of the first one; an image that cannot be decoded raises InputError naming the file when
-it is reached.
+size of the first one; an image that cannot be read or decoded raises InputError naming the file
+and the frame index when it is reached (the frames before it have been delivered). A JPEG cut
+short (no end marker) is refused the same way, before libjpeg sees it (it would print a line of
+its own); OpenCV's logger is silenced, so the InputError is the only word about it.
 """
 
 from __future__ import annotations
@@ -20,11 +22,20 @@ from rtseg.video.base import FrameSource, format_fps, natural_sort_key
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-def read_rgb_image(path: Path) -> np.ndarray:
-    """One image file as `(H, W, 3) uint8 RGB` (grey and 16-bit images converted; alpha dropped)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def read_rgb_image(path: Path, index: int | None = None) -> np.ndarray:
+    """One image file as `(H, W, 3) uint8 RGB` (grey and 16-bit images converted; alpha dropped;
+    EXIF orientation applied). InputError naming the file (and frame `index`) when unreadable."""
+    at = f" at frame {index}" if index is not None else ""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read image{at} ({e.strerror})") from None
+    if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].tobytes():
+        raise InputError(f"{path}: cannot read image{at} (JPEG cut short: no end marker)")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # it logs broken images
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
-        raise InputError(f"{path}: cannot read image (corrupt or not an image)")
+        raise InputError(f"{path}: cannot read image{at} (corrupt or not an image)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -56,32 +67,34 @@ class ImageSequenceSource(FrameSource):
     fails at once); the others when they are reached.
     """
 
-    def __init__(self, files: list[Path], name: str, fps: float | None = None):
+    def __init__(self, files: list[Path], name: str, fps: float | None = None, strict: bool = False):
+        """`strict` is accepted for symmetry with video sources: every damaged image is an error."""
         super().__init__()
         if not files:
             raise InputError(f"{name}: no images")
         self.name = name
         self.live = False
         self.fps = fps
+        self.strict = strict
         self.frame_count = len(files)
         self._files = files
-        self._first: np.ndarray | None = read_rgb_image(files[0])
+        self._first: np.ndarray | None = read_rgb_image(files[0], 0)
         height, width = self._first.shape[:2]
-        self.frame_size = (width, height)
+        self.frame_size = (height, width)
         self._index = 0
         self.description = (
             f"{name} ({len(files)} images {width}x{height}{', ' + format_fps(fps) if fps else ''})"
         )
 
     @classmethod
-    def from_uri(cls, uri: str, fps: float | None = None) -> ImageSequenceSource:
+    def from_uri(cls, uri: str, fps: float | None = None, strict: bool = False) -> ImageSequenceSource:
         """A folder path, a glob pattern, or a single image file."""
         path = Path(uri)
         if path.is_dir():
-            return cls(list_folder_images(path), f"{path}/", fps)
+            return cls(list_folder_images(path), f"{path}/", fps, strict)
         if path.is_file():
-            return cls([path], path.name, fps)
-        return cls(list_glob_images(uri), uri, fps)
+            return cls([path], path.name, fps, strict)
+        return cls(list_glob_images(uri), uri, fps, strict)
 
     def _next_frame(self) -> tuple[np.ndarray, float | None] | None:
         if self._index >= len(self._files):
@@ -90,8 +103,8 @@ class ImageSequenceSource(FrameSource):
         if self._first is not None:
             frame, self._first = self._first, None
         else:
-            frame = read_rgb_image(path)
-        width, height = self.frame_size
+            frame = read_rgb_image(path, self._index)
+        height, width = self.frame_size
         if frame.shape[:2] != (height, width):
             raise InputError(
                 f"{path}: image is {frame.shape[1]}x{frame.shape[0]}, but the "

@@ -2,7 +2,11 @@
 
 Every sink checks its output path at construction (OutputError: folder cannot be created, not
 writable, path is a directory) and is a context manager whose idempotent `close()` flushes, so
-an MP4 is playable however the run stopped (success, exception, Ctrl-C).
+an MP4 is playable however the run stopped (success, exception, Ctrl-C), and even when the
+process is killed: it is recorded as a fragmented `OUT.partial.mp4` and finished into `OUT.mp4`
+at close (see `durable`). Image files are encoded in memory and renamed into place when
+written, so a full disk leaves no broken image under a final name; a failed write is one
+OutputError line (no output from OpenCV or libpng).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 from rtseg.core.paths import atomic_write_bytes, prepare_output_file, prepare_output_folder
 from rtseg.errors import OutputError
 from rtseg.video.display import WindowDisplay, display_available
+from rtseg.video.durable import Recording, describe_os_error
 
 __all__ = [
     "FrameSink",
@@ -40,11 +45,18 @@ class FrameSink:
     """Consumes the pipeline's results. `write(index, rendered, ids)`:
 
     index: the source frame's index (0-based; may skip numbers when a live source drops frames).
-    rendered: `(H', W', 3) uint8 RGB` annotated frame (side-by-side makes W' = 2W).
+    rendered: `(H', W', 3) uint8 RGB` annotated frame (side-by-side makes W' = 2W); an
+        av.VideoFrame in yuv420p instead when `accepts_yuv420p`; None when not `wants_rendered`.
     ids: `(H, W) uint8` class ids at the source frame's size.
+
+    wants_rendered: the sink uses `rendered` (False: the pipeline draws nothing for it).
+    accepts_yuv420p: the sink takes `rendered` as an av.VideoFrame in yuv420p (the pipeline then
+        draws straight into the decoder's planes when every sink that wants pixels accepts it).
     """
 
     frames_written: int = 0
+    wants_rendered: bool = True
+    accepts_yuv420p: bool = False
 
     def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
         raise NotImplementedError
@@ -60,7 +72,10 @@ class FrameSink:
 
 
 class NullSink(FrameSink):
-    """Discards everything (benchmarks, `--show` only)."""
+    """Discards everything (benchmarks, `--show` only). Takes rendered frames like an MP4 sink
+    would (yuv420p), so a benchmark through it still pays for drawing."""
+
+    accepts_yuv420p = True
 
     def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
         self.frames_written += 1
@@ -94,7 +109,7 @@ class _ImageFolderSink(FrameSink):
             raise OutputError(f"{path}: cannot encode image ({e.err})") from None
         if not ok:
             raise OutputError(f"{path}: cannot encode image")
-        atomic_write_bytes(path, encoded)
+        atomic_write_bytes(path, encoded)  # OutputError: "disk full (...)" and no broken file
         self.frames_written += 1
 
     def close(self) -> None:
@@ -113,7 +128,10 @@ class FramesSink(_ImageFolderSink):
 
 
 class MaskSink(_ImageFolderSink):
-    """Class ids as lossless 8-bit single-channel PNGs `folder/000000.png`, ... (pixel = class id)."""
+    """Class ids as lossless 8-bit single-channel PNGs `folder/000000.png`, ... (pixel = class id).
+    Needs no rendered frame: a masks-only run draws nothing."""
+
+    wants_rendered = False
 
     def __init__(self, folder: str | os.PathLike):
         super().__init__(folder, "png")
@@ -125,8 +143,19 @@ class MaskSink(_ImageFolderSink):
         self._write_image(index, ids, self._params)
 
 
-X264_OPTIONS = {"crf": "23", "preset": "veryfast"}  # ~2.5 Mbit/s at 960x540 25 fps, real-time
+# Real-time default: ultrafast spends about a third of veryfast's CPU per frame for files about
+# twice as large at the same crf (the same or better PSNR); on a machine where the encoder
+# shares the cores with inference that is frames per second. `--preset` / `--crf` trade back.
+X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
+X264_PRESETS = (
+    *("ultrafast", "superfast", "veryfast", "faster", "fast"),
+    *("medium", "slow", "slower", "veryslow"),
+)
 NVENC_OPTIONS = {"preset": "p4", "rc": "vbr", "cq": "23"}
+NVENC_PRESETS = tuple(f"p{i}" for i in range(1, 8))
+# a preset named for the other encoder: its nearest speed / quality step
+NVENC_FOR_X264 = dict(zip(X264_PRESETS, ("p1", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p7")))
+X264_FOR_NVENC = dict(zip(NVENC_PRESETS, X264_PRESETS[:7]))
 _encoder_probe_cache: dict[tuple[str, int, int], bool] = {}
 
 
@@ -180,20 +209,65 @@ def choose_encoder(codec: str, width: int, height: int) -> tuple[str, dict[str, 
     return codec, dict(options)
 
 
+def check_encoder_settings(preset: str | None, crf: int | None) -> None:
+    """OutputError unless `preset` is an x264 preset or an NVENC p1..p7 and crf is 0..51."""
+    if preset is not None and preset not in X264_PRESETS + NVENC_PRESETS:
+        raise OutputError(
+            f"unknown encoder preset '{preset}' (x264: {', '.join(X264_PRESETS)}; NVENC: p1..p7)"
+        )
+    if crf is not None and not 0 <= crf <= 51:
+        raise OutputError(f"crf must be within 0..51, got {crf}")
+
+
+def apply_encoder_settings(codec: str, options: dict, preset: str | None, crf: int | None) -> dict:
+    """`options` with `preset` / `crf` set the way `codec` names them (NVENC: p1..p7, cq)."""
+    options = dict(options)
+    if codec == "h264_nvenc":
+        if preset is not None:
+            options["preset"] = NVENC_FOR_X264.get(preset, preset)
+        if crf is not None:
+            options["cq"] = str(crf)
+    else:
+        if preset is not None:
+            options["preset"] = X264_FOR_NVENC.get(preset, preset)
+        if crf is not None:
+            options["crf"] = str(crf)
+    return options
+
+
 class Mp4Sink(FrameSink):
     """Rendered frames as an H.264 yuv420p video (MP4, or MOV/MKV by the file name).
 
     path: output file; checked at construction (OutputError). fps: nominal rate (None: 30).
-    codec: "auto" (h264_nvenc when it opens, else libx264 crf 23 veryfast) or an FFmpeg encoder.
+    codec: "auto" (h264_nvenc when it opens, else libx264 ultrafast crf 23) or an FFmpeg encoder.
+    preset / crf: override the encoder's speed preset (x264 names, or NVENC p1..p7; each mapped
+    to the other's nearest step) and quality (x264 crf, NVENC cq; 0..51, lower is better).
+    Takes yuv420p av.VideoFrames as they are (no conversion) and RGB arrays converted once.
     The container opens on the first frame, which sets the size; odd sizes are padded by one
     edge row/column to even. Timestamps follow the frame index (pts = index - first index, time
     base 1/fps), so frames a live source dropped keep the video in real time. Thread-safe
     between one writer and `close()`; close flushes the encoder and finishes the file.
+    Until then the video is `partial` (`OUT.partial.mp4`, fragmented: a killed run leaves it
+    playable up to its last half-second fragment); after a failed write (disk full) it stays
+    there, cut to its last complete fragment, and `path` is not written.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float | None = 30.0, codec: str = "auto"):
+    accepts_yuv420p = True
 
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float | None = 30.0,
+        codec: str = "auto",
+        preset: str | None = None,
+        crf: int | None = None,
+    ):
         self.path = prepare_output_file(path, VIDEO_SUFFIXES)
+        try:
+            check_encoder_settings(preset, crf)
+        except OutputError as e:
+            raise OutputError(f"{self.path}: {e}") from None
+        self.preset, self.crf = preset, crf
         fps = 30.0 if fps is None else float(fps)
         if not fps > 0:
             raise OutputError(f"{self.path}: frame rate must be positive, got {fps}")
@@ -201,76 +275,122 @@ class Mp4Sink(FrameSink):
         self.rate = Fraction(fps).limit_denominator(1001)
         self.requested_codec = codec
         self.codec: str | None = None  # chosen at the first frame
-        self.frame_size: tuple[int, int] | None = None  # (width, height) of the input frames
+        self.options: dict[str, str] | None = None  # the encoder's options, set at the first frame
+        self.frame_size: tuple[int, int] | None = None  # (height, width) of the input frames
         self.frames_written = 0
         self._container = None
         self._stream = None
         self._first_index: int | None = None
         self._last_pts = -1
         self._closed = False
+        self._failed = False  # a write failed: the recording was kept as it was, not finished
+        self._recording = Recording(self.path)
         self._lock = threading.Lock()
 
-    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
-        """Encode one `(H, W, 3) uint8 RGB` frame; every frame must have the first one's size."""
+    @property
+    def partial(self) -> Path | None:
+        """The file being recorded (None before the first frame)."""
+        return self._recording.partial
+
+    def write(self, index: int, rendered, ids: np.ndarray) -> None:
+        """Encode one frame, `(H, W, 3) uint8 RGB` or an av.VideoFrame in yuv420p; every frame
+        must have the first one's size."""
         import av
 
         with self._lock:
-            if self._closed:
-                raise OutputError(f"{self.path}: write after close")
-            height, width = rendered.shape[:2]
+            if self._closed or self._failed:
+                after = "close" if self._closed else "a failed write"
+                raise OutputError(f"{self.path}: write after {after}")
+            if isinstance(rendered, np.ndarray):
+                height, width = rendered.shape[:2]
+            else:
+                width, height = rendered.width, rendered.height
             if self._container is None:
                 self._open(width, height)
                 self._first_index = index
-            elif (width, height) != self.frame_size:
+            elif (height, width) != self.frame_size:
                 raise OutputError(
                     f"{self.path}: frame {index} is {width}x{height}, "
-                    f"the video is {self.frame_size[0]}x{self.frame_size[1]}"
+                    f"the video is {self.frame_size[1]}x{self.frame_size[0]}"
                 )
-            frame = av.VideoFrame.from_ndarray(_pad_to_even(rendered), format="rgb24")
+            frame = rgb_to_yuv420p_frame(rendered) if isinstance(rendered, np.ndarray) else rendered
             self._last_pts = frame.pts = max(index - self._first_index, self._last_pts + 1)
             frame.time_base = 1 / self.rate
             try:
                 for packet in self._stream.encode(frame):
                     self._container.mux(packet)
-            except av.error.FFmpegError as e:
-                raise OutputError(f"{self.path}: encoding frame {index} failed ({e})") from None
+            except (av.error.FFmpegError, OSError) as e:
+                raise self._give_up(e, f"at frame {index}") from None
             self.frames_written += 1
+
+    def _give_up(self, error: BaseException, where: str) -> OutputError:
+        """After a failed write: keep what the recording holds (`durable.Recording.abandon`) and
+        say in one line what failed and where the video so far is."""
+        container, self._container = self._container, None
+        kept = self._recording.abandon(container)
+        self._failed = True
+        what = (
+            f"the video so far is kept in {self.partial}" if kept else "no frame of the video could be kept"
+        )
+        return OutputError(
+            f"{self.path}: writing the video failed {where}: {describe_os_error(error)}; {what}"
+        )
 
     def _open(self, width: int, height: int) -> None:
         import av
 
-        self.frame_size = (width, height)
+        self.frame_size = (height, width)
         even_w, even_h = width + width % 2, height + height % 2
         self.codec, options = choose_encoder(self.requested_codec, even_w, even_h)
+        options = apply_encoder_settings(self.codec, options, self.preset, self.crf)
+        self.options = options
         try:
-            self._container = av.open(str(self.path), "w")
-        except av.error.FFmpegError as e:
-            raise OutputError(f"{self.path}: cannot create video ({e})") from None
+            self._container = self._recording.open_container()
+        except (av.error.FFmpegError, OSError) as e:
+            raise OutputError(f"{self.path}: cannot create video ({describe_os_error(e)})") from None
         try:
             stream = self._container.add_stream(self.codec, rate=self.rate, options=options)
             stream.width, stream.height, stream.pix_fmt = even_w, even_h, "yuv420p"
             stream.codec_context.time_base = 1 / self.rate
             stream.codec_context.open()
         except (av.error.FFmpegError, ValueError) as e:
-            self._container.close()
+            self._recording.discard(self._container)
             self._container = None
             raise OutputError(f"{self.path}: cannot open encoder {self.codec} ({e})") from None
         self._stream = stream
 
     def close(self) -> None:
-        """Flush the encoder and finish the file (a playable MP4). Idempotent."""
+        """Flush the encoder and finish the file (a normal MP4 at `path`). Idempotent. After a
+        failed write, or when finishing fails (disk full), the recording stays at `partial`."""
+        import av
+
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            container, self._container = self._container, None
-            if container is None:
+            if self._container is None:  # nothing written, or given up after a failed write
                 return
             try:
                 for packet in self._stream.encode():
-                    container.mux(packet)
-            finally:
-                container.close()
+                    self._container.mux(packet)
+                self._recording.finish(self._container)
+            except (av.error.FFmpegError, OSError) as e:
+                raise self._give_up(e, "while finishing it") from None
+            self._container = None
+
+
+def rgb_to_yuv420p_frame(rgb: np.ndarray):
+    """`(H, W, 3) uint8 RGB` -> an av.VideoFrame in yuv420p, padded to even size: one OpenCV
+    BT.601 conversion straight into the frame's planes (PyAV's `from_ndarray` + swscale from
+    rgb24 costs several times more)."""
+    from rtseg.core.frames import rgb_to_yuv420p
+    from rtseg.video.decoded import new_yuv420p_frame
+
+    even = _pad_to_even(rgb)
+    frame, planes = new_yuv420p_frame(even.shape[:2])
+    for plane, values in zip(planes, rgb_to_yuv420p(even)):
+        np.copyto(plane, values)
+    return frame
 
 
 def _pad_to_even(rgb: np.ndarray) -> np.ndarray:

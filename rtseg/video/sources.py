@@ -36,6 +36,7 @@ def open_source(
     camera_size: tuple[int, int] | None = None,
     fps: float | None = None,
     timeout: float = 10.0,
+    strict: bool = False,
 ) -> FrameSource:
     """Open a video input (see the module table). The caller closes it (context manager).
 
@@ -44,14 +45,17 @@ def open_source(
     realtime: pace a file or frames folder to its frame rate, a stand-in for a live source
       (live defaults to True then). lavfi sources are always paced; cameras and streams are
       paced by nature.
-    camera_size: (width, height) to ask a camera for.
+    camera_size: (height, width) to ask a camera for.
     fps: frame rate of a frames folder (None: unknown; DEFAULT_FOLDER_FPS when paced).
     timeout: seconds a stream URL may take to open or deliver data before it counts as gone.
+    strict: the first damage (a corrupt packet, an undecodable frame, a file cut short of what
+      its header declares, a cut JPEG) raises InputError; by default it is counted in
+      `source.damage` and reading goes on, as players do.
     """
     uri = str(uri)
     if not uri:
         raise InputError("empty input: give a video file, frames folder, camera or URL")
-    source = _open_by_kind(uri, camera_size, fps, timeout)
+    source = _open_by_kind(uri, camera_size, fps, timeout, strict)
     if realtime and not source.live:
         if source.fps is None:
             source.fps = DEFAULT_FOLDER_FPS
@@ -62,21 +66,21 @@ def open_source(
     return source
 
 
-def _open_by_kind(uri: str, camera_size, fps, timeout) -> FrameSource:
+def _open_by_kind(uri: str, camera_size, fps, timeout, strict: bool) -> FrameSource:
     if uri.startswith("lavfi:"):
         from rtseg.video.av_source import AvSource
 
-        return AvSource.open_lavfi(uri[len("lavfi:") :])
+        return AvSource.open_lavfi(uri[len("lavfi:") :], strict=strict)
     if _is_url(uri):
         from rtseg.video.av_source import AvSource
 
-        return AvSource.open_url(uri, timeout=timeout)
+        return AvSource.open_url(uri, timeout=timeout, strict=strict)
     camera = parse_camera(uri)
     if camera is not None:
         return CameraSource(camera, camera_size)
     path = Path(uri)
     if path.is_dir() or (any(c in uri for c in _GLOB_CHARS) and not path.exists()):
-        return ImageSequenceSource.from_uri(uri, fps)
+        return ImageSequenceSource.from_uri(uri, fps, strict)
     if not path.exists():
         raise InputError(f"{uri}: no such file or folder")
     if not path.is_file():
@@ -84,10 +88,10 @@ def _open_by_kind(uri: str, camera_size, fps, timeout) -> FrameSource:
     if path.stat().st_size == 0:
         raise InputError(f"{uri}: empty file (0 bytes)")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        return ImageSequenceSource.from_uri(uri, fps)
+        return ImageSequenceSource.from_uri(uri, fps, strict)
     from rtseg.video.av_source import AvSource
 
-    return AvSource.open_file(path)
+    return AvSource.open_file(path, strict=strict)
 
 
 def _is_url(uri: str) -> bool:

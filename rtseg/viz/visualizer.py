@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rtseg.core.frames import resize_ids
 from rtseg.errors import InputError
 from rtseg.viz.legend import Legend, draw_hud
-from rtseg.viz.palette import colourize, palette_lut, upsample_ids
+from rtseg.viz.palette import colourize, palette_lut
+from rtseg.viz.yuv import YuvLegend, blend_plane, yuv_luts
 
 MODES = ("overlay", "mask", "side-by-side")
 
@@ -45,10 +47,8 @@ class Visualizer:
         self.palette = np.asarray(palette, np.uint8).reshape(-1, 3)
         self.lut = palette_lut(self.palette)
         self.legend = Legend(self.classes, self.palette)
-
-    def upsample_ids(self, ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """`(h, w) uint8` ids -> `(H, W) uint8` by nearest neighbour; size = (W, H)."""
-        return upsample_ids(ids, size)
+        self.yuv_luts = yuv_luts(self.palette)
+        self.yuv_legend = YuvLegend(self.legend)
 
     def colourize(self, ids: np.ndarray) -> np.ndarray:
         """`(H, W) uint8` ids -> `(H, W, 3) uint8 RGB` palette colours."""
@@ -64,7 +64,7 @@ class Visualizer:
         height, width = frame.shape[:2]
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
-        colours = self.colourize(upsample_ids(ids, (width, height)))
+        colours = self.colourize(resize_ids(ids, (height, width)))
         if cfg.mode == "mask":
             image = colours
         elif cfg.mode == "overlay":
@@ -76,3 +76,32 @@ class Visualizer:
         if cfg.hud and hud:
             draw_hud(image, hud)
         return image
+
+    def can_render_yuv420p(self, cfg: VizConfig | None = None) -> bool:
+        """Whether `render_yuv420p` draws this mode (overlay and mask; side-by-side: no)."""
+        return (cfg or self.cfg).mode in ("overlay", "mask")
+
+    def render_yuv420p(
+        self,
+        planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+        ids: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+        cfg: VizConfig | None = None,
+    ) -> None:
+        """`render` for the H.264 encoder, in yuv420p: frame planes `(Y (H, W), U, V (H/2, W/2))`
+        uint8 and ids `(H, W) uint8` -> `out`, three planes of the same shapes (written, never
+        the inputs). Overlay or mask mode, legend, no HUD line (see rtseg.viz.yuv)."""
+        cfg = cfg or self.cfg
+        if not self.can_render_yuv420p(cfg):
+            raise ValueError(f"render_yuv420p draws overlay and mask modes, not {cfg.mode}")
+        ids = resize_ids(ids, planes[0].shape)
+        for index, (plane, lut, dst) in enumerate(zip(planes, self.yuv_luts, out)):
+            colours = cv2.LUT(ids, lut)
+            if index:  # chroma: the mean of each 2x2 block, as an encoder's RGB input gets
+                colours = cv2.resize(colours, dst.shape[::-1], interpolation=cv2.INTER_AREA)
+            if cfg.mode == "mask":
+                np.copyto(dst, colours)
+            else:
+                blend_plane(plane, colours, cfg.alpha, dst)
+        if cfg.legend:
+            self.yuv_legend.draw(out)

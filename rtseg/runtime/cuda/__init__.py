@@ -3,8 +3,8 @@ cuda-python and a pycuda implementation. Nothing here imports a CUDA package at 
 
 from __future__ import annotations
 
+from rtseg.core.gpu import DeviceInfo, cuda_device_info, import_cudart
 from rtseg.errors import MissingDependencyError
-from rtseg.runtime.cuda.device import DeviceInfo, cuda_device_info, import_cudart
 from rtseg.runtime.cuda.memory import CudaMemory, DeviceBuffer, Event, Graph, HostBuffer, Stream
 
 IMPLEMENTATIONS = ("cuda-python", "pycuda")

@@ -6,12 +6,13 @@ The runtime API uses the device's primary context, which TensorRT uses too.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 
 import numpy as np
 
+from rtseg.core.gpu import cuda_error_text, import_cudart
 from rtseg.errors import BackendError, MissingDependencyError
-from rtseg.runtime.cuda.device import cuda_error_text, import_cudart
 from rtseg.runtime.cuda.memory import CudaMemory, DeviceBuffer, Event, Graph, HostBuffer, Stream, check_copy
 
 
@@ -100,10 +101,13 @@ class CudaPythonMemory(CudaMemory):
             raise MissingDependencyError("cuda-python", "trt", "page-locked buffers and CUDA streams")
         self._rt = _Runtime(cudart)
         self.device = device
-        self.bind_thread()
 
-    def bind_thread(self) -> None:
+    @contextlib.contextmanager
+    def activate(self):
+        """Select the device in this thread (the runtime API's current device is per thread and
+        its primary context needs no push, so nothing is left to pop)."""
         self._rt.call("cudaSetDevice", self._rt.cudart.cudaSetDevice(self.device))
+        yield self
 
     def host_buffer(self, shape, dtype) -> HostBuffer:
         dtype = np.dtype(dtype)

@@ -2,12 +2,15 @@
 
 Two implementations: cuda-python (binary wheels, primary context, CUDA graphs) and pycuda
 (source only, context bound to a thread, no graphs). `open_cuda_memory()` picks what is
-installed. Every object here is a context manager with an idempotent `close()`; keep all calls
-in one thread (the infer thread) and call `bind_thread()` first in that thread.
+installed. Every object here is a context manager with an idempotent `close()`. Make every call
+inside `with memory.activate():` in the thread that makes it: pycuda pushes its context there
+and pops it at the end of the block (a pycuda thread that ends with a context still pushed
+aborts the process), cuda-python selects the device.
 """
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -88,9 +91,11 @@ class CudaMemory(ABC):
     name: str = "cuda"
     supports_graphs: bool = False
 
-    @abstractmethod
-    def bind_thread(self) -> None:
-        """Make the device current in the calling thread (call first in the infer thread)."""
+    @contextlib.contextmanager
+    def activate(self):
+        """Make the device (context) current in the calling thread for the `with` block; nests.
+        Whatever it pushed is popped when the block ends, in the same thread."""
+        yield self
 
     @abstractmethod
     def host_buffer(self, shape: tuple[int, ...], dtype) -> HostBuffer: ...

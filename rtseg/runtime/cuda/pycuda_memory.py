@@ -1,8 +1,15 @@
-"""CudaMemory over pycuda (the design card's choice): the device's primary context, pushed in
-each thread that uses it; no CUDA graph API."""
+"""CudaMemory over pycuda (the design card's choice): the device's primary context, pushed for
+the length of each `activate()` block and popped in the same thread; no CUDA graph API.
+
+pycuda keeps a context stack per thread and aborts the process ("The context stack was not
+empty upon module cleanup") when a thread ends with a context still on it (NVIDIA/TensorRT#1107,
+#2357), so nothing here leaves one pushed: every use is `with memory.activate(): ...`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 
 import numpy as np
@@ -20,7 +27,7 @@ class _PycudaStream(Stream):
         self._stream.synchronize()
 
     def close(self) -> None:
-        self._stream = None  # pycuda destroys the stream when the object is collected
+        self._stream = None  # the last reference: pycuda destroys the stream now (inside activate)
 
 
 class _PycudaEvent(Event):
@@ -57,14 +64,23 @@ class PycudaMemory(CudaMemory):
             self._context = cuda.Device(device).retain_primary_context()
         except cuda.Error as exc:
             raise BackendError(f"pycuda cannot open GPU {device}: {exc}") from exc
-        self._pushed: set[int] = set()
-        self.bind_thread()
+        self._depth = threading.local()  # how deep this thread is in activate() blocks
 
-    def bind_thread(self) -> None:
-        ident = threading.get_ident()
-        if ident not in self._pushed:
+    @contextlib.contextmanager
+    def activate(self):
+        """Push the primary context in this thread (once for nested blocks); pop it at the end."""
+        if self._context is None:
+            raise BackendError("pycuda memory used after close()")
+        depth = getattr(self._depth, "value", 0)
+        if depth == 0:
             self._context.push()
-            self._pushed.add(ident)
+        self._depth.value = depth + 1
+        try:
+            yield self
+        finally:
+            self._depth.value = depth
+            if depth == 0:
+                self._cuda.Context.pop()
 
     def host_buffer(self, shape, dtype) -> HostBuffer:
         array = self._cuda.pagelocked_empty(tuple(shape), np.dtype(dtype))
@@ -93,7 +109,10 @@ class PycudaMemory(CudaMemory):
         self._cuda.memcpy_dtoh_async(self._bytes(dst, nbytes), src.ptr, stream._stream)
 
     def close(self) -> None:
-        ident = threading.get_ident()
-        if ident in self._pushed:
-            self._context.pop()
-            self._pushed.discard(ident)
+        """Release the primary context (idempotent); nothing of it may be in use any more."""
+        context, self._context = self._context, None
+        if context is not None:
+            try:
+                context.detach()
+            except self._cuda.Error as exc:  # a context already torn down at exit: nothing to free
+                print(f"rtseg: warning: pycuda could not release its GPU context ({exc})", file=sys.stderr)

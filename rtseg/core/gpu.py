@@ -1,5 +1,6 @@
 """Find the CUDA GPU before anything touches TensorRT (trt.Builder/Runtime can abort the process
-without one): cuda-python, else pycuda, else `nvidia-smi`."""
+without one): cuda-python, else pycuda, else `nvidia-smi`; and import TensorRT with a clear error.
+Used by the engine builder and the TensorRT backend alike; no CUDA package is imported at import time."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-from rtseg.errors import DeviceError
+from rtseg.errors import BackendError, DeviceError, MissingDependencyError
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,38 @@ def _check_index(index: int, count: int) -> None:
         raise DeviceError(f"no CUDA GPU {index}: this machine has {count}")
 
 
+def _cuda_version(number: int) -> str:
+    """13020 -> '13.2' (CUDA's encoding: 1000 * major + 10 * minor)."""
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
+def _version_of(call) -> int:
+    result = call()
+    return int(result[-1] or 0) if isinstance(result, tuple) else 0
+
+
+def insufficient_driver_error(cudart) -> DeviceError:
+    """The DeviceError for cudaErrorInsufficientDriver: no driver at all (version 0), or one older
+    than the CUDA this cuda-python is built for (cuda-python 13 beside a CUDA 12 driver)."""
+    driver = _version_of(cudart.cudaDriverGetVersion)
+    runtime = _version_of(cudart.cudaRuntimeGetVersion)
+    if driver == 0:
+        return DeviceError("no CUDA GPU found: no NVIDIA driver is loaded (cudaErrorInsufficientDriver)")
+    needed = _cuda_version(runtime) if runtime else "this cuda-python"
+    major = driver // 1000
+    remedy = "update the driver"
+    if major == 12:
+        remedy += " or install TensorRT and cuda-python for CUDA 12 (pip install 'rtseg[trt-cu12]')"
+    return DeviceError(
+        f"the NVIDIA driver is older than CUDA {needed} needs (it supports CUDA "
+        f"{_cuda_version(driver)}): {remedy}"
+    )
+
+
 def _from_cuda_python(cudart, index: int) -> DeviceInfo:
     err, count = cudart.cudaGetDeviceCount()
+    if err == getattr(cudart.cudaError_t, "cudaErrorInsufficientDriver", None):
+        raise insufficient_driver_error(cudart)
     if err != cudart.cudaError_t.cudaSuccess:
         raise DeviceError(f"no CUDA GPU found: {cuda_error_text(cudart, err)}")
     _check_index(index, count)
@@ -116,3 +147,16 @@ def cuda_device_info(index: int = 0) -> DeviceInfo:
     except ImportError:
         return _from_nvidia_smi(index)
     return _from_pycuda(index)
+
+
+def require_tensorrt():
+    """The `tensorrt` module, or MissingDependencyError / BackendError saying what is wrong."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "tensorrt":
+            raise MissingDependencyError("tensorrt", "trt", "TensorRT engines") from exc
+        raise BackendError(f"tensorrt is installed but cannot load: {exc}") from exc
+    except OSError as exc:  # a bindings wheel without its libraries
+        raise BackendError(f"tensorrt is installed but its libraries cannot load: {exc}") from exc
+    return trt

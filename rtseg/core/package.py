@@ -24,8 +24,10 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,40 @@ class ModelPackage:
     @property
     def output_kind(self) -> str:
         return self.meta["output"]["kind"]
+
+
+# An absolute POSIX path inside a recorded string: at the start or after whitespace, ':', '(',
+# '=', ',' or '[' (so `camvid:/data/camvid:val` and "x (from /a/b.mp4)" are found), not a URL's
+# `//host`. It ends at whitespace, ':', ',', ')' or ']'.
+_ABSOLUTE = re.compile(r"(?<![^\s:(=,\[])/(?!/)[^\s:,)\]]*")
+
+
+def portable_source(text: str) -> str:
+    """`text` (a source as given: a path, `NAME:DIR:SPLIT`, a glob, a URL) as a sidecar or a
+    result records it: every absolute path in it by its name, so a package or result names
+    what it came from but not where it was made. Relative paths and URLs stay as given."""
+    return _ABSOLUTE.sub(lambda m: Path(m.group(0)).name or m.group(0), text)
+
+
+def portable(value):
+    """`value` (JSON-like: dicts, lists, strings, numbers) with portable_source applied to every
+    string; what write_sidecar and the benchmark writers store."""
+    if isinstance(value, str):
+        return portable_source(value)
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    return value
+
+
+def relative_reference(path: str | Path, folder: str | Path) -> str:
+    """How a sidecar in `folder` names the file `path`: relative to `folder` when the two share
+    a folder below the root (`best.pth`, `../runs/x/best.pth`), else by its name alone."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    if os.path.commonpath([path, folder]) == path.anchor:
+        return path.name
+    return os.path.relpath(path, folder)
 
 
 def sidecar_for(onnx_path: str | Path) -> Path:
@@ -157,14 +193,17 @@ def load_package(path: str | Path, verify_hash: bool = True) -> ModelPackage:
 
 
 def write_sidecar(onnx_path: str | Path, meta: dict) -> ModelPackage:
-    """Complete `meta` (format, onnx name and hash, version), validate and write it atomically."""
+    """Complete `meta` (format, onnx name and hash, version), validate and write it atomically.
+
+    Absolute paths in its strings are recorded by name (portable): a package does not show where
+    it was made."""
     from rtseg import __version__
 
     onnx_path = Path(onnx_path)
     full = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        **meta,
+        **portable(meta),
         "onnx": onnx_path.name,
         "onnx_sha256": sha256_file(onnx_path),
         "rtseg_version": __version__,
@@ -188,11 +227,16 @@ def staged_package(onnx_path: str | Path) -> Iterator[Path]:
 
 
 def engines_dir() -> Path:
-    """The bundled `engines/` folder: `$RTSEG_ENGINES`, else the source tree's `engines/`."""
+    """The folder of the bundled model packages: `$RTSEG_ENGINES` when set; else the package data
+    `rtseg._bundled` of an installed rtseg (importlib.resources); else, in a source checkout
+    run without installing, the repo's top-level `engines/` beside the `rtseg` package."""
     env = os.environ.get("RTSEG_ENGINES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "engines"
+    try:
+        return Path(str(resources.files("rtseg._bundled")))
+    except ModuleNotFoundError:
+        return Path(str(resources.files("rtseg"))).parent / "engines"
 
 
 DEFAULT_MODEL = "camvid_effl0_fpn"

@@ -3,6 +3,7 @@
 Layout: {"format": "rtseg-checkpoint", "model": {"arch", "encoder", "num_classes", "kwargs"},
 "labels": {"name", "classes", "palette"}, "normalization": {"mean", "std"}, "input_size": [h, w],
 "state_dict", and, while training, "optimizer", "epoch", "step", "best_miou", "history", "config"}.
+torch is imported when a checkpoint is read or written, not when this module is.
 """
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from rtseg.core.paths import atomic_output
-from rtseg.errors import ModelError
+from rtseg.errors import ModelError, import_optional
 
 FORMAT = "rtseg-checkpoint"
 
@@ -23,12 +21,16 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    torch = import_optional("torch")  # MissingDependencyError naming the extra
+
     with atomic_output(path, durable=True) as temp:
         torch.save({"format": FORMAT, **payload}, temp)
 
 
 def load_checkpoint(path: str | Path) -> dict:
     """Load with `weights_only=True`; ModelError if the file is not an rtseg checkpoint."""
+    torch = import_optional("torch")  # MissingDependencyError naming the extra
+
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist")
@@ -50,18 +52,3 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path} is not an rtseg checkpoint (no 'format': '{FORMAT}')")
     return payload
-
-
-def model_from_checkpoint(payload: dict) -> nn.Module:
-    """Rebuild the model a checkpoint describes and load its weights (strict), in eval mode."""
-    from rtseg.models import create_model
-
-    spec = payload["model"]
-    model = create_model(spec["arch"], spec["encoder"], spec["num_classes"], **spec.get("kwargs", {}))
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise ModelError(
-            f"checkpoint weights do not fit {spec['arch']}/{spec['encoder']}: {str(exc).splitlines()[0]}"
-        ) from exc
-    return model.eval()

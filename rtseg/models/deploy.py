@@ -7,8 +7,10 @@ copy back one byte a pixel instead of C x 4.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from rtseg.errors import import_optional
+
+torch = import_optional("torch")  # MissingDependencyError naming the extra
+nn = torch.nn
 
 
 class DeployableSegmenter(nn.Module):

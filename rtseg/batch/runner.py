@@ -1,0 +1,116 @@
+"""`run_batch(config) -> BatchReport`: an archive of videos through the model on Ray.
+
+1. expand the inputs; load the manifest; skip what is done and unchanged (status skipped);
+2. start the worker actors (a local Ray cluster, or the one at --address / RAY_ADDRESS);
+3. hand out the videos; record each result in the manifest as it comes (atomic write);
+4. return the report (summary, failures). Corrupt videos fail alone; a dead worker's video is
+   tried again; nothing half-written ever carries a final output name.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from rtseg.batch.cluster import Dispatcher, ray_session, start_actors, stderr_log, worker_count
+from rtseg.batch.config import BatchConfig
+from rtseg.batch.inputs import BatchInput, expand_inputs
+from rtseg.batch.manifest import Manifest, input_identity
+from rtseg.batch.outputs import OutputPlan
+from rtseg.batch.report import ArchiveProgress, BatchReport
+from rtseg.batch.worker import failed_result
+from rtseg.errors import InputError, ModelError
+from rtseg.video.base import natural_sort_key
+
+
+def model_identity(model: Path) -> str:
+    """What identifies the model's content: the package's onnx_sha256 (checked against the
+    file), or a checkpoint's or engine's size and mtime. ModelError for something that is no model."""
+    from rtseg.core.package import load_package
+    from rtseg.loading import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES
+
+    path = Path(model)
+    if path.suffix in CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES:  # used as given: its bytes identify it
+        if not path.is_file():
+            raise ModelError(f"{path}: no such file")
+        st = path.stat()
+        return f"{path.suffix[1:]}:{st.st_size}:{st.st_mtime_ns}"
+    return "onnx:" + load_package(path).meta.get("onnx_sha256", "")
+
+
+def _entry(item: BatchInput, result: dict, identity: dict, settings: str) -> dict:
+    entry = {"name": item.name, "input": str(item.path)}
+    for key in ("status", "frames", "fps", "outputs", "error"):
+        entry[key] = result.get(key)
+    entry.update(identity=identity, settings=settings)
+    for key in ("attempts", "worker", "wall_s", "warnings", "traceback"):
+        if key in result:
+            entry[key] = result[key]
+    return entry
+
+
+def plan_jobs(config: BatchConfig, out_dir: Path, manifest: Manifest, report: BatchReport):
+    """The inputs still to run [(item, identity)]; skipped and unreadable ones go to `report`."""
+    settings = config.video.settings_key()
+    jobs = []
+    for item in expand_inputs(list(config.inputs), exclude=out_dir):
+        try:
+            identity = input_identity(item.path, config.hash_inputs)
+        except InputError as exc:
+            entry = _entry(item, failed_result(item.name, str(exc), 0), {}, settings)
+            manifest.entries[item.name] = entry
+            report.entries.append(entry)
+            continue
+        plan = OutputPlan(out_dir, item.name, config.video.kinds)
+        if manifest.is_done(item.name, identity, settings, plan.complete()):
+            entry = {**manifest.entries[item.name], "status": "skipped", "input": str(item.path)}
+            manifest.entries[item.name] = entry
+            report.entries.append(entry)
+        else:
+            jobs.append((item, identity))
+    manifest.save()
+    return jobs
+
+
+def run_batch(config: BatchConfig, log=stderr_log) -> BatchReport:
+    """Run the archive (see the module doc). InputError / ModelError / BackendError for what
+    stops the whole run (no inputs, no model, no cluster); a video's own failure is in the report."""
+    from rtseg.video.sinks import prepare_output_folder
+
+    start = time.perf_counter()
+    out_dir = prepare_output_folder(config.out_dir).resolve()
+    config_out = replace(config, out_dir=out_dir)
+    manifest = Manifest.load(out_dir)
+    report = BatchReport(manifest.path)
+    jobs = plan_jobs(config_out, out_dir, manifest, report)
+    if jobs:
+        _run_jobs(config_out, jobs, manifest, report, log)
+    report.entries.sort(key=lambda e: natural_sort_key(e["name"]))
+    report.wall_s = time.perf_counter() - start
+    return report
+
+
+def _run_jobs(config: BatchConfig, jobs: list, manifest: Manifest, report: BatchReport, log) -> None:
+    settings = config.video.settings_key()
+    by_name = {item.name: (item, identity) for item, identity in jobs}
+    progress = ArchiveProgress(len(jobs), enabled=config.progress)
+
+    def on_result(result: dict) -> None:
+        item, identity = by_name[result["name"]]
+        entry = _entry(item, result, identity, settings)
+        manifest.record(entry)
+        report.entries.append(entry)
+        progress.finished(entry)
+
+    try:
+        with ray_session(config, min(config.workers or 0, len(jobs))) as ray:
+            count = worker_count(ray, config, len(jobs), log)
+            started = time.perf_counter()
+            actors = start_actors(ray, config, count)
+            report.workers = count
+            dispatcher = Dispatcher(ray, actors, config, on_result, progress.in_flight, log)
+            dispatcher.run([(item.name, str(item.path)) for item, _ in jobs])
+            report.processing_s = time.perf_counter() - started
+    finally:
+        progress.close()

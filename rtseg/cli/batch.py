@@ -1,0 +1,144 @@
+"""`rtseg batch INPUT... --out DIR`: segment an archive of videos on Ray (local cluster by default).
+
+INPUT: video files, folders (searched recursively), globs, `@list.txt`. Each video's outputs go
+to `DIR/<its path relative to the common root>/` (annotated.mp4, masks/, stats.json), written
+under temporary names and renamed when complete. `DIR/rtseg-batch.json` records every input;
+running the same command again skips what is done and unchanged and retries what failed.
+
+Exit status: 0 when every input is done or skipped; 1 when any failed (one line each) or for
+bad arguments; 130 / 143 / 129 after Ctrl-C / SIGTERM / SIGHUP (the manifest holds every
+finished video).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from rtseg.api import MODE_CHOICES, resolve_model_path
+from rtseg.core import signals
+from rtseg.core.package import package_files
+from rtseg.core.paths import atomic_write_text, check_paths
+from rtseg.loading import BACKENDS
+
+
+def write_json(path: Path, data: dict) -> None:
+    """`data` as JSON, replacing `path` only by a complete file; OutputError if it cannot."""
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+@click.command("batch")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option(
+    "--output-kind",
+    default="mp4,stats",
+    show_default=True,
+    help="Outputs per video, comma-separated: mp4 (annotated video), masks (id PNGs), stats (JSON).",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Worker actors [default: as the cluster holds].")
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0.01), default=1.0, show_default=True)
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0.0), help="[default: 1 with tensorrt, else 0]")
+@click.option(
+    "--address",
+    help="Existing Ray cluster: auto, host:port or ray://host:10001 [default: RAY_ADDRESS, else local].",
+)
+@click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
+@click.option(
+    "--device",
+    type=click.Choice(("cpu", "cuda", "tensorrt", "auto")),
+    default="cpu",
+    show_default=True,
+    help="ONNX Runtime execution provider on the workers.",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="Backend threads per worker [default: its CPUs].")
+@click.option("--mode", type=click.Choice(MODE_CHOICES), default="overlay", show_default=True)
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
+@click.option("--no-legend", is_flag=True, help="Do not draw the class legend.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="At most N frames of each video.")
+@click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Tries again of a video whose worker died.",
+)
+@click.option(
+    "--hash", "hash_inputs", is_flag=True, help="Identify inputs by sha256 too (else size and mtime)."
+)
+@click.option(
+    "--report-json",
+    type=click.Path(path_type=Path),
+    help="Write this run's summary (counts, frames, archive fps, workers) as JSON.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Ray's and the workers' logs on stderr.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+def batch(
+    inputs, out_dir, output_kind, workers, cpus_per_worker, gpus_per_worker, address, model, backend,
+    device, threads, mode, alpha, no_legend, max_frames, codec, retries, hash_inputs, report_json,
+    verbose, quiet,
+):  # fmt: skip
+    """Segment an archive of videos on a Ray cluster (local by default); resumable."""
+    from rtseg.batch import BatchConfig, VideoOptions, model_identity, parse_output_kinds, run_batch
+    from rtseg.batch.config import kill_at_from_env
+
+    model_path = resolve_model_path(model, backend).resolve()
+    check_paths(
+        inputs=[
+            *(("INPUT", p) for p in inputs if not p.startswith("@") and os.path.exists(p)),
+            *(("--model", p) for p in package_files(model_path)),
+        ],
+        outputs=[("--report-json", report_json)],
+        output_dirs=[("--out", out_dir)],
+    )
+    video = VideoOptions(
+        model=model_path,
+        model_identity=model_identity(model_path),
+        backend=backend,
+        device=device,
+        threads=threads,
+        mode=mode,
+        alpha=alpha,
+        legend=not no_legend,
+        codec=codec,
+        max_frames=max_frames,
+        kinds=parse_output_kinds(output_kind),
+    )
+    config = BatchConfig(
+        inputs=tuple(inputs),
+        out_dir=out_dir,
+        video=video,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        gpus_per_worker=gpus_per_worker,
+        address=address,
+        retries=retries,
+        hash_inputs=hash_inputs,
+        progress=not quiet,
+        verbose=verbose,
+        kill_at=kill_at_from_env(),
+    )
+    try:  # SIGINT / SIGTERM / SIGHUP raise here (rtseg.core.signals): Ray is shut down cleanly
+        report = run_batch(config)
+    except KeyboardInterrupt as stop:
+        name = getattr(stop, "signal_name", None) or signals.received() or "SIGINT"
+        click.echo(
+            f"rtseg: interrupted by {name}; finished videos are in the manifest; "
+            "run the same command again to resume",
+            err=True,
+        )
+        sys.exit(signals.exit_status(name))
+    if report_json is not None:
+        write_json(report_json, report.to_json())
+    if not quiet:
+        click.echo(report.summary())
+    for line in report.failures():
+        click.echo(f"rtseg: failed: {line}", err=True)
+    if not report.ok:
+        sys.exit(1)

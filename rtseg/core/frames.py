@@ -1,0 +1,118 @@
+"""Frames and sizes shared by every layer: the one resize of frames to a model's input size, the
+one resize of class ids back, `HxW` size text, RGB -> yuv420p planes, and evenly spaced frames
+from a video.
+Sizes are `(height, width)`, as numpy shapes are; frames are `(H, W, 3) uint8 RGB`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rtseg.errors import InputError
+
+
+def parse_size(text: str, what: str = "size") -> tuple[int, int]:
+    """'360x480' (HEIGHTxWIDTH) -> (360, 480), both positive; InputError naming `what` otherwise."""
+    parts = str(text).strip().lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise InputError(f"{what} must be HEIGHTxWIDTH in pixels (e.g. 360x480), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def format_size(size: tuple[int, int]) -> str:
+    """(360, 480) -> '360x480' (HEIGHTxWIDTH, the form `parse_size` reads)."""
+    return f"{size[0]}x{size[1]}"
+
+
+def resize_frame(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """`(H, W, 3) uint8 RGB` -> `(h, w, 3) uint8 RGB` at `size` = (h, w): area averaging when
+    shrinking both sides, else bilinear. The one resize of frames to a model's input size: the
+    pipeline, evaluation, calibration and the bench all use it, so a model sees the same pixels
+    everywhere. `out`: a pre-allocated C-contiguous `(h, w, 3)` array to write into (returned)."""
+    h, w = size
+    if image.shape[:2] == (h, w):
+        if out is None:
+            return np.ascontiguousarray(image)
+        np.copyto(out, image)
+        return out
+    shrink = image.shape[0] > h and image.shape[1] > w
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    result = cv2.resize(image, (w, h), dst=out, interpolation=interpolation)
+    if out is not None and result is not out and not np.shares_memory(result, out):
+        np.copyto(out, result)  # OpenCV reallocated: keep the caller's buffer
+        return out
+    return result
+
+
+def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`(h, w) uint8` class ids -> `(H, W)` at `size` = (H, W), nearest neighbour (pixel-centre
+    exact, so an integer upscale repeats each id exactly)."""
+    if ids.shape == tuple(size):
+        return ids
+    return cv2.resize(ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(H, W, 3) uint8 RGB`, H and W even -> (Y (H, W), U (H/2, W/2), V (H/2, W/2)) uint8."""
+    height, width = rgb.shape[:2]
+    i420 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+    y = i420[:height]
+    chroma = i420[height:].reshape(2, height // 2, width // 2)
+    return y, chroma[0], chroma[1]
+
+
+def evenly_spaced(total: int, count: int | None, seed: int = 0) -> list[int]:
+    """`min(count, total)` sorted distinct indices spread evenly over `range(total)` (all of them
+    when `count` is None), each at the middle of its interval: the one way frames are picked from
+    a video, a folder or a dataset (calibration, the bench).
+
+    `seed` shifts the start inside the first interval, so two seeds pick different frames.
+    """
+    if count is None:
+        return list(range(max(0, total)))
+    if total <= 0 or count <= 0:
+        return []
+    if count >= total:
+        return list(range(total))
+    step = total / count
+    offset = np.random.default_rng(seed).uniform(0, step) if seed else step / 2
+    return sorted({min(total - 1, int(offset + i * step)) for i in range(count)})
+
+
+def count_video_frames(path: Path) -> int:
+    """Frames of the first video stream: the header's count, else by demuxing (no decoding)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if stream.frames:
+            return int(stream.frames)
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def sample_video_frames(
+    path: Path, count: int, size: tuple[int, int] | None = None, seed: int = 0, purpose: str = "calibration"
+) -> list[np.ndarray]:
+    """Up to `count` frames spread evenly over a video (`evenly_spaced` picks), `(H, W, 3) uint8 RGB`
+    each, resized to `size` (h, w) when given; InputError naming the `purpose` when the video
+    cannot be read. Calibration and the bench both take their video frames from here."""
+    import av
+
+    try:
+        total = count_video_frames(path)
+        wanted = set(evenly_spaced(total, count, seed))
+        frames = []
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:
+                    rgb = frame.to_ndarray(format="rgb24")
+                    frames.append(rgb if size is None else resize_frame(rgb, size))
+                if len(frames) == len(wanted):
+                    break
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise InputError(f"cannot read {purpose} video {path}: {exc}") from exc
+    return frames

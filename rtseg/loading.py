@@ -1,0 +1,191 @@
+"""`open_model`: a model file -> a ready backend plus what the pipeline needs to draw its output.
+
+This is the one place that decides which backend runs a model and, for TensorRT, finds the
+engine matching the package on this GPU or builds it (rtseg.engine), above both the backends
+(rtseg.runtime) and the engine builder, which do not know about each other.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rtseg.core.package import ModelPackage, load_package
+from rtseg.errors import BackendError, MissingDependencyError, ModelError
+from rtseg.runtime.base import Backend
+
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+ENGINE_SUFFIXES = (".engine", ".plan")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A backend plus what the pipeline needs to draw its output."""
+
+    backend: Backend
+    classes: list[str]
+    palette: np.ndarray  # (num_classes, 3) uint8 RGB
+    source: Path
+    package: ModelPackage | None = None
+
+
+def _checkpoint_for(package: ModelPackage) -> Path:
+    source = (package.meta.get("source") or {}).get("checkpoint")
+    if not source:
+        raise ModelError(f"{package.sidecar_path}: names no source checkpoint for the torch backend")
+    path = Path(source)
+    if not path.is_absolute():
+        path = package.sidecar_path.parent / path
+    if not path.is_file():
+        raise ModelError(f"{package.sidecar_path}: its checkpoint {path} does not exist")
+    return path
+
+
+def _require_cuda_memory() -> None:
+    from rtseg.runtime.cuda import available_memory_implementations
+
+    if not available_memory_implementations():
+        raise MissingDependencyError("cuda-python (or pycuda)", "trt", "the TensorRT backend")
+
+
+def open_tensorrt_backend(
+    package: ModelPackage,
+    engine_path: str | Path | None = None,
+    batch: int = 1,
+    build_config=None,
+    log: Callable[[str], None] | None = None,
+):
+    """The TensorRT backend for `package`: reuses the engine beside it when it fits (TensorRT,
+    GPU, graph rewrite, batches up to `batch`) or builds one.
+
+    Raises MissingDependencyError without TensorRT or cuda-python/pycuda, DeviceError without a
+    GPU (checked before anything touches trt.Builder or trt.Runtime).
+    """
+    from rtseg.engine import BuildConfig, engine_environment, find_or_build_engine
+    from rtseg.runtime.tensorrt_backend import TensorRTBackend
+
+    env = engine_environment()
+    _require_cuda_memory()
+    log = log or (lambda line: print(f"rtseg: {line}", file=sys.stderr))
+    config = build_config or BuildConfig(max_batch=max(batch, BuildConfig().max_batch))
+    record = find_or_build_engine(package, engine_path, config, env=env, log=log, batch=batch)
+    return TensorRTBackend(record.path, package, batch=batch)
+
+
+def engine_package(engine_path: str | Path) -> ModelPackage:
+    """The model package an engine file was built from, for its classes, palette and input size:
+    the `package` in its sidecar `NAME.engine.json`, else the package sidecar `NAME.json` beside
+    it. ModelError when there is neither. The ONNX itself is neither needed nor read."""
+    from rtseg.core.package import validate_meta
+    from rtseg.engine.cache import engine_sidecar_path, read_engine_sidecar
+
+    engine_path = Path(engine_path)
+    if not engine_path.is_file():
+        raise ModelError(f"engine {engine_path} does not exist")
+    sidecar, beside = engine_sidecar_path(engine_path), engine_path.with_suffix(".json")
+    if sidecar.is_file():
+        engine_meta = read_engine_sidecar(engine_path)
+        meta, onnx = engine_meta.get("package"), engine_meta.get("onnx")
+    elif beside.is_file():
+        sidecar = beside
+        try:
+            meta = json.loads(beside.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{beside}: not valid JSON ({exc})") from exc
+        onnx = meta.get("onnx") if isinstance(meta, dict) else None
+    else:
+        raise ModelError(
+            f"engine {engine_path} has neither a sidecar {sidecar.name} nor a model package "
+            f"{beside.name} beside it (rtseg needs its classes and input size); build it with "
+            "'rtseg build-engine PACKAGE.onnx -o ENGINE'"
+        )
+    validate_meta(meta, sidecar)
+    return ModelPackage((engine_path.parent / str(onnx)).resolve(), sidecar.resolve(), meta)
+
+
+def check_engine_environment(engine_path: Path, env) -> None:
+    """ModelError when the sidecar says the engine was built for another TensorRT or GPU
+    architecture than `env` (TensorRT could not load it); quiet without a sidecar."""
+    from rtseg.engine.cache import engine_sidecar_path, read_engine_sidecar
+
+    if not engine_sidecar_path(engine_path).is_file():
+        return
+    key = read_engine_sidecar(engine_path)["key"]
+    built = (str(key.get("tensorrt")), str(key.get("compute_capability")))
+    if built != (env.trt_version, env.compute_capability):
+        raise ModelError(
+            f"{engine_path.name} was built with TensorRT {built[0]} for compute {built[1]}; this "
+            f"machine has TensorRT {env.trt_version} and compute {env.compute_capability}: rebuild it "
+            f"with 'rtseg build-engine PACKAGE.onnx -o {engine_path}'"
+        )
+
+
+def open_tensorrt_engine(engine_path: str | Path, batch: int = 1):
+    """(TensorRTBackend, ModelPackage): the engine file given, used as given (never rebuilt),
+    and the package it was built from (`engine_package`)."""
+    from rtseg.engine import engine_environment
+    from rtseg.runtime.tensorrt_backend import TensorRTBackend
+
+    engine_path = Path(engine_path)
+    package = engine_package(engine_path)
+    env = engine_environment()  # TensorRT, then a GPU, before trt.Runtime
+    check_engine_environment(engine_path, env)
+    _require_cuda_memory()
+    return TensorRTBackend(engine_path, package, batch=batch), package
+
+
+def open_model(
+    model: str | Path,
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    providers="cpu",
+    device: str | None = None,
+    batch: int = 1,
+) -> LoadedModel:
+    """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
+
+    `providers`: ONNX Runtime's execution providers; `device`: the torch backend's device
+    ("cpu", "cuda", "cuda:N", "auto"; None: cpu).
+
+    An `.engine` (TensorRT) is used as given, with the package recorded in its sidecar
+    `NAME.engine.json` (or `NAME.json` beside it); a package `.onnx` on TensorRT reuses or builds
+    the engine beside it (see rtseg.engine). batch: the largest batch the caller will pass;
+    TensorRT sizes its buffers for it (up to the engine's profile), the other backends take any."""
+    path = Path(model)
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        if backend != "torch":
+            raise ModelError(
+                f"{path} is a checkpoint: use --backend torch, or export it first with 'rtseg export'"
+            )
+        from rtseg.runtime.torch_backend import TorchBackend
+
+        b = TorchBackend(path, device=device or "cpu", threads=threads, batch=batch)
+        return LoadedModel(b, list(b.classes), b.palette, path)
+    if path.suffix in ENGINE_SUFFIXES:
+        if backend != "tensorrt":
+            raise ModelError(f"{path} is a TensorRT engine: use --backend tensorrt")
+        b, package = open_tensorrt_engine(path, batch=batch)  # the engine as given: never rebuilt
+        return LoadedModel(b, package.classes, package.palette, path, package)
+    package = load_package(path)
+    if backend == "onnxruntime":
+        from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        b = OnnxRuntimeBackend(package, providers=providers, threads=threads)
+    elif backend == "torch":
+        from rtseg.runtime.torch_backend import TorchBackend
+
+        checkpoint = _checkpoint_for(package)
+        b = TorchBackend(
+            checkpoint, device=device or "cpu", threads=threads, input_size=package.input_size, batch=batch
+        )
+    else:
+        b = open_tensorrt_backend(package, batch=batch)
+    return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)
