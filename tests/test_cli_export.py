@@ -29,8 +29,17 @@ def _export(*args):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_export_writes_each_precision(tiny_checkpoint, frames_dir, tmp_path, precision):
+def test_export_writes_each_precision(tiny_checkpoint, frames_dir, tmp_path, precision, monkeypatch):
+    import rtseg.core.checkpoint as checkpoint_module
+    import rtseg.export.precision as precision_module
+
     out = tmp_path / f"tiny_{precision}.onnx"
+    loads, sidecars = [], []
+    real_load, real_write = checkpoint_module.load_checkpoint, precision_module.write_sidecar
+    monkeypatch.setattr(checkpoint_module, "load_checkpoint", lambda p: loads.append(p) or real_load(p))
+    monkeypatch.setattr(
+        precision_module, "write_sidecar", lambda p, meta: sidecars.append(p) or real_write(p, meta)
+    )
     result = _export(
         tiny_checkpoint,
         "-o",
@@ -58,6 +67,7 @@ def test_export_writes_each_precision(tiny_checkpoint, frames_dir, tmp_path, pre
         assert package.meta["calibration"]["source"] == frames_dir.name  # by name, not where
         assert "TensorRT Q/DQ rules ok" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.with_suffix(".json").name, out.name]
+    assert len(loads) == 1 and sidecars.count(out) == 1  # one pass: loaded once, sidecar written once
 
 
 @pytest.mark.slow
