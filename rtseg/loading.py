@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.checkpoint import source_checkpoint
 from rtseg.core.package import ModelPackage, load_package
 from rtseg.errors import BackendError, MissingDependencyError, ModelError
 from rtseg.runtime.base import Backend
@@ -33,18 +34,6 @@ class LoadedModel:
     palette: np.ndarray  # (num_classes, 3) uint8 RGB
     source: Path
     package: ModelPackage | None = None
-
-
-def _checkpoint_for(package: ModelPackage) -> Path:
-    source = (package.meta.get("source") or {}).get("checkpoint")
-    if not source:
-        raise ModelError(f"{package.sidecar_path}: names no source checkpoint for the torch backend")
-    path = Path(source)
-    if not path.is_absolute():
-        path = package.sidecar_path.parent / path
-    if not path.is_file():
-        raise ModelError(f"{package.sidecar_path}: its checkpoint {path} does not exist")
-    return path
 
 
 def _require_cuda_memory() -> None:
@@ -178,7 +167,7 @@ def open_model(
     elif backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
-        b = TorchBackend(_checkpoint_for(package), threads=threads, input_size=package.input_size)
+        b = TorchBackend(source_checkpoint(package), threads=threads, input_size=package.input_size)
     else:
         b = open_tensorrt_backend(package, batch=batch)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)

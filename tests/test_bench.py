@@ -21,6 +21,7 @@ from rtseg.bench.accuracy import evaluate_miou
 from rtseg.bench.config import DataSpec, parse_data_spec, parse_sizes
 from rtseg.bench.runner import BenchReport, select_e2e
 from rtseg.cli import main
+from rtseg.core.checkpoint import source_checkpoint
 from rtseg.core.package import write_sidecar
 from rtseg.errors import InputError
 from rtseg.runtime.base import Backend
@@ -75,7 +76,9 @@ def copy_package(package, folder: Path, int8: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     onnx_path = folder / "tiny.onnx"
     shutil.copy(package.onnx_path, onnx_path)
+    checkpoint = shutil.copy(source_checkpoint(package), folder / "tiny.pth")  # the torch backend's
     meta = {k: v for k, v in package.meta.items() if k not in ("onnx", "onnx_sha256")}
+    meta["source"] = {**meta["source"], "checkpoint": Path(checkpoint).name}
     write_sidecar(onnx_path, meta)
     if int8:
         variant = folder / "tiny_int8.onnx"

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import TINY_SIZE, structured_frames
 
 from rtseg.cli import main
-from rtseg.cli.export import parse_size
+from rtseg.core.frames import parse_size
 from rtseg.core.package import load_package
 from rtseg.errors import InputError
 
@@ -141,6 +141,7 @@ def test_export_output_must_be_onnx(tiny_checkpoint, tmp_path):
 
 
 def test_parse_size():
-    assert parse_size("360x480") == (360, 480) and parse_size(None) is None
-    with pytest.raises(InputError, match="HxW"):
-        parse_size("0x10")
+    assert parse_size("360x480", "--size") == (360, 480)
+    for bad in ("0x10", "360by480", "1x2x3", "x480"):
+        with pytest.raises(InputError, match="--size must be HxW"):
+            parse_size(bad, "--size")
