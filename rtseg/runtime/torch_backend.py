@@ -31,6 +31,7 @@ class TorchBackend(Backend):
         model = model_from_checkpoint(payload)
         norm = payload["normalization"]
         self.device = torch.device(device)
+        self.runs_on = self.device.type
         self.graph = DeployableSegmenter(model, norm["mean"], norm["std"]).eval().to(self.device)
         self._logits_graph = copy.copy(self.graph)  # shares the weights; only the output kind differs
         self._logits_graph.output = "logits"
