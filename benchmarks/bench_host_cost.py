@@ -73,30 +73,30 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """ "1920x1080" -> (1920, 1080) as (width, height)."""
+    """ "1920x1080" (WxH, as video sizes are written) -> (1080, 1920) as (height, width)."""
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise SystemExit(f"bench_host_cost: error: --upscale wants WxH, got {text!r}") from None
-    return width, height
+    return height, width
 
 
 def upscale_clip(video: Path, size: tuple[int, int], folder: Path, limit: int) -> Path:
-    """The first `limit` frames of `video` scaled to size = (width, height) (bicubic, libx264
+    """The first `limit` frames of `video` scaled to size = (height, width) (bicubic, libx264
     crf 16), same rate."""
     import av
 
-    out = folder / f"{video.stem}_{size[0]}x{size[1]}.mp4"
+    out = folder / f"{video.stem}_{size[1]}x{size[0]}.mp4"
     with av.open(str(video)) as src, av.open(str(out), "w") as dst:
         stream_in = src.streams.video[0]
         stream_in.thread_type = "AUTO"
         rate = stream_in.average_rate or 25
         stream = dst.add_stream("libx264", rate=rate, options={"crf": "16", "preset": "fast"})
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.height, stream.width, stream.pix_fmt = size[0], size[1], "yuv420p"
         for index, frame in enumerate(src.decode(stream_in)):
             if index == limit:
                 break
-            big = frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="BICUBIC")
+            big = frame.reformat(width=size[1], height=size[0], format="yuv420p", interpolation="BICUBIC")
             big.pts = None
             for packet in stream.encode(big):
                 dst.mux(packet)
@@ -158,13 +158,14 @@ def infer_pass(backend, inputs: np.ndarray) -> tuple[np.ndarray, Clock]:
 def overlay_pass(visualizer, frames: list, ids: np.ndarray) -> tuple[list, Clock]:
     """Upsample the ids to the frame's size and draw the overlay for an MP4 sink, as the overlay
     stage does (`render_for_sinks`: yuv420p where it can; older rtseg: RGB)."""
+    from rtseg.core.frames import resize_ids
     from rtseg.pipeline import stages
 
     rendered = []
     with Clock() as clock:
         for frame, frame_ids in zip(frames, ids):
-            height, width = frame.shape[:2] if isinstance(frame, np.ndarray) else frame.size
-            ids_full = visualizer.upsample_ids(frame_ids, (width, height))
+            size = frame.shape[:2] if isinstance(frame, np.ndarray) else frame.size  # (height, width)
+            ids_full = resize_ids(frame_ids, size)
             if isinstance(frame, np.ndarray):
                 rendered.append(visualizer.render(frame, ids_full))
             else:
@@ -440,7 +441,7 @@ def frame_limit(video: Path, requested: int | None, size: tuple[int, int] | None
     from rtseg.video import open_source
 
     with open_source(str(video)) as source:
-        width, height = size or source.frame_size or (1920, 1080)
+        height, width = size or source.frame_size or (1080, 1920)
         count = source.frame_count or 10**9
     fit = max(8, FRAME_BUDGET_BYTES // (2 * width * height * 3))
     return min(count, requested or fit)

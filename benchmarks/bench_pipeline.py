@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rtseg.core.frames import resize_ids
 from rtseg.core.package import default_package_for, portable
 from rtseg.errors import ModelError, RtsegError
 from rtseg.loading import open_model
@@ -71,7 +72,7 @@ def bench_sequential(model, video: Path, out: Path, viz_cfg: VizConfig) -> dict:
         with Mp4Sink(out, fps=source.fps or 25.0, codec="auto") as sink:
             while (frame := source.read()) is not None:
                 ids = model.backend.infer(resize(frame, model.backend.input_size)[None])[0]
-                ids_full = visualizer.upsample_ids(ids, (frame.shape[1], frame.shape[0]))
+                ids_full = resize_ids(ids, frame.shape[:2])
                 sink.write(frames, visualizer.render(frame, ids_full), ids_full)
                 frames += 1
     seconds = time.perf_counter() - start

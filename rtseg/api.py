@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rtseg.errors import InputError, ModelError, OutputError
-from rtseg.loading import BACKENDS
+from rtseg.loading import BACKENDS, DEVICES
 
 if TYPE_CHECKING:
     from rtseg.segmenter import FrameResult, ResultStream, Segmenter, load
 
 __all__ = [
+    "DEVICES",
     "FrameResult",
     "ResultStream",
     "RunConfig",

@@ -8,6 +8,7 @@ engine matching the package on this GPU or builds it (rtseg.engine), above both 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.core.package import ModelPackage, load_package
-from rtseg.errors import BackendError, DeviceError, InputError, MissingDependencyError, ModelError
+from rtseg.errors import BackendError, InputError, MissingDependencyError, ModelError
 from rtseg.runtime.base import Backend
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
@@ -146,8 +147,8 @@ def open_tensorrt_engine(engine_path: str | Path, batch: int = 1):
 
 def check_device(backend: str, device: str) -> None:
     """InputError for a device the backend cannot take: an unknown word, TensorRT on the CPU,
-    or ONNX Runtime's TensorRT provider for torch."""
-    if device not in DEVICES:
+    or ONNX Runtime's TensorRT provider for torch (which also takes "cuda:N")."""
+    if device not in DEVICES and not (backend == "torch" and re.fullmatch(r"cuda:\d+", device)):
         raise InputError(f"unknown device {device!r} (use {', '.join(DEVICES)})")
     if backend == "tensorrt" and device == "cpu":
         raise InputError(
@@ -158,22 +159,6 @@ def check_device(backend: str, device: str) -> None:
         raise InputError(
             "--device tensorrt is ONNX Runtime's TensorRT provider; the torch backend takes cpu, cuda or auto"
         )
-
-
-def torch_device(device: str) -> str:
-    """The torch device for `device`: "cpu", or "cuda" (auto: when torch sees a CUDA GPU).
-    DeviceError for "cuda" without one; InputError for a device torch cannot take."""
-    check_device("torch", device)
-    if device == "cpu":
-        return "cpu"
-    from rtseg.runtime.torch_backend import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a build without CUDA")
-        raise DeviceError(f"--device cuda: torch sees no CUDA GPU here ({build})")
-    return "cpu"
 
 
 def open_model(
@@ -188,10 +173,10 @@ def open_model(
     An `.engine` (TensorRT) is used as given, with the package recorded in its sidecar
     `NAME.engine.json` (or `NAME.json` beside it); a package `.onnx` on TensorRT reuses or builds
     the engine beside it (see rtseg.engine). device: one of DEVICES, on every backend (ONNX
-    Runtime: its execution providers, see onnxruntime_backend.providers_for; torch: torch_device;
-    TensorRT: cuda or auto); the backend's `runs_on` says where it went. batch: the largest batch
-    the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile), the
-    other backends take any."""
+    Runtime: its execution providers, see onnxruntime_backend.providers_for; torch: its
+    resolve_device, also "cuda:N"; TensorRT: cuda or auto); the backend's `runs_on` says where
+    it went. batch: the largest batch the caller will pass; TensorRT sizes its buffers for it
+    (up to the engine's profile), the other backends take any."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -203,7 +188,7 @@ def open_model(
             )
         from rtseg.runtime.torch_backend import TorchBackend
 
-        b = TorchBackend(path, device=torch_device(device), threads=threads)
+        b = TorchBackend(path, device=device, threads=threads, batch=batch)
         return LoadedModel(b, list(b.classes), b.palette, path)
     if path.suffix in ENGINE_SUFFIXES:
         if backend != "tensorrt":
@@ -221,7 +206,7 @@ def open_model(
 
         checkpoint = _checkpoint_for(package)
         b = TorchBackend(
-            checkpoint, device=torch_device(device), threads=threads, input_size=package.input_size
+            checkpoint, device=device, threads=threads, input_size=package.input_size, batch=batch
         )
     else:
         b = open_tensorrt_backend(package, batch=batch)

@@ -318,7 +318,8 @@ def test_signal_mid_run_leaves_a_playable_mp4(signum, status, tmp_path, tiny_pac
     )
     try:
         deadline = time.monotonic() + 60
-        while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+        recording = out.with_name("out.partial.mp4")  # out.mp4 appears when it is finished
+        while not recording.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)  # a second into a five-second (real-time paced) video
         assert proc.poll() is None, proc.communicate()
@@ -332,4 +333,5 @@ def test_signal_mid_run_leaves_a_playable_mp4(signum, status, tmp_path, tiny_pac
     stats = json.loads(stats_file.read_text())
     assert stats["stopped_by"] == signal.Signals(signum).name
     assert 1 <= stats["frames"] < 100 and "frames in" in stdout
+    assert len(decode_mp4(out)) == stats["frames"] and not recording.exists()  # finished, complete
     assert len(decode_mp4(out)) == stats["frames"]

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 import rtseg.runtime.onnxruntime_backend as ortb
 from rtseg.cli import main
-from rtseg.errors import BackendError, DeviceError, InputError
-from rtseg.loading import DEVICES, check_device, open_model, torch_device
+from rtseg.errors import BackendError, InputError
+from rtseg.loading import DEVICES, check_device, open_model
 from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend, providers_for
 
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
@@ -113,25 +113,18 @@ def test_auto_and_cpu_run_on_this_machines_cpu(tiny_package):
             assert backend.runs_on == "cpu" and "CPU" in backend.describe()
 
 
-def test_torch_device_follows_what_torch_sees(monkeypatch):
-    torch = pytest.importorskip("torch")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert torch_device("auto") == "cpu" and torch_device("cpu") == "cpu"
-    with pytest.raises(DeviceError, match="--device cuda: torch sees no CUDA GPU"):
-        torch_device("cuda")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert torch_device("auto") == "cuda" and torch_device("cuda") == "cuda"
-    with pytest.raises(InputError, match="ONNX Runtime's TensorRT provider"):
-        torch_device("tensorrt")
-
-
 def test_devices_every_backend_cannot_take_are_refused():
     assert DEVICES == ("auto", "cpu", "cuda", "tensorrt")
     with pytest.raises(InputError, match="TensorRT backend runs on an NVIDIA GPU"):
         check_device("tensorrt", "cpu")
     with pytest.raises(InputError, match="unknown device 'tpu'"):
         check_device("onnxruntime", "tpu")
+    with pytest.raises(InputError, match="ONNX Runtime's TensorRT provider"):
+        check_device("torch", "tensorrt")
+    with pytest.raises(InputError, match="unknown device 'cuda:1'"):
+        check_device("onnxruntime", "cuda:1")
     check_device("tensorrt", "auto")
+    check_device("torch", "cuda:1")
 
 
 def test_run_reports_where_it_ran_and_refuses_a_missing_gpu_provider(tiny_package, tiny_video, tmp_path):

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import structured_frames, write_video
 
 from rtseg.cli import main
-from rtseg.core.frames import resize_frame
+from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import OutputError
 from rtseg.loading import LoadedModel, open_model
 from rtseg.pipeline import Pipeline, PipelineConfig
@@ -134,7 +134,7 @@ def test_yuv420p_drawing_matches_rgb_drawing_converted(clip, mode):
     with open_source(str(clip)) as source:
         decoded = source.read_frame()
     ids = np.minimum(structured_frames(1, 60, 80, seed=2)[0, ..., 0] // 24, 10).astype(np.uint8)
-    ids = visualizer.upsample_ids(ids, (160, 120))
+    ids = resize_ids(ids, (120, 160))
     new = render_for_sinks(visualizer, decoded, ids, None, yuv420p=True)
     assert isinstance(new, av.VideoFrame) and new.format.name == "yuv420p"
     old = visualizer.render(decoded.rgb(), ids)
@@ -147,12 +147,12 @@ def test_the_legend_in_yuv420p_sits_where_the_rgb_legend_does():
     visualizer = SpyVisualizer()
     frame = structured_frames(1, 240, 320, seed=3)[0]
     ids = np.zeros((240, 320), np.uint8)
-    planes = new_yuv420p_frame(320, 240)
+    planes = new_yuv420p_frame((240, 320))
     source = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
     src_planes = tuple(np.ascontiguousarray(p) for p in _planes(source))
     visualizer.render_yuv420p(src_planes, ids, planes[1])
     old = av.VideoFrame.from_ndarray(visualizer.render(frame, ids), format="rgb24").reformat(format="yuv420p")
-    panel = visualizer.legend.panel_for(320, 240)
+    panel = visualizer.legend.panel_for((240, 320))
     box = (slice(panel.y, panel.y + panel.panel.shape[0]), slice(panel.x, panel.x + panel.panel.shape[1]))
     assert psnr(planes[0].to_ndarray()[:240][box], old.to_ndarray()[:240][box]) > 30
 

@@ -34,7 +34,7 @@ class ListSource:
     def __init__(self, frames=None, live=False, delay_s=0.0, fail_at=None, endless=False):
         self.frames = frames if frames is not None else structured_frames(8, FRAME_H, FRAME_W)
         self.live, self.delay_s, self.fail_at, self.endless = live, delay_s, fail_at, endless
-        self.fps, self.frame_size = 25.0, (FRAME_W, FRAME_H)
+        self.fps, self.frame_size = 25.0, (FRAME_H, FRAME_W)
         self.frame_count = None if endless else len(self.frames)
         self.description = "list source"
         self.position = 0

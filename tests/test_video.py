@@ -50,7 +50,7 @@ def test_file_source_reads_every_frame_in_order(tiny_video):
     with open_source(str(tiny_video)) as source:
         assert not source.live
         assert source.fps == pytest.approx(12)
-        assert source.frame_size == (160, 120)
+        assert source.frame_size == (120, 160)
         assert source.frame_count == 24
         assert "tiny.mp4" in source.description and "160x120" in source.description
         frames = list(source)
@@ -67,7 +67,7 @@ def test_lossless_odd_size_video_reads_exact_contiguous_frames(tmp_path):
     frames = np.random.default_rng(3).integers(0, 256, (5, 121, 161, 3), dtype=np.uint8)
     path = write_video(tmp_path / "odd.mkv", frames, codec="ffv1", pix_fmt="bgr0")
     with open_source(str(path)) as source:
-        assert source.frame_size == (161, 121)
+        assert source.frame_size == (121, 161)
         decoded = list(source)
     assert len(decoded) == 5
     for got, want in zip(decoded, frames):
@@ -108,7 +108,7 @@ def numbered_frames(tmp_path) -> Path:
 @pytest.mark.parametrize("pattern", ["{folder}", "{folder}/*.png", "{folder}/frame_*"])
 def test_frames_folder_and_glob_read_in_natural_order_as_rgb(numbered_frames, pattern):
     with open_source(pattern.format(folder=numbered_frames)) as source:
-        assert not source.live and source.frame_count == 3 and source.frame_size == (32, 24)
+        assert not source.live and source.frame_count == 3 and source.frame_size == (24, 32)
         frames = list(source)
     assert [int(f[0, 0, 0]) for f in frames] == [1, 2, 10]
     assert all(f.shape == (24, 32, 3) and f.dtype == np.uint8 and f[0, 0, 2] == 200 for f in frames)
@@ -179,7 +179,7 @@ def test_lavfi_source_is_live_paced_and_yields_frames():
     start = time.monotonic()
     with open_source("lavfi:testsrc2=size=96x64:rate=25") as source:
         assert source.live and source.paced
-        assert source.fps == pytest.approx(25) and source.frame_size == (96, 64)
+        assert source.fps == pytest.approx(25) and source.frame_size == (64, 96)
         frames = [source.read() for _ in range(6)]
     elapsed = time.monotonic() - start
     assert all(f.shape == (64, 96, 3) and f.dtype == np.uint8 for f in frames)
@@ -385,7 +385,7 @@ def test_video_file_over_http_reads_every_frame_and_is_not_live(http_server):
     frames = structured_frames(6, 64, 96, seed=9)
     write_video(folder / "clip.mp4", frames, container_options={"movflags": "faststart"})
     with open_source(f"{base_url}/clip.mp4") as source:
-        assert not source.live and source.frame_count == 6 and source.frame_size == (96, 64)
+        assert not source.live and source.frame_count == 6 and source.frame_size == (64, 96)
         assert sum(1 for _ in source) == 6
     with pytest.raises(InputError, match=r"missing\.mp4: cannot open stream"):
         open_source(f"{base_url}/missing.mp4")

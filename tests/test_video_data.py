@@ -16,7 +16,7 @@ pytestmark = pytest.mark.data
 def test_dashcam_video_opens_with_its_metadata_and_yields_every_frame(dashcam_video):
     with open_source(str(dashcam_video)) as source:
         assert not source.live
-        assert source.frame_size == (960, 540)
+        assert source.frame_size == (540, 960)
         assert source.fps == pytest.approx(25, abs=0.1)
         assert source.frame_count == 221
         assert source.description == "dashcam_highway_960x540.mp4 (h264 960x540 25 fps, 221 frames)"
@@ -36,7 +36,7 @@ def test_camvid_clip_yields_its_101_labelled_frames(data_dir):
     if not path.is_file():
         pytest.skip(f"{path} not found")
     with open_source(str(path)) as source:
-        assert source.frame_size == (480, 360) and source.fps == pytest.approx(15, abs=0.1)
+        assert source.frame_size == (360, 480) and source.fps == pytest.approx(15, abs=0.1)
         assert sum(1 for _ in source) == 101 == source.frame_count
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from conftest import structured_frames
 
+from rtseg.core.frames import resize_ids
 from rtseg.data.labels import CAMVID
 from rtseg.errors import InputError
-from rtseg.viz import Visualizer, VizConfig, colourize, palette_lut, upsample_ids
+from rtseg.viz import Visualizer, VizConfig, colourize, palette_lut
 
 PALETTE = CAMVID.palette_array()  # 11 classes: ids 11..255 have no colour
 PLAIN = dict(legend=False, hud=False)
@@ -79,8 +80,8 @@ def test_legend_draws_in_the_top_right_corner_only():
     changed = np.any(plain != with_legend, axis=2)
     assert changed[:120, 160:].mean() > 0.2  # top-right quarter
     assert not changed[:, :160].any() and not changed[200:].any()
-    panel = viz.legend.panel_for(320, 240)
-    assert panel is viz.legend.panel_for(320, 240)  # rendered once per size
+    panel = viz.legend.panel_for((240, 320))
+    assert panel is viz.legend.panel_for((240, 320))  # rendered once per size
     swatch_colours = {tuple(c) for c in panel.panel.reshape(-1, 3)}
     assert {tuple(int(v) for v in c) for c in CAMVID.palette} <= swatch_colours
 
@@ -88,7 +89,7 @@ def test_legend_draws_in_the_top_right_corner_only():
 def test_legend_is_left_out_when_the_frame_is_too_small(visualizer):
     frame = structured_frames(1, 24, 32)[0]
     ids = make_ids(24, 32)
-    assert visualizer.legend.panel_for(32, 24) is None
+    assert visualizer.legend.panel_for((24, 32)) is None
     np.testing.assert_array_equal(
         visualizer.render(frame, ids, cfg=VizConfig(hud=False)),
         visualizer.render(frame, ids, cfg=VizConfig(**PLAIN)),
@@ -106,11 +107,11 @@ def test_hud_text_is_drawn_top_left_when_given(visualizer, frame):
     np.testing.assert_array_equal(hud_off, plain)
 
 
-def test_upsample_ids_is_nearest_with_size_as_width_height(visualizer):
+def test_resize_ids_is_nearest_with_size_as_height_width():
     ids = np.array([[0, 1, 2], [3, 4, 5]], np.uint8)
-    big = visualizer.upsample_ids(ids, (6, 4))
+    big = resize_ids(ids, (4, 6))
     np.testing.assert_array_equal(big, np.repeat(np.repeat(ids, 2, axis=0), 2, axis=1))
-    assert visualizer.upsample_ids(ids, (3, 2)) is ids
+    assert resize_ids(ids, (2, 3)) is ids
 
 
 def test_render_upsamples_model_sized_ids_to_the_frame(visualizer, frame):
@@ -133,7 +134,7 @@ def test_palette_lut_and_colourize():
     assert lut.shape == (256, 1, 3)
     out = colourize(np.array([[0, 1, 2, 255]], np.uint8), lut)
     np.testing.assert_array_equal(out[0], [[1, 2, 3], [4, 5, 6], [0, 0, 0], [0, 0, 0]])
-    np.testing.assert_array_equal(upsample_ids(np.array([[7]], np.uint8), (2, 3)), np.full((3, 2), 7))
+    np.testing.assert_array_equal(resize_ids(np.array([[7]], np.uint8), (3, 2)), np.full((3, 2), 7))
 
 
 def test_invalid_viz_config_is_an_input_error():

@@ -81,15 +81,15 @@ def open_for_bench(spec: dict):
     """A LoadedModel for the spec: eager PyTorch from the checkpoint at the spec's size, or
     the ONNX package on onnxruntime / TensorRT."""
     from rtseg.core.package import load_package
-    from rtseg.loading import LoadedModel, open_model, torch_device
+    from rtseg.loading import LoadedModel, check_device, open_model
 
     size, device = tuple(spec["size"]), spec.get("device", "auto")
     if spec["backend"] == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
         package = load_package(spec["package"])
-        where = torch_device(device)
-        backend = TorchBackend(spec["checkpoint"], device=where, threads=spec["threads"], input_size=size)
+        check_device("torch", device)
+        backend = TorchBackend(spec["checkpoint"], device=device, threads=spec["threads"], input_size=size)
         return LoadedModel(backend, package.classes, package.palette, Path(spec["checkpoint"]), package)
     model = open_model(spec["package"], backend=spec["backend"], threads=spec["threads"], device=device)
     if tuple(model.backend.input_size) != size:

@@ -1,5 +1,6 @@
 """Frames and sizes shared by every layer: the one resize of frames to a model's input size, the
-one resize of class ids back, `HxW` size text, and evenly spaced frames from a video.
+one resize of class ids back, `HxW` size text, RGB -> yuv420p planes, and evenly spaced frames
+from a video.
 Sizes are `(height, width)`, as numpy shapes are; frames are `(H, W, 3) uint8 RGB`."""
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if ids.shape == tuple(size):
         return ids
     return cv2.resize(ids, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`(H, W, 3) uint8 RGB`, H and W even -> (Y (H, W), U (H/2, W/2), V (H/2, W/2)) uint8."""
+    height, width = rgb.shape[:2]
+    i420 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+    y = i420[:height]
+    chroma = i420[height:].reshape(2, height // 2, width // 2)
+    return y, chroma[0], chroma[1]
 
 
 def evenly_spaced(total: int, count: int | None, seed: int = 0) -> list[int]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rtseg.core.frames import resize_frame
+from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import InputError
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stats import PipelineStats, RateMeter
@@ -259,8 +259,7 @@ class OverlayStage(StageThread):
         self.yuv420p = yuv420p
 
     def process(self, item: FrameItem) -> None:
-        height, width = item.size
-        item.ids_full = self.visualizer.upsample_ids(item.ids, (width, height))
+        item.ids_full = resize_ids(item.ids, item.size)
         if not self.render:
             return
         hud = None
@@ -277,8 +276,7 @@ def render_for_sinks(visualizer, decoded: DecodedFrame, ids_full: np.ndarray, hu
     RGB` drawn on the frame's RGB picture."""
     planes = decoded.yuv420p_planes() if yuv420p and hud is None else None
     if planes is not None and visualizer.can_render_yuv420p():
-        height, width = decoded.size
-        frame, out = new_yuv420p_frame(width, height)
+        frame, out = new_yuv420p_frame(decoded.size)
         visualizer.render_yuv420p(planes, ids_full, out)
         return frame
     return visualizer.render(decoded.rgb(), ids_full, hud=hud)

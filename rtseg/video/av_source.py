@@ -23,7 +23,12 @@ import av
 from rtseg.errors import InputError
 from rtseg.video.base import FrameSource, format_fps
 from rtseg.video.decoded import ArrayFrame, AvFrame, DecodedFrame, ModelScaler, to_rgb_array
-from rtseg.video.orientation import apply_transform, display_transform, frame_display_matrix
+from rtseg.video.orientation import (
+    apply_transform,
+    display_transform,
+    frame_display_matrix,
+    turn_video_frame,
+)
 
 DEFAULT_URL_TIMEOUT_S = 10.0
 _END = object()  # the demuxer has no more packets
@@ -58,7 +63,7 @@ class AvSource(FrameSource):
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         if stream.width and stream.height:
-            self.frame_size = (stream.width, stream.height)
+            self.frame_size = (stream.height, stream.width)
         self.frame_count = stream.frames or None
         self._packets = container.demux(stream)
         self._held = None  # a packet read ahead (or _END, or a read error)
@@ -133,8 +138,7 @@ class AvSource(FrameSource):
         while not self._pending and self._error is None and not self._ended:
             self._decode_next_packet()
         if self._pending:
-            height, width = self._pending[0][0].size
-            self.frame_size = (width, height)
+            self.frame_size = tuple(self._pending[0][0].size)  # (height, width)
 
     def _decode_next_packet(self) -> None:
         packet = self._read_packet()
@@ -293,6 +297,9 @@ class AvSource(FrameSource):
                 self.transform = transform
         if transform == "identity":
             return AvFrame(frame, self._scaler)
+        turned = turn_video_frame(frame, transform)
+        if turned is not None:  # in the decoder's format: the same fast path as upright frames
+            return AvFrame(turned, self._scaler)
         return ArrayFrame(apply_transform(to_rgb_array(frame), transform))
 
     def _close(self) -> None:
@@ -301,7 +308,7 @@ class AvSource(FrameSource):
     def _describe(self) -> str:
         codec = self._stream.codec_context.name
         codec = "raw" if codec == "wrapped_avframe" else codec
-        size = f"{self.frame_size[0]}x{self.frame_size[1]}" if self.frame_size else "?x?"
+        size = f"{self.frame_size[1]}x{self.frame_size[0]}" if self.frame_size else "?x?"  # shown WxH
         count = f", {self.frame_count} frames" if self.frame_count else ""
         kind = ", live" if self.live else ""
         turned = f", shown {self.transform.replace('_', ' ')}" if self.transform != "identity" else ""

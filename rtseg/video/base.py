@@ -102,7 +102,7 @@ class FrameSource:
     Attributes (set by subclasses at open):
       live: True for camera / stream URL / lavfi / paced sources, False for files and folders.
       fps: nominal frame rate, or None when unknown.
-      frame_size: (width, height) when known before the first read, else None.
+      frame_size: (height, width) when known before the first read, else None.
       frame_count: total number of frames when known (files, folders), else None.
       description: one line for logs, e.g. "dashcam.mp4 (h264 960x540 25 fps, 221 frames)".
       frames_read: frames returned by `read()` so far.

@@ -36,7 +36,7 @@ def camera_device_path(camera: int | str) -> str | None:
 class CameraSource(FrameSource):
     """Frames from a camera, converted BGR -> `(H, W, 3) uint8 RGB`.
 
-    camera: index or device path. camera_size: requested (width, height); the camera may pick
+    camera: index or device path. camera_size: requested (height, width); the camera may pick
     another size, which `frame_size` then reports.
     """
 
@@ -54,11 +54,11 @@ class CameraSource(FrameSource):
         self._capture = capture
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a stale queue
         if camera_size is not None:
-            capture.set(cv2.CAP_PROP_FRAME_WIDTH, camera_size[0])
-            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, camera_size[1])
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, camera_size[0])
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, camera_size[1])
         width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        self.frame_size = (width, height) if width and height else None
+        self.frame_size = (height, width) if width and height else None
         self.fps = float(capture.get(cv2.CAP_PROP_FPS)) or None
         size = f"{width}x{height}" if self.frame_size else "?x?"
         self.description = f"{self.name} (camera {size} {format_fps(self.fps)}, live)"

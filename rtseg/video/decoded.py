@@ -139,10 +139,11 @@ def as_decoded(frame) -> DecodedFrame:
     return frame if isinstance(frame, DecodedFrame) else ArrayFrame(frame)
 
 
-def new_yuv420p_frame(width: int, height: int):
-    """A new av.VideoFrame in yuv420p (even width and height) and writable numpy views of its
-    planes `(Y (H, W), U (H/2, W/2), V (H/2, W/2))`, to draw into before it is encoded."""
+def new_yuv420p_frame(size: tuple[int, int]):
+    """A new av.VideoFrame in yuv420p of `size` (height, width; both even) and writable numpy
+    views of its planes `(Y (H, W), U (H/2, W/2), V (H/2, W/2))`, to draw into before encoding."""
     import av
 
+    height, width = size
     frame = av.VideoFrame(width, height, "yuv420p")
     return frame, tuple(plane_view(frame, i) for i in range(3))

@@ -80,7 +80,7 @@ class ImageSequenceSource(FrameSource):
         self._files = files
         self._first: np.ndarray | None = read_rgb_image(files[0], 0)
         height, width = self._first.shape[:2]
-        self.frame_size = (width, height)
+        self.frame_size = (height, width)
         self._index = 0
         self.description = (
             f"{name} ({len(files)} images {width}x{height}{', ' + format_fps(fps) if fps else ''})"
@@ -104,7 +104,7 @@ class ImageSequenceSource(FrameSource):
             frame, self._first = self._first, None
         else:
             frame = read_rgb_image(path, self._index)
-        width, height = self.frame_size
+        height, width = self.frame_size
         if frame.shape[:2] != (height, width):
             raise InputError(
                 f"{path}: image is {frame.shape[1]}x{frame.shape[0]}, but the "

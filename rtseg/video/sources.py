@@ -45,7 +45,7 @@ def open_source(
     realtime: pace a file or frames folder to its frame rate, a stand-in for a live source
       (live defaults to True then). lavfi sources are always paced; cameras and streams are
       paced by nature.
-    camera_size: (width, height) to ask a camera for.
+    camera_size: (height, width) to ask a camera for.
     fps: frame rate of a frames folder (None: unknown; DEFAULT_FOLDER_FPS when paced).
     timeout: seconds a stream URL may take to open or deliver data before it counts as gone.
     strict: the first damage (a corrupt packet, an undecodable frame, a file cut short of what

@@ -2,7 +2,7 @@
 Images are `(H, W, 3) uint8 RGB`; class ids `(H, W) uint8`."""
 
 from rtseg.viz.legend import Legend, draw_hud
-from rtseg.viz.palette import colourize, palette_lut, upsample_ids
+from rtseg.viz.palette import colourize, palette_lut
 from rtseg.viz.visualizer import MODES, Visualizer, VizConfig
 
 __all__ = [
@@ -13,5 +13,4 @@ __all__ = [
     "draw_hud",
     "colourize",
     "palette_lut",
-    "upsample_ids",
 ]

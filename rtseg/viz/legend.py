@@ -25,7 +25,7 @@ class LegendPanel:
 
 
 class Legend:
-    """Top-right legend of class colours and names, cached per output (width, height)."""
+    """Top-right legend of class colours and names, cached per output (height, width)."""
 
     def __init__(self, classes: list[str], palette: np.ndarray):
         count = min(len(classes), len(palette))
@@ -33,16 +33,16 @@ class Legend:
         self.palette = np.asarray(palette, np.uint8).reshape(-1, 3)[:count]
         self._cache: dict[tuple[int, int], LegendPanel | None] = {}
 
-    def panel_for(self, width: int, height: int) -> LegendPanel | None:
-        """The legend for a (width, height) image; None when it would not fit legibly."""
-        key = (width, height)
+    def panel_for(self, size: tuple[int, int]) -> LegendPanel | None:
+        """The legend for an image of `size` (height, width); None when it would not fit legibly."""
+        key = (int(size[0]), int(size[1]))
         if key not in self._cache:
-            self._cache[key] = self._render(width, height)
+            self._cache[key] = self._render(*key)
         return self._cache[key]
 
     def draw(self, image: np.ndarray) -> None:
         """Draw onto `(H, W, 3) uint8 RGB` in place."""
-        legend = self.panel_for(image.shape[1], image.shape[0])
+        legend = self.panel_for(image.shape[:2])
         if legend is None:
             return
         h, w = legend.panel.shape[:2]
@@ -50,7 +50,7 @@ class Legend:
         np.right_shift(roi, 1, out=roi)
         np.copyto(roi, legend.panel, where=legend.ink)
 
-    def _render(self, width: int, height: int) -> LegendPanel | None:
+    def _render(self, height: int, width: int) -> LegendPanel | None:
         if not self.classes:
             return None
         margin = max(4, height // 60)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from rtseg.core.frames import resize_ids
-
 
 def palette_lut(palette: np.ndarray) -> np.ndarray:
     """`(C, 3) uint8 RGB` palette -> `(256, 1, 3) uint8` table for cv2.LUT; rows >= C are black."""
@@ -26,9 +24,3 @@ def colourize(ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
         raise ValueError(f"class ids must be (H, W) uint8, got {ids.shape} {ids.dtype}")
     ids3 = cv2.cvtColor(np.ascontiguousarray(ids), cv2.COLOR_GRAY2RGB)
     return cv2.LUT(ids3, lut)
-
-
-def upsample_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`(h, w) uint8` ids -> `(H, W)` by nearest neighbour (pixel-centre exact); size = (W, H)."""
-    width, height = size
-    return resize_ids(ids, (height, width))

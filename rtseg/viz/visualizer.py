@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rtseg.core.frames import resize_ids
 from rtseg.errors import InputError
 from rtseg.viz.legend import Legend, draw_hud
-from rtseg.viz.palette import colourize, palette_lut, upsample_ids
+from rtseg.viz.palette import colourize, palette_lut
 from rtseg.viz.yuv import YuvLegend, blend_plane, yuv_luts
 
 MODES = ("overlay", "mask", "side-by-side")
@@ -49,10 +50,6 @@ class Visualizer:
         self.yuv_luts = yuv_luts(self.palette)
         self.yuv_legend = YuvLegend(self.legend)
 
-    def upsample_ids(self, ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """`(h, w) uint8` ids -> `(H, W) uint8` by nearest neighbour; size = (W, H)."""
-        return upsample_ids(ids, size)
-
     def colourize(self, ids: np.ndarray) -> np.ndarray:
         """`(H, W) uint8` ids -> `(H, W, 3) uint8 RGB` palette colours."""
         return colourize(ids, self.lut)
@@ -67,7 +64,7 @@ class Visualizer:
         height, width = frame.shape[:2]
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
-        colours = self.colourize(upsample_ids(ids, (width, height)))
+        colours = self.colourize(resize_ids(ids, (height, width)))
         if cfg.mode == "mask":
             image = colours
         elif cfg.mode == "overlay":
@@ -97,8 +94,7 @@ class Visualizer:
         cfg = cfg or self.cfg
         if not self.can_render_yuv420p(cfg):
             raise ValueError(f"render_yuv420p draws overlay and mask modes, not {cfg.mode}")
-        height, width = planes[0].shape
-        ids = upsample_ids(ids, (width, height))
+        ids = resize_ids(ids, planes[0].shape)
         for index, (plane, lut, dst) in enumerate(zip(planes, self.yuv_luts, out)):
             colours = cv2.LUT(ids, lut)
             if index:  # chroma: the mean of each 2x2 block, as an encoder's RGB input gets

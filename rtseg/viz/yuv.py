@@ -15,16 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rtseg.core.frames import rgb_to_yuv420p
 from rtseg.viz.legend import Legend
-
-
-def rgb_to_yuv420p(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`(H, W, 3) uint8 RGB`, H and W even -> (Y (H, W), U (H/2, W/2), V (H/2, W/2)) uint8."""
-    height, width = rgb.shape[:2]
-    i420 = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
-    y = i420[:height]
-    chroma = i420[height:].reshape(2, height // 2, width // 2)
-    return y, chroma[0], chroma[1]
 
 
 def yuv_luts(palette: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,10 +48,11 @@ class YuvLegend:
         self.legend = legend
         self._cache: dict[tuple[int, int], YuvLegendPanel | None] = {}
 
-    def panel_for(self, width: int, height: int) -> YuvLegendPanel | None:
-        key = (width, height)
+    def panel_for(self, size: tuple[int, int]) -> YuvLegendPanel | None:
+        """The legend for planes of `size` (height, width) of the luma plane."""
+        key = (int(size[0]), int(size[1]))
         if key not in self._cache:
-            self._cache[key] = self._convert(self.legend.panel_for(width, height))
+            self._cache[key] = self._convert(self.legend.panel_for(key))
         return self._cache[key]
 
     @staticmethod
@@ -73,8 +66,7 @@ class YuvLegend:
 
     def draw(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         """Draw onto (Y, U, V) in place."""
-        height, width = planes[0].shape
-        legend = self.panel_for(width, height)
+        legend = self.panel_for(planes[0].shape)
         if legend is None:
             return
         for index, (plane, panel, ink) in enumerate(zip(planes, legend.planes, legend.ink)):
