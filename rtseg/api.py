@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rtseg.errors import InputError, ModelError, OutputError
-from rtseg.loading import BACKENDS
+from rtseg.loading import BACKENDS, DEVICES
 
 if TYPE_CHECKING:
     from rtseg.segmenter import FrameResult, ResultStream, Segmenter, load
 
 __all__ = [
+    "DEVICES",
     "FrameResult",
     "ResultStream",
     "RunConfig",
@@ -68,7 +69,8 @@ class RunConfig:
         or device ("0", "/dev/video0"), a stream URL (rtsp://...) or "lavfi:<graph>".
     model: a model package `.onnx` / `.json`, a checkpoint (torch backend) or an `.engine`;
         None: the bundled default model for `backend`.
-    device: ONNX Runtime execution provider: "cpu", "cuda", "tensorrt" or "auto".
+    device: where the model runs (rtseg.loading.DEVICES): "auto" (the best this machine has),
+        "cpu", "cuda", or "tensorrt" (ONNX Runtime's TensorRT provider).
     output / masks / save_frames: annotated MP4; class-id PNGs (`000000.png`, pixel = id) at
         each frame's size; annotated JPEG frames. show: a window (main thread).
     mode / alpha / legend / hud: how frames are drawn (hud None: on with show, off for files).
@@ -83,7 +85,7 @@ class RunConfig:
     source_uri: str
     model: Path | None = None
     backend: str = "onnxruntime"
-    device: str = "cpu"
+    device: str = "auto"
     threads: int | None = None
     output: Path | None = None
     masks: Path | None = None
@@ -256,7 +258,7 @@ def run(
     show: bool = False,
     model: str | os.PathLike | None = None,
     backend: str = "onnxruntime",
-    device: str = "cpu",
+    device: str = "auto",
     threads: int | None = None,
     mode: str = "overlay",
     alpha: float = 0.5,

@@ -136,9 +136,13 @@ def test_a_worker_killed_mid_video_is_retried_to_a_complete_output(
 ):
     out = tmp_path / "out"
     names = list(CLIPS)
-    result = rtseg_batch([archive / n for n in names], out, band.onnx_path,
-                         env={"RTSEG_TEST_KILL_WORKER": "a/one.mp4:5"})  # fmt: skip
+    kill = {"RTSEG_TEST_KILL_WORKER": "a/one.mp4:5"}
+    inputs, report_file = [archive / n for n in names], tmp_path / "r.json"
+    result = rtseg_batch(inputs, out, band.onnx_path, "--report-json", report_file, env=kill)
     assert result.exit_code == 0, result.output
+    report = json.loads(report_file.read_text())
+    assert report["counts"] == {"done": 3, "skipped": 0, "failed": 0} and report["workers"] == 2
+    assert report["frames"] == sum(CLIPS.values()) and report["failures"] == []
     assert "a/one.mp4: its worker died" in result.stderr and "attempt 2" in result.stderr
     entries = manifest_of(out)
     assert entries["a/one.mp4"]["status"] == "done" and entries["a/one.mp4"]["attempts"] == 2

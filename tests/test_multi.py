@@ -7,8 +7,17 @@ import json
 import numpy as np
 import pytest
 from band_model import make_band_package
+from conftest import structured_frames
 from test_cli_run import assert_one_line_error, read_masks, rtseg_run
-from test_pipeline import FakeBackend, FakeDisplay, ListSource, RecordingSink, fake_model, run_in_thread
+from test_pipeline import (
+    FakeBackend,
+    FakeDisplay,
+    ListSource,
+    RecordingSink,
+    expected_ids,
+    fake_model,
+    run_in_thread,
+)
 
 from rtseg.api import RunConfig
 from rtseg.errors import InputError
@@ -33,10 +42,32 @@ class BatchRecordingBackend(FakeBackend):
         super().__init__(**kw)
         self.max_batch, self.sizes = max_batch, []
 
-    def infer(self, images):
+    def _infer_impl(self, images):
         assert len(images) <= self.max_batch
         self.sizes.append(len(images))
-        return super().infer(images)
+        return super()._infer_impl(images)
+
+
+class OverlappingBackend(BatchRecordingBackend):
+    """Like TensorRT's two slots: submit returns at once, the ids come on wait (logged)."""
+
+    overlaps = True
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.log = []
+
+    def _submit_impl(self, images):
+        number, ids = len(self.sizes), self._infer_impl(images.copy())
+        self.log.append(("submit", number))
+        log = self.log
+
+        class Handle:
+            def wait(self):
+                log.append(("wait", number))
+                return ids
+
+        return Handle()
 
 
 def lanes_of(*sources, sinks=None):
@@ -111,6 +142,23 @@ def test_every_source_gets_its_own_frames_through_shared_batches():
     for lane_json, sink in zip(data["sources"], sinks):
         assert lane_json["frames"] == len(sink.ids)
         assert lane_json["frames_read"] == 20 and lane_json["dropped"] == 20 - len(sink.ids)
+
+
+def test_an_overlapping_backend_keeps_a_batch_in_flight_and_every_frame_arrives():
+    backend = OverlappingBackend(delay_s=0.002)
+    sinks = [RecordingSink(), RecordingSink()]
+    frames = [structured_frames(15, H, W, seed=k) for k in (1, 2)]
+    pipeline, _ = multi(lanes_of(*(ListSource(f) for f in frames), sinks=sinks), backend)
+    stats = run_in_thread(pipeline)["stats"]
+    for sink, clip in zip(sinks, frames):  # file sources: every frame, in order, its own ids
+        assert sink.indices == list(range(15))
+        for ids, frame in zip(sink.ids, clip):
+            np.testing.assert_array_equal(ids, expected_ids(frame, backend))
+    waits = [n for kind, n in backend.log if kind == "wait"]
+    assert waits == sorted(waits) and len(waits) == sum(stats.batch_sizes.values())
+    submitted = {n: i for i, (kind, n) in enumerate(backend.log) if kind == "submit"}
+    waited = {n: i for i, (kind, n) in enumerate(backend.log) if kind == "wait"}
+    assert any(submitted[n + 1] < waited[n] for n in waited if n + 1 in submitted)  # one in flight
 
 
 def test_batches_never_exceed_the_backend_max_batch_and_no_source_starves():

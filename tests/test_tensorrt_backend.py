@@ -378,38 +378,6 @@ def _cudart():
 
 
 @pytest.mark.gpu
-def test_cuda_python_memory_round_trip_and_graph():
-    _cudart()
-    from rtseg.runtime.cuda import cuda_device_info, open_cuda_memory
-
-    assert cuda_device_info().compute_capability[0] >= 3
-    with open_cuda_memory("cuda-python") as memory:
-        data = np.arange(4096, dtype=np.int32).reshape(64, 64)
-        host_in = memory.host_buffer(data.shape, data.dtype)
-        host_out = memory.host_buffer(data.shape, data.dtype)
-        device = memory.device_buffer(data.nbytes)
-        stream, event = memory.stream(), memory.event()
-        host_in.array[:] = data
-        memory.copy_to_device(device, host_in, data.nbytes, stream)
-        memory.copy_to_host(host_out, device, data.nbytes, stream)
-        event.record(stream)
-        event.synchronize()
-        assert event.query()
-        np.testing.assert_array_equal(host_out.array, data)
-        memory.begin_capture(stream)
-        memory.copy_to_device(device, host_in, data.nbytes, stream)
-        memory.copy_to_host(host_out, device, data.nbytes, stream)
-        graph = memory.end_capture(stream)
-        host_in.array[:] = data * 2
-        graph.launch(stream)
-        stream.synchronize()
-        np.testing.assert_array_equal(host_out.array, data * 2)
-        for item in (graph, host_in, host_out, device, event, stream):
-            item.close()
-            item.close()
-
-
-@pytest.mark.gpu
 @pytest.mark.trt
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 3])

@@ -140,7 +140,11 @@ class Dispatcher:
         self.polls: dict = {}  # progress() ref -> actor
         self.in_flight: dict = {}  # actor id -> frames of its current video
         self.queue: deque = deque()
-        for actor in actors:
+        # TensorRT: the first worker finds or builds the engine alone, the others start once it
+        # is ready (they find it then, where the engine folder is shared), so a homogeneous
+        # cluster builds each engine once, and no two builds race for one file.
+        self.held = list(actors[1:]) if config.video.backend == "tensorrt" else []
+        for actor in actors[: 1 if self.held else None]:
             self._start(actor, 0)
 
     def _start(self, actor, failures: int) -> None:
@@ -195,12 +199,17 @@ class Dispatcher:
                 )
                 self.actors.remove(actor)
                 self.ray.kill(actor)
+                if self.held:  # the next one tries in its place
+                    self._start(self.held.pop(0), 0)
                 return
             self._start(actor, failures + 1)
             return
         if "error" in answer:
             raise ModelError(f"worker ({answer['worker']}) cannot open the model: {answer['error']}")
         self.idle.append(actor)
+        held, self.held = self.held, []
+        for other in held:
+            self._start(other, 0)
 
     def _worker_died(self, actor, name: str, path: str, attempt: int, exc: BaseException) -> None:
         self.ray.kill(actor, no_restart=False)  # the old incarnation must be gone before a retry

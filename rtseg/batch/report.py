@@ -71,6 +71,7 @@ class BatchReport:
             "fps": round(self.fps, 3),
             "counts": {s: self.count(s) for s in STATUSES},
             "frames": self.frames(),
+            "failures": self.failures(),
         }
 
 

@@ -33,6 +33,8 @@ class ProgressSink(FrameSink):
     being written: a worker dying mid-video, with outputs half-written.
     """
 
+    wants_rendered = False  # counts only: the pipeline draws for the other sinks as it would
+
     def __init__(self, on_frame, kill_at_frame: int | None = None):
         self.on_frame = on_frame
         self.kill_at_frame = kill_at_frame

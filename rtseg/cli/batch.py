@@ -12,14 +12,23 @@ bad arguments; 130 / 143 after Ctrl-C / SIGTERM (the manifest holds every finish
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import sys
 from pathlib import Path
 
 import click
 
-from rtseg.api import MODE_CHOICES, resolve_model_path
+from rtseg.api import MODE_CHOICES, check_writable_file, resolve_model_path
+from rtseg.errors import OutputError
 from rtseg.loading import BACKENDS
+
+
+def write_json(path: Path, data: dict, what: str) -> None:
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise OutputError(f"{what} {path}: cannot write ({exc.strerror})") from None
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -87,16 +96,24 @@ def _signals_as_interrupt():
 @click.option(
     "--hash", "hash_inputs", is_flag=True, help="Identify inputs by sha256 too (else size and mtime)."
 )
+@click.option(
+    "--report-json",
+    type=click.Path(path_type=Path),
+    help="Write this run's summary (counts, frames, archive fps, workers) as JSON.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Ray's and the workers' logs on stderr.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def batch(
     inputs, out_dir, output_kind, workers, cpus_per_worker, gpus_per_worker, address, model, backend,
-    device, threads, mode, alpha, no_legend, max_frames, codec, retries, hash_inputs, verbose, quiet,
+    device, threads, mode, alpha, no_legend, max_frames, codec, retries, hash_inputs, report_json,
+    verbose, quiet,
 ):  # fmt: skip
     """Segment an archive of videos on a Ray cluster (local by default); resumable."""
     from rtseg.batch import BatchConfig, VideoOptions, model_identity, parse_output_kinds, run_batch
     from rtseg.batch.config import kill_at_from_env
 
+    if report_json is not None:
+        check_writable_file(report_json, "--report-json")
     model_path = resolve_model_path(model, backend).resolve()
     video = VideoOptions(
         model=model_path,
@@ -135,6 +152,8 @@ def batch(
             err=True,
         )
         sys.exit(stop.status)
+    if report_json is not None:
+        write_json(report_json, report.to_json(), "--report-json")
     if not quiet:
         click.echo(report.summary())
     for line in report.failures():

@@ -25,6 +25,7 @@ from pathlib import Path
 import click
 
 from rtseg.api import MODE_CHOICES, RunConfig, execute
+from rtseg.cli.options import device_option
 from rtseg.errors import InputError
 from rtseg.loading import BACKENDS
 
@@ -78,6 +79,7 @@ def report(cfg: RunConfig, stats) -> None:
 )
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
+@device_option
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend.")
 @click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
 @click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")
@@ -135,6 +137,7 @@ def run(
     source_uri,
     model,
     backend,
+    device,
     threads,
     output,
     masks,
@@ -162,6 +165,7 @@ def run(
         source_uri=pick_source(video, frames, camera, source_uri),
         model=model,
         backend=backend,
+        device=device,
         threads=threads,
         output=output,
         masks=masks,

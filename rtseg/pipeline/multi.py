@@ -102,11 +102,26 @@ class Lane:
         self.ring = FrameRing(4, height, width, stop, poll)  # mailbox, capture, infer, spare
         self.threads = [
             CaptureStage(self.ctx, self.source, self.ring, self.mailbox, config.max_frames),
-            OverlayStage(self.ctx, visualizer, config.viz.hud, self.to_overlay, self.to_sink),
+            OverlayStage(
+                self.ctx,
+                visualizer,
+                config.viz.hud,
+                self.to_overlay,
+                self.to_sink,
+                *self.render_plan(display),
+            ),  # fmt: skip
             SinkStage(self.ctx, self.sinks, self.to_sink, self.display_queue),
         ]
         for thread in self.threads:
             thread.name = f"rtseg-{thread.stage}-{self.index}"
+
+    def render_plan(self, display: bool) -> tuple[bool, bool]:
+        """(render, yuv420p) for the overlay stage, as Pipeline decides it; the mosaic shows the
+        rendered frame, so with a window the lane draws RGB."""
+        takers = [s for s in self.sinks if getattr(s, "wants_rendered", True)]
+        render = bool(takers) or display or not self.sinks
+        yuv420p = bool(takers) and not display and all(getattr(s, "accepts_yuv420p", False) for s in takers)
+        return render, yuv420p
 
     def hand_on(self, item) -> None:
         """Infer thread: pass `item` (or END) to the overlay stage; live lanes never block."""
@@ -144,6 +159,7 @@ class MultiStats:
 
     lanes: list[Lane]
     backend: str = ""
+    device: str = ""  # Backend.runs_on
     batch_sizes: Counter = field(default_factory=Counter)
     infer: StageStats = field(default_factory=lambda: StageStats("infer"))
     stopped_by: str | None = None
@@ -179,6 +195,7 @@ class MultiStats:
             "fps": round(self.fps, 3),
             "wall_s": round(self.wall_s, 4),
             "backend": self.backend,
+            "device": self.device,
             "stopped_by": self.stopped_by,
             "batches": self.batches_json(),
             "sources": [lane.to_json() for lane in self.lanes],
@@ -206,10 +223,14 @@ class MultiStats:
 
 
 class BatchInferStage(threading.Thread):
-    """Batches the newest frame of every ready lane into one `backend.infer` call.
+    """Batches the newest frame of every ready lane into one backend call.
 
-    Ends when every lane has ended; a backend error stops the whole run (`on_error`). A lane
-    whose own stop is set (it failed) is dropped from the batching at once.
+    Frames go through the Backend contract's `submit` / `wait`. A backend whose submit
+    `overlaps` (TensorRT's two slots) keeps one batch in flight: the next batch is submitted
+    before the previous one is waited for, when frames are ready for it; when none are, the
+    batch in flight is finished at once (no added latency). Ends when every lane has ended; a
+    backend error stops the whole run (`on_error`). A lane whose own stop is set (it failed) is
+    dropped from the batching at once; a lane's END is passed on after its last frame.
     """
 
     def __init__(self, lanes, backend, max_batch: int, timeout_s: float, stop, ready, stats, on_error):
@@ -218,24 +239,40 @@ class BatchInferStage(threading.Thread):
         self.timeout_s, self.stop, self.ready = timeout_s, stop, ready
         self.stats, self.on_error = stats, on_error
         height, width = backend.input_size
-        self.buffer = np.zeros((self.max_batch, height, width, 3), np.uint8)
+        self.buffer = np.zeros((self.max_batch, height, width, 3), np.uint8)  # submit copies it
+        self.ended: list[Lane] = []  # lanes whose END waits for their last frame to be passed on
         self._next = 0  # round-robin start, so no lane waits behind the others forever
 
     def run(self) -> None:
         try:
-            active = list(self.lanes)
-            while active:
-                batch = self.gather(active)
-                if batch:
-                    self.infer(batch)
+            self.loop(list(self.lanes), bool(getattr(self.backend, "overlaps", False)))
         except StopRequested:
             pass
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
             self.on_error(exc)
 
+    def loop(self, active: list, ahead: bool) -> None:
+        pending = None  # (batch, handle, start) in flight
+        while active or pending is not None:
+            if pending is None:
+                self._flush_ends()
+                batch = self.gather(active, wait=True)
+            else:
+                batch = self.gather(active, wait=False)
+                if not batch:  # nothing ready behind it: finish the batch in flight now
+                    pending = self._finish(*pending)
+                    continue
+            if not batch:
+                continue
+            submitted = self._submit(batch)
+            if pending is not None:
+                self._finish(*pending)
+            pending = submitted if ahead else self._finish(*submitted)
+        self._flush_ends()
+
     def scan(self, active: list, taken: dict) -> None:
         """Take the queued frame of each lane not yet in `taken` (up to max_batch), in round-robin
-        order; drop lanes that ended (END passed on) or failed."""
+        order; drop lanes that ended (END kept for later) or failed."""
         if self.stop.is_set():
             raise StopRequested
         order = active[self._next % len(active) :] + active[: self._next % len(active)]
@@ -250,18 +287,19 @@ class BatchInferStage(threading.Thread):
             item = lane.mailbox.poll(0)
             if item is END:
                 active.remove(lane)
-                self._pass_on(lane, END)
+                self.ended.append(lane)
             elif item is not None:
                 taken[lane] = (item, time.perf_counter())
 
-    def gather(self, active: list) -> list:
-        """[(lane, item, t_taken)]: at least one frame unless every lane ended."""
+    def gather(self, active: list, wait: bool = True) -> list:
+        """[(lane, item, t_taken)]. wait: block until a frame is ready (or every lane ended), then
+        up to `timeout_s` for the other lanes; else only what is ready now."""
         taken: dict = {}
         deadline = None
         while active:
             self.ready.clear()
             self.scan(active, taken)
-            if taken and len(taken) >= min(self.max_batch, len(active)):
+            if not wait or (taken and len(taken) >= min(self.max_batch, len(active))):
                 break
             now = time.perf_counter()
             if taken and deadline is None:
@@ -272,13 +310,16 @@ class BatchInferStage(threading.Thread):
         self._next += max(1, len(taken))
         return [(lane, item, t) for lane, (item, t) in taken.items()]
 
-    def infer(self, batch: list) -> None:
+    def _submit(self, batch: list):
         start = time.perf_counter()
         for i, (lane, item, _) in enumerate(batch):
             self.buffer[i] = item.model_input
             lane.ring.release(item.slot)
             item.slot, item.model_input = -1, None
-        ids = self.backend.infer(self.buffer[: len(batch)])
+        return batch, self.backend.submit(self.buffer[: len(batch)]), start
+
+    def _finish(self, batch: list, handle, start: float) -> None:
+        ids = handle.wait()
         end = time.perf_counter()
         self.stats.batch_sizes[len(batch)] += 1
         self.stats.infer.record(end - start, 0.0)
@@ -287,6 +328,12 @@ class BatchInferStage(threading.Thread):
             item.timings["infer"] = (start, end)
             lane.stats.stages["infer"].record(end - start, start - t_taken)
             self._pass_on(lane, item)
+        return None
+
+    def _flush_ends(self) -> None:
+        ended, self.ended = self.ended, []
+        for lane in ended:
+            self._pass_on(lane, END)
 
     @staticmethod
     def _pass_on(lane: Lane, item) -> None:
@@ -318,9 +365,10 @@ class MultiPipeline:
 
     def run(self) -> MultiStats:
         cfg, stop, ready = self.config, threading.Event(), threading.Event()
-        stats = MultiStats(self.lanes, backend=_describe(self.model.backend))
+        backend = self.model.backend
+        stats = MultiStats(self.lanes, backend=_describe(backend), device=getattr(backend, "runs_on", ""))
         for lane in self.lanes:
-            lane.stats.backend = stats.backend
+            lane.stats.backend, lane.stats.device = stats.backend, stats.device
         errors: list[BaseException] = []
 
         def on_error(exc):

@@ -11,7 +11,6 @@ back (1 byte a pixel for a uint8 output). Host/device memory goes through rtseg.
 from __future__ import annotations
 
 import sys
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from rtseg.core.package import ModelPackage
 from rtseg.errors import BackendError, ModelError
 from rtseg.runtime.base import Backend
+from rtseg.runtime.slots import Pending, SlotRing, infer_through_slots
 
 SLOTS = 2
 
@@ -184,28 +184,13 @@ def select_profile(context, index: int, stream, count: int) -> None:
         )
 
 
-class Pending:
-    """A submitted batch; `wait()` returns its `(n, H, W) uint8` class ids."""
-
-    def __init__(self, backend: TensorRTBackend, slot: _Slot, count: int):
-        self.backend, self.slot, self.count = backend, slot, count
-        self._result: np.ndarray | None = None
-
-    def wait(self) -> np.ndarray:
-        if self._result is None:
-            with self.backend.memory.activate():
-                self.slot.event.synchronize()
-            self._result = self.backend.to_class_ids(self.slot.host_out.array[: self.count])
-            self.slot.pending = None
-        return self._result
-
-
 class TensorRTBackend(Backend):
     """`engine_path`: a plan built from `package` (see rtseg.engine). `batch`: frames per slot;
     `cuda_graphs`: replay full batches as CUDA graphs (cuda-python only). `memory` (a
     CudaMemory; default: the installed one) is closed with the backend."""
 
     name = "tensorrt"
+    runs_on = "cuda"
     overlaps = True
 
     def __init__(
@@ -220,7 +205,8 @@ class TensorRTBackend(Backend):
         from rtseg.runtime.cuda import open_cuda_memory
 
         trt = require_tensorrt()
-        self.slots: list[_Slot] = []
+        self.ring = SlotRing()
+        self.slots: list[_Slot] = self.ring.slots  # the same list
         self.engine = self.runtime = None
         self.engine_path = Path(engine_path)
         self.input_size = package.input_size
@@ -254,7 +240,6 @@ class TensorRTBackend(Backend):
         self.max_batch = max(1, min(batch, limit))
         slots = min(SLOTS, self.engine.num_optimization_profiles) if self.dynamic else SLOTS
         self.cuda_graphs = cuda_graphs and self.memory.supports_graphs
-        self._next = 0
         for i in range(max(1, slots)):
             self.slots.append(_Slot(self, i))
 
@@ -298,10 +283,7 @@ class TensorRTBackend(Backend):
     def _submit_impl(self, images: np.ndarray) -> Pending:
         """Start `(n, H, W, 3) uint8 RGB` frames (n <= max_batch) on the next slot; returns at once."""
         count = len(images)
-        slot = self.slots[self._next]
-        self._next = (self._next + 1) % len(self.slots)
-        if slot.pending is not None:
-            slot.pending.wait()  # keep its result before the buffers are reused
+        slot = self.ring.take()
         with self.memory.activate():
             np.copyto(slot.host_in.array[:count], images)
             self._set_batch(slot, count)
@@ -313,18 +295,17 @@ class TensorRTBackend(Backend):
                     slot.stream.synchronize()
                     self._capture(slot)
             slot.event.record(slot.stream)
-        slot.pending = Pending(self, slot, count)
+        slot.pending = Pending(slot, count, self._collect)
         return slot.pending
+
+    def _collect(self, slot: _Slot, count: int) -> np.ndarray:
+        with self.memory.activate():
+            slot.event.synchronize()
+        return self.to_class_ids(slot.host_out.array[:count])
 
     def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         """`(N, H, W, 3) uint8 RGB` -> `(N, H, W) uint8` ids; chunks alternate between the slots."""
-        results, in_flight = [], deque()
-        for start in range(0, len(images), self.max_batch):
-            if len(in_flight) == len(self.slots):
-                results.append(in_flight.popleft().wait())
-            in_flight.append(self._submit_impl(images[start : start + self.max_batch]))
-        results.extend(p.wait() for p in in_flight)
-        return np.concatenate(results) if results else np.empty((0, *self.input_size), np.uint8)
+        return infer_through_slots(self._submit_impl, images, self.max_batch, len(self.ring), self.input_size)
 
     def describe(self) -> str:
         h, w = self.input_size
@@ -337,7 +318,8 @@ class TensorRTBackend(Backend):
             return
         try:
             with memory.activate():
-                slots, self.slots = self.slots, []
+                slots = list(self.slots)
+                self.slots.clear()
                 try:
                     for slot in slots:
                         slot.close()
