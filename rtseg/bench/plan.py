@@ -62,8 +62,6 @@ def backend_unavailable(backend: str, has_gpu: bool, device: str = "auto") -> st
         if device == "cpu":
             return "TensorRT runs on a GPU, not with --device cpu"
         reasons = []
-        if _module_missing("rtseg.runtime.tensorrt_backend"):
-            reasons.append("this rtseg has no TensorRT backend module")
         if _module_missing("tensorrt"):
             reasons.append("TensorRT not installed (pip install 'rtseg[trt]')")
         if not has_gpu:

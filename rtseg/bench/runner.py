@@ -17,7 +17,6 @@ import numpy as np
 
 from rtseg.bench.accuracy import agreement
 from rtseg.bench.config import BenchConfig
-from rtseg.bench.e2e import e2e_unavailable
 from rtseg.bench.frames import resize_frames, synthetic_frames, video_sample
 from rtseg.bench.machine import machine_info
 from rtseg.bench.plan import Combo, ModelFamily, Unavailable, open_family, plan_combos, resolve_package
@@ -280,11 +279,7 @@ def select_e2e(cfg: BenchConfig, rows: list[dict]) -> list[dict]:
 def add_end_to_end(cfg, rows, predictions, work, run_worker, log) -> None:
     """Pipeline fps on the video for the selected rows: `e2e_fps` beside `infer_fps`."""
     selected = select_e2e(cfg, rows)
-    reason = e2e_unavailable() if selected else None
     for index, row in enumerate(selected):
-        if reason:
-            row["e2e"] = {"skipped": reason}
-            continue
         combo = predictions[row_label(row)][1]
         spec = _spec(
             cfg,
@@ -307,8 +302,6 @@ def add_end_to_end(cfg, rows, predictions, work, run_worker, log) -> None:
             f"end to end {combo.label}: {row['e2e_fps']:.1f} fps "
             f"({row['e2e_ratio']:.0%} of inference-only {row['infer_fps']:.1f} fps)"
         )
-    if reason:
-        log(f"end to end: skipped ({reason})")
 
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log_stderr) -> BenchReport:

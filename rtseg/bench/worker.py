@@ -89,7 +89,9 @@ def open_for_bench(spec: dict):
 
         package = load_package(spec["package"])
         check_device("torch", device)
-        backend = TorchBackend(spec["checkpoint"], device=device, threads=spec["threads"], input_size=size)
+        backend = TorchBackend(
+            spec["checkpoint"], device=device, threads=spec["threads"], input_size=size, batch=spec["batch"]
+        )
         return LoadedModel(backend, package.classes, package.palette, Path(spec["checkpoint"]), package)
     model = open_model(spec["package"], backend=spec["backend"], threads=spec["threads"], device=device)
     if tuple(model.backend.input_size) != size:

@@ -1,4 +1,5 @@
-"""ONNX Runtime backend: CPU by default, CUDA / TensorRT execution providers when present."""
+"""ONNX Runtime backend: the CPU provider by default; `device` asks for the CUDA or TensorRT
+execution provider, which only an onnxruntime-gpu install has (see `providers_for`)."""
 
 from __future__ import annotations
 
