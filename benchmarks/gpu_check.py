@@ -250,7 +250,7 @@ def section_agreement(check: Check) -> dict:
     limit = check.n(101, 2)
     data = DataSpec("camvid", check.data / "camvid", "val")
     frames = _frames(check, package.input_size, limit)
-    with open_model(package.onnx_path, backend="onnxruntime", providers="cpu").backend as ort:
+    with open_model(package.onnx_path, backend="onnxruntime", device="cpu").backend as ort:
         reference = ort.infer(frames)
         results = {"onnxruntime_cpu": {"miou": evaluate_miou(ort, data, limit)["miou"]}}
     for name, fp16 in (("torch_fp32", False), ("torch_fp16", True)) if check.gpu else (("torch_cpu", None),):
@@ -350,7 +350,7 @@ def section_tensorrt(check: Check) -> dict:
         with TensorRTBackend(record.path, fp16, batch=1, cuda_graphs=True) as backend:
             timing = _timings(backend, frames, check.n(300, 3))
             ids = backend.infer(frames)
-    with open_model(package.onnx_path, backend="onnxruntime", providers="cpu").backend as ort:
+    with open_model(package.onnx_path, backend="onnxruntime", device="cpu").backend as ort:
         agree = float((ids == ort.infer(frames)).mean())
     return {"tensorrt": env.trt_version, "build_s": round(build_s, 1), **timing, "agreement_fp32_ort": agree}
 

@@ -74,7 +74,9 @@ def _open_sources(cfg: RunConfig, uris: Sequence[str], stack, say) -> list[tuple
     opened, first_error = [], None
     for index, (uri, name) in enumerate(zip(uris, unique_names(uris))):
         try:
-            source = stack.enter_context(open_source(uri, realtime=cfg.realtime, fps=cfg.fps))
+            source = stack.enter_context(
+                open_source(uri, realtime=cfg.realtime, fps=cfg.fps, strict=cfg.strict)
+            )
         except InputError as exc:
             say(f"rtseg: source {index} ({name}) cannot be opened, dropped: {exc}")
             first_error = first_error or exc

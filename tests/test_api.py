@@ -124,7 +124,7 @@ def test_load_errors_are_rtseg_errors(tmp_path, band_package):
         rtseg.load(band_package.onnx_path, backend="openvino")
     with pytest.raises(InputError, match="unknown device"):
         rtseg.load(band_package.onnx_path, device="tpu")
-    with pytest.raises(InputError, match="torch backend runs on cpu, cuda or auto"):
+    with pytest.raises(InputError, match="torch backend takes cpu, cuda or auto"):
         rtseg.load(band_package.onnx_path, backend="torch", device="tensorrt")
     seg = rtseg.load(band_package.onnx_path, threads=1)
     seg.close()

@@ -75,7 +75,10 @@ def copy_package(package, folder: Path, int8: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     onnx_path = folder / "tiny.onnx"
     shutil.copy(package.onnx_path, onnx_path)
+    checkpoint = package.sidecar_path.parent / package.meta["source"]["checkpoint"]
+    shutil.copy(checkpoint, folder / "tiny.pth")  # the sidecar names it relative to itself
     meta = {k: v for k, v in package.meta.items() if k not in ("onnx", "onnx_sha256")}
+    meta["source"] = {**meta["source"], "checkpoint": "tiny.pth"}
     write_sidecar(onnx_path, meta)
     if int8:
         variant = folder / "tiny_int8.onnx"
@@ -262,6 +265,7 @@ def test_bench_rows_carry_required_keys(full_run):
         assert 0.0 <= row["miou"] <= 1.0 and row["miou_images"] == 3
         assert 0.0 <= row["agreement"] <= 1.0 and row["agreement_ref"] == "onnxruntime fp32"
         assert row["machine"]["versions"]["onnxruntime"] and row["machine"]["cpu"]
+        assert row["device"] in ("cpu", "cuda")  # --device auto: where it ran
     fp32 = rows_by(rows, "onnxruntime", "fp32")
     assert fp32["model_bytes"] == model.stat().st_size
     # the stand-in int8 is the fp32 graph: it must agree exactly

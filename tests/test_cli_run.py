@@ -107,6 +107,7 @@ def test_video_to_mp4_masks_and_stats(tmp_path, tiny_video, band_package):
     stats = json.loads(stats_file.read_text())
     assert {"frames", "fps", "stages", "latency_ms", "dropped"} <= set(stats)
     assert stats["frames"] == 24 and stats["dropped"] == 0 and stats["fps"] > 0
+    assert stats["device"] == "cpu" and "CPU" in stats["backend"]  # the provider it ran on
     assert stats["stages"]["infer"]["busy_ms_mean"] > 0
     assert 0 < stats["latency_ms"]["mean"] <= stats["latency_ms"]["max"]
     assert "24 frames" in result.stdout and "fps end to end" in result.stdout
@@ -317,7 +318,8 @@ def test_signal_mid_run_leaves_a_playable_mp4(signum, status, tmp_path, tiny_pac
     )
     try:
         deadline = time.monotonic() + 60
-        while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+        recording = out.with_name("out.partial.mp4")  # out.mp4 appears when it is finished
+        while not recording.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)  # a second into a five-second (real-time paced) video
         assert proc.poll() is None, proc.communicate()
@@ -331,4 +333,5 @@ def test_signal_mid_run_leaves_a_playable_mp4(signum, status, tmp_path, tiny_pac
     stats = json.loads(stats_file.read_text())
     assert stats["stopped_by"] == signal.Signals(signum).name
     assert 1 <= stats["frames"] < 100 and "frames in" in stdout
+    assert len(decode_mp4(out)) == stats["frames"] and not recording.exists()  # finished, complete
     assert len(decode_mp4(out)) == stats["frames"]

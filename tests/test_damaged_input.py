@@ -218,3 +218,15 @@ def test_a_result_stream_hands_out_the_frames_before_an_input_failure(broken_fol
             for result in ResultStream(source, FakeBackend()):
                 indices.append(result.index)
     assert indices == [0, 1, 2]
+
+
+def test_strict_reaches_every_source_of_a_multi_source_run(tmp_path, clips, band_package):  # noqa: F811
+    stats_file = tmp_path / "stats.json"
+    result = rtseg_run(
+        "--source", clips["joined.ts"], "--source", clips["full"], "--model", band_package.onnx_path,
+        "--threads", 1, "--strict", "--quiet", "--stats-json", stats_file,
+    )  # fmt: skip
+    lanes = json.loads(stats_file.read_text())["sources"]
+    assert result.exit_code == 0, result.output  # the other source went on
+    assert lanes[0]["status"] == "failed" and "joined.ts: damaged packet" in lanes[0]["error"]
+    assert 0 < lanes[0]["frames"] < 48 and lanes[1]["frames"] == 48

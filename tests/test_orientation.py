@@ -27,13 +27,15 @@ def mirrored(frames: np.ndarray, hflip: bool, vflip: bool) -> np.ndarray:
     return frames[:, ::-1] if vflip else frames
 
 
-def write_turned_clip(path, upright: np.ndarray, degrees: int, hflip=False, vflip=False):
+def write_turned_clip(path, upright: np.ndarray, degrees: int, hflip=False, vflip=False, codec="libx264rgb"):
     """Store the frames so that a player, applying the display matrix (a counter-clockwise turn
-    by `degrees`, then the mirrors), shows `upright`."""
+    by `degrees`, then the mirrors), shows `upright`. libx264rgb: lossless; libx264: yuv420p."""
     stored = np.rot90(mirrored(upright, hflip, vflip), -(degrees // 90), axes=(1, 2))
+    lossless = codec == "libx264rgb"
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264rgb", rate=10, options={"qp": "0"})
-        stream.width, stream.height, stream.pix_fmt = stored.shape[2], stored.shape[1], "rgb24"
+        stream = container.add_stream(codec, rate=10, options={"qp": "0"} if lossless else {})
+        stream.width, stream.height = stored.shape[2], stored.shape[1]
+        stream.pix_fmt = "rgb24" if lossless else "yuv420p"
         if degrees or hflip or vflip:
             stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
         for frame in stored:
@@ -115,3 +117,30 @@ def test_jpeg_frames_follow_their_exif_orientation(tmp_path):
     assert frame.shape == UPRIGHT[0].shape
     assert np.abs(frame.astype(int) - UPRIGHT[0]).mean() < 3
     assert cv2.imread(str(tmp_path / "0.jpg")).shape == (48, 80, 3)
+
+
+@pytest.mark.parametrize("pixel_format", ["yuv420p", "gbrp", "rgb24", "nv12"])
+def test_frames_are_turned_in_the_decoder_s_own_pixel_format(pixel_format):
+    from rtseg.video.decoded import plane_view
+    from rtseg.video.orientation import TRANSFORMS, turn_video_frame
+
+    frame = av.VideoFrame.from_ndarray(UPRIGHT[0], "rgb24").reformat(format=pixel_format)
+    channels = {"rgb24": (3,), "nv12": (1, 2)}.get(pixel_format, (1, 1, 1))
+    for name, turn in TRANSFORMS.items():
+        turned = turn_video_frame(frame, name)
+        assert turned is not None and turned.format.name == pixel_format
+        for index, count in enumerate(channels):
+            np.testing.assert_array_equal(
+                plane_view(turned, index, count), turn(plane_view(frame, index, count))
+            )
+    assert turn_video_frame(frame.reformat(format="yuv422p"), "rotate_cw") is None  # 4:2:2 cannot
+
+
+def test_a_turned_h264_clip_keeps_the_decoder_s_fast_path(tmp_path):
+    from rtseg.video.decoded import AvFrame
+
+    clip = write_turned_clip(tmp_path / "phone.mp4", UPRIGHT, 90, codec="libx264")
+    with open_source(str(clip)) as source:
+        decoded = source.read_frame()
+    assert isinstance(decoded, AvFrame) and decoded.yuv420p_planes()[0].shape == (48, 80)
+    assert np.abs(decoded.rgb().astype(int) - UPRIGHT[0]).mean() < 6

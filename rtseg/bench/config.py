@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rtseg.core.package import PRECISIONS, VARIANTS
 from rtseg.errors import InputError
-from rtseg.loading import BACKENDS
+from rtseg.loading import BACKENDS, DEVICES
 
 # Precisions a benchmark can name: the package precisions plus the `int8cpu` variant (INT8
 # quantized for ONNX Runtime's CPU provider; its sidecar says int8).
@@ -47,6 +47,7 @@ class BenchConfig:
     warmup: int = 10
     batch: int = 8
     threads: int = 2
+    device: str = "auto"  # rtseg.loading.DEVICES, for every backend measured
     e2e_output: str = "mp4"
     e2e_combos: tuple[str, ...] = ("fastest",)
     cache_dir: Path | None = None
@@ -60,6 +61,8 @@ class BenchConfig:
             raise InputError("--warmup and --batch cannot be negative")
         if self.data_limit is not None and self.data_limit < 1:
             raise InputError("--data-limit must be at least 1")
+        if self.device not in DEVICES:
+            raise InputError(f"--device must be one of {', '.join(DEVICES)}")
         if self.e2e_output not in E2E_OUTPUTS:
             raise InputError(f"--e2e-output must be one of {', '.join(E2E_OUTPUTS)}")
         if self.video is not None and not Path(self.video).is_file():

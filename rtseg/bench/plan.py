@@ -50,13 +50,15 @@ def _module_missing(name: str) -> bool:
         return True
 
 
-def backend_unavailable(backend: str, has_gpu: bool) -> str | None:
-    """Why `backend` cannot run on this machine, or None."""
+def backend_unavailable(backend: str, has_gpu: bool, device: str = "auto") -> str | None:
+    """Why `backend` cannot run on this machine (on `device`), or None."""
     if backend == "onnxruntime" and _module_missing("onnxruntime"):
         return "onnxruntime not installed (pip install onnxruntime)"
     if backend == "torch" and _module_missing("torch"):
         return "PyTorch not installed"
     if backend == "tensorrt":
+        if device == "cpu":
+            return "TensorRT runs on a GPU, not with --device cpu"
         reasons = []
         if _module_missing("rtseg.runtime.tensorrt_backend"):
             reasons.append("this rtseg has no TensorRT backend module")
@@ -149,7 +151,9 @@ def open_family(model: Path, cache_dir: Path | None) -> ModelFamily:
     return ModelFamily(base, folder, stem, checkpoint, problem, cache)
 
 
-def plan_combos(family: ModelFamily, backends, precisions, sizes, has_gpu: bool) -> list[Combo]:
+def plan_combos(
+    family: ModelFamily, backends, precisions, sizes, has_gpu: bool, device: str = "auto"
+) -> list[Combo]:
     """Every requested combination, in run order (size, backend, precision with fp32 first);
     those that cannot run carry `skip` (the reason). Packages at other sizes are resolved
     later, by `resolve_package`, so nothing is exported for a combination that is skipped."""
@@ -157,7 +161,7 @@ def plan_combos(family: ModelFamily, backends, precisions, sizes, has_gpu: bool)
     combos = []
     for size in sizes or (family.size,):
         for backend in backends:
-            missing = backend_unavailable(backend, has_gpu)
+            missing = backend_unavailable(backend, has_gpu, device)
             for precision in ordered:
                 combo = Combo(backend, precision, tuple(size), checkpoint=family.checkpoint)
                 if missing:

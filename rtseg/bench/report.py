@@ -33,6 +33,7 @@ CSV_COLUMNS = (
     "gpu_mem_mb",
     "threads",
     "runtime",
+    "device",
     "cpu",
     "gpu",
     "onnxruntime",
@@ -99,13 +100,21 @@ def _num(value, fmt: str) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt % value
 
 
+def backend_label(row: dict) -> str:
+    """The backend, with where it ran when that is not implied: "onnxruntime (cuda)"."""
+    device = row.get("device")
+    if device in (None, "cpu") or (row["backend"] == "tensorrt" and device == "cuda"):
+        return row["backend"]
+    return f"{row['backend']} ({device})"
+
+
 def _cells(row: dict) -> list[str]:
     lat = row.get("latency_ms") or {}
     e2e = _num(row.get("e2e_fps"), "%.1f")
     if row.get("e2e_ratio") is not None:
         e2e += f" ({row['e2e_ratio']:.0%})"
     return [
-        row["backend"],
+        backend_label(row),
         row["precision"],
         row["size"],
         str(row["batch"]),
@@ -274,7 +283,7 @@ def _md_row(row: dict) -> str:
     if row.get("e2e_ratio") is not None:
         e2e += f" ({row['e2e_ratio']:.0%})"
     cells = [
-        row["backend"],
+        backend_label(row),
         row["precision"],
         row["size"],
         str(row["batch"]),

@@ -127,6 +127,7 @@ def _base_row(cfg: BenchConfig, family: ModelFamily, combo: Combo) -> dict:
         "e2e": None,
         "load_s": None,
         "runtime": None,
+        "device": None,
         "threads": cfg.threads,
         "iters": cfg.iters,
         "warmup": cfg.warmup,
@@ -142,6 +143,7 @@ def _spec(cfg: BenchConfig, combo: Combo, frames_path: Path, mode: str, **extra)
         "package": str(combo.package),
         "checkpoint": str(combo.checkpoint) if combo.checkpoint else None,
         "threads": cfg.threads,
+        "device": cfg.device,
         "frames": str(frames_path),
         **extra,
     }
@@ -156,6 +158,7 @@ def _measured_rows(base: dict, result: dict) -> list[dict]:
         "model_bytes": result["model_bytes"],
         "load_s": round(result["load_s"], 3),
         "runtime": result["describe"],
+        "device": result.get("device"),
         "miou": miou.get("miou"),
         "pixel_acc": miou.get("pixel_acc"),
         "miou_images": miou.get("images"),
@@ -315,7 +318,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log_stderr) -> Ben
 
         open_split(cfg.data)  # a bad --data fails here, once, not in every worker
     machine = machine_info(cfg.threads)
-    combos = plan_combos(family, cfg.backends, cfg.precisions, cfg.sizes, bool(machine["gpus"]))
+    combos = plan_combos(family, cfg.backends, cfg.precisions, cfg.sizes, bool(machine["gpus"]), cfg.device)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
         work = Path(tmp)

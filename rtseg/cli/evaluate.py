@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from rtseg.cli.options import device_option
 from rtseg.errors import OutputError
 from rtseg.loading import BACKENDS
 
@@ -69,6 +70,7 @@ def write_json(path: Path, result: dict) -> None:
     default=None,
     help="[default: torch for a checkpoint, onnxruntime for a package]",
 )
+@device_option
 @click.option(
     "--flip-tta",
     is_flag=True,
@@ -91,7 +93,18 @@ def write_json(path: Path, result: dict) -> None:
     help="Also write the result (miou, per_class, pixel_acc, ...) as JSON.",
 )
 def evaluate(
-    model, dataset, data_root, split, backend, flip_tta, min_blob, limit, batch_size, threads, json_path
+    model,
+    dataset,
+    data_root,
+    split,
+    backend,
+    device,
+    flip_tta,
+    min_blob,
+    limit,
+    batch_size,
+    threads,
+    json_path,
 ):
     """Score a model on a labelled dataset split: per-class IoU, mIoU, pixel accuracy."""
     from rtseg.evaluation import EvalConfig
@@ -103,6 +116,7 @@ def evaluate(
         data_root=str(data_root),
         split=split,
         backend=backend,
+        device=device,
         flip_tta=flip_tta,
         min_blob=min_blob,
         limit=limit,

@@ -159,6 +159,7 @@ class MultiStats:
 
     lanes: list[Lane]
     backend: str = ""
+    device: str = ""  # Backend.runs_on
     batch_sizes: Counter = field(default_factory=Counter)
     infer: StageStats = field(default_factory=lambda: StageStats("infer"))
     stopped_by: str | None = None
@@ -194,6 +195,7 @@ class MultiStats:
             "fps": round(self.fps, 3),
             "wall_s": round(self.wall_s, 4),
             "backend": self.backend,
+            "device": self.device,
             "stopped_by": self.stopped_by,
             "batches": self.batches_json(),
             "sources": [lane.to_json() for lane in self.lanes],
@@ -363,9 +365,10 @@ class MultiPipeline:
 
     def run(self) -> MultiStats:
         cfg, stop, ready = self.config, threading.Event(), threading.Event()
-        stats = MultiStats(self.lanes, backend=_describe(self.model.backend))
+        backend = self.model.backend
+        stats = MultiStats(self.lanes, backend=_describe(backend), device=getattr(backend, "runs_on", ""))
         for lane in self.lanes:
-            lane.stats.backend = stats.backend
+            lane.stats.backend, lane.stats.device = stats.backend, stats.device
         errors: list[BaseException] = []
 
         def on_error(exc):

@@ -172,6 +172,7 @@ class Pipeline:
         cfg, stop = self.config, threading.Event()
         stats = PipelineStats(
             backend=_describe(self.model.backend),
+            device=getattr(self.model.backend, "runs_on", ""),
             source=getattr(self.source, "description", ""),
             live=bool(getattr(self.source, "live", False)),
         )

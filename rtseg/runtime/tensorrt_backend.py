@@ -190,6 +190,7 @@ class TensorRTBackend(Backend):
     CudaMemory; default: the installed one) is closed with the backend."""
 
     name = "tensorrt"
+    runs_on = "cuda"
     overlaps = True
 
     def __init__(

@@ -23,7 +23,12 @@ import av
 from rtseg.errors import InputError
 from rtseg.video.base import FrameSource, format_fps
 from rtseg.video.decoded import ArrayFrame, AvFrame, DecodedFrame, ModelScaler, to_rgb_array
-from rtseg.video.orientation import apply_transform, display_transform, frame_display_matrix
+from rtseg.video.orientation import (
+    apply_transform,
+    display_transform,
+    frame_display_matrix,
+    turn_video_frame,
+)
 
 DEFAULT_URL_TIMEOUT_S = 10.0
 _END = object()  # the demuxer has no more packets
@@ -69,7 +74,8 @@ class AvSource(FrameSource):
         self._frames_decoded = 0
         self._packets_read = 0
         self._pts_span: list[int] = []  # [first pts, end pts] of the packets read (stream time base)
-        self._transforms: dict[tuple[int, ...], str] = {}
+        self._transforms: dict[tuple[int, ...], str] = {}  # display matrix -> transform name
+        self._warned_tilt = False
         self.transform = "identity"  # how the first frame was turned upright
         if not live:
             self._peek()
@@ -282,16 +288,23 @@ class AvSource(FrameSource):
         if transform is None:
             transform = display_transform(matrix)
             if transform is None:
-                self.damage.warnings.append(
-                    f"{self.name}: display matrix asks for a rotation that is not a quarter turn; "
-                    "frames are used as stored"
-                )
+                if not self._warned_tilt:  # once: a hostile file may change it every frame
+                    self._warned_tilt = True
+                    self.damage.warnings.append(
+                        f"{self.name}: display matrix asks for a rotation that is not a quarter "
+                        "turn; frames are used as stored"
+                    )
                 transform = "identity"
+            if len(self._transforms) >= 8:  # a handful of distinct matrices at most, in practice one
+                self._transforms.clear()
             self._transforms[matrix] = transform
             if self._frames_decoded == 0:
                 self.transform = transform
         if transform == "identity":
             return AvFrame(frame, self._scaler)
+        turned = turn_video_frame(frame, transform)
+        if turned is not None:  # in the decoder's format: the same fast path as upright frames
+            return AvFrame(turned, self._scaler)
         return ArrayFrame(apply_transform(to_rgb_array(frame), transform))
 
     def _close(self) -> None:

@@ -78,5 +78,41 @@ def frame_display_matrix(frame) -> tuple[int, ...] | None:
 
 
 def apply_transform(rgb: np.ndarray, name: str) -> np.ndarray:
-    """`(H, W, 3) uint8` -> the same picture turned by TRANSFORMS[name], C-contiguous."""
+    """`(H, W, 3) uint8` (or `(H, W)`) -> the same picture turned by TRANSFORMS[name], C-contiguous."""
     return TRANSFORMS[name](rgb)
+
+
+# 8-bit pixel formats whose planes all subsample both axes alike: each plane turns on its own.
+# value: channels per plane
+_TURNABLE_FORMATS = {
+    "yuv420p": (1, 1, 1),
+    "yuvj420p": (1, 1, 1),
+    "yuv444p": (1, 1, 1),
+    "yuvj444p": (1, 1, 1),
+    "gbrp": (1, 1, 1),
+    "gray": (1,),
+    "nv12": (1, 2),
+    "rgb24": (3,),
+    "bgr24": (3,),
+}
+_HALF_SIZE_CHROMA = {"yuv420p", "yuvj420p", "nv12"}
+
+
+def turn_video_frame(frame, name: str):
+    """An av.VideoFrame turned by TRANSFORMS[name] in its own pixel format (no colour
+    conversion: the picture then takes the same path as an upright one), or None when the
+    format cannot be turned plane by plane (4:2:2, odd sizes of subsampled formats, > 8 bits)."""
+    import av
+
+    from rtseg.video.decoded import plane_view
+
+    channels = _TURNABLE_FORMATS.get(frame.format.name)
+    odd = frame.width % 2 or frame.height % 2
+    if channels is None or (frame.format.name in _HALF_SIZE_CHROMA and odd):
+        return None
+    quarter = name in ("rotate_cw", "rotate_ccw", "transpose", "antitranspose")
+    width, height = (frame.height, frame.width) if quarter else (frame.width, frame.height)
+    turned = av.VideoFrame(width, height, frame.format.name)
+    for index, count in enumerate(channels):
+        np.copyto(plane_view(turned, index, count), apply_transform(plane_view(frame, index, count), name))
+    return turned

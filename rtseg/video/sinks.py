@@ -2,7 +2,11 @@
 
 Every sink checks its output path at construction (OutputError: folder cannot be created, not
 writable, path is a directory) and is a context manager whose idempotent `close()` flushes, so
-an MP4 is playable however the run stopped (success, exception, Ctrl-C).
+an MP4 is playable however the run stopped (success, exception, Ctrl-C), and even when the
+process is killed: it is recorded as a fragmented `OUT.partial.mp4` and finished into `OUT.mp4`
+at close (see `durable`). Image files are encoded in memory and renamed into place when
+written, so a full disk leaves no broken image under a final name; a failed write is one
+OutputError line (no output from OpenCV or libpng).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from rtseg.errors import OutputError
 from rtseg.video.display import WindowDisplay, display_available
+from rtseg.video.durable import Recording, describe_os_error, write_bytes_atomic
 
 __all__ = [
     "FrameSink",
@@ -137,11 +142,15 @@ class _ImageFolderSink(FrameSink):
             raise OutputError(f"{self.folder}: write after close")
         path = self.path_for(index)
         try:
-            ok = cv2.imwrite(str(path), image, params)
+            ok, data = cv2.imencode(f".{self.ext}", image, params)
         except cv2.error as e:
-            raise OutputError(f"{path}: cannot write image ({e.err})") from None
+            raise OutputError(f"{path}: cannot encode image ({e.err})") from None
         if not ok:
-            raise OutputError(f"{path}: cannot write image")
+            raise OutputError(f"{path}: cannot encode image")
+        try:
+            write_bytes_atomic(path, data)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write image: {describe_os_error(e)}") from None
         self.frames_written += 1
 
     def close(self) -> None:
@@ -263,6 +272,9 @@ class Mp4Sink(FrameSink):
     edge row/column to even. Timestamps follow the frame index (pts = index - first index, time
     base 1/fps), so frames a live source dropped keep the video in real time. Thread-safe
     between one writer and `close()`; close flushes the encoder and finishes the file.
+    Until then the video is `partial` (`OUT.partial.mp4`, fragmented: a killed run leaves it
+    playable up to its last half-second fragment); after a failed write (disk full) it stays
+    there, cut to its last complete fragment, and `path` is not written.
     """
 
     accepts_yuv420p = True
@@ -299,7 +311,14 @@ class Mp4Sink(FrameSink):
         self._first_index: int | None = None
         self._last_pts = -1
         self._closed = False
+        self._failed = False  # a write failed: the recording was kept as it was, not finished
+        self._recording = Recording(self.path)
         self._lock = threading.Lock()
+
+    @property
+    def partial(self) -> Path | None:
+        """The file being recorded (None before the first frame)."""
+        return self._recording.partial
 
     def write(self, index: int, rendered, ids: np.ndarray) -> None:
         """Encode one frame, `(H, W, 3) uint8 RGB` or an av.VideoFrame in yuv420p; every frame
@@ -307,8 +326,9 @@ class Mp4Sink(FrameSink):
         import av
 
         with self._lock:
-            if self._closed:
-                raise OutputError(f"{self.path}: write after close")
+            if self._closed or self._failed:
+                after = "close" if self._closed else "a failed write"
+                raise OutputError(f"{self.path}: write after {after}")
             if isinstance(rendered, np.ndarray):
                 height, width = rendered.shape[:2]
             else:
@@ -327,9 +347,22 @@ class Mp4Sink(FrameSink):
             try:
                 for packet in self._stream.encode(frame):
                     self._container.mux(packet)
-            except av.error.FFmpegError as e:
-                raise OutputError(f"{self.path}: encoding frame {index} failed ({e})") from None
+            except (av.error.FFmpegError, OSError) as e:
+                raise self._give_up(e, f"at frame {index}") from None
             self.frames_written += 1
+
+    def _give_up(self, error: BaseException, where: str) -> OutputError:
+        """After a failed write: keep what the recording holds (`durable.Recording.abandon`) and
+        say in one line what failed and where the video so far is."""
+        container, self._container = self._container, None
+        kept = self._recording.abandon(container)
+        self._failed = True
+        what = (
+            f"the video so far is kept in {self.partial}" if kept else "no frame of the video could be kept"
+        )
+        return OutputError(
+            f"{self.path}: writing the video failed {where}: {describe_os_error(error)}; {what}"
+        )
 
     def _open(self, width: int, height: int) -> None:
         import av
@@ -340,34 +373,38 @@ class Mp4Sink(FrameSink):
         options = apply_encoder_settings(self.codec, options, self.preset, self.crf)
         self.options = options
         try:
-            self._container = av.open(str(self.path), "w")
-        except av.error.FFmpegError as e:
-            raise OutputError(f"{self.path}: cannot create video ({e})") from None
+            self._container = self._recording.open_container()
+        except (av.error.FFmpegError, OSError) as e:
+            raise OutputError(f"{self.path}: cannot create video ({describe_os_error(e)})") from None
         try:
             stream = self._container.add_stream(self.codec, rate=self.rate, options=options)
             stream.width, stream.height, stream.pix_fmt = even_w, even_h, "yuv420p"
             stream.codec_context.time_base = 1 / self.rate
             stream.codec_context.open()
         except (av.error.FFmpegError, ValueError) as e:
-            self._container.close()
+            self._recording.discard(self._container)
             self._container = None
             raise OutputError(f"{self.path}: cannot open encoder {self.codec} ({e})") from None
         self._stream = stream
 
     def close(self) -> None:
-        """Flush the encoder and finish the file (a playable MP4). Idempotent."""
+        """Flush the encoder and finish the file (a normal MP4 at `path`). Idempotent. After a
+        failed write, or when finishing fails (disk full), the recording stays at `partial`."""
+        import av
+
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            container, self._container = self._container, None
-            if container is None:
+            if self._container is None:  # nothing written, or given up after a failed write
                 return
             try:
                 for packet in self._stream.encode():
-                    container.mux(packet)
-            finally:
-                container.close()
+                    self._container.mux(packet)
+                self._recording.finish(self._container)
+            except (av.error.FFmpegError, OSError) as e:
+                raise self._give_up(e, "while finishing it") from None
+            self._container = None
 
 
 def rgb_to_yuv420p_frame(rgb: np.ndarray):
