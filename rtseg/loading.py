@@ -154,7 +154,7 @@ def open_model(
     model: str | Path,
     backend: str = "onnxruntime",
     threads: int | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     batch: int = 1,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
@@ -164,11 +164,14 @@ def open_model(
     the engine beside it (see rtseg.engine). device: one of DEVICES, on every backend (ONNX
     Runtime: its execution providers, see onnxruntime_backend.providers_for; torch: its
     resolve_device, also "cuda:N"; TensorRT: cuda or auto); the backend's `runs_on` says where
-    it went. batch: the largest batch the caller will pass; TensorRT sizes its buffers for it
-    (up to the engine's profile), the other backends take any."""
+    it went; None: the backend's own default (cpu; cuda for TensorRT). batch: the largest batch
+    the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile), the
+    other backends take any."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if device is None:
+        device = "cuda" if backend == "tensorrt" else "cpu"
     check_device(backend, device)
     if path.suffix in CHECKPOINT_SUFFIXES:
         if backend != "torch":
