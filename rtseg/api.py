@@ -59,7 +59,6 @@ def __getattr__(name: str):
 
 
 MODE_CHOICES = ("overlay", "mask", "side-by-side")
-DEFAULT_FOLDER_FPS = 25.0  # MP4 rate for a source with no frame rate (frames folders)
 
 
 @dataclass(frozen=True)
@@ -205,6 +204,7 @@ def _run_pipeline(cfg: RunConfig):
     from rtseg.pipeline import Pipeline, PipelineConfig
     from rtseg.segmenter import open_loaded_model
     from rtseg.video import open_source
+    from rtseg.video.sources import DEFAULT_FOLDER_FPS
     from rtseg.viz import VizConfig
 
     if cfg.stats_json is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.checkpoint import source_checkpoint
 from rtseg.core.package import ModelPackage, load_package
 from rtseg.errors import BackendError, InputError, MissingDependencyError, ModelError
 from rtseg.runtime.base import Backend
@@ -38,18 +39,6 @@ class LoadedModel:
     palette: np.ndarray  # (num_classes, 3) uint8 RGB
     source: Path
     package: ModelPackage | None = None
-
-
-def _checkpoint_for(package: ModelPackage) -> Path:
-    source = (package.meta.get("source") or {}).get("checkpoint")
-    if not source:
-        raise ModelError(f"{package.sidecar_path}: names no source checkpoint for the torch backend")
-    path = Path(source)
-    if not path.is_absolute():
-        path = package.sidecar_path.parent / path
-    if not path.is_file():
-        raise ModelError(f"{package.sidecar_path}: its checkpoint {path} does not exist")
-    return path
 
 
 def _require_cuda_memory() -> None:
@@ -165,7 +154,7 @@ def open_model(
     model: str | Path,
     backend: str = "onnxruntime",
     threads: int | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     batch: int = 1,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
@@ -175,11 +164,14 @@ def open_model(
     the engine beside it (see rtseg.engine). device: one of DEVICES, on every backend (ONNX
     Runtime: its execution providers, see onnxruntime_backend.providers_for; torch: its
     resolve_device, also "cuda:N"; TensorRT: cuda or auto); the backend's `runs_on` says where
-    it went. batch: the largest batch the caller will pass; TensorRT sizes its buffers for it
-    (up to the engine's profile), the other backends take any."""
+    it went; None: the backend's own default (cpu; cuda for TensorRT). batch: the largest batch
+    the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile), the
+    other backends take any."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if device is None:
+        device = "cuda" if backend == "tensorrt" else "cpu"
     check_device(backend, device)
     if path.suffix in CHECKPOINT_SUFFIXES:
         if backend != "torch":
@@ -204,9 +196,12 @@ def open_model(
     elif backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
-        checkpoint = _checkpoint_for(package)
         b = TorchBackend(
-            checkpoint, device=device, threads=threads, input_size=package.input_size, batch=batch
+            source_checkpoint(package),
+            device=device,
+            threads=threads,
+            input_size=package.input_size,
+            batch=batch,
         )
     else:
         b = open_tensorrt_backend(package, batch=batch)

@@ -139,6 +139,15 @@ def test_int8_rejects_bad_calibration_frames(tiny_package, tmp_path, frames, mat
         quantize_int8(tiny_package, tmp_path / "x.onnx", frames)
 
 
+def test_int8_failing_the_tensorrt_rules_leaves_nothing_behind(tiny_package, tmp_path, monkeypatch):
+    import rtseg.export.int8 as int8
+
+    monkeypatch.setattr(int8, "check_qdq_rules", lambda model: ["Conv 'x': a rule broken"])
+    with pytest.raises(ExportError, match="break TensorRT's rules: Conv 'x'"):
+        quantize_int8(tiny_package, tmp_path / "x.onnx", structured_frames(2, *TINY_SIZE))
+    assert list(tmp_path.iterdir()) == []  # no orphan x.onnx, no temporary folder
+
+
 def test_int8_rejects_unknown_exclude_word(tiny_package, tmp_path):
     frames = structured_frames(2, *TINY_SIZE)
     with pytest.raises(InputError, match="'nonsense' is no group"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.frames import parse_size
 from rtseg.core.package import PRECISIONS, VARIANTS
 from rtseg.errors import InputError
 from rtseg.loading import BACKENDS, DEVICES
@@ -80,22 +81,10 @@ def parse_choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str
     return items
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """ "360x480" -> (360, 480): HEIGHTxWIDTH, both positive."""
-    parts = text.strip().lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"size {text!r} is not HEIGHTxWIDTH (e.g. 360x480)")
-    return int(parts[0]), int(parts[1])
-
-
 def parse_sizes(text: str | None) -> tuple[tuple[int, int], ...]:
     if not text:
         return ()
-    return tuple(dict.fromkeys(parse_size(p) for p in text.split(",") if p.strip()))
-
-
-def format_size(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]}"
+    return tuple(dict.fromkeys(parse_size(p, "--sizes") for p in text.split(",") if p.strip()))
 
 
 def parse_data_spec(text: str | None) -> DataSpec | None:

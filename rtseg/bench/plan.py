@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.bench.config import BENCH_PRECISIONS, format_size
-from rtseg.core.package import VARIANTS, ModelPackage, load_package
+from rtseg.bench.config import BENCH_PRECISIONS
+from rtseg.core.checkpoint import source_checkpoint
+from rtseg.core.frames import format_size
+from rtseg.core.package import VARIANTS, ModelPackage, load_package, variant_path
 from rtseg.errors import ModelError, RtsegError
 
 
@@ -93,8 +95,7 @@ class ModelFamily:
         return self.base.input_size
 
     def variant_path(self, precision: str) -> Path:
-        suffix = "" if precision == "fp32" else f"_{precision}"
-        return self.folder / f"{self.stem}{suffix}.onnx"
+        return variant_path(self.folder / f"{self.stem}.onnx", precision)
 
     def variant(self, precision: str) -> ModelPackage:
         """The package beside the model for `precision`; Unavailable if there is none."""
@@ -121,15 +122,10 @@ class ModelFamily:
 
 
 def _find_checkpoint(package: ModelPackage) -> tuple[Path | None, str | None]:
-    source = (package.meta.get("source") or {}).get("checkpoint")
-    if not source:
-        return None, "the sidecar names no source checkpoint"
-    path = Path(source)
-    if not path.is_absolute():
-        path = package.sidecar_path.parent / path
-    if not path.is_file():
-        return None, f"its checkpoint {path} does not exist"
-    return path, None
+    try:
+        return source_checkpoint(package), None
+    except ModelError as exc:
+        return None, str(exc)
 
 
 def open_family(model: Path, cache_dir: Path | None) -> ModelFamily:

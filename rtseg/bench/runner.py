@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.bench.accuracy import agreement
-from rtseg.bench.config import BenchConfig, format_size
+from rtseg.bench.config import BenchConfig
 from rtseg.bench.e2e import e2e_unavailable
 from rtseg.bench.frames import resize_frames, synthetic_frames, video_sample
 from rtseg.bench.machine import machine_info
 from rtseg.bench.plan import Combo, ModelFamily, Unavailable, open_family, plan_combos, resolve_package
+from rtseg.core.frames import format_size
 from rtseg.errors import RtsegError
 
 REFERENCE_ORDER = ("onnxruntime", "tensorrt", "torch")  # fp32 reference for agreement

@@ -1,6 +1,6 @@
 """Frames and sizes shared by every layer: the one resize of frames to a model's input size, the
-one resize of class ids back, `HxW` size text, RGB -> yuv420p planes, and evenly spaced frames
-from a video.
+one resize of class ids back, `HxW` size text, reading an image file, RGB -> yuv420p planes, and
+evenly spaced frames from a video.
 Sizes are `(height, width)`, as numpy shapes are; frames are `(H, W, 3) uint8 RGB`."""
 
 from __future__ import annotations
@@ -12,12 +12,31 @@ import numpy as np
 
 from rtseg.errors import InputError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def read_rgb(path: Path, index: int | None = None) -> np.ndarray:
+    """One image file as `(H, W, 3) uint8 RGB` (grey and 16-bit images converted; alpha dropped;
+    EXIF orientation applied). InputError naming the file (and frame `index`) when unreadable."""
+    at = f" at frame {index}" if index is not None else ""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read image{at} ({e.strerror})") from None
+    if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].tobytes():
+        raise InputError(f"{path}: cannot read image{at} (JPEG cut short: no end marker)")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # it logs broken images
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise InputError(f"{path}: cannot read image{at} (corrupt or not an image)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
 
 def parse_size(text: str, what: str = "size") -> tuple[int, int]:
     """'360x480' (HEIGHTxWIDTH) -> (360, 480), both positive; InputError naming `what` otherwise."""
     parts = str(text).strip().lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"{what} must be HEIGHTxWIDTH in pixels (e.g. 360x480), got {text!r}")
+        raise InputError(f"{what} must be HxW (HEIGHTxWIDTH) in pixels (e.g. 360x480), got {text!r}")
     return int(parts[0]), int(parts[1])
 
 

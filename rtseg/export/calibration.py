@@ -15,16 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.core.frames import evenly_spaced, resize_frame, sample_video_frames
+from rtseg.core.frames import IMAGE_SUFFIXES, evenly_spaced, read_rgb, resize_frame, sample_video_frames
 from rtseg.errors import InputError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
-
-
-def _read_image(path: Path) -> np.ndarray:
-    from rtseg.data.datasets import read_rgb
-
-    return read_rgb(path)
 
 
 def _image_paths(source: str) -> list[Path] | None:
@@ -70,9 +62,9 @@ def calibration_frames(source: str | Path, count: int, size: tuple[int, int], se
     dataset = _dataset_split(source)
     if dataset is not None:
         picks = evenly_spaced(len(dataset), count, seed)
-        frames = [resize_frame(_read_image(dataset.pairs[i][0]), size) for i in picks]
+        frames = [resize_frame(read_rgb(dataset.pairs[i][0]), size) for i in picks]
     elif (paths := _image_paths(source)) is not None:
-        frames = [resize_frame(_read_image(paths[i]), size) for i in evenly_spaced(len(paths), count, seed)]
+        frames = [resize_frame(read_rgb(paths[i]), size) for i in evenly_spaced(len(paths), count, seed)]
     elif Path(source).is_file():
         frames = sample_video_frames(Path(source), count, size, seed)
     else:

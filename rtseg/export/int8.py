@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ import numpy as np
 from rtseg.core.package import ModelPackage, write_sidecar
 from rtseg.errors import ExportError, InputError, MissingDependencyError
 from rtseg.export.fp16 import variant_meta
-from rtseg.export.qdq_rules import FLOAT_ONLY_OPS, assert_trt_qdq_rules, check_qdq_rules, count_qdq
+from rtseg.export.qdq_rules import FLOAT_ONLY_OPS, check_qdq_rules, count_qdq, raise_on_qdq_problems
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 PLACEMENTS = ("inputs", "conv-outputs")
@@ -342,8 +343,22 @@ def quantize_int8(
 
     `calib_frames`: `(N, H, W, 3) uint8 RGB` real frames at the package's input size.
     For target tensorrt the result is checked against TensorRT's Q/DQ rules (ExportError on a
-    violation); the sidecar's `calibration.tensorrt_compatible` says whether it passes them.
+    violation, and nothing is left at `out_onnx`); the sidecar's
+    `calibration.tensorrt_compatible` says whether it passes them.
     """
+    meta = int8_graph(fp32_package, out_onnx, calib_frames, options, calib_source)
+    return write_sidecar(out_onnx, meta)
+
+
+def int8_graph(
+    fp32_package: ModelPackage,
+    out_onnx: str | Path,
+    calib_frames: np.ndarray,
+    options: Int8Options | None = None,
+    calib_source: str = "",
+) -> dict:
+    """`quantize_int8` without the sidecar: writes the graph (only once it passes the checks) and
+    returns the sidecar fields."""
     try:
         import onnx
         import onnxruntime.quantization  # noqa: F401
@@ -357,18 +372,25 @@ def quantize_int8(
     _check_frames(calib_frames, fp32_package.input_size)
     out_onnx = Path(out_onnx)
     out_onnx.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rtseg-int8-") as tmp, _quiet_quantizer():
+    with tempfile.TemporaryDirectory(prefix=".rtseg-int8-", dir=out_onnx.parent) as tmp:
         source = Path(fp32_package.onnx_path)
         if options.quant_pre_process:
-            source = _pre_process(source, Path(tmp) / "pre.onnx")
+            with _quiet_quantizer():
+                source = _pre_process(source, Path(tmp) / "pre.onnx")
         graph = onnx.load(str(source)).graph
         names, skipped_ops = excluded_nodes(graph, options.exclude)
         op_types = [op for op in options.op_types if op not in skipped_ops]
         if options.target == "cpu":  # "removable" activations: Clip/Relu fold into the conv's Q range
             op_types += [op for op in CPU_ACTIVATION_OPS if op not in op_types + sorted(skipped_ops)]
-        _quantize(source, out_onnx, calib_frames, graph, options, names, op_types)
-    if options.target == "tensorrt":
-        assert_trt_qdq_rules(out_onnx, out_onnx.name)
+        quantized = Path(tmp) / out_onnx.name
+        with _quiet_quantizer():
+            _quantize(source, quantized, calib_frames, graph, options, names, op_types)
+        model = onnx.load(str(quantized))  # read once for both checks
+        problems = check_qdq_rules(model)
+        if options.target == "tensorrt":
+            raise_on_qdq_problems(problems, out_onnx.name)
+        qdq_nodes = count_qdq(model)
+        os.replace(quantized, out_onnx)
     calibration = {
         "method": options.method,
         "frames": int(len(calib_frames)),
@@ -376,11 +398,11 @@ def quantize_int8(
         "excluded": list(options.exclude),
         "target": options.target,
         "placement": options.placement if options.target == "tensorrt" else "onnxruntime-default",
-        "tensorrt_compatible": not check_qdq_rules(out_onnx),
+        "tensorrt_compatible": not problems,
         "op_types": op_types,
         "excluded_ops": sorted(FLOAT_ONLY_OPS),
         "quant_pre_process": options.quant_pre_process,
         **({"percentile": options.percentile} if options.method == "percentile" else {}),
-        "qdq_nodes": count_qdq(out_onnx),
+        "qdq_nodes": qdq_nodes,
     }
-    return write_sidecar(out_onnx, variant_meta(fp32_package, out_onnx, "int8", calibration=calibration))
+    return variant_meta(fp32_package, out_onnx, "int8", calibration=calibration)

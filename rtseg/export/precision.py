@@ -8,7 +8,7 @@ leaves no package behind.
 
 from __future__ import annotations
 
-import contextlib
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rtseg.core.package import PRECISIONS, ModelPackage, sidecar_for, write_sidecar
-from rtseg.errors import ExportError, InputError
+from rtseg.core.package import PRECISIONS, ModelPackage, relative_reference, write_sidecar
+from rtseg.errors import InputError
 from rtseg.export.calibration import calibration_frames, synthetic_road_frames
 from rtseg.export.int8 import Int8Options
 
@@ -95,73 +95,57 @@ def parity_frames(config: ExportConfig, size: tuple[int, int], log: Callable[[st
     return synthetic_road_frames(config.parity_frames, size, seed=config.seed), "generated frames"
 
 
-def _convert(fp32: ModelPackage, config: ExportConfig, size, log) -> ModelPackage:
+def _convert_graph(fp32: ModelPackage, out_onnx: Path, config: ExportConfig, size, log) -> dict:
+    """Write the FP16 / INT8 graph of `fp32` to `out_onnx`; returns its sidecar fields."""
     if config.precision == "fp16":
-        from rtseg.export.fp16 import convert_fp16
+        from rtseg.export.fp16 import fp16_graph
 
-        return convert_fp16(fp32, config.output)
-    from rtseg.export.int8 import quantize_int8
+        return fp16_graph(fp32, out_onnx)
+    from rtseg.export.int8 import int8_graph
 
     frames = calibration_frames(config.calib_source, config.calib_frames, size, seed=config.seed)
     log(f"calibrating int8 ({config.int8.method}) on {len(frames)} frames from {config.calib_source}")
-    return quantize_int8(fp32, config.output, frames, config.int8, calib_source=str(config.calib_source))
-
-
-def _remove_package(onnx_path: Path) -> None:
-    for path in (onnx_path, sidecar_for(onnx_path)):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _record_parity(package: ModelPackage, report: ParityReport, source: str, **extra) -> ModelPackage:
-    meta = dict(package.meta)
-    meta["parity"] = {
-        "against": "pytorch",
-        "max_abs_logit_diff": report.max_abs_logit_diff,
-        "argmax_agreement": report.argmax_agreement,
-        "frames": report.frames,
-        "frames_source": source,
-        **extra,
-    }
-    return write_sidecar(package.onnx_path, meta)
+    return int8_graph(fp32, out_onnx, frames, config.int8, calib_source=str(config.calib_source))
 
 
 def export_model(config: ExportConfig, log: Callable[[str], None] = lambda line: None) -> ExportResult:
-    """Export `config.checkpoint` to the package `config.output` at `config.precision`."""
+    """Export `config.checkpoint` to the package `config.output` at `config.precision`.
+
+    One pass: the checkpoint is loaded and the model built once; everything is written in a
+    temporary folder beside the output, and the final graph moves into place, with its sidecar
+    written once, only when every check passed (a failed export leaves nothing at the output).
+    """
     from rtseg.core.checkpoint import load_checkpoint
     from rtseg.export.onnx_export import check_parity
-    from rtseg.export.package_export import export_checkpoint
+    from rtseg.export.package_export import export_fp32_graph, parity_record
     from rtseg.models import model_from_checkpoint
 
     payload = load_checkpoint(config.checkpoint)
+    model = model_from_checkpoint(payload)
     size = tuple(config.input_size or payload["input_size"])
     frames, source = parity_frames(config, size, log)
     threshold = config.min_agreement if config.min_agreement is not None else MIN_AGREEMENT[config.precision]
-    output = Path(config.output)
-    if config.precision == "fp32":
-        try:
-            package, report = export_checkpoint(
-                config.checkpoint, output, frames, size, min_agreement=threshold
-            )
-        except ExportError:
-            _remove_package(output)
-            raise
-        package = _record_parity(package, report, source)
-        return ExportResult(package, report, report, source, 1.0)
-    with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
-        fp32_path = Path(tmp) / f"{output.stem}_fp32.onnx"
-        fp32, fp32_report = export_checkpoint(config.checkpoint, fp32_path, frames, size)
-        log(f"fp32 {fp32_report.line()}")
-        package = _convert(fp32, config, size, log)
-        norm = payload["normalization"]
-        model = model_from_checkpoint(payload)
-        try:
+    output, checkpoint = Path(config.output), Path(config.checkpoint)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".rtseg-export-", dir=output.parent) as tmp:
+        staged = Path(tmp) / output.name
+        if config.precision == "fp32":
+            meta, report = export_fp32_graph(payload, model, checkpoint, staged, frames, size, threshold)
+            fp32_report, vs_fp32 = report, 1.0
+            meta["parity"] = parity_record(report, source)
+        else:
+            fp32_path = Path(tmp) / f"{output.stem}_fp32.onnx"
+            fp32_meta, fp32_report = export_fp32_graph(payload, model, checkpoint, fp32_path, frames, size)
+            log(f"fp32 {fp32_report.line()}")
+            meta = _convert_graph(write_sidecar(fp32_path, fp32_meta), staged, config, size, log)
+            norm = payload["normalization"]
             report = check_parity(
-                model, output, frames, norm["mean"], norm["std"], min_agreement=threshold, max_diff=None
+                model, staged, frames, norm["mean"], norm["std"], min_agreement=threshold, max_diff=None
             )
-        except ExportError:
-            _remove_package(output)
-            raise
-        vs_fp32 = argmax_agreement(fp32_path, output, frames)
-    package = _record_parity(package, report, source, argmax_agreement_vs_fp32=vs_fp32)
+            vs_fp32 = argmax_agreement(fp32_path, staged, frames)
+            meta["parity"] = parity_record(report, source, argmax_agreement_vs_fp32=vs_fp32)
+        os.replace(staged, output)
+        # the checkpoint was named relative to the temporary folder: name it from the output's
+        meta["source"] = {**meta["source"], "checkpoint": relative_reference(checkpoint, output.parent)}
+        package = write_sidecar(output, meta)
     return ExportResult(package, report, fp32_report, source, vs_fp32)

@@ -74,7 +74,8 @@ class AvSource(FrameSource):
         self._frames_decoded = 0
         self._packets_read = 0
         self._pts_span: list[int] = []  # [first pts, end pts] of the packets read (stream time base)
-        self._transforms: dict[tuple[int, ...], str] = {}
+        self._transforms: dict[tuple[int, ...], str] = {}  # display matrix -> transform name
+        self._warned_tilt = False
         self.transform = "identity"  # how the first frame was turned upright
         if not live:
             self._peek()
@@ -287,11 +288,15 @@ class AvSource(FrameSource):
         if transform is None:
             transform = display_transform(matrix)
             if transform is None:
-                self.damage.warnings.append(
-                    f"{self.name}: display matrix asks for a rotation that is not a quarter turn; "
-                    "frames are used as stored"
-                )
+                if not self._warned_tilt:  # once: a hostile file may change it every frame
+                    self._warned_tilt = True
+                    self.damage.warnings.append(
+                        f"{self.name}: display matrix asks for a rotation that is not a quarter "
+                        "turn; frames are used as stored"
+                    )
                 transform = "identity"
+            if len(self._transforms) >= 8:  # a handful of distinct matrices at most, in practice one
+                self._transforms.clear()
             self._transforms[matrix] = transform
             if self._frames_decoded == 0:
                 self.transform = transform
