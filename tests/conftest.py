@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,39 @@ def tiny_video(tmp_path_factory) -> Path:
     """A 24-frame 160x120 H.264 MP4 at 12 fps, written with PyAV."""
     path = tmp_path_factory.mktemp("video") / "tiny.mp4"
     return write_video(path, structured_frames(24, 120, 160, seed=1))
+
+
+# --- TensorRT and GPU stand-ins (tests/fake_tensorrt.py) -----------------------------------
+
+
+@pytest.fixture
+def no_tensorrt(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """No cuda-python, no pycuda, no nvidia-smi: whatever this machine has."""
+    import rtseg.core.gpu as device
+
+    monkeypatch.setattr(device, "import_cudart", lambda: None)
+    monkeypatch.setitem(sys.modules, "pycuda", None)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", None)
+    monkeypatch.setattr(device.shutil, "which", lambda name: None)
+
+
+@pytest.fixture
+def fake_trt(monkeypatch):
+    import fake_tensorrt
+
+    trt = fake_tensorrt.make_module(*TINY_SIZE)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    return trt
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    import rtseg.core.gpu as device
+
+    info = device.DeviceInfo(0, "NVIDIA H100", (9, 0), 80 << 30)
+    monkeypatch.setattr(device, "cuda_device_info", lambda index=0: info)
