@@ -533,3 +533,24 @@ def test_readme_bench_script_end_to_end(tiny_package, tiny_video, tmp_path):
     text = readme.read_text()
     assert "| onnxruntime | fp32 | 64x96 | 1 |" in text
     assert "](results/readme_bench.png)" in text
+
+
+def test_plot_accuracy_axis_spans_at_least_five_points_and_stays_within_0_and_1():
+    from rtseg.bench.plot import MIN_SPAN, accuracy_limits
+
+    low, high = accuracy_limits([0.6985, 0.6990, 0.6987])  # equal accuracies: not far apart
+    assert high - low == pytest.approx(MIN_SPAN) and low < 0.6985 and high > 0.6990
+    low, high = accuracy_limits([0.2, 0.9])  # a real spread keeps its margins
+    assert low == pytest.approx(0.09) and high == pytest.approx(1.0)  # margins kept, the axis shifted under 1
+    assert accuracy_limits([0.999, 1.0]) == pytest.approx((0.95, 1.0))
+    assert accuracy_limits([0.0, 0.001]) == pytest.approx((0.0, 0.05))
+
+
+def test_plot_labels_are_moved_off_each_other_and_off_the_markers():
+    from rtseg.bench.plot import label_offsets
+
+    anchors, sizes = [(100, 200), (105, 201), (300, 200)], [(80, 12)] * 3
+    offsets = label_offsets(anchors, sizes)
+    assert offsets[0] == 0 and offsets[2] == 0  # nothing in their way
+    assert abs(offsets[1] + anchors[1][1] - anchors[0][1]) >= 12  # the second label moved clear
+    assert label_offsets([(100, 200)], [(80, 12)], obstacles=[(120, 195, 130, 205)]) != [0]

@@ -482,3 +482,23 @@ def test_snapshot_dir_must_exist(tmp_path, band_package):
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--snapshot-dir" in lines[0] and "does not exist" in lines[0], lines
+
+
+def test_a_window_is_the_frame_size_scaled_down_only_to_fit_the_screen():
+    from rtseg.video.display import fitted_size
+
+    assert fitted_size((480, 640), (1080, 1920)) == (480, 640)
+    assert fitted_size((480, 640), None) == (480, 640)  # screen unknown
+    assert fitted_size((2160, 3840), (1080, 1920)) == (972, 1728)  # 90% of the screen, aspect kept
+    assert fitted_size((1000, 500), (800, 1280)) == (720, 360)
+
+
+def test_qt_gets_a_fonts_folder_that_exists(tmp_path, monkeypatch):
+    import os
+
+    from rtseg.video.display import qt_font_dir
+
+    monkeypatch.setenv("QT_QPA_FONTDIR", str(tmp_path / "opencv-ships-none"))  # what cv2 sets
+    assert os.path.isdir(qt_font_dir())
+    monkeypatch.setenv("QT_QPA_FONTDIR", str(tmp_path))
+    assert qt_font_dir() == str(tmp_path)  # one that exists is kept

@@ -1,4 +1,4 @@
-"""Benchmark output: a terminal table, JSON (a list of rows), CSV, a PNG plot, Markdown."""
+"""Benchmark output: a terminal table, JSON (a list of rows), CSV, Markdown (the plot: plot.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from rtseg.core.package import portable
-from rtseg.errors import MissingDependencyError, OutputError
+from rtseg.errors import OutputError
 
 CSV_COLUMNS = (
     "model",
@@ -55,7 +55,7 @@ def _clean(value):
     return value
 
 
-def _prepare(path: str | Path) -> Path:
+def prepare_output(path: str | Path) -> Path:
     path = Path(path)
     if path.parent and not path.parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
@@ -64,7 +64,7 @@ def _prepare(path: str | Path) -> Path:
 
 def write_json(rows: list[dict], path: str | Path) -> Path:
     """The rows as a JSON list (machine info inside each row; paths by name, see portable)."""
-    path = _prepare(path)
+    path = prepare_output(path)
     path.write_text(json.dumps(_clean(portable(rows)), indent=2) + "\n")
     return path
 
@@ -87,7 +87,7 @@ def csv_record(row: dict) -> dict:
 
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
-    path = _prepare(path)
+    path = prepare_output(path)
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()
@@ -212,61 +212,6 @@ def format_table(rows: list[dict]) -> str:
         out += ["end to end, busy ms per frame in each pipeline stage:"]
         out += [f"  {text}" for text in breakdown]
     return "\n".join(out)
-
-
-def write_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """PNG: inference fps (x) against mIoU (y; argmax agreement with fp32 when no mIoU) per
-    batch-1 combination; end-to-end fps as a hollow marker joined to its inference point."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependencyError("matplotlib", "plot", "--plot") from exc
-    path = _prepare(path)
-    points = [r for r in rows if r["status"] == "ok" and r["batch"] == 1]
-    use_miou = any(r.get("miou") is not None for r in points)
-    metric = "miou" if use_miou else "agreement"
-    colours = {"onnxruntime": "tab:blue", "torch": "tab:orange", "tensorrt": "tab:green"}
-    markers = {"fp32": "o", "fp16": "s", "int8": "^", "int8cpu": "v"}
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for row in points:
-        y = row.get(metric)
-        if y is None:
-            continue
-        colour = colours.get(row["backend"], "tab:gray")
-        ax.scatter(
-            row["infer_fps"], y, color=colour, marker=markers.get(row["precision"], "o"), s=60, zorder=3
-        )
-        ax.annotate(
-            f"{row['backend']} {row['precision']} {row['size']}",
-            (row["infer_fps"], y),
-            textcoords="offset points",
-            xytext=(6, 4),
-            fontsize=7,
-        )
-        if row.get("e2e_fps"):
-            ax.plot([row["e2e_fps"], row["infer_fps"]], [y, y], ":", color=colour, zorder=2)
-            ax.scatter(
-                row["e2e_fps"],
-                y,
-                facecolors="none",
-                edgecolors=colour,
-                marker=markers.get(row["precision"], "o"),
-                s=60,
-                zorder=3,
-            )
-    ax.set_xlim(left=0)
-    ax.margins(x=0.3, y=0.15)
-    ax.set_xlabel("frames per second (filled: inference only, hollow: end to end)")
-    ax.set_ylabel("mIoU" if use_miou else "argmax agreement with fp32")
-    ax.set_title(title or "speed against accuracy (batch 1)", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 MD_HEADER = (

@@ -89,8 +89,9 @@ def open_for_bench(spec: dict):
 
         package = load_package(spec["package"])
         check_device("torch", device)
+        batch = max(1, spec.get("batch", 1))  # its slots hold the largest batch measured
         backend = TorchBackend(
-            spec["checkpoint"], device=device, threads=spec["threads"], input_size=size, batch=spec["batch"]
+            spec["checkpoint"], device=device, threads=spec["threads"], input_size=size, batch=batch
         )
         return LoadedModel(backend, package.classes, package.palette, Path(spec["checkpoint"]), package)
     model = open_model(spec["package"], backend=spec["backend"], threads=spec["threads"], device=device)
