@@ -141,6 +141,34 @@ def tiny_package(tmp_path_factory, tiny_checkpoint):
     return package
 
 
+@pytest.fixture(scope="session")
+def fp16_package(tiny_package, tmp_path_factory):
+    """The tiny package converted to FP16, once per test run."""
+    from rtseg.export.fp16 import convert_fp16
+
+    return convert_fp16(tiny_package, tmp_path_factory.mktemp("fp16") / "tiny_fp16.onnx")
+
+
+@pytest.fixture(scope="session")
+def int8_package(tiny_package, tmp_path_factory):
+    """The tiny package quantized to INT8 for TensorRT (min-max, 6 generated frames), once per run."""
+    from rtseg.export.int8 import Int8Options, quantize_int8
+
+    frames = structured_frames(6, *TINY_SIZE, seed=3)
+    out = tmp_path_factory.mktemp("int8") / "tiny_int8.onnx"
+    return quantize_int8(tiny_package, out, frames, Int8Options(method="minmax"), calib_source="generated")
+
+
+@pytest.fixture(scope="session")
+def int8cpu_package(tiny_package, tmp_path_factory):
+    """The tiny package quantized to INT8 for ONNX Runtime's CPU provider, once per run."""
+    from rtseg.export.int8 import Int8Options, quantize_int8
+
+    frames = structured_frames(4, *TINY_SIZE, seed=3)
+    out = tmp_path_factory.mktemp("int8cpu") / "tiny_int8cpu.onnx"
+    return quantize_int8(tiny_package, out, frames, Int8Options(target="cpu"))
+
+
 def write_video(
     path: Path,
     frames: np.ndarray,

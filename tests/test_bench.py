@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO, TINY_SIZE, structured_frames
 
-from rtseg.bench import check_gate, latency_summary, machine_info, percentile, throughput_fps
+from rtseg.bench import GateError, check_gate, latency_summary, machine_info, percentile, throughput_fps
 from rtseg.bench.accuracy import evaluate_miou
 from rtseg.bench.config import DataSpec, parse_data_spec, parse_sizes
 from rtseg.bench.runner import BenchReport, select_e2e
@@ -234,7 +234,7 @@ def test_gate_names_the_failing_combinations():
         for p, m in (("fp32", 0.61), ("int8", 0.42))
     ]
     check_gate(BenchReport(rows, {}), 0.4)
-    with pytest.raises(Exception, match=r"mIoU under 0.5: onnxruntime int8 64x96 \(0.420\)$"):
+    with pytest.raises(GateError, match=r"mIoU under 0.5: onnxruntime int8 64x96 \(0.420\)$"):
         check_gate(BenchReport(rows, {}), 0.5)
 
 

@@ -25,7 +25,7 @@ from rtseg.engine import (
 from rtseg.engine.builder import batch_profile, build_engine
 from rtseg.engine.environment import engine_environment
 from rtseg.engine.onnx_prep import PREP_VERSION
-from rtseg.errors import DeviceError, InputError, MissingDependencyError, ModelError
+from rtseg.errors import BackendError, DeviceError, InputError, MissingDependencyError, ModelError
 
 H100 = EngineEnvironment("10.7.0", "NVIDIA H100 80GB HBM3", "9.0")
 KEY_FIELDS = {
@@ -151,13 +151,10 @@ def test_engine_from_another_graph_rewrite_is_rebuilt(tiny_package, tmp_path):
     assert record.built and f"graph_rewrite None -> {PREP_VERSION}" in record.reason and len(calls) == 2
 
 
-def test_engine_is_keyed_by_precision(tiny_package, tmp_path):
-    from rtseg.export.fp16 import convert_fp16
-
+def test_engine_is_keyed_by_precision(tiny_package, fp16_package, tmp_path):
     calls = []
-    fp16 = convert_fp16(tiny_package, tmp_path / "tiny.onnx")  # same folder, same engine name
     find_or_build_engine(tiny_package, tmp_path / "x.engine", env=H100, build=fake_builder(calls))
-    record = find_or_build_engine(fp16, tmp_path / "x.engine", env=H100, build=fake_builder(calls))
+    record = find_or_build_engine(fp16_package, tmp_path / "x.engine", env=H100, build=fake_builder(calls))
     assert record.built and "precision fp32 -> fp16" in record.reason
 
 
@@ -233,19 +230,13 @@ def test_build_engine_shows_every_parser_error(monkeypatch, fake_gpu, tiny_packa
 
 def test_build_engine_failure_is_reported(monkeypatch, fake_gpu, tiny_package, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.make_module(*TINY_SIZE, build_fails=True))
-    with pytest.raises(Exception, match="TensorRT failed to build"):
+    with pytest.raises(BackendError, match="TensorRT failed to build"):
         build_engine(tiny_package.onnx_path, tmp_path / "t.engine")
     assert not (tmp_path / "t.engine").exists()
 
 
-def test_build_engine_refuses_cpu_int8(fake_trt, fake_gpu, tiny_package, tmp_path):
-    from conftest import structured_frames
-
-    from rtseg.export.int8 import Int8Options, quantize_int8
-
-    cpu = quantize_int8(
-        tiny_package, tmp_path / "cpu.onnx", structured_frames(2, *TINY_SIZE), Int8Options(target="cpu")
-    )
+def test_build_engine_refuses_cpu_int8(fake_trt, fake_gpu, int8cpu_package, tmp_path):
+    cpu = int8cpu_package
     assert cpu.meta["calibration"]["tensorrt_compatible"] is False
     with pytest.raises(ModelError, match="int8-target cpu"):
         build_engine(cpu.onnx_path, tmp_path / "cpu.engine")

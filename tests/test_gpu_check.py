@@ -80,6 +80,7 @@ def test_dry_mode_runs_everything_a_cpu_can_and_skips_the_rest(tmp_path):
     assert "gpu_check_probe" in installed  # the wheel brought along, installed without an index
 
 
+@pytest.mark.slow
 def test_without_a_gpu_and_without_allow_cpu_it_says_so(tmp_path):
     pytest.importorskip("torch")
     import torch

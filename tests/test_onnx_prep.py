@@ -155,18 +155,14 @@ def test_prepare_only_on_the_bundled_packages(no_tensorrt, precision, tmp_path):
     )
 
 
-def test_prepare_only_refuses_cpu_int8_and_the_packages_own_file(no_tensorrt, tiny_package, tmp_path):
-    from conftest import structured_frames
-
-    from rtseg.export.int8 import Int8Options, quantize_int8
-
+def test_prepare_only_refuses_cpu_int8_and_the_packages_own_file(
+    no_tensorrt, tiny_package, int8cpu_package, tmp_path
+):
     own = CliRunner().invoke(
         main, ["build-engine", str(tiny_package.onnx_path), "--prepare-only", str(tiny_package.onnx_path)]
     )
     assert own.exit_code == 1 and "is the package's own ONNX" in own.stderr
-    cpu = quantize_int8(
-        tiny_package, tmp_path / "cpu.onnx", structured_frames(2, *TINY_SIZE), Int8Options(target="cpu")
-    )
+    cpu = int8cpu_package
     refused = CliRunner().invoke(
         main, ["build-engine", str(cpu.onnx_path), "--prepare-only", str(tmp_path / "p.onnx")]
     )

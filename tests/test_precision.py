@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -19,18 +20,6 @@ from rtseg.export.fp16 import convert_fp16
 from rtseg.export.int8 import Int8Options, quantize_int8
 from rtseg.export.precision import argmax_agreement
 from rtseg.export.qdq_rules import assert_trt_qdq_rules, check_qdq_rules
-
-
-@pytest.fixture(scope="module")
-def fp16_package(tiny_package, tmp_path_factory):
-    return convert_fp16(tiny_package, tmp_path_factory.mktemp("fp16") / "tiny_fp16.onnx")
-
-
-@pytest.fixture(scope="module")
-def int8_package(tiny_package, tmp_path_factory):
-    frames = structured_frames(6, *TINY_SIZE, seed=3)
-    out = tmp_path_factory.mktemp("int8") / "tiny_int8.onnx"
-    return quantize_int8(tiny_package, out, frames, Int8Options(method="minmax"), calib_source="generated")
 
 
 def _io_types(path):
@@ -108,6 +97,7 @@ def test_int8_agrees_with_fp32_on_most_pixels(int8_package, tiny_package):
     assert argmax_agreement(tiny_package.onnx_path, int8_package.onnx_path, frames, threads=1) >= 0.6
 
 
+@pytest.mark.slow
 def test_int8_exclude_depthwise_keeps_grouped_convs_float(tiny_package, tmp_path):
     frames = structured_frames(4, *TINY_SIZE, seed=3)
     options = Int8Options(method="minmax", exclude=("depthwise",))
@@ -143,6 +133,7 @@ def test_int8_failing_the_tensorrt_rules_leaves_nothing_behind(tiny_package, tmp
     import rtseg.export.int8 as int8
 
     monkeypatch.setattr(int8, "check_qdq_rules", lambda model: ["Conv 'x': a rule broken"])
+    monkeypatch.setattr(int8, "_quantize", lambda src, out, *rest: shutil.copy(src, out))  # no calibration
     with pytest.raises(ExportError, match="break TensorRT's rules: Conv 'x'"):
         quantize_int8(tiny_package, tmp_path / "x.onnx", structured_frames(2, *TINY_SIZE))
     assert list(tmp_path.iterdir()) == []  # no orphan x.onnx, no temporary folder
@@ -154,6 +145,7 @@ def test_int8_rejects_unknown_exclude_word(tiny_package, tmp_path):
         quantize_int8(tiny_package, tmp_path / "x.onnx", frames, Int8Options(exclude=("nonsense",)))
 
 
+@pytest.mark.slow
 def test_int8_conv_outputs_placement_quantizes_conv_outputs_with_activation_range(tiny_package, tmp_path):
     frames = structured_frames(4, *TINY_SIZE, seed=3)
     package = quantize_int8(tiny_package, tmp_path / "co.onnx", frames, Int8Options(placement="conv-outputs"))
@@ -410,9 +402,8 @@ def test_record_metrics_feeds_the_default_choice(tmp_path):
     assert pick_default_variant(fp32).onnx_path == int8.onnx_path
 
 
-def test_int8_cpu_target_folds_relu6_and_is_marked_not_for_tensorrt(tiny_package, tmp_path):
-    frames = structured_frames(4, *TINY_SIZE, seed=3)
-    package = quantize_int8(tiny_package, tmp_path / "cpu.onnx", frames, Int8Options(target="cpu"))
+def test_int8_cpu_target_folds_relu6_and_is_marked_not_for_tensorrt(tiny_package, int8cpu_package):
+    package = int8cpu_package
     calibration = package.meta["calibration"]
     assert calibration["target"] == "cpu" and calibration["tensorrt_compatible"] is False
     assert any("TensorRT needs int8" in p for p in check_qdq_rules(package.onnx_path))
