@@ -144,7 +144,7 @@ class Segmenter:
     def _segment(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         backend = self._live_backend()
         size = tuple(backend.input_size)
-        step = max(1, int(getattr(backend, "max_batch", 1) or 1))
+        step = max(1, backend.max_batch)
         out: list[np.ndarray] = []
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]

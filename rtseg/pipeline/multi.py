@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rtseg.pipeline.queues import END, FrameRing, StageQueue, StopRequested
-from rtseg.pipeline.runner import PipelineInterrupted, SignalGuard, _describe, _join_all
+from rtseg.pipeline.runner import PipelineInterrupted, SignalGuard, _join_all
 from rtseg.pipeline.stages import CaptureStage, OverlayStage, RunContext, SinkStage
 from rtseg.pipeline.stats import STOP_REASONS, PipelineStats, StageStats
 from rtseg.viz import Visualizer, VizConfig
@@ -245,7 +245,7 @@ class BatchInferStage(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.loop(list(self.lanes), bool(getattr(self.backend, "overlaps", False)))
+            self.loop(list(self.lanes), self.backend.overlaps)
         except StopRequested:
             pass
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
@@ -360,13 +360,13 @@ class MultiPipeline:
         self.visualizer = Visualizer(self.config.viz, model.classes, model.palette)
 
     def max_batch(self) -> int:
-        limit = self.config.max_batch or getattr(self.model.backend, "max_batch", 1) or 1
+        limit = self.config.max_batch or self.model.backend.max_batch
         return max(1, min(limit, len(self.lanes)))
 
     def run(self) -> MultiStats:
         cfg, stop, ready = self.config, threading.Event(), threading.Event()
         backend = self.model.backend
-        stats = MultiStats(self.lanes, backend=_describe(backend), device=getattr(backend, "runs_on", ""))
+        stats = MultiStats(self.lanes, backend=backend.describe(), device=backend.runs_on)
         for lane in self.lanes:
             lane.stats.backend, lane.stats.device = stats.backend, stats.device
         errors: list[BaseException] = []

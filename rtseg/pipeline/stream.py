@@ -73,7 +73,7 @@ class ResultStream:
         live = bool(getattr(source, "live", False))
         self.stats = PipelineStats(
             backend=backend.describe(),
-            device=getattr(backend, "runs_on", ""),
+            device=backend.runs_on,
             source=getattr(source, "description", ""),
             live=live,
         )
