@@ -314,7 +314,7 @@ def test_calibration_frames_from_a_dataset_split(tmp_path):
     "source, match",
     [
         ("does/not/exist.mp4", "is not a video, an image folder"),
-        ("*.nothing-matches", "matches no images"),
+        ("*.nothing-matches", "no images match this pattern"),
     ],
 )
 def test_calibration_frames_errors(source, match):
@@ -323,7 +323,7 @@ def test_calibration_frames_errors(source, match):
 
 
 def test_calibration_frames_empty_folder_and_bad_count(tmp_path):
-    with pytest.raises(InputError, match="holds no images"):
+    with pytest.raises(InputError, match="no images in folder"):
         calibration_frames(tmp_path, 4, TINY_SIZE)
     with pytest.raises(InputError, match="must be positive"):
         calibration_frames(tmp_path, 0, TINY_SIZE)

@@ -1,6 +1,6 @@
 """Frames and sizes shared by every layer: the one resize of frames to a model's input size, the
 one resize of class ids back, `HxW` size text, reading an image file, RGB -> yuv420p planes, and
-evenly spaced frames from a video.
+evenly spaced picks (of video frames, images, dataset items).
 Sizes are `(height, width)`, as numpy shapes are; frames are `(H, W, 3) uint8 RGB`."""
 
 from __future__ import annotations
@@ -98,40 +98,3 @@ def evenly_spaced(total: int, count: int | None, seed: int = 0) -> list[int]:
     step = total / count
     offset = np.random.default_rng(seed).uniform(0, step) if seed else step / 2
     return sorted({min(total - 1, int(offset + i * step)) for i in range(count)})
-
-
-def count_video_frames(path: Path) -> int:
-    """Frames of the first video stream: the header's count, else by demuxing (no decoding)."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        if stream.frames:
-            return int(stream.frames)
-        return sum(1 for packet in container.demux(stream) if packet.size)
-
-
-def sample_video_frames(
-    path: Path, count: int, size: tuple[int, int] | None = None, seed: int = 0, purpose: str = "calibration"
-) -> list[np.ndarray]:
-    """Up to `count` frames spread evenly over a video (`evenly_spaced` picks), `(H, W, 3) uint8 RGB`
-    each, resized to `size` (h, w) when given; InputError naming the `purpose` when the video
-    cannot be read. Calibration and the bench both take their video frames from here."""
-    import av
-
-    try:
-        total = count_video_frames(path)
-        wanted = set(evenly_spaced(total, count, seed))
-        frames = []
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for index, frame in enumerate(container.decode(stream)):
-                if index in wanted:
-                    rgb = frame.to_ndarray(format="rgb24")
-                    frames.append(rgb if size is None else resize_frame(rgb, size))
-                if len(frames) == len(wanted):
-                    break
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise InputError(f"cannot read {purpose} video {path}: {exc}") from exc
-    return frames

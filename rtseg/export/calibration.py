@@ -10,28 +10,23 @@ Source strings:
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import numpy as np
 
-from rtseg.core.frames import IMAGE_SUFFIXES, evenly_spaced, read_rgb, resize_frame, sample_video_frames
+from rtseg.core.frames import evenly_spaced, read_rgb, resize_frame
 from rtseg.errors import InputError
+from rtseg.video.image_source import list_folder_images, list_glob_images
+from rtseg.video.sampling import sample_video_frames
 
 
 def _image_paths(source: str) -> list[Path] | None:
-    """Sorted image paths for a folder or a glob, or None when `source` is neither."""
-    path = Path(source)
-    if path.is_dir():
-        paths = [p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-        if not paths:
-            raise InputError(f"calibration folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return paths
+    """Image paths of a folder or a glob, natural-sorted as `rtseg run --frames` reads them, or
+    None when `source` is neither."""
+    if Path(source).is_dir():
+        return list_folder_images(Path(source))
     if any(ch in source for ch in "*?["):
-        paths = [Path(p) for p in sorted(glob.glob(source)) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
-        if not paths:
-            raise InputError(f"calibration glob {source!r} matches no images")
-        return paths
+        return list_glob_images(source)
     return None
 
 
