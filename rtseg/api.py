@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING
 from rtseg.core import signals
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import InputError, ModelError, OutputError
-from rtseg.loading import BACKENDS
+from rtseg.loading import BACKENDS, DEVICES
 
 if TYPE_CHECKING:
     from rtseg.segmenter import FrameResult, ResultStream, Segmenter, load
 
 __all__ = [
+    "DEVICES",
     "FrameResult",
     "ResultStream",
     "RunConfig",
@@ -60,8 +61,6 @@ def __getattr__(name: str):
 
 
 MODE_CHOICES = ("overlay", "mask", "side-by-side")
-DEVICES = ("cpu", "cuda", "tensorrt", "auto")  # ONNX Runtime providers; torch takes cpu, cuda, auto
-DEFAULT_FOLDER_FPS = 25.0  # MP4 rate for a source with no frame rate (frames folders)
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,8 @@ class RunConfig:
         or device ("0", "/dev/video0"), a stream URL (rtsp://...) or "lavfi:<graph>".
     model: a model package `.onnx` / `.json`, a checkpoint (torch backend) or an `.engine`;
         None: the bundled default model for `backend`.
-    device: ONNX Runtime execution provider: "cpu", "cuda", "tensorrt" or "auto".
+    device: where the model runs (rtseg.loading.DEVICES): "auto" (the best this machine has),
+        "cpu", "cuda", or "tensorrt" (ONNX Runtime's TensorRT provider).
     output / masks / save_frames: annotated MP4; class-id PNGs (`000000.png`, pixel = id) at
         each frame's size; annotated JPEG frames. show: a window (main thread).
     mode / alpha / legend / hud: how frames are drawn (hud None: on with show, off for files).
@@ -87,7 +87,7 @@ class RunConfig:
     source_uri: str
     model: Path | None = None
     backend: str = "onnxruntime"
-    device: str = "cpu"
+    device: str = "auto"
     threads: int | None = None
     output: Path | None = None
     masks: Path | None = None
@@ -239,6 +239,7 @@ def _prepare(cfg: RunConfig, model_path: Path, stack: contextlib.ExitStack):
     from rtseg.pipeline import Pipeline, PipelineConfig
     from rtseg.segmenter import open_loaded_model
     from rtseg.video import open_source
+    from rtseg.video.sources import DEFAULT_FOLDER_FPS
     from rtseg.viz import VizConfig
 
     source = stack.enter_context(
@@ -286,7 +287,7 @@ def run(
     show: bool = False,
     model: str | os.PathLike | None = None,
     backend: str = "onnxruntime",
-    device: str = "cpu",
+    device: str = "auto",
     threads: int | None = None,
     mode: str = "overlay",
     alpha: float = 0.5,

@@ -19,6 +19,7 @@ class EvalConfig:
     data_root: str = "../shared/data/camvid"
     split: str = "val"
     backend: str | None = None  # None: torch for a checkpoint, onnxruntime for a package
+    device: str = "auto"  # rtseg.loading.DEVICES
     flip_tta: bool = False
     min_blob: int = 0  # remove predicted blobs under this many pixels (model resolution)
     limit: int | None = None  # evaluate the first N images only
@@ -35,8 +36,8 @@ def default_backend(model: str | Path) -> str:
 def evaluate(cfg: EvalConfig) -> dict:
     """Open the model and the dataset split of `cfg` and score them (see module docstring).
 
-    Returns `evaluate_backend`'s dict plus what was evaluated: model, backend, dataset, split,
-    input_size, flip_tta, min_blob.
+    Returns `evaluate_backend`'s dict plus what was evaluated: model, backend, device (where it
+    ran: "cpu", "cuda", "tensorrt"), dataset, split, input_size, flip_tta, min_blob.
     """
     if cfg.min_blob < 0:
         raise InputError(f"min_blob must be >= 0, got {cfg.min_blob}")
@@ -44,7 +45,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise InputError(f"limit must be at least 1, got {cfg.limit}")
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split)
     backend_name = cfg.backend or default_backend(cfg.model)
-    loaded = open_model(cfg.model, backend=backend_name, threads=cfg.threads)
+    loaded = open_model(cfg.model, backend=backend_name, threads=cfg.threads, device=cfg.device)
     with loaded.backend as backend:
         if len(loaded.classes) != dataset.label_set.num_classes:
             raise InputError(
@@ -56,12 +57,13 @@ def evaluate(cfg: EvalConfig) -> dict:
         result = evaluate_backend(
             backend, dataset, cfg.flip_tta, cfg.min_blob, cfg.limit, cfg.batch_size, cfg.progress
         )
-        described = backend.describe()
+        described, runs_on = backend.describe(), backend.runs_on
     h, w = backend.input_size
     return {
         **result,
         "model": str(cfg.model),
         "backend": described,
+        "device": runs_on,
         "dataset": cfg.dataset,
         "split": cfg.split,
         "input_size": [h, w],

@@ -8,6 +8,7 @@ engine matching the package on this GPU or builds it (rtseg.engine), above both 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.checkpoint import source_checkpoint
 from rtseg.core.package import ModelPackage, load_package
-from rtseg.errors import BackendError, MissingDependencyError, ModelError
+from rtseg.errors import BackendError, InputError, MissingDependencyError, ModelError
 from rtseg.runtime.base import Backend
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
+# Where a model runs (`--device`), the same words on every backend: "cpu"; "cuda" (ONNX
+# Runtime's CUDA execution provider, torch on CUDA; TensorRT always runs there); "tensorrt"
+# (ONNX Runtime's TensorRT execution provider); "auto": the best this machine has.
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 ENGINE_SUFFIXES = (".engine", ".plan")
 
@@ -33,18 +39,6 @@ class LoadedModel:
     palette: np.ndarray  # (num_classes, 3) uint8 RGB
     source: Path
     package: ModelPackage | None = None
-
-
-def _checkpoint_for(package: ModelPackage) -> Path:
-    source = (package.meta.get("source") or {}).get("checkpoint")
-    if not source:
-        raise ModelError(f"{package.sidecar_path}: names no source checkpoint for the torch backend")
-    path = Path(source)
-    if not path.is_absolute():
-        path = package.sidecar_path.parent / path
-    if not path.is_file():
-        raise ModelError(f"{package.sidecar_path}: its checkpoint {path} does not exist")
-    return path
 
 
 def _require_cuda_memory() -> None:
@@ -140,26 +134,45 @@ def open_tensorrt_engine(engine_path: str | Path, batch: int = 1):
     return TensorRTBackend(engine_path, package, batch=batch), package
 
 
+def check_device(backend: str, device: str) -> None:
+    """InputError for a device the backend cannot take: an unknown word, TensorRT on the CPU,
+    or ONNX Runtime's TensorRT provider for torch (which also takes "cuda:N")."""
+    if device not in DEVICES and not (backend == "torch" and re.fullmatch(r"cuda:\d+", device)):
+        raise InputError(f"unknown device {device!r} (use {', '.join(DEVICES)})")
+    if backend == "tensorrt" and device == "cpu":
+        raise InputError(
+            "the TensorRT backend runs on an NVIDIA GPU: use --device cuda or auto, "
+            "or --backend onnxruntime for the CPU"
+        )
+    if backend == "torch" and device == "tensorrt":
+        raise InputError(
+            "--device tensorrt is ONNX Runtime's TensorRT provider; the torch backend takes cpu, cuda or auto"
+        )
+
+
 def open_model(
     model: str | Path,
     backend: str = "onnxruntime",
     threads: int | None = None,
-    providers="cpu",
     device: str | None = None,
     batch: int = 1,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
 
-    `providers`: ONNX Runtime's execution providers; `device`: the torch backend's device
-    ("cpu", "cuda", "cuda:N", "auto"; None: cpu).
-
     An `.engine` (TensorRT) is used as given, with the package recorded in its sidecar
     `NAME.engine.json` (or `NAME.json` beside it); a package `.onnx` on TensorRT reuses or builds
-    the engine beside it (see rtseg.engine). batch: the largest batch the caller will pass;
-    TensorRT sizes its buffers for it (up to the engine's profile), the other backends take any."""
+    the engine beside it (see rtseg.engine). device: one of DEVICES, on every backend (ONNX
+    Runtime: its execution providers, see onnxruntime_backend.providers_for; torch: its
+    resolve_device, also "cuda:N"; TensorRT: cuda or auto); the backend's `runs_on` says where
+    it went; None: the backend's own default (cpu; cuda for TensorRT). batch: the largest batch
+    the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile), the
+    other backends take any."""
     path = Path(model)
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if device is None:
+        device = "cuda" if backend == "tensorrt" else "cpu"
+    check_device(backend, device)
     if path.suffix in CHECKPOINT_SUFFIXES:
         if backend != "torch":
             raise ModelError(
@@ -167,7 +180,7 @@ def open_model(
             )
         from rtseg.runtime.torch_backend import TorchBackend
 
-        b = TorchBackend(path, device=device or "cpu", threads=threads, batch=batch)
+        b = TorchBackend(path, device=device, threads=threads, batch=batch)
         return LoadedModel(b, list(b.classes), b.palette, path)
     if path.suffix in ENGINE_SUFFIXES:
         if backend != "tensorrt":
@@ -176,15 +189,19 @@ def open_model(
         return LoadedModel(b, package.classes, package.palette, path, package)
     package = load_package(path)
     if backend == "onnxruntime":
+        from rtseg.engine.cache import cache_dir
         from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
-        b = OnnxRuntimeBackend(package, providers=providers, threads=threads)
+        b = OnnxRuntimeBackend(package, device, threads, engine_cache=cache_dir() / "onnxruntime-tensorrt")
     elif backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
-        checkpoint = _checkpoint_for(package)
         b = TorchBackend(
-            checkpoint, device=device or "cpu", threads=threads, input_size=package.input_size, batch=batch
+            source_checkpoint(package),
+            device=device,
+            threads=threads,
+            input_size=package.input_size,
+            batch=batch,
         )
     else:
         b = open_tensorrt_backend(package, batch=batch)

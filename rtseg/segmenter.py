@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.api import DEVICES
 from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import BackendError, InputError
+from rtseg.loading import DEVICES
 from rtseg.pipeline.stream import FrameResult, ResultStream
 
 __all__ = ["DEVICES", "FrameResult", "ResultStream", "Segmenter", "load", "open_loaded_model"]
@@ -25,20 +25,12 @@ __all__ = ["DEVICES", "FrameResult", "ResultStream", "Segmenter", "load", "open_
 def open_loaded_model(
     model: str | Path, backend: str, device: str | None, threads: int | None, batch: int = 1
 ):
-    """`open_model` with `device` checked: ONNX Runtime takes cpu / cuda / tensorrt / auto (its
-    execution providers); torch cpu / cuda / auto; TensorRT always runs on the GPU (device ignored).
-    batch: the largest batch the caller will pass (TensorRT and torch size their buffers for it)."""
+    """`open_model` on `device` (rtseg.loading.DEVICES; None: "auto", the best this machine
+    has): ONNX Runtime's execution providers, torch on the CPU or CUDA, TensorRT on the GPU.
+    batch: the largest batch the caller will pass (TensorRT sizes its buffers for it)."""
     from rtseg.loading import open_model
 
-    if device is not None and device not in DEVICES:
-        raise InputError(f"unknown device {device!r} (use {', '.join(DEVICES)})")
-    if backend == "torch" and device == "tensorrt":
-        raise InputError("the torch backend runs on cpu, cuda or auto; device 'tensorrt' is ONNX Runtime's")
-    if backend == "onnxruntime":
-        return open_model(model, backend=backend, threads=threads, providers=device or "cpu")
-    if backend == "torch":
-        return open_model(model, backend=backend, threads=threads, device=device, batch=batch)
-    return open_model(model, backend=backend, threads=threads, batch=batch)
+    return open_model(model, backend=backend, threads=threads, device=device or "auto", batch=batch)
 
 
 def load(
@@ -53,7 +45,8 @@ def load(
         backend) or a TensorRT engine (`.engine`, tensorrt backend); None: the bundled CamVid
         model (on ONNX Runtime the fastest variant within the accuracy targets).
     backend: "onnxruntime", "torch" or "tensorrt".
-    device: ONNX Runtime's execution provider, "cpu" (default), "cuda", "tensorrt" or "auto".
+    device: where it runs: "auto" (default: the best this machine has), "cpu", "cuda", or
+        "tensorrt" (ONNX Runtime's TensorRT provider); `Segmenter.runs_on` says where it went.
     threads: CPU threads for the backend (None: its default).
 
     Raises ModelError (not a model / missing sidecar), BackendError (backend or provider not
@@ -110,6 +103,11 @@ class Segmenter:
     def model_path(self) -> Path:
         return Path(self._model.source)
 
+    @property
+    def runs_on(self) -> str:
+        """Where the model runs: "cpu", "cuda", or "tensorrt" (ONNX Runtime's TensorRT provider)."""
+        return self._live_backend().runs_on
+
     def describe(self) -> str:
         """e.g. "onnxruntime[CPU, 2 threads]"."""
         return self._live_backend().describe()
@@ -146,7 +144,7 @@ class Segmenter:
     def _segment(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         backend = self._live_backend()
         size = tuple(backend.input_size)
-        step = max(1, int(getattr(backend, "max_batch", 1) or 1))
+        step = max(1, backend.max_batch)
         out: list[np.ndarray] = []
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]

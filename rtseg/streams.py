@@ -16,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from rtseg.api import (
-    DEFAULT_FOLDER_FPS,
     FRAME_NAMES,
     MASK_NAMES,
     SNAPSHOT_NAMES,
@@ -128,6 +127,7 @@ def execute_streams(cfg: RunConfig, sources: Sequence[str], say: Callable[[str],
     from rtseg.pipeline.mosaic import MosaicView
     from rtseg.pipeline.multi import Lane, MultiConfig, MultiPipeline
     from rtseg.segmenter import open_loaded_model
+    from rtseg.video.sources import DEFAULT_FOLDER_FPS
     from rtseg.viz import VizConfig
 
     check_patterns(cfg, len(sources))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,34 @@ def tiny_package(tmp_path_factory, tiny_checkpoint):
     return package
 
 
+@pytest.fixture(scope="session")
+def fp16_package(tiny_package, tmp_path_factory):
+    """The tiny package converted to FP16, once per test run."""
+    from rtseg.export.fp16 import convert_fp16
+
+    return convert_fp16(tiny_package, tmp_path_factory.mktemp("fp16") / "tiny_fp16.onnx")
+
+
+@pytest.fixture(scope="session")
+def int8_package(tiny_package, tmp_path_factory):
+    """The tiny package quantized to INT8 for TensorRT (min-max, 6 generated frames), once per run."""
+    from rtseg.export.int8 import Int8Options, quantize_int8
+
+    frames = structured_frames(6, *TINY_SIZE, seed=3)
+    out = tmp_path_factory.mktemp("int8") / "tiny_int8.onnx"
+    return quantize_int8(tiny_package, out, frames, Int8Options(method="minmax"), calib_source="generated")
+
+
+@pytest.fixture(scope="session")
+def int8cpu_package(tiny_package, tmp_path_factory):
+    """The tiny package quantized to INT8 for ONNX Runtime's CPU provider, once per run."""
+    from rtseg.export.int8 import Int8Options, quantize_int8
+
+    frames = structured_frames(4, *TINY_SIZE, seed=3)
+    out = tmp_path_factory.mktemp("int8cpu") / "tiny_int8cpu.onnx"
+    return quantize_int8(tiny_package, out, frames, Int8Options(target="cpu"))
+
+
 def write_video(
     path: Path,
     frames: np.ndarray,
@@ -168,3 +197,39 @@ def tiny_video(tmp_path_factory) -> Path:
     """A 24-frame 160x120 H.264 MP4 at 12 fps, written with PyAV."""
     path = tmp_path_factory.mktemp("video") / "tiny.mp4"
     return write_video(path, structured_frames(24, 120, 160, seed=1))
+
+
+# --- TensorRT and GPU stand-ins (tests/fake_tensorrt.py) -----------------------------------
+
+
+@pytest.fixture
+def no_tensorrt(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    """No cuda-python, no pycuda, no nvidia-smi: whatever this machine has."""
+    import rtseg.core.gpu as device
+
+    monkeypatch.setattr(device, "import_cudart", lambda: None)
+    monkeypatch.setitem(sys.modules, "pycuda", None)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", None)
+    monkeypatch.setattr(device.shutil, "which", lambda name: None)
+
+
+@pytest.fixture
+def fake_trt(monkeypatch):
+    import fake_tensorrt
+
+    trt = fake_tensorrt.make_module(*TINY_SIZE)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    return trt
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    import rtseg.core.gpu as device
+
+    info = device.DeviceInfo(0, "NVIDIA H100", (9, 0), 80 << 30)
+    monkeypatch.setattr(device, "cuda_device_info", lambda index=0: info)

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO, TINY_SIZE, structured_frames
 
-from rtseg.bench import check_gate, latency_summary, machine_info, throughput_fps
+from rtseg.bench import GateError, check_gate, latency_summary, machine_info, throughput_fps
 from rtseg.bench.accuracy import evaluate_miou
 from rtseg.bench.config import DataSpec, parse_data_spec, parse_sizes
 from rtseg.bench.runner import BenchReport, select_e2e
@@ -75,7 +75,10 @@ def copy_package(package, folder: Path, int8: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     onnx_path = folder / "tiny.onnx"
     shutil.copy(package.onnx_path, onnx_path)
+    checkpoint = package.sidecar_path.parent / package.meta["source"]["checkpoint"]
+    shutil.copy(checkpoint, folder / "tiny.pth")  # the sidecar names it relative to itself
     meta = {k: v for k, v in package.meta.items() if k not in ("onnx", "onnx_sha256")}
+    meta["source"] = {**meta["source"], "checkpoint": "tiny.pth"}
     write_sidecar(onnx_path, meta)
     if int8:
         variant = folder / "tiny_int8.onnx"
@@ -233,7 +236,7 @@ def test_gate_names_the_failing_combinations():
         for p, m in (("fp32", 0.61), ("int8", 0.42))
     ]
     check_gate(BenchReport(rows, {}), 0.4)
-    with pytest.raises(Exception, match=r"mIoU under 0.5: onnxruntime int8 64x96 \(0.420\)$"):
+    with pytest.raises(GateError, match=r"mIoU under 0.5: onnxruntime int8 64x96 \(0.420\)$"):
         check_gate(BenchReport(rows, {}), 0.5)
 
 
@@ -264,6 +267,7 @@ def test_bench_rows_carry_required_keys(full_run):
         assert 0.0 <= row["miou"] <= 1.0 and row["miou_images"] == 3
         assert 0.0 <= row["agreement"] <= 1.0 and row["agreement_ref"] == "onnxruntime fp32"
         assert row["machine"]["versions"]["onnxruntime"] and row["machine"]["cpu"]
+        assert row["device"] in ("cpu", "cuda")  # --device auto: where it ran
     fp32 = rows_by(rows, "onnxruntime", "fp32")
     assert fp32["model_bytes"] == model.stat().st_size
     # the stand-in int8 is the fp32 graph: it must agree exactly
@@ -400,8 +404,9 @@ def test_bad_options_are_one_line_errors(tiny_package, args, fragments):
 
 def test_missing_model_and_output_folder(tmp_path, tiny_package):
     assert_error_line(bench("--model", tmp_path / "none.onnx"), "does not exist")
+    (tmp_path / "a_file").write_text("x")  # a folder that cannot be made, found before the bench runs
     assert_error_line(
-        bench("--model", tiny_package.onnx_path, "--json", tmp_path / "no" / "x.json"), "folder"
+        bench("--model", tiny_package.onnx_path, "--json", tmp_path / "a_file" / "x.json"), "a_file"
     )
 
 
@@ -531,3 +536,24 @@ def test_readme_bench_script_end_to_end(tiny_package, tiny_video, tmp_path):
     text = readme.read_text()
     assert "| onnxruntime | fp32 | 64x96 | 1 |" in text
     assert "](results/readme_bench.png)" in text
+
+
+def test_plot_accuracy_axis_spans_at_least_five_points_and_stays_within_0_and_1():
+    from rtseg.bench.plot import MIN_SPAN, accuracy_limits
+
+    low, high = accuracy_limits([0.6985, 0.6990, 0.6987])  # equal accuracies: not far apart
+    assert high - low == pytest.approx(MIN_SPAN) and low < 0.6985 and high > 0.6990
+    low, high = accuracy_limits([0.2, 0.9])  # a real spread keeps its margins
+    assert low == pytest.approx(0.09) and high == pytest.approx(1.0)  # margins kept, the axis shifted under 1
+    assert accuracy_limits([0.999, 1.0]) == pytest.approx((0.95, 1.0))
+    assert accuracy_limits([0.0, 0.001]) == pytest.approx((0.0, 0.05))
+
+
+def test_plot_labels_are_moved_off_each_other_and_off_the_markers():
+    from rtseg.bench.plot import label_offsets
+
+    anchors, sizes = [(100, 200), (105, 201), (300, 200)], [(80, 12)] * 3
+    offsets = label_offsets(anchors, sizes)
+    assert offsets[0] == 0 and offsets[2] == 0  # nothing in their way
+    assert abs(offsets[1] + anchors[1][1] - anchors[0][1]) >= 12  # the second label moved clear
+    assert label_offsets([(100, 200)], [(80, 12)], obstacles=[(120, 195, 130, 205)]) != [0]

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import TINY_SIZE, structured_frames
 
 from rtseg.cli import main
-from rtseg.cli.export import parse_size
+from rtseg.core.frames import parse_size
 from rtseg.core.package import load_package
 from rtseg.errors import InputError
 
@@ -29,8 +29,17 @@ def _export(*args):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
-def test_export_writes_each_precision(tiny_checkpoint, frames_dir, tmp_path, precision):
+def test_export_writes_each_precision(tiny_checkpoint, frames_dir, tmp_path, precision, monkeypatch):
+    import rtseg.core.checkpoint as checkpoint_module
+    import rtseg.export.precision as precision_module
+
     out = tmp_path / f"tiny_{precision}.onnx"
+    loads, sidecars = [], []
+    real_load, real_write = checkpoint_module.load_checkpoint, precision_module.write_sidecar
+    monkeypatch.setattr(checkpoint_module, "load_checkpoint", lambda p: loads.append(p) or real_load(p))
+    monkeypatch.setattr(
+        precision_module, "write_sidecar", lambda p, meta: sidecars.append(p) or real_write(p, meta)
+    )
     result = _export(
         tiny_checkpoint,
         "-o",
@@ -58,6 +67,8 @@ def test_export_writes_each_precision(tiny_checkpoint, frames_dir, tmp_path, pre
         assert package.meta["calibration"]["source"] == frames_dir.name  # by name, not where
         assert "TensorRT Q/DQ rules ok" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.with_suffix(".json").name, out.name]
+    written = [p.name for p in sidecars]  # in the staging folder, then moved into place with the graph
+    assert len(loads) == 1 and written.count(out.name) == 1  # one pass: loaded once, sidecar written once
 
 
 @pytest.mark.slow
@@ -137,6 +148,7 @@ def test_export_output_must_be_onnx(tiny_checkpoint, tmp_path):
 
 
 def test_parse_size():
-    assert parse_size("360x480") == (360, 480) and parse_size(None) is None
-    with pytest.raises(InputError, match="HxW"):
-        parse_size("0x10")
+    assert parse_size("360x480", "--size") == (360, 480)
+    for bad in ("0x10", "360by480", "1x2x3", "x480"):
+        with pytest.raises(InputError, match="--size must be HxW"):
+            parse_size(bad, "--size")

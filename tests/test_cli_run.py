@@ -107,6 +107,7 @@ def test_video_to_mp4_masks_and_stats(tmp_path, tiny_video, band_package):
     stats = json.loads(stats_file.read_text())
     assert {"frames", "fps", "stages", "latency_ms", "dropped"} <= set(stats)
     assert stats["frames"] == 24 and stats["dropped"] == 0 and stats["fps"] > 0
+    assert stats["device"] == "cpu" and "CPU" in stats["backend"]  # the provider it ran on
     assert stats["stages"]["infer"]["busy_ms_mean"] > 0
     assert 0 < stats["latency_ms"]["mean"] <= stats["latency_ms"]["max"]
     assert "24 frames" in result.stdout and "fps end to end" in result.stdout

@@ -91,7 +91,7 @@ def test_a_burst_of_ctrl_c_while_the_run_finishes_loses_nothing(tmp_path, band_p
     args = ["run", "--video", video, "--realtime", "--model", band_package.onnx_path, "--threads", 1]
     proc = spawn([*args, "--output", out, "--stats-json", stats_file], tmp_path)
     try:
-        wait_for(out.exists, proc)
+        wait_for(lambda: any(tmp_path.glob("out.partial*.mp4")), proc)  # recording (rtseg.video.durable)
         time.sleep(0.5)
         for _ in range(8):  # the first stops the run; the rest land in its closing and report
             proc.send_signal(signal.SIGINT)

@@ -59,7 +59,8 @@ def test_backend_contract_submit_logits_and_close(tiny_package, name):
     backend = open_model(tiny_package.onnx_path, backend=name, threads=1).backend
     with backend:
         ids = backend.infer(frames)
-        np.testing.assert_array_equal(backend.submit(frames).wait(), ids)
+        one = frames[: backend.max_batch]
+        np.testing.assert_array_equal(backend.submit(one).wait(), ids[: len(one)])
         assert backend.overlaps is False  # submit does the work; the pipeline does not run ahead
         with pytest.raises(InputError, match="at most"):
             backend.submit(np.zeros((backend.max_batch + 1, *TINY_SIZE, 3), np.uint8))

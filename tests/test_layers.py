@@ -25,14 +25,14 @@ ROOT = Path(rtseg.__file__).resolve().parent
 LAYERS: list[tuple[str, ...]] = [
     ("__init__", "errors", "core"),
     ("models", "data", "postprocess"),
-    ("export",),
-    ("runtime", "video", "viz", "train"),
+    ("runtime", "video", "viz", "train", "export"),
     ("pipeline", "engine"),
     ("loading",),
     ("evaluation", "segmenter", "bench", "batch", "streams", "api", "cli", "__main__"),
 ]
 # (importer, imported) pairs allowed on the same row.
 SIDEWAYS = {
+    ("export", "video"),  # calibration and parity frames come through rtseg.video's sources
     ("__init__", "errors"),
     ("core", "errors"),
     ("core", "__init__"),  # the sidecar records rtseg.__version__

@@ -173,13 +173,17 @@ def test_pause_freezes_the_picture_and_the_newest_frame_shows_on_resume():
     def script(display, kind):
         shows = len(display.images)
         if kind == "show" and shows == 3 and "paused_at" not in marks:
-            marks["paused_at"] = time.monotonic()
+            marks["paused_at"] = display.polls
             return SPACE
-        if (
+        if (  # resume once recording went 20 frames past the pause (or after 2000 polls: a failure)
             kind == "poll"
             and "paused_at" in marks
             and "resumed" not in marks
-            and time.monotonic() - marks["paused_at"] > 0.4
+            and sink.indices
+            and (
+                sink.indices[-1] > 20 + shown_index(display.images[2])
+                or display.polls > 2000 + marks["paused_at"]
+            )
         ):
             marks["resumed"], marks["written_at_resume"] = shows, sink.indices[-1]
             return SPACE
@@ -205,15 +209,22 @@ def test_pause_holds_a_file_source_without_skipping_frames():
 
     def script(display, kind):
         if kind == "show" and len(display.images) == 2 and "paused" not in marks:
-            marks["paused"] = time.monotonic()
+            marks["paused"], marks["seen"] = True, []
             return SPACE
         if kind != "poll" or "paused" not in marks or "resumed" in marks:
             return -1
-        held = time.monotonic() - marks["paused"]
-        if held > 0.15:  # what was in flight at the pause has reached the sink by now
+        marks["seen"].append(len(sink.indices))
+        settled = len(marks["seen"]) > 10 and len(set(marks["seen"][-10:])) == 1  # 10 polls, no change
+        if settled:  # what was in flight at the pause reached the sink and nothing follows
             marks.setdefault("written_after_drain", len(sink.indices))
-        if held > 0.4:
+        if (
+            settled
+            and len(set(marks["seen"][-20:])) == 1
+            and len(marks["seen"]) > 20
+            or len(sink.indices) == 60
+        ):
             marks["resumed"], marks["written_at_resume"] = True, len(sink.indices)
+            marks.setdefault("written_after_drain", None)
             return SPACE
         return -1
 
@@ -243,7 +254,8 @@ def test_snapshot_writes_the_shown_picture_and_prints_its_path(tmp_path, capsys)
 
 def test_snapshot_to_a_missing_folder_warns_and_the_run_goes_on(tmp_path, capsys):
     display = ScriptedDisplay(keys_at({2: ord("s")}, quit_after=4))
-    stats, _, _ = live_run(display, VizConfig(hud=False), snapshot_dir=tmp_path / "gone")
+    (tmp_path / "a_file").write_text("x")  # no folder can be made there
+    stats, _, _ = live_run(display, VizConfig(hud=False), snapshot_dir=tmp_path / "a_file" / "gone")
     assert stats.stopped_by == "user" and len(display.images) >= 4
     assert "rtseg: warning: snapshot" in capsys.readouterr().err
 
@@ -284,6 +296,7 @@ def test_summary_of_a_live_run_without_a_window_names_its_latency_figure():
 # --- live stand-ins: newest frame wins, drops counted, no growing lag -----------------------
 
 
+@pytest.mark.slow  # seconds of real pacing
 @pytest.mark.parametrize("stand_in", ["lavfi", "paced file"])
 def test_live_stand_in_newest_frame_wins_without_lag(stand_in, tiny_video):
     from rtseg.video import open_source
@@ -481,3 +494,23 @@ def test_snapshot_dir_must_exist(tmp_path, band_package):
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--snapshot-dir" in lines[0] and "does not exist" in lines[0], lines
+
+
+def test_a_window_is_the_frame_size_scaled_down_only_to_fit_the_screen():
+    from rtseg.video.display import fitted_size
+
+    assert fitted_size((480, 640), (1080, 1920)) == (480, 640)
+    assert fitted_size((480, 640), None) == (480, 640)  # screen unknown
+    assert fitted_size((2160, 3840), (1080, 1920)) == (972, 1728)  # 90% of the screen, aspect kept
+    assert fitted_size((1000, 500), (800, 1280)) == (720, 360)
+
+
+def test_qt_gets_a_fonts_folder_that_exists(tmp_path, monkeypatch):
+    import os
+
+    from rtseg.video.display import qt_font_dir
+
+    monkeypatch.setenv("QT_QPA_FONTDIR", str(tmp_path / "opencv-ships-none"))  # what cv2 sets
+    assert os.path.isdir(qt_font_dir())
+    monkeypatch.setenv("QT_QPA_FONTDIR", str(tmp_path))
+    assert qt_font_dir() == str(tmp_path)  # one that exists is kept

@@ -254,14 +254,15 @@ def test_efficientnet_lite_imagenet_weights_load_strictly(variant):
 
 # --- ONNX export: every architecture once, at a size not divisible by the pyramid bins ------
 
-EXPORTS = [
-    ("fcn32s", "resnet18", {}),
-    ("fcn16s", "resnet18", {}),
-    pytest.param("fcn8s", "vgg16", LIGHT_KWARGS, marks=pytest.mark.slow),
-    ("unet", "resnet18", {}),
-    ("fpn", "resnet18", {}),
+SLOW = pytest.mark.slow
+EXPORTS = [  # the fast loop exports fpn_lite (the bundled model's decoder); the rest are slow
+    pytest.param("fcn32s", "resnet18", {}, marks=SLOW),
+    pytest.param("fcn16s", "resnet18", {}, marks=SLOW),
+    pytest.param("fcn8s", "vgg16", LIGHT_KWARGS, marks=SLOW),
+    pytest.param("unet", "resnet18", {}, marks=SLOW),
+    pytest.param("fpn", "resnet18", {}, marks=SLOW),
     ("fpn_lite", "resnet18", {}),
-    ("pspnet", "resnet18", {}),
+    pytest.param("pspnet", "resnet18", {}, marks=SLOW),
     pytest.param("pspnet", "vgg19_dilated", {}, marks=pytest.mark.slow),
     pytest.param("deeplabv3plus", "efficientnet_lite0", {}, marks=pytest.mark.slow),
 ]

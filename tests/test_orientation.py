@@ -90,7 +90,7 @@ def test_masks_of_a_rotated_clip_match_the_upright_run(tmp_path, band_package): 
         assert container.streams.video[0].height == 80
     results = {}
     for name, clip in (("upright", upright), ("turned", turned)):
-        out, masks = tmp_path / f"{name}.mp4", tmp_path / f"{name}_masks"
+        out, masks = tmp_path / f"{name}_out.mp4", tmp_path / f"{name}_masks"  # not over the input
         result = rtseg_run(
             "--video", clip, "--model", band_package.onnx_path, "--threads", 1,
             "--output", out, "--masks", masks, "--quiet",
@@ -144,3 +144,13 @@ def test_a_turned_h264_clip_keeps_the_decoder_s_fast_path(tmp_path):
         decoded = source.read_frame()
     assert isinstance(decoded, AvFrame) and decoded.yuv420p_planes()[0].shape == (48, 80)
     assert np.abs(decoded.rgb().astype(int) - UPRIGHT[0]).mean() < 6
+
+
+def test_calibration_and_bench_frames_of_a_turned_clip_are_upright(tmp_path):
+    from rtseg.export.calibration import calibration_frames
+    from rtseg.video.sampling import sample_video_frames
+
+    clip = write_turned_clip(tmp_path / "turned.mp4", UPRIGHT, 90)
+    picked = sample_video_frames(clip, 2, purpose="benchmark")  # evenly spaced: frames 1 and 3
+    np.testing.assert_array_equal(np.stack(picked), UPRIGHT[[1, 3]])
+    assert calibration_frames(clip, 4, (24, 40)).shape == (4, 24, 40, 3)  # landscape, as shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -20,18 +21,6 @@ from rtseg.export.fp16 import convert_fp16
 from rtseg.export.int8 import Int8Options, quantize_int8
 from rtseg.export.precision import argmax_agreement
 from rtseg.export.qdq_rules import assert_trt_qdq_rules, check_qdq_rules
-
-
-@pytest.fixture(scope="module")
-def fp16_package(tiny_package, tmp_path_factory):
-    return convert_fp16(tiny_package, tmp_path_factory.mktemp("fp16") / "tiny_fp16.onnx")
-
-
-@pytest.fixture(scope="module")
-def int8_package(tiny_package, tmp_path_factory):
-    frames = structured_frames(6, *TINY_SIZE, seed=3)
-    out = tmp_path_factory.mktemp("int8") / "tiny_int8.onnx"
-    return quantize_int8(tiny_package, out, frames, Int8Options(method="minmax"), calib_source="generated")
 
 
 def _io_types(path):
@@ -109,6 +98,7 @@ def test_int8_agrees_with_fp32_on_most_pixels(int8_package, tiny_package):
     assert argmax_agreement(tiny_package.onnx_path, int8_package.onnx_path, frames, threads=1) >= 0.6
 
 
+@pytest.mark.slow
 def test_int8_exclude_depthwise_keeps_grouped_convs_float(tiny_package, tmp_path):
     frames = structured_frames(4, *TINY_SIZE, seed=3)
     options = Int8Options(method="minmax", exclude=("depthwise",))
@@ -140,12 +130,23 @@ def test_int8_rejects_bad_calibration_frames(tiny_package, tmp_path, frames, mat
         quantize_int8(tiny_package, tmp_path / "x.onnx", frames)
 
 
+def test_int8_failing_the_tensorrt_rules_leaves_nothing_behind(tiny_package, tmp_path, monkeypatch):
+    import rtseg.export.int8 as int8
+
+    monkeypatch.setattr(int8, "check_qdq_rules", lambda model: ["Conv 'x': a rule broken"])
+    monkeypatch.setattr(int8, "_quantize", lambda src, out, *rest: shutil.copy(src, out))  # no calibration
+    with pytest.raises(ExportError, match="break TensorRT's rules: Conv 'x'"):
+        quantize_int8(tiny_package, tmp_path / "x.onnx", structured_frames(2, *TINY_SIZE))
+    assert list(tmp_path.iterdir()) == []  # no orphan x.onnx, no temporary folder
+
+
 def test_int8_rejects_unknown_exclude_word(tiny_package, tmp_path):
     frames = structured_frames(2, *TINY_SIZE)
     with pytest.raises(InputError, match="'nonsense' is no group"):
         quantize_int8(tiny_package, tmp_path / "x.onnx", frames, Int8Options(exclude=("nonsense",)))
 
 
+@pytest.mark.slow
 def test_int8_conv_outputs_placement_quantizes_conv_outputs_with_activation_range(tiny_package, tmp_path):
     frames = structured_frames(4, *TINY_SIZE, seed=3)
     package = quantize_int8(tiny_package, tmp_path / "co.onnx", frames, Int8Options(placement="conv-outputs"))
@@ -314,7 +315,7 @@ def test_calibration_frames_from_a_dataset_split(tmp_path):
     "source, match",
     [
         ("does/not/exist.mp4", "is not a video, an image folder"),
-        ("*.nothing-matches", "matches no images"),
+        ("*.nothing-matches", "no images match this pattern"),
     ],
 )
 def test_calibration_frames_errors(source, match):
@@ -323,7 +324,7 @@ def test_calibration_frames_errors(source, match):
 
 
 def test_calibration_frames_empty_folder_and_bad_count(tmp_path):
-    with pytest.raises(InputError, match="holds no images"):
+    with pytest.raises(InputError, match="no images in folder"):
         calibration_frames(tmp_path, 4, TINY_SIZE)
     with pytest.raises(InputError, match="must be positive"):
         calibration_frames(tmp_path, 0, TINY_SIZE)
@@ -402,9 +403,8 @@ def test_record_metrics_feeds_the_default_choice(tmp_path):
     assert pick_default_variant(fp32).onnx_path == int8.onnx_path
 
 
-def test_int8_cpu_target_folds_relu6_and_is_marked_not_for_tensorrt(tiny_package, tmp_path):
-    frames = structured_frames(4, *TINY_SIZE, seed=3)
-    package = quantize_int8(tiny_package, tmp_path / "cpu.onnx", frames, Int8Options(target="cpu"))
+def test_int8_cpu_target_folds_relu6_and_is_marked_not_for_tensorrt(tiny_package, int8cpu_package):
+    package = int8cpu_package
     calibration = package.meta["calibration"]
     assert calibration["target"] == "cpu" and calibration["tensorrt_compatible"] is False
     assert any("TensorRT needs int8" in p for p in check_qdq_rules(package.onnx_path))

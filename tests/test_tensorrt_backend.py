@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import TINY_SIZE, structured_frames
 
-from rtseg.errors import BackendError, DeviceError, MissingDependencyError, ModelError
+from rtseg.errors import BackendError, DeviceError, InputError, MissingDependencyError, ModelError
 from rtseg.loading import open_model, open_tensorrt_backend
 from rtseg.runtime.tensorrt_backend import (
     TensorDesc,
@@ -252,7 +252,7 @@ def test_backend_single_profile_engine_uses_one_slot(fake_engine, tiny_package):
 def test_backend_rejects_wrong_frames_and_foreign_engines(fake_engine, tiny_package, tmp_path):
     _, path = fake_engine()
     with TensorRTBackend(path, tiny_package, memory=fake_tensorrt.HostMemory()) as backend:
-        with pytest.raises(Exception, match="expected"):
+        with pytest.raises(InputError, match="expected"):
             backend.infer(np.zeros((1, 10, 10, 3), np.uint8))
     other = tmp_path / "other.engine"
     other.write_bytes(b"built elsewhere")

@@ -123,6 +123,7 @@ def test_cuda_graphs_replay_new_frames_like_eager(tiny_checkpoint):
 
 @pytest.mark.gpu
 def test_pipeline_end_to_end_on_the_gpu(tiny_checkpoint, tmp_path):
+    pytest.importorskip("av")  # the GPU machine may lack PyAV (gpu_check.sh installs a wheel brought along)
     video = write_video(tmp_path / "in.mp4", structured_frames(12, H, W, seed=3))
     stats, out = tmp_path / "stats.json", tmp_path / "out.mp4"
     args = ["run", "--video", str(video), "--model", str(tiny_checkpoint), "--backend", "torch"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import av
@@ -24,6 +23,7 @@ from rtseg.video import (
     open_source,
 )
 from rtseg.video import sinks as sinks_module
+from rtseg.video.base import Pacer
 from rtseg.video.sources import DEFAULT_FOLDER_FPS
 
 LINUX = sys.platform.startswith("linux")
@@ -175,25 +175,60 @@ def test_missing_camera_is_a_clear_input_error():
         open_source("97")
 
 
-def test_lavfi_source_is_live_paced_and_yields_frames():
-    start = time.monotonic()
+class FakeClock:
+    """time.monotonic / time.sleep stand-ins: sleeping moves the clock, nothing waits."""
+
+    def __init__(self):
+        self.now, self.sleeps = 100.0, []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    import rtseg.video.base as base
+
+    fake = FakeClock()
+    real = base.Pacer.__init__
+    monkeypatch.setattr(
+        base.Pacer, "__init__", lambda self, max_lag=0.5: real(self, max_lag, fake.clock, fake.sleep)
+    )
+    return fake
+
+
+def test_pacer_sleeps_until_each_frame_time_and_reanchors_when_behind():
+    fake = FakeClock()
+    pacer = Pacer(max_lag=0.5, clock=fake.clock, sleep=fake.sleep)
+    for t in (0.0, 0.1, 0.2):
+        pacer.wait(t)
+    assert fake.sleeps == [0.1, 0.1]
+    fake.now += 2.0  # the consumer stalled for 2 s: no burst of frames to catch up
+    pacer.wait(0.3)
+    pacer.wait(0.4)
+    assert fake.sleeps == [0.1, 0.1, 0.1]
+
+
+def test_lavfi_source_is_live_paced_and_yields_frames(fake_clock):
     with open_source("lavfi:testsrc2=size=96x64:rate=25") as source:
         assert source.live and source.paced
         assert source.fps == pytest.approx(25) and source.frame_size == (64, 96)
         frames = [source.read() for _ in range(6)]
-    elapsed = time.monotonic() - start
     assert all(f.shape == (64, 96, 3) and f.dtype == np.uint8 for f in frames)
     assert not np.array_equal(frames[0], frames[5])  # testsrc2 moves
-    assert elapsed >= 5 / 25 - 0.02  # paced at its rate, like a camera
+    assert fake_clock.sleeps == pytest.approx([0.04] * 5, abs=1e-3)  # paced at its rate, like a camera
 
 
-def test_realtime_paces_a_file_and_makes_it_live(tiny_video):
-    start = time.monotonic()
+def test_realtime_paces_a_file_and_makes_it_live(tiny_video, fake_clock):
     with open_source(str(tiny_video), realtime=True) as source:
         assert source.live and source.paced
         for _ in range(4):
             assert source.read() is not None
-    assert time.monotonic() - start >= 3 / 12 - 0.02
+    assert fake_clock.sleeps == pytest.approx([1 / 12] * 3, abs=1e-3)
     with open_source(str(tiny_video), realtime=True, live=False) as source:
         assert not source.live and source.paced
 

@@ -216,3 +216,38 @@ def test_keys_in_the_window_mask_mode_snapshot_and_quit(x_display, band_package,
     assert count_colour(saved, colours["mask"], tolerance=0) > FRAME_W * FRAME_H // 2
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["stopped_by"] == "user" and stats["displayed"] >= 1
+
+
+def window_size(display: str) -> tuple[int, int]:
+    """(height, width) of the rtseg window, once it is mapped."""
+    window = xdotool(display, "search", "--sync", "--name", "^rtseg$").split()[0]
+    geometry = dict(
+        line.split("=", 1) for line in xdotool(display, "getwindowgeometry", "--shell", window).split()
+    )
+    return int(geometry["HEIGHT"]), int(geometry["WIDTH"])
+
+
+@pytest.mark.skipif(XDOTOOL is None, reason="xdotool is not installed (Debian package xdotool)")
+@pytest.mark.parametrize(
+    "frame,expected",
+    [
+        ((FRAME_H, FRAME_W), (FRAME_H, FRAME_W)),  # smaller than the screen: the frame's own size
+        ((960, 1280), (540, 720)),  # larger: 90% of the 600-pixel screen height, aspect kept
+    ],
+)
+def test_window_opens_at_the_frame_size_fitted_to_the_screen_and_qt_prints_nothing(
+    x_display, band_package, tmp_path, frame, expected
+):
+    h, w = frame
+    colours = expected_colours()
+    source = f"lavfi:color=c={COLOUR}:size={w}x{h}:rate=30:duration=4"
+    proc = start_rtseg(x_display, band_package, tmp_path, source)
+    try:
+        wait_for_colour(x_display, colours["overlay"], proc)
+        assert window_size(x_display) == expected
+        stdout, stderr = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "QFont" not in stderr and "fonts" not in stderr, stderr  # Qt's font warnings

@@ -87,9 +87,15 @@ class OutputPlan:
         self.discard()
 
     def discard(self) -> None:
+        """Remove every partial output, the MP4 sink's own crash-safe recordings of the partial
+        MP4 (`.annotated.partial.partial.mp4`, `...partial-1.mp4`: what a killed worker leaves)
+        included, and replaced finals kept aside."""
         for kind in OUTPUT_KINDS:
             _remove(self.partial(kind))
             _remove(self.final(kind).with_name(FINAL_NAMES[kind] + _OLD_SUFFIX))
+        mp4 = self.partial("mp4")
+        for recording in self.folder.glob(f"{mp4.stem}.partial*{mp4.suffix}"):
+            _remove(recording)
 
     def clear(self) -> None:
         """Remove partials and final outputs (a failed video has none), and the folder if empty."""

@@ -76,9 +76,10 @@ def segment_video(model, path: Path, plan: OutputPlan, options: VideoOptions, ex
     the PipelineStats. Raises RtsegError for a corrupt or unreadable video; its outputs (partial
     and any earlier final ones) are removed then.
     """
-    from rtseg.api import DEFAULT_FOLDER_FPS, open_sinks
+    from rtseg.api import open_sinks
     from rtseg.pipeline import Pipeline, PipelineConfig
     from rtseg.video import open_source
+    from rtseg.video.sources import DEFAULT_FOLDER_FPS
     from rtseg.viz import VizConfig
 
     plan.prepare()

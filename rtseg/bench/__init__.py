@@ -12,13 +12,8 @@ Each row (a dict, JSON-ready) describes one combination at one batch size:
 
 from rtseg.bench.config import BenchConfig, DataSpec
 from rtseg.bench.machine import machine_info, machine_summary
-from rtseg.bench.report import (
-    format_table,
-    markdown_table,
-    write_csv,
-    write_json,
-    write_plot,
-)
+from rtseg.bench.plot import write_plot
+from rtseg.bench.report import format_table, markdown_table, write_csv, write_json
 from rtseg.bench.runner import BenchReport, run_bench
 from rtseg.bench.stats import latency_summary, throughput_fps
 from rtseg.errors import RtsegError

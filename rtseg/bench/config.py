@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.frames import parse_size
 from rtseg.core.package import PRECISIONS, VARIANTS
 from rtseg.errors import InputError
-from rtseg.loading import BACKENDS
+from rtseg.loading import BACKENDS, DEVICES
 
 # Precisions a benchmark can name: the package precisions plus the `int8cpu` variant (INT8
 # quantized for ONNX Runtime's CPU provider; its sidecar says int8).
@@ -47,6 +48,7 @@ class BenchConfig:
     warmup: int = 10
     batch: int = 8
     threads: int = 2
+    device: str = "auto"  # rtseg.loading.DEVICES, for every backend measured
     e2e_output: str = "mp4"
     e2e_combos: tuple[str, ...] = ("fastest",)
     cache_dir: Path | None = None
@@ -60,6 +62,8 @@ class BenchConfig:
             raise InputError("--warmup and --batch cannot be negative")
         if self.data_limit is not None and self.data_limit < 1:
             raise InputError("--data-limit must be at least 1")
+        if self.device not in DEVICES:
+            raise InputError(f"--device must be one of {', '.join(DEVICES)}")
         if self.e2e_output not in E2E_OUTPUTS:
             raise InputError(f"--e2e-output must be one of {', '.join(E2E_OUTPUTS)}")
         if self.video is not None and not Path(self.video).is_file():
@@ -77,22 +81,10 @@ def parse_choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str
     return items
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """ "360x480" -> (360, 480): HEIGHTxWIDTH, both positive."""
-    parts = text.strip().lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"size {text!r} is not HEIGHTxWIDTH (e.g. 360x480)")
-    return int(parts[0]), int(parts[1])
-
-
 def parse_sizes(text: str | None) -> tuple[tuple[int, int], ...]:
     if not text:
         return ()
-    return tuple(dict.fromkeys(parse_size(p) for p in text.split(",") if p.strip()))
-
-
-def format_size(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]}"
+    return tuple(dict.fromkeys(parse_size(p, "--sizes") for p in text.split(",") if p.strip()))
 
 
 def parse_data_spec(text: str | None) -> DataSpec | None:

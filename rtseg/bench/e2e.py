@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-
-
-def e2e_unavailable() -> str | None:
-    """Why the end-to-end run cannot happen in this rtseg, or None."""
-    for module in ("rtseg.pipeline", "rtseg.video"):
-        try:
-            if importlib.util.find_spec(module) is None:
-                return f"{module} is not available in this rtseg"
-        except ImportError:
-            return f"{module} is not available in this rtseg"
-    return None
 
 
 def run_pipeline(model, video: Path, output: str, mp4_path: str | None) -> dict:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.core.frames import resize_frame
-from rtseg.core.frames import sample_video_frames as _sample
 from rtseg.errors import InputError
+from rtseg.video.sampling import sample_video_frames as _sample
 
 
 def video_sample(path: str | Path, count: int) -> np.ndarray:

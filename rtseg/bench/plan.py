@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.bench.config import BENCH_PRECISIONS, format_size
-from rtseg.core.package import VARIANTS, ModelPackage, load_package
+from rtseg.bench.config import BENCH_PRECISIONS
+from rtseg.core.checkpoint import source_checkpoint
+from rtseg.core.frames import format_size
+from rtseg.core.package import VARIANTS, ModelPackage, load_package, variant_path
 from rtseg.errors import ModelError, RtsegError
 
 
@@ -50,16 +52,16 @@ def _module_missing(name: str) -> bool:
         return True
 
 
-def backend_unavailable(backend: str, has_gpu: bool) -> str | None:
-    """Why `backend` cannot run on this machine, or None."""
+def backend_unavailable(backend: str, has_gpu: bool, device: str = "auto") -> str | None:
+    """Why `backend` cannot run on this machine (on `device`), or None."""
     if backend == "onnxruntime" and _module_missing("onnxruntime"):
         return "onnxruntime not installed (pip install onnxruntime)"
     if backend == "torch" and _module_missing("torch"):
         return "PyTorch not installed"
     if backend == "tensorrt":
+        if device == "cpu":
+            return "TensorRT runs on a GPU, not with --device cpu"
         reasons = []
-        if _module_missing("rtseg.runtime.tensorrt_backend"):
-            reasons.append("this rtseg has no TensorRT backend module")
         if _module_missing("tensorrt"):
             reasons.append("TensorRT not installed (pip install 'rtseg[trt]')")
         if not has_gpu:
@@ -91,8 +93,7 @@ class ModelFamily:
         return self.base.input_size
 
     def variant_path(self, precision: str) -> Path:
-        suffix = "" if precision == "fp32" else f"_{precision}"
-        return self.folder / f"{self.stem}{suffix}.onnx"
+        return variant_path(self.folder / f"{self.stem}.onnx", precision)
 
     def variant(self, precision: str) -> ModelPackage:
         """The package beside the model for `precision`; Unavailable if there is none."""
@@ -119,15 +120,10 @@ class ModelFamily:
 
 
 def _find_checkpoint(package: ModelPackage) -> tuple[Path | None, str | None]:
-    source = (package.meta.get("source") or {}).get("checkpoint")
-    if not source:
-        return None, "the sidecar names no source checkpoint"
-    path = Path(source)
-    if not path.is_absolute():
-        path = package.sidecar_path.parent / path
-    if not path.is_file():
-        return None, f"its checkpoint {path} does not exist"
-    return path, None
+    try:
+        return source_checkpoint(package), None
+    except ModelError as exc:
+        return None, str(exc)
 
 
 def open_family(model: Path, cache_dir: Path | None) -> ModelFamily:
@@ -149,7 +145,9 @@ def open_family(model: Path, cache_dir: Path | None) -> ModelFamily:
     return ModelFamily(base, folder, stem, checkpoint, problem, cache)
 
 
-def plan_combos(family: ModelFamily, backends, precisions, sizes, has_gpu: bool) -> list[Combo]:
+def plan_combos(
+    family: ModelFamily, backends, precisions, sizes, has_gpu: bool, device: str = "auto"
+) -> list[Combo]:
     """Every requested combination, in run order (size, backend, precision with fp32 first);
     those that cannot run carry `skip` (the reason). Packages at other sizes are resolved
     later, by `resolve_package`, so nothing is exported for a combination that is skipped."""
@@ -157,7 +155,7 @@ def plan_combos(family: ModelFamily, backends, precisions, sizes, has_gpu: bool)
     combos = []
     for size in sizes or (family.size,):
         for backend in backends:
-            missing = backend_unavailable(backend, has_gpu)
+            missing = backend_unavailable(backend, has_gpu, device)
             for precision in ordered:
                 combo = Combo(backend, precision, tuple(size), checkpoint=family.checkpoint)
                 if missing:

@@ -1,4 +1,4 @@
-"""Benchmark output: a terminal table, JSON (a list of rows), CSV, a PNG plot, Markdown."""
+"""Benchmark output: a terminal table, JSON (a list of rows), CSV, Markdown (the plot: plot.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 
 from rtseg.core.package import portable
-from rtseg.core.paths import atomic_output, atomic_write_text
-from rtseg.errors import MissingDependencyError, OutputError
+from rtseg.core.paths import atomic_write_text
+from rtseg.errors import OutputError
 
 CSV_COLUMNS = (
     "model",
@@ -35,6 +35,7 @@ CSV_COLUMNS = (
     "gpu_mem_mb",
     "threads",
     "runtime",
+    "device",
     "cpu",
     "gpu",
     "onnxruntime",
@@ -56,17 +57,20 @@ def _clean(value):
     return value
 
 
-def _prepare(path: str | Path) -> Path:
+def prepare_output(path: str | Path) -> Path:
+    """`path` with its folder made (the command checked beforehand that it can be: check_paths)."""
     path = Path(path)
-    if path.parent and not path.parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create folder {path.parent} ({exc.strerror})") from None
     return path
 
 
 def write_json(rows: list[dict], path: str | Path) -> Path:
     """The rows as a JSON list (machine info inside each row; paths by name, see portable);
     replaces `path` only when whole."""
-    path = _prepare(path)
+    path = prepare_output(path)
     return atomic_write_text(path, json.dumps(_clean(portable(rows)), indent=2) + "\n")
 
 
@@ -88,7 +92,7 @@ def csv_record(row: dict) -> dict:
 
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
-    path = _prepare(path)
+    path = prepare_output(path)
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS)
     writer.writeheader()
@@ -101,13 +105,21 @@ def _num(value, fmt: str) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt % value
 
 
+def backend_label(row: dict) -> str:
+    """The backend, with where it ran when that is not implied: "onnxruntime (cuda)"."""
+    device = row.get("device")
+    if device in (None, "cpu") or (row["backend"] == "tensorrt" and device == "cuda"):
+        return row["backend"]
+    return f"{row['backend']} ({device})"
+
+
 def _cells(row: dict) -> list[str]:
     lat = row.get("latency_ms") or {}
     e2e = _num(row.get("e2e_fps"), "%.1f")
     if row.get("e2e_ratio") is not None:
         e2e += f" ({row['e2e_ratio']:.0%})"
     return [
-        row["backend"],
+        backend_label(row),
         row["precision"],
         row["size"],
         str(row["batch"]),
@@ -207,66 +219,6 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def write_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """PNG: inference fps (x) against mIoU (y; argmax agreement with fp32 when no mIoU) per
-    batch-1 combination; end-to-end fps as a hollow marker joined to its inference point."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise MissingDependencyError("matplotlib", "plot", "--plot") from exc
-    path = _prepare(path)
-    points = [r for r in rows if r["status"] == "ok" and r["batch"] == 1]
-    use_miou = any(r.get("miou") is not None for r in points)
-    metric = "miou" if use_miou else "agreement"
-    colours = {"onnxruntime": "tab:blue", "torch": "tab:orange", "tensorrt": "tab:green"}
-    markers = {"fp32": "o", "fp16": "s", "int8": "^", "int8cpu": "v"}
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for row in points:
-        y = row.get(metric)
-        if y is None:
-            continue
-        colour = colours.get(row["backend"], "tab:gray")
-        ax.scatter(
-            row["infer_fps"], y, color=colour, marker=markers.get(row["precision"], "o"), s=60, zorder=3
-        )
-        ax.annotate(
-            f"{row['backend']} {row['precision']} {row['size']}",
-            (row["infer_fps"], y),
-            textcoords="offset points",
-            xytext=(6, 4),
-            fontsize=7,
-        )
-        if row.get("e2e_fps"):
-            ax.plot([row["e2e_fps"], row["infer_fps"]], [y, y], ":", color=colour, zorder=2)
-            ax.scatter(
-                row["e2e_fps"],
-                y,
-                facecolors="none",
-                edgecolors=colour,
-                marker=markers.get(row["precision"], "o"),
-                s=60,
-                zorder=3,
-            )
-    ax.set_xlim(left=0)
-    ax.margins(x=0.3, y=0.15)
-    ax.set_xlabel("frames per second (filled: inference only, hollow: end to end)")
-    ax.set_ylabel("mIoU" if use_miou else "argmax agreement with fp32")
-    ax.set_title(title or "speed against accuracy (batch 1)", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    try:
-        with atomic_output(path, keep_suffix=True) as temp:
-            fig.savefig(temp)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
-    finally:
-        plt.close(fig)
-    return path
-
-
 MD_HEADER = (
     "| Backend | Precision | Input (HxW) | Batch | Latency p50 / p90 / p99 (ms) | "
     "Inference fps | End-to-end fps (share) | mIoU | Agreement with fp32 | Model MB | "
@@ -281,7 +233,7 @@ def _md_row(row: dict) -> str:
     if row.get("e2e_ratio") is not None:
         e2e += f" ({row['e2e_ratio']:.0%})"
     cells = [
-        row["backend"],
+        backend_label(row),
         row["precision"],
         row["size"],
         str(row["batch"]),

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.bench.accuracy import agreement
-from rtseg.bench.config import BenchConfig, format_size
-from rtseg.bench.e2e import e2e_unavailable
+from rtseg.bench.config import BenchConfig
 from rtseg.bench.frames import resize_frames, synthetic_frames, video_sample
 from rtseg.bench.machine import machine_info
 from rtseg.bench.plan import Combo, ModelFamily, Unavailable, open_family, plan_combos, resolve_package
+from rtseg.core.frames import format_size
 from rtseg.errors import RtsegError
 
 REFERENCE_ORDER = ("onnxruntime", "tensorrt", "torch")  # fp32 reference for agreement
@@ -127,6 +127,7 @@ def _base_row(cfg: BenchConfig, family: ModelFamily, combo: Combo) -> dict:
         "e2e": None,
         "load_s": None,
         "runtime": None,
+        "device": None,
         "threads": cfg.threads,
         "iters": cfg.iters,
         "warmup": cfg.warmup,
@@ -142,6 +143,7 @@ def _spec(cfg: BenchConfig, combo: Combo, frames_path: Path, mode: str, **extra)
         "package": str(combo.package),
         "checkpoint": str(combo.checkpoint) if combo.checkpoint else None,
         "threads": cfg.threads,
+        "device": cfg.device,
         "frames": str(frames_path),
         **extra,
     }
@@ -156,6 +158,7 @@ def _measured_rows(base: dict, result: dict) -> list[dict]:
         "model_bytes": result["model_bytes"],
         "load_s": round(result["load_s"], 3),
         "runtime": result["describe"],
+        "device": result.get("device"),
         "miou": miou.get("miou"),
         "pixel_acc": miou.get("pixel_acc"),
         "miou_images": miou.get("images"),
@@ -276,11 +279,7 @@ def select_e2e(cfg: BenchConfig, rows: list[dict]) -> list[dict]:
 def add_end_to_end(cfg, rows, predictions, work, run_worker, log) -> None:
     """Pipeline fps on the video for the selected rows: `e2e_fps` beside `infer_fps`."""
     selected = select_e2e(cfg, rows)
-    reason = e2e_unavailable() if selected else None
     for index, row in enumerate(selected):
-        if reason:
-            row["e2e"] = {"skipped": reason}
-            continue
         combo = predictions[row_label(row)][1]
         spec = _spec(
             cfg,
@@ -303,8 +302,6 @@ def add_end_to_end(cfg, rows, predictions, work, run_worker, log) -> None:
             f"end to end {combo.label}: {row['e2e_fps']:.1f} fps "
             f"({row['e2e_ratio']:.0%} of inference-only {row['infer_fps']:.1f} fps)"
         )
-    if reason:
-        log(f"end to end: skipped ({reason})")
 
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log_stderr) -> BenchReport:
@@ -315,7 +312,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log_stderr) -> Ben
 
         open_split(cfg.data)  # a bad --data fails here, once, not in every worker
     machine = machine_info(cfg.threads)
-    combos = plan_combos(family, cfg.backends, cfg.precisions, cfg.sizes, bool(machine["gpus"]))
+    combos = plan_combos(family, cfg.backends, cfg.precisions, cfg.sizes, bool(machine["gpus"]), cfg.device)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
         work = Path(tmp)

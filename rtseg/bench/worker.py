@@ -81,16 +81,20 @@ def open_for_bench(spec: dict):
     """A LoadedModel for the spec: eager PyTorch from the checkpoint at the spec's size, or
     the ONNX package on onnxruntime / TensorRT."""
     from rtseg.core.package import load_package
-    from rtseg.loading import LoadedModel, open_model
+    from rtseg.loading import LoadedModel, check_device, open_model
 
-    size = tuple(spec["size"])
+    size, device = tuple(spec["size"]), spec.get("device", "auto")
     if spec["backend"] == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
         package = load_package(spec["package"])
-        backend = TorchBackend(spec["checkpoint"], threads=spec["threads"], input_size=size)
+        check_device("torch", device)
+        batch = max(1, spec.get("batch", 1))  # its slots hold the largest batch measured
+        backend = TorchBackend(
+            spec["checkpoint"], device=device, threads=spec["threads"], input_size=size, batch=batch
+        )
         return LoadedModel(backend, package.classes, package.palette, Path(spec["checkpoint"]), package)
-    model = open_model(spec["package"], backend=spec["backend"], threads=spec["threads"])
+    model = open_model(spec["package"], backend=spec["backend"], threads=spec["threads"], device=device)
     if tuple(model.backend.input_size) != size:
         raise RtsegError(f"{spec['package']} takes {model.backend.input_size}, expected {size}")
     return model
@@ -135,7 +139,7 @@ def _timing_row(backend, pool, batch, spec) -> dict:
         "latency_ms": latency_summary(times),
         "infer_fps": throughput_fps(times, batch),
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "gpu_mem_mb": gpu_memory_mb() if spec["backend"] == "tensorrt" else None,
+        "gpu_mem_mb": gpu_memory_mb() if backend.runs_on != "cpu" else None,
     }
 
 
@@ -165,6 +169,7 @@ def measure(spec: dict) -> dict:
             "load_s": load_s,
             "model_bytes": model_bytes(spec),
             "describe": backend.describe(),
+            "device": backend.runs_on,
             "miou": None,
         }
         if spec.get("data"):

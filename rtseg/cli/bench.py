@@ -16,6 +16,7 @@ from rtseg.bench.config import (
     parse_e2e_combos,
     parse_sizes,
 )
+from rtseg.cli.options import device_option
 from rtseg.core.package import default_model_path, package_files
 from rtseg.core.paths import check_paths
 from rtseg.errors import InputError, MissingDependencyError
@@ -74,6 +75,7 @@ from rtseg.errors import InputError, MissingDependencyError
     help="The larger batch measured where the backend takes it (0 or 1: none).",
 )
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads per backend.")
+@device_option
 @click.option(
     "--e2e-output",
     type=click.Choice(["mp4", "none"]),
@@ -130,6 +132,7 @@ def bench(
     warmup,
     batch,
     threads,
+    device,
     e2e_output,
     e2e_combos,
     min_miou,
@@ -163,6 +166,7 @@ def bench(
         warmup=warmup,
         batch=batch,
         threads=threads,
+        device=device,
         e2e_output=e2e_output,
         e2e_combos=parse_e2e_combos(e2e_combos),
         cache_dir=cache_dir,

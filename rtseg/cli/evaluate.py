@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from rtseg.cli.options import device_option
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import OutputError
 from rtseg.loading import BACKENDS
@@ -71,6 +72,7 @@ def write_json(path: Path, result: dict) -> None:
     default=None,
     help="[default: torch for a checkpoint, onnxruntime for a package]",
 )
+@device_option
 @click.option(
     "--flip-tta",
     is_flag=True,
@@ -93,7 +95,18 @@ def write_json(path: Path, result: dict) -> None:
     help="Also write the result (miou, per_class, pixel_acc, ...) as JSON.",
 )
 def evaluate(
-    model, dataset, data_root, split, backend, flip_tta, min_blob, limit, batch_size, threads, json_path
+    model,
+    dataset,
+    data_root,
+    split,
+    backend,
+    device,
+    flip_tta,
+    min_blob,
+    limit,
+    batch_size,
+    threads,
+    json_path,
 ):
     """Score a model on a labelled dataset split: per-class IoU, mIoU, pixel accuracy."""
     from rtseg.core.package import package_files
@@ -111,6 +124,7 @@ def evaluate(
         data_root=str(data_root),
         split=split,
         backend=backend,
+        device=device,
         flip_tta=flip_tta,
         min_blob=min_blob,
         limit=limit,

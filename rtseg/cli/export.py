@@ -6,17 +6,7 @@ from pathlib import Path
 
 import click
 
-from rtseg.errors import InputError
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """'360x480' (HxW) -> (360, 480); InputError for anything else."""
-    if not text:
-        return None
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"--size must be HxW in pixels (e.g. 360x480), got {text!r}")
-    return int(parts[0]), int(parts[1])
+from rtseg.core.frames import parse_size
 
 
 def _split_words(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -121,7 +111,7 @@ def export(
         checkpoint=checkpoint,
         output=output,
         precision=precision,
-        input_size=parse_size(size),
+        input_size=parse_size(size, "--size") if size else None,
         calib_source=calib_source,
         calib_frames=calib_frames,
         int8=Int8Options(

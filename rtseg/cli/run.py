@@ -24,7 +24,8 @@ from pathlib import Path
 
 import click
 
-from rtseg.api import DEVICES, MODE_CHOICES, RunConfig, execute
+from rtseg.api import MODE_CHOICES, RunConfig, execute
+from rtseg.cli.options import device_option
 from rtseg.errors import InputError
 from rtseg.loading import BACKENDS
 
@@ -78,14 +79,7 @@ def report(cfg: RunConfig, stats) -> None:
 )
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
-@click.option(
-    "--device",
-    type=click.Choice(DEVICES),
-    default="cpu",
-    show_default=True,
-    help="ONNX Runtime's provider (cpu, cuda, tensorrt, auto) or the torch backend's device "
-    "(cpu, cuda, auto: CUDA where there is one).",
-)
+@device_option
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend.")
 @click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
 @click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")

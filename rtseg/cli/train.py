@@ -8,16 +8,9 @@ from pathlib import Path
 
 import click
 
+from rtseg.core.frames import parse_size
 from rtseg.core.paths import check_paths
 from rtseg.errors import InputError
-
-
-def parse_crop(text: str) -> tuple[int, int]:
-    """'288x384' (HxW) -> (288, 384); InputError for anything else."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"--crop must be HxW in pixels (e.g. 288x384), got {text!r}")
-    return int(parts[0]), int(parts[1])
 
 
 def parse_scale(text: str) -> tuple[float, float]:
@@ -201,7 +194,7 @@ def train(
         warmup_iters=warmup_iters,
         loss=loss,
         class_weights=class_weights,
-        crop=parse_crop(crop),
+        crop=parse_size(crop, "--crop"),
         scale=parse_scale(scale),
         val_every=val_every,
         out_dir=str(out_dir or Path("runs") / f"{dataset}_{arch}_{encoder}"),

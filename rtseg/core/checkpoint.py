@@ -52,3 +52,17 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path} is not an rtseg checkpoint (no 'format': '{FORMAT}')")
     return payload
+
+
+def source_checkpoint(package) -> Path:
+    """The checkpoint a model package's sidecar names (`source.checkpoint`, relative to the
+    sidecar's folder); ModelError saying what is missing."""
+    source = (package.meta.get("source") or {}).get("checkpoint")
+    if not source:
+        raise ModelError(f"{package.sidecar_path.name}: the sidecar names no source checkpoint")
+    path = Path(source)
+    if not path.is_absolute():
+        path = package.sidecar_path.parent / path
+    if not path.is_file():
+        raise ModelError(f"{package.sidecar_path.name}: its checkpoint {path} does not exist")
+    return path

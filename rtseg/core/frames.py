@@ -1,6 +1,6 @@
 """Frames and sizes shared by every layer: the one resize of frames to a model's input size, the
-one resize of class ids back, `HxW` size text, RGB -> yuv420p planes, and evenly spaced frames
-from a video.
+one resize of class ids back, `HxW` size text, reading an image file, RGB -> yuv420p planes, and
+evenly spaced picks (of video frames, images, dataset items).
 Sizes are `(height, width)`, as numpy shapes are; frames are `(H, W, 3) uint8 RGB`."""
 
 from __future__ import annotations
@@ -12,12 +12,31 @@ import numpy as np
 
 from rtseg.errors import InputError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def read_rgb(path: Path, index: int | None = None) -> np.ndarray:
+    """One image file as `(H, W, 3) uint8 RGB` (grey and 16-bit images converted; alpha dropped;
+    EXIF orientation applied). InputError naming the file (and frame `index`) when unreadable."""
+    at = f" at frame {index}" if index is not None else ""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read image{at} ({e.strerror})") from None
+    if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].tobytes():
+        raise InputError(f"{path}: cannot read image{at} (JPEG cut short: no end marker)")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # it logs broken images
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise InputError(f"{path}: cannot read image{at} (corrupt or not an image)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
 
 def parse_size(text: str, what: str = "size") -> tuple[int, int]:
     """'360x480' (HEIGHTxWIDTH) -> (360, 480), both positive; InputError naming `what` otherwise."""
     parts = str(text).strip().lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"{what} must be HEIGHTxWIDTH in pixels (e.g. 360x480), got {text!r}")
+        raise InputError(f"{what} must be HxW (HEIGHTxWIDTH) in pixels (e.g. 360x480), got {text!r}")
     return int(parts[0]), int(parts[1])
 
 
@@ -79,40 +98,3 @@ def evenly_spaced(total: int, count: int | None, seed: int = 0) -> list[int]:
     step = total / count
     offset = np.random.default_rng(seed).uniform(0, step) if seed else step / 2
     return sorted({min(total - 1, int(offset + i * step)) for i in range(count)})
-
-
-def count_video_frames(path: Path) -> int:
-    """Frames of the first video stream: the header's count, else by demuxing (no decoding)."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        if stream.frames:
-            return int(stream.frames)
-        return sum(1 for packet in container.demux(stream) if packet.size)
-
-
-def sample_video_frames(
-    path: Path, count: int, size: tuple[int, int] | None = None, seed: int = 0, purpose: str = "calibration"
-) -> list[np.ndarray]:
-    """Up to `count` frames spread evenly over a video (`evenly_spaced` picks), `(H, W, 3) uint8 RGB`
-    each, resized to `size` (h, w) when given; InputError naming the `purpose` when the video
-    cannot be read. Calibration and the bench both take their video frames from here."""
-    import av
-
-    try:
-        total = count_video_frames(path)
-        wanted = set(evenly_spaced(total, count, seed))
-        frames = []
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for index, frame in enumerate(container.decode(stream)):
-                if index in wanted:
-                    rgb = frame.to_ndarray(format="rgb24")
-                    frames.append(rgb if size is None else resize_frame(rgb, size))
-                if len(frames) == len(wanted):
-                    break
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise InputError(f"cannot read {purpose} video {path}: {exc}") from exc
-    return frames

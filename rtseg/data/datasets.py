@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rtseg.core.frames import IMAGE_SUFFIXES, read_rgb
 from rtseg.data.labels import (
     CAMVID,
     CITYSCAPES_MODES,
@@ -18,16 +19,6 @@ from rtseg.data.labels import (
     default_palette,
 )
 from rtseg.errors import InputError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm")
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as `(H, W, 3) uint8 RGB`; InputError if it cannot be decoded."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_label(path: Path) -> np.ndarray:

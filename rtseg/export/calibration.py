@@ -10,36 +10,23 @@ Source strings:
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 
 import numpy as np
 
-from rtseg.core.frames import evenly_spaced, resize_frame, sample_video_frames
+from rtseg.core.frames import evenly_spaced, read_rgb, resize_frame
 from rtseg.errors import InputError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
-
-
-def _read_image(path: Path) -> np.ndarray:
-    from rtseg.data.datasets import read_rgb
-
-    return read_rgb(path)
+from rtseg.video.image_source import list_folder_images, list_glob_images
+from rtseg.video.sampling import sample_video_frames
 
 
 def _image_paths(source: str) -> list[Path] | None:
-    """Sorted image paths for a folder or a glob, or None when `source` is neither."""
-    path = Path(source)
-    if path.is_dir():
-        paths = [p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-        if not paths:
-            raise InputError(f"calibration folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return paths
+    """Image paths of a folder or a glob, natural-sorted as `rtseg run --frames` reads them, or
+    None when `source` is neither."""
+    if Path(source).is_dir():
+        return list_folder_images(Path(source))
     if any(ch in source for ch in "*?["):
-        paths = [Path(p) for p in sorted(glob.glob(source)) if Path(p).suffix.lower() in IMAGE_SUFFIXES]
-        if not paths:
-            raise InputError(f"calibration glob {source!r} matches no images")
-        return paths
+        return list_glob_images(source)
     return None
 
 
@@ -70,9 +57,9 @@ def calibration_frames(source: str | Path, count: int, size: tuple[int, int], se
     dataset = _dataset_split(source)
     if dataset is not None:
         picks = evenly_spaced(len(dataset), count, seed)
-        frames = [resize_frame(_read_image(dataset.pairs[i][0]), size) for i in picks]
+        frames = [resize_frame(read_rgb(dataset.pairs[i][0]), size) for i in picks]
     elif (paths := _image_paths(source)) is not None:
-        frames = [resize_frame(_read_image(paths[i]), size) for i in evenly_spaced(len(paths), count, seed)]
+        frames = [resize_frame(read_rgb(paths[i]), size) for i in evenly_spaced(len(paths), count, seed)]
     elif Path(source).is_file():
         frames = sample_video_frames(Path(source), count, size, seed)
     else:

@@ -127,6 +127,13 @@ def convert_fp16(
     The graph still takes `(N, H, W, 3) uint8 RGB` and returns `(N, H, W) uint8` class ids;
     the first Cast produces float16 and every float op runs in float16 except `keep_float32`.
     """
+    return write_sidecar(out_onnx, fp16_graph(fp32_package, out_onnx, keep_float32))
+
+
+def fp16_graph(
+    fp32_package: ModelPackage, out_onnx: str | Path, keep_float32: tuple[str, ...] = KEEP_FLOAT32_OPS
+) -> dict:
+    """`convert_fp16` without the sidecar: writes the graph and returns the sidecar fields."""
     import onnx
 
     if fp32_package.precision != "fp32":
@@ -137,10 +144,9 @@ def convert_fp16(
     out_onnx.parent.mkdir(parents=True, exist_ok=True)
     converted = float16_model(onnx.load(str(fp32_package.onnx_path)), tuple(keep_float32))
     onnx.save(converted, str(out_onnx))
-    meta = variant_meta(
+    return variant_meta(
         fp32_package,
         out_onnx,
         "fp16",
         fp16={"converter": "onnxconverter-common", "kept_float32": list(keep_float32)},
     )
-    return write_sidecar(out_onnx, meta)

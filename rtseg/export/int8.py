@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,12 +47,12 @@ import numpy as np
 from rtseg.core.package import ModelPackage, write_sidecar
 from rtseg.errors import ExportError, InputError, MissingDependencyError
 from rtseg.export.fp16 import variant_meta
-from rtseg.export.qdq_rules import FLOAT_ONLY_OPS, assert_trt_qdq_rules, check_qdq_rules, count_qdq
+from rtseg.export.int8_nodes import consumers, excluded_nodes
+from rtseg.export.qdq_rules import FLOAT_ONLY_OPS, check_qdq_rules, count_qdq, raise_on_qdq_problems
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 PLACEMENTS = ("inputs", "conv-outputs")
 TARGETS = ("tensorrt", "cpu")
-EXCLUDE_GROUPS = ("depthwise", "decoder", "head", "stem")
 # Op types given Q/DQ: compute ops and the data movers between them. Clip/Relu stay float
 # after a quantized Conv (TensorRT and ONNX Runtime fuse them into the conv).
 QUANTIZED_OP_TYPES = (
@@ -66,7 +67,6 @@ QUANTIZED_OP_TYPES = (
     "MatMul",
     "Gemm",
 )
-ENCODER_PREFIX = "model.encoder."
 # With target cpu these are quantized too: onnxruntime then drops them and gives the conv output
 # the activation's range (uint8 [0, 6] for ReLU6). With symmetric int8 they cannot be dropped,
 # and quantizing them would put Q/DQ on the raw conv output, so target tensorrt leaves them out.
@@ -104,89 +104,6 @@ class Int8Options:
         bad = [op for op in self.op_types if op in FLOAT_ONLY_OPS]
         if bad:
             raise ExportError(f"{', '.join(bad)} must stay in float for TensorRT; remove from op_types")
-
-
-def _consumers(graph) -> dict[str, list]:
-    users: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    return users
-
-
-def _descendants(graph, starts: list) -> set[str]:
-    """Names of `starts` and every node downstream of them."""
-    users = _consumers(graph)
-    seen: set[str] = set()
-    stack = list(starts)
-    while stack:
-        node = stack.pop()
-        if node.name in seen:
-            continue
-        seen.add(node.name)
-        for out in node.output:
-            stack.extend(users.get(out, []))
-    return seen
-
-
-def preprocessing_nodes(graph) -> set[str]:
-    """Names of the nodes upstream of the first Conv (uint8 -> normalised float), kept in float."""
-    producers = {out: node for node in graph.node for out in node.output}
-    first_conv = next((n for n in graph.node if n.op_type == "Conv"), None)
-    if first_conv is None:
-        return set()
-    seen: set[str] = set()
-    stack = [producers[first_conv.input[0]]] if first_conv.input[0] in producers else []
-    while stack:
-        node = stack.pop()
-        if node.name in seen:
-            continue
-        seen.add(node.name)
-        stack.extend(producers[i] for i in node.input if i in producers)
-    return seen
-
-
-def _group_nodes(graph, group: str) -> set[str]:
-    from onnx import helper
-
-    convs = [n for n in graph.node if n.op_type == "Conv"]
-    if group == "depthwise":
-        return {
-            n.name
-            for n in convs
-            if any(a.name == "group" and helper.get_attribute_value(a) > 1 for a in n.attribute)
-        }
-    if group == "stem":
-        return {convs[0].name} if convs else set()
-    if group == "head":
-        return _descendants(graph, convs[-1:])
-    if group == "decoder":
-        return _descendants(graph, [n for n in convs if not n.input[1].startswith(ENCODER_PREFIX)])
-    raise AssertionError(group)
-
-
-def excluded_nodes(graph, exclude: tuple[str, ...]) -> tuple[set[str], set[str]]:
-    """(node names, op types) that `exclude` keeps in float, plus the pre-processing nodes.
-
-    InputError for a word that is no group, op type or node name of this graph.
-    """
-    names = preprocessing_nodes(graph)
-    op_types: set[str] = set()
-    all_ops = {n.op_type for n in graph.node}
-    all_names = {n.name for n in graph.node}
-    for word in exclude:
-        if word in EXCLUDE_GROUPS:
-            names |= _group_nodes(graph, word)
-        elif word in all_ops:
-            op_types.add(word)
-        elif word in all_names:
-            names.add(word)
-        else:
-            raise InputError(
-                f"--int8-exclude {word!r} is no group ({', '.join(EXCLUDE_GROUPS)}), "
-                "op type or node name of this graph"
-            )
-    return names, op_types
 
 
 class FramesReader:
@@ -256,7 +173,7 @@ def activation_ranges(graph) -> dict[str, dict]:
             if n.op_type == "Constant" and n.attribute
         }
     )
-    users = _consumers(graph)
+    users = consumers(graph)
     overrides = {}
     for node in graph.node:
         after = users.get(node.output[0], []) if node.op_type == "Conv" else []
@@ -342,8 +259,22 @@ def quantize_int8(
 
     `calib_frames`: `(N, H, W, 3) uint8 RGB` real frames at the package's input size.
     For target tensorrt the result is checked against TensorRT's Q/DQ rules (ExportError on a
-    violation); the sidecar's `calibration.tensorrt_compatible` says whether it passes them.
+    violation, and nothing is left at `out_onnx`); the sidecar's
+    `calibration.tensorrt_compatible` says whether it passes them.
     """
+    meta = int8_graph(fp32_package, out_onnx, calib_frames, options, calib_source)
+    return write_sidecar(out_onnx, meta)
+
+
+def int8_graph(
+    fp32_package: ModelPackage,
+    out_onnx: str | Path,
+    calib_frames: np.ndarray,
+    options: Int8Options | None = None,
+    calib_source: str = "",
+) -> dict:
+    """`quantize_int8` without the sidecar: writes the graph (only once it passes the checks) and
+    returns the sidecar fields."""
     try:
         import onnx
         import onnxruntime.quantization  # noqa: F401
@@ -357,30 +288,41 @@ def quantize_int8(
     _check_frames(calib_frames, fp32_package.input_size)
     out_onnx = Path(out_onnx)
     out_onnx.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rtseg-int8-") as tmp, _quiet_quantizer():
+    with tempfile.TemporaryDirectory(prefix=".rtseg-int8-", dir=out_onnx.parent) as tmp:
         source = Path(fp32_package.onnx_path)
         if options.quant_pre_process:
-            source = _pre_process(source, Path(tmp) / "pre.onnx")
+            with _quiet_quantizer():
+                source = _pre_process(source, Path(tmp) / "pre.onnx")
         graph = onnx.load(str(source)).graph
         names, skipped_ops = excluded_nodes(graph, options.exclude)
         op_types = [op for op in options.op_types if op not in skipped_ops]
         if options.target == "cpu":  # "removable" activations: Clip/Relu fold into the conv's Q range
             op_types += [op for op in CPU_ACTIVATION_OPS if op not in op_types + sorted(skipped_ops)]
-        _quantize(source, out_onnx, calib_frames, graph, options, names, op_types)
-    if options.target == "tensorrt":
-        assert_trt_qdq_rules(out_onnx, out_onnx.name)
-    calibration = {
+        quantized = Path(tmp) / out_onnx.name
+        with _quiet_quantizer():
+            _quantize(source, quantized, calib_frames, graph, options, names, op_types)
+        model = onnx.load(str(quantized))  # read once for both checks
+        problems = check_qdq_rules(model)
+        if options.target == "tensorrt":
+            raise_on_qdq_problems(problems, out_onnx.name)
+        qdq_nodes = count_qdq(model)
+        os.replace(quantized, out_onnx)
+    calibration = _calibration_record(options, len(calib_frames), calib_source, op_types)
+    calibration.update(tensorrt_compatible=not problems, qdq_nodes=qdq_nodes)
+    return variant_meta(fp32_package, out_onnx, "int8", calibration=calibration)
+
+
+def _calibration_record(options: Int8Options, frames: int, source: str, op_types: list[str]) -> dict:
+    """The sidecar's `calibration` entry (the checks' results are added by the caller)."""
+    return {
         "method": options.method,
-        "frames": int(len(calib_frames)),
-        "source": calib_source,
+        "frames": int(frames),
+        "source": source,
         "excluded": list(options.exclude),
         "target": options.target,
         "placement": options.placement if options.target == "tensorrt" else "onnxruntime-default",
-        "tensorrt_compatible": not check_qdq_rules(out_onnx),
         "op_types": op_types,
         "excluded_ops": sorted(FLOAT_ONLY_OPS),
         "quant_pre_process": options.quant_pre_process,
         **({"percentile": options.percentile} if options.method == "percentile" else {}),
-        "qdq_nodes": count_qdq(out_onnx),
     }
-    return write_sidecar(out_onnx, variant_meta(fp32_package, out_onnx, "int8", calibration=calibration))

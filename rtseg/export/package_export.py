@@ -38,28 +38,52 @@ def package_meta(
     }
 
 
+def parity_record(report: ParityReport, source: str | None = None, **extra) -> dict:
+    """The sidecar's `parity` entry for a check against PyTorch."""
+    record = {
+        "against": "pytorch",
+        "max_abs_logit_diff": report.max_abs_logit_diff,
+        "argmax_agreement": report.argmax_agreement,
+        "frames": report.frames,
+    }
+    if source is not None:
+        record["frames_source"] = source
+    return {**record, **extra}
+
+
+def export_fp32_graph(
+    payload: dict,
+    model,
+    checkpoint: Path,
+    onnx_path: Path,
+    frames: np.ndarray,
+    size: tuple[int, int],
+    min_agreement: float = 0.999,
+) -> tuple[dict, ParityReport]:
+    """Write the FP32 graph of an already loaded checkpoint (`payload`, and `model` built from it)
+    to `onnx_path`, check it against PyTorch on `frames`, and return the sidecar fields (with
+    the parity record) and the report; the sidecar itself is the caller's to write."""
+    norm = payload["normalization"]
+    export_onnx(model, onnx_path, size, norm["mean"], norm["std"])
+    report = check_parity(model, onnx_path, frames, norm["mean"], norm["std"], min_agreement=min_agreement)
+    meta = package_meta(payload, checkpoint, size, "fp32", onnx_path.parent)
+    meta["parity"] = parity_record(report)
+    return meta, report
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     onnx_path: str | Path,
     frames: np.ndarray,
     input_size: tuple[int, int] | None = None,
     min_agreement: float = 0.999,
-    relative_to: Path | None = None,
 ) -> tuple[ModelPackage, ParityReport]:
     """Export an FP32 package. `frames`: `(N, H, W, 3) uint8 RGB` at the input size, used for
-    the parity check (real frames, not noise). The sidecar names the checkpoint as seen from
-    `relative_to` (default: the ONNX's folder; the final folder when writing a staged copy)."""
+    the parity check (real frames, not noise)."""
     checkpoint, onnx_path = Path(checkpoint), Path(onnx_path)
     payload = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(payload)
     size = tuple(input_size or payload["input_size"])
-    norm = payload["normalization"]
-    export_onnx(model, onnx_path, size, norm["mean"], norm["std"])
-    report = check_parity(model, onnx_path, frames, norm["mean"], norm["std"], min_agreement=min_agreement)
-    meta = package_meta(payload, checkpoint, size, "fp32", Path(relative_to or onnx_path.parent))
-    meta["parity"] = {
-        "max_abs_logit_diff": report.max_abs_logit_diff,
-        "argmax_agreement": report.argmax_agreement,
-        "frames": report.frames,
-    }
+    meta, report = export_fp32_graph(
+        payload, model_from_checkpoint(payload), checkpoint, onnx_path, frames, size, min_agreement
+    )
     return write_sidecar(onnx_path, meta), report

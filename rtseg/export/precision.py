@@ -8,15 +8,21 @@ leaves no package behind.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rtseg.core.package import PRECISIONS, ModelPackage, sidecar_for, staged_package, write_sidecar
+from rtseg.core.package import (
+    PRECISIONS,
+    ModelPackage,
+    relative_reference,
+    sidecar_for,
+    staged_package,
+    write_sidecar,
+)
 from rtseg.core.paths import check_paths
 from rtseg.errors import InputError
 from rtseg.export.calibration import calibration_frames, synthetic_road_frames
@@ -95,16 +101,61 @@ def parity_frames(config: ExportConfig, size: tuple[int, int], log: Callable[[st
     return synthetic_road_frames(config.parity_frames, size, seed=config.seed), "generated frames"
 
 
-def _convert(fp32: ModelPackage, config: ExportConfig, size, log, output: Path) -> ModelPackage:
+def _convert_graph(fp32: ModelPackage, out_onnx: Path, config: ExportConfig, size, log) -> dict:
+    """Write the FP16 / INT8 graph of `fp32` to `out_onnx`; returns its sidecar fields."""
     if config.precision == "fp16":
-        from rtseg.export.fp16 import convert_fp16
+        from rtseg.export.fp16 import fp16_graph
 
-        return convert_fp16(fp32, output)
-    from rtseg.export.int8 import quantize_int8
+        return fp16_graph(fp32, out_onnx)
+    from rtseg.export.int8 import int8_graph
 
     frames = calibration_frames(config.calib_source, config.calib_frames, size, seed=config.seed)
     log(f"calibrating int8 ({config.int8.method}) on {len(frames)} frames from {config.calib_source}")
-    return quantize_int8(fp32, output, frames, config.int8, calib_source=str(config.calib_source))
+    return int8_graph(fp32, out_onnx, frames, config.int8, calib_source=str(config.calib_source))
+
+
+def export_model(config: ExportConfig, log: Callable[[str], None] = lambda line: None) -> ExportResult:
+    """Export `config.checkpoint` to the package `config.output` at `config.precision`.
+
+    Every path is checked before the work starts (export_paths). One pass: the checkpoint is
+    loaded and the model built once; everything is written in a hidden folder beside the output
+    (staged_package), and the graph and its sidecar move into place only when every check
+    passed: a failed export (parity, Ctrl-C, a full disk) leaves an existing package as it was.
+    """
+    from rtseg.core.checkpoint import load_checkpoint
+    from rtseg.export.onnx_export import check_parity
+    from rtseg.export.package_export import export_fp32_graph, parity_record
+    from rtseg.models import model_from_checkpoint
+
+    export_paths(config)
+    payload = load_checkpoint(config.checkpoint)
+    model = model_from_checkpoint(payload)
+    size = tuple(config.input_size or payload["input_size"])
+    frames, source = parity_frames(config, size, log)
+    threshold = config.min_agreement if config.min_agreement is not None else MIN_AGREEMENT[config.precision]
+    output, checkpoint = Path(config.output), Path(config.checkpoint)
+    with staged_package(output) as staged:
+        tmp = staged.parent
+        if config.precision == "fp32":
+            meta, report = export_fp32_graph(payload, model, checkpoint, staged, frames, size, threshold)
+            fp32_report, vs_fp32 = report, 1.0
+            meta["parity"] = parity_record(report, source)
+        else:
+            fp32_path = tmp / f"{output.stem}_fp32.onnx"
+            fp32_meta, fp32_report = export_fp32_graph(payload, model, checkpoint, fp32_path, frames, size)
+            log(f"fp32 {fp32_report.line()}")
+            meta = _convert_graph(write_sidecar(fp32_path, fp32_meta), staged, config, size, log)
+            norm = payload["normalization"]
+            report = check_parity(
+                model, staged, frames, norm["mean"], norm["std"], min_agreement=threshold, max_diff=None
+            )
+            vs_fp32 = argmax_agreement(fp32_path, staged, frames)
+            meta["parity"] = parity_record(report, source, argmax_agreement_vs_fp32=vs_fp32)
+        # the checkpoint was named relative to the temporary folder: name it from the output's
+        meta["source"] = {**meta["source"], "checkpoint": relative_reference(checkpoint, output.parent)}
+        package = write_sidecar(staged, meta)
+    final = ModelPackage(output.resolve(), sidecar_for(output).resolve(), package.meta)
+    return ExportResult(final, report, fp32_report, source, vs_fp32)
 
 
 def export_paths(config: ExportConfig) -> None:
@@ -126,69 +177,3 @@ def _source_path(spec: str | None) -> str | None:
         return spec
     parts = str(spec).split(":")
     return parts[1] if len(parts) == 3 and Path(parts[1]).exists() else None
-
-
-def _record_parity(package: ModelPackage, report: ParityReport, source: str, **extra) -> ModelPackage:
-    meta = dict(package.meta)
-    meta["parity"] = {
-        "against": "pytorch",
-        "max_abs_logit_diff": report.max_abs_logit_diff,
-        "argmax_agreement": report.argmax_agreement,
-        "frames": report.frames,
-        "frames_source": source,
-        **extra,
-    }
-    return write_sidecar(package.onnx_path, meta)
-
-
-def export_model(config: ExportConfig, log: Callable[[str], None] = lambda line: None) -> ExportResult:
-    """Export `config.checkpoint` to the package `config.output` at `config.precision`.
-
-    Every path is checked before the work starts (export_paths); the package is written in a
-    hidden folder beside the output and renamed into place only when complete and checked, so
-    a failure (parity, Ctrl-C, a full disk) leaves an existing package as it was."""
-    from rtseg.core.checkpoint import load_checkpoint
-
-    export_paths(config)
-    payload = load_checkpoint(config.checkpoint)
-    size = tuple(config.input_size or payload["input_size"])
-    frames, source = parity_frames(config, size, log)
-    threshold = config.min_agreement if config.min_agreement is not None else MIN_AGREEMENT[config.precision]
-    output = Path(config.output)
-    with staged_package(output) as staged:
-        result = _export_staged(config, payload, staged, frames, size, source, threshold, log)
-    package = result.package
-    final = ModelPackage(output.resolve(), sidecar_for(output).resolve(), package.meta)
-    return replace(result, package=final)
-
-
-def _export_staged(config, payload, output: Path, frames, size, source, threshold, log) -> ExportResult:
-    """The export into `output` (a staged path: a failure leaves no package behind)."""
-    from rtseg.export.onnx_export import check_parity
-    from rtseg.export.package_export import export_checkpoint
-    from rtseg.models import model_from_checkpoint
-
-    if config.precision == "fp32":
-        package, report = export_checkpoint(
-            config.checkpoint,
-            output,
-            frames,
-            size,
-            min_agreement=threshold,
-            relative_to=Path(config.output).parent,
-        )
-        package = _record_parity(package, report, source)
-        return ExportResult(package, report, report, source, 1.0)
-    with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
-        fp32_path = Path(tmp) / f"{output.stem}_fp32.onnx"
-        fp32, fp32_report = export_checkpoint(config.checkpoint, fp32_path, frames, size)
-        log(f"fp32 {fp32_report.line()}")
-        package = _convert(fp32, config, size, log, output)
-        norm = payload["normalization"]
-        model = model_from_checkpoint(payload)
-        report = check_parity(
-            model, output, frames, norm["mean"], norm["std"], min_agreement=threshold, max_diff=None
-        )
-        vs_fp32 = argmax_agreement(fp32_path, output, frames)
-    package = _record_parity(package, report, source, argmax_agreement_vs_fp32=vs_fp32)
-    return ExportResult(package, report, fp32_report, source, vs_fp32)

@@ -180,7 +180,11 @@ def count_qdq(model) -> dict[str, int]:
 
 def assert_trt_qdq_rules(model, name: str = "") -> None:
     """Raise ExportError listing the violations (at most 5 shown) when the graph breaks a rule."""
-    problems = check_qdq_rules(model)
+    raise_on_qdq_problems(check_qdq_rules(model), name)
+
+
+def raise_on_qdq_problems(problems: list[str], name: str = "") -> None:
+    """ExportError listing `check_qdq_rules`' problems (at most 5 shown); nothing when none."""
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         where = f"{name}: " if name else ""

@@ -1,9 +1,9 @@
 """PSPNet (Zhao et al.): pyramid pooling with bins 1, 2, 3, 6 over the deepest feature.
 
-`nn.AdaptiveAvgPool2d` exports to ONNX only when the map is divisible by the bins (DESIGN.md
-section 6). `adaptive_avg_pool` computes the same average with a plain AvgPool when the size
-divides, and otherwise as two matrix products with averaging matrices built from the (static)
-map size, so the model exports at any fixed input size and matches PyTorch exactly.
+`nn.AdaptiveAvgPool2d` exports to ONNX only when the map is divisible by the bins.
+`adaptive_avg_pool` computes the same average with a plain AvgPool when the size divides, and
+otherwise as two matrix products with averaging matrices built from the (static) map size, so
+the model exports at any fixed input size and matches PyTorch exactly.
 """
 
 from __future__ import annotations

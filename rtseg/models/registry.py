@@ -18,14 +18,6 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {}
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_encoder(name: str):
-    def wrap(factory):
-        ENCODERS[name] = factory
-        return factory
-
-    return wrap
-
-
 def register_arch(name: str):
     def wrap(factory):
         ARCHITECTURES[name] = factory

@@ -22,7 +22,7 @@ import numpy as np
 
 from rtseg.core.signals import defer
 from rtseg.pipeline.queues import END, FrameRing, StageQueue, StopRequested
-from rtseg.pipeline.runner import PipelineInterrupted, _describe, _join_all
+from rtseg.pipeline.runner import PipelineInterrupted, _join_all
 from rtseg.pipeline.stages import CaptureStage, OverlayStage, RunContext, SinkStage
 from rtseg.pipeline.stats import STOP_REASONS, PipelineStats, StageStats
 from rtseg.viz import Visualizer, VizConfig
@@ -160,6 +160,7 @@ class MultiStats:
 
     lanes: list[Lane]
     backend: str = ""
+    device: str = ""  # Backend.runs_on
     batch_sizes: Counter = field(default_factory=Counter)
     infer: StageStats = field(default_factory=lambda: StageStats("infer"))
     stopped_by: str | None = None
@@ -195,6 +196,7 @@ class MultiStats:
             "fps": round(self.fps, 3),
             "wall_s": round(self.wall_s, 4),
             "backend": self.backend,
+            "device": self.device,
             "stopped_by": self.stopped_by,
             "batches": self.batches_json(),
             "sources": [lane.to_json() for lane in self.lanes],
@@ -244,7 +246,7 @@ class BatchInferStage(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.loop(list(self.lanes), bool(getattr(self.backend, "overlaps", False)))
+            self.loop(list(self.lanes), self.backend.overlaps)
         except StopRequested:
             pass
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
@@ -359,14 +361,15 @@ class MultiPipeline:
         self.visualizer = Visualizer(self.config.viz, model.classes, model.palette)
 
     def max_batch(self) -> int:
-        limit = self.config.max_batch or getattr(self.model.backend, "max_batch", 1) or 1
+        limit = self.config.max_batch or self.model.backend.max_batch
         return max(1, min(limit, len(self.lanes)))
 
     def run(self) -> MultiStats:
         cfg, stop, ready = self.config, threading.Event(), threading.Event()
-        stats = MultiStats(self.lanes, backend=_describe(self.model.backend))
+        backend = self.model.backend
+        stats = MultiStats(self.lanes, backend=backend.describe(), device=backend.runs_on)
         for lane in self.lanes:
-            lane.stats.backend = stats.backend
+            lane.stats.backend, lane.stats.device = stats.backend, stats.device
         errors: list[BaseException] = []
 
         def on_error(exc):

@@ -141,7 +141,8 @@ class Pipeline:
         """
         cfg, stop = self.config, threading.Event()
         stats = PipelineStats(
-            backend=_describe(self.model.backend),
+            backend=self.model.backend.describe(),
+            device=self.model.backend.runs_on,
             source=getattr(self.source, "description", ""),
             live=bool(getattr(self.source, "live", False)),
         )
@@ -247,11 +248,6 @@ class Pipeline:
                 output.close()
             except Exception as exc:  # noqa: BLE001 - re-raised by run() once all are closed
                 ctx.fail("sink", exc)
-
-
-def _describe(backend) -> str:
-    describe = getattr(backend, "describe", None)
-    return describe() if callable(describe) else type(backend).__name__
 
 
 def _join_all(threads: list[threading.Thread], timeout_s: float) -> None:

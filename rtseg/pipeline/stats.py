@@ -85,6 +85,7 @@ class PipelineStats:
     """
 
     backend: str = ""
+    device: str = ""  # where the model ran: "cpu", "cuda", "tensorrt" (Backend.runs_on)
     source: str = ""
     frames: int = 0
     frames_read: int = 0
@@ -162,8 +163,10 @@ class PipelineStats:
     def to_json(self) -> dict:
         """A JSON-ready dict: frames, fps, wall_s, stages, latency_ms (capture -> sink), dropped,
         displayed, display_fps, display_latency_ms (capture -> display; null without a window),
-        live, context, and input_damage (damaged packets / frames, undecodable frames, warnings
-        such as a file cut short; null for sources that do not count damage)."""
+        backend (its description, with ONNX Runtime's provider), device (where it ran: "cpu",
+        "cuda", "tensorrt"), live, context, and input_damage (damaged packets / frames,
+        undecodable frames, warnings such as a file cut short; null for sources that do not
+        count damage)."""
         return {
             "frames": self.frames,
             "fps": round(self.fps, 3),
@@ -177,6 +180,7 @@ class PipelineStats:
             "display_fps": round(self.display_fps, 3),
             "display_latency_ms": self.display_latency_ms(),
             "backend": self.backend,
+            "device": self.device,
             "source": self.source,
             "stopped_by": self.stopped_by,
             "input_damage": self.input_damage,

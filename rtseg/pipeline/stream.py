@@ -72,7 +72,10 @@ class ResultStream:
         self._join_timeout_s = join_timeout_s
         live = bool(getattr(source, "live", False))
         self.stats = PipelineStats(
-            backend=backend.describe(), source=getattr(source, "description", ""), live=live
+            backend=backend.describe(),
+            device=backend.runs_on,
+            source=getattr(source, "description", ""),
+            live=live,
         )
         self._ctx = RunContext(threading.Event(), self.stats)
         self._size = 1 if live else queue_size

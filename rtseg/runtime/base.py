@@ -35,6 +35,8 @@ class Backend(ABC):
       the caller goes on (then keep one batch in flight); by default it is done in `submit`.
     - `logits(frames) -> (N, C, H, W) float32` where `supports_logits`, else BackendError.
     - `describe() -> str`, `close()` (idempotent; a closed backend raises BackendError).
+    - `runs_on`: where it runs, as it started (rtseg.loading.DEVICES words): "cpu", "cuda", or
+      "tensorrt" for ONNX Runtime's TensorRT provider.
     Backends are context managers.
     """
 
@@ -44,6 +46,7 @@ class Backend(ABC):
     max_batch: int = 1
     overlaps: bool = False  # submit() returns before the work is done
     supports_logits: bool = False
+    runs_on: str = "cpu"
     _closed: bool = False
 
     def infer(self, images: np.ndarray) -> np.ndarray:

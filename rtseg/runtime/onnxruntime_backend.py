@@ -1,8 +1,10 @@
-"""ONNX Runtime backend: CPU by default, CUDA / TensorRT execution providers when present."""
+"""ONNX Runtime backend: the CPU provider by default; `device` asks for the CUDA or TensorRT
+execution provider, which only an onnxruntime-gpu install has (see `providers_for`)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -15,10 +17,57 @@ PROVIDER_ALIASES = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
+DEVICE_OF = {provider: device for device, provider in PROVIDER_ALIASES.items()}
+GPU_BUILD = (
+    "install onnxruntime-gpu in place of onnxruntime "
+    "(pip uninstall -y onnxruntime && pip install onnxruntime-gpu)"
+)
+
+
+def _tensorrt_libraries() -> bool:
+    """Whether TensorRT's libnvinfer can be found: ONNX Runtime lists its TensorRT provider in
+    every GPU build, but the provider starts only where TensorRT is installed."""
+    import ctypes.util
+
+    return ctypes.util.find_library("nvinfer") is not None
+
+
+def providers_for(device: str, available: list[str]) -> list[str]:
+    """ONNX Runtime providers, best first, for `device` (rtseg.loading.DEVICES), given the
+    providers this onnxruntime build has. "cpu": CPU only; "cuda": CUDA, CPU for what CUDA does
+    not run; "tensorrt": TensorRT, then CUDA, then CPU; "auto": TensorRT where its libraries are
+    installed, CUDA, CPU, as available. BackendError, one line naming onnxruntime-gpu, when the
+    provider asked for is not in this build."""
+    cpu, cuda, trt = (PROVIDER_ALIASES[d] for d in ("cpu", "cuda", "tensorrt"))
+    if device == "cpu":
+        return [cpu]
+    if device == "auto":
+        best = [p for p in (trt, cuda) if p in available and (p != trt or _tensorrt_libraries())]
+        return [*best, cpu]
+    wanted = PROVIDER_ALIASES[device]
+    if wanted not in available:
+        have = ", ".join(p.replace("ExecutionProvider", "") for p in available)
+        raise BackendError(
+            f"--device {device}: this onnxruntime has no {wanted} (it has {have}); {GPU_BUILD}"
+        )
+    return [p for p in (trt, cuda) if p in available and (p != trt or device == "tensorrt")] + [cpu]
+
+
+def _provider_options(providers: list[str], engine_cache: Path | None) -> list[dict]:
+    """TensorRT's provider keeps the engines it builds in `engine_cache` (once per model and GPU)."""
+    options = []
+    for provider in providers:
+        if provider == PROVIDER_ALIASES["tensorrt"] and engine_cache is not None:
+            options.append({"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(engine_cache)})
+        else:
+            options.append({})
+    return options
 
 
 class OnnxRuntimeBackend(Backend):
-    """`providers`: "auto" (every available accelerator, then CPU) or a list like ["cpu"].
+    """`device`: "cpu", "cuda", "tensorrt" or "auto" (see providers_for); `runs_on` says which
+    provider the session took first ("cpu", "cuda" or "tensorrt"). `engine_cache`: the folder
+    where ONNX Runtime's TensorRT provider keeps its engines (None: it rebuilds them each time).
 
     `spin`: let the intra-op threads spin-wait after each run (ONNX Runtime's default). Off by
     default: in the pipeline the spinning threads burn the cores that decode, drawing and
@@ -27,25 +76,18 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(
-        self, package: ModelPackage, providers="cpu", threads: int | None = None, spin: bool = False
+        self,
+        package: ModelPackage,
+        device: str = "cpu",
+        threads: int | None = None,
+        spin: bool = False,
+        engine_cache: Path | None = None,
     ):
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise BackendError("onnxruntime is not installed (pip install onnxruntime)") from exc
-        available = ort.get_available_providers()
-        if isinstance(providers, str) and providers != "auto":
-            providers = [providers]
-        if providers == "auto":
-            wanted = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
-            wanted.append("CPUExecutionProvider")
-        else:
-            wanted = [PROVIDER_ALIASES.get(p, p) for p in providers]
-            missing = [p for p in wanted if p not in available]
-            if missing:
-                raise BackendError(
-                    f"onnxruntime has no {', '.join(missing)} here (available: {', '.join(available)})"
-                )
+        wanted = providers_for(device, ort.get_available_providers())
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
@@ -53,7 +95,12 @@ class OnnxRuntimeBackend(Backend):
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(package.onnx_path), options, providers=wanted)
+            self.session = ort.InferenceSession(
+                str(package.onnx_path),
+                options,
+                providers=wanted,
+                provider_options=_provider_options(wanted, engine_cache),
+            )
         except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
             raise ModelError(
                 f"{package.onnx_path}: onnxruntime cannot load it: {str(exc).splitlines()[0]}"
@@ -69,6 +116,13 @@ class OnnxRuntimeBackend(Backend):
         self.max_batch = 64 if not isinstance(batch, int) else batch
         self.supports_logits = package.output_kind == "logits"
         self.providers = self.session.get_providers()
+        if device not in ("cpu", "auto") and PROVIDER_ALIASES[device] not in self.providers:
+            raise BackendError(
+                f"--device {device}: onnxruntime could not start {PROVIDER_ALIASES[device]} (no usable "
+                f"GPU, or its CUDA / cuDNN / TensorRT libraries are missing); it runs on "
+                f"{', '.join(self.providers)}"
+            )
+        self.runs_on = DEVICE_OF.get(self.providers[0], self.providers[0])
         self.threads = options.intra_op_num_threads
 
     def _infer_impl(self, images: np.ndarray) -> np.ndarray:

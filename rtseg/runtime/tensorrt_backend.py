@@ -5,7 +5,9 @@ engine. Each slot owns an execution context (on its own optimization profile), a
 event, page-locked host buffers and device buffers, so the upload of frame n+1 overlaps the
 compute of frame n. Input `(N, H, W, 3) uint8 RGB` goes up (3 bytes a pixel); class ids come
 back (1 byte a pixel for a uint8 output). Host/device memory goes through rtseg.runtime.cuda
-(cuda-python or pycuda); all CUDA calls of a backend belong in one thread.
+(cuda-python or pycuda). Each call makes the device current in the calling thread for its
+length (`memory.activate()`), so a backend opened in one thread runs in another (the pipeline's
+infer thread); calls must not overlap.
 """
 
 from __future__ import annotations
@@ -190,6 +192,7 @@ class TensorRTBackend(Backend):
     CudaMemory; default: the installed one) is closed with the backend."""
 
     name = "tensorrt"
+    runs_on = "cuda"
     overlaps = True
 
     def __init__(

@@ -96,6 +96,7 @@ class TorchBackend(Backend):
         batch: int = 1,
     ):
         self.device = resolve_device(device)
+        self.runs_on = self.device.type
         cuda = self.device.type == "cuda"
         if fp16 and not cuda:
             raise InputError("fp16 autocast in the torch backend needs a CUDA device")

@@ -3,9 +3,9 @@ file and a dataset for `rtseg eval` is rtseg.evaluation's job).
 
 How frames are scored: each image is resized to the model's input size (INTER_AREA when
 shrinking, INTER_LINEAR when enlarging), the model predicts class ids at that size
-(optionally averaged with its horizontally flipped twin's logits, then small blobs removed at
-model resolution, as the video pipeline would), and the ids are resized back to the label's
-size with nearest-neighbour before being compared with the label. Scores are therefore at the
+(optionally averaged with its horizontally flipped twin's logits; optionally with small blobs
+removed at model resolution, which `rtseg run` does not do), and the ids are resized back to
+the label's size with nearest-neighbour before being compared with the label. Scores are therefore at the
 dataset's own label resolution; pixels labelled IGNORE_INDEX do not count.
 """
 

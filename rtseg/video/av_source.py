@@ -74,7 +74,15 @@ class AvSource(FrameSource):
         self._frames_decoded = 0
         self._packets_read = 0
         self._pts_span: list[int] = []  # [first pts, end pts] of the packets read (stream time base)
-        self._transforms: dict[tuple[int, ...], str] = {}
+        self._transforms: dict[tuple[int, ...], str] = {}  # display matrix -> transform name
+        # The frames' display matrix comes from the stream (the same on every frame) or from a
+        # packet's side data (a change mid-stream): it is read from the first frame and from
+        # the frames of a packet that carries one, never from every frame: PyAV's
+        # `frame.side_data` makes a reference cycle per frame that only a full garbage
+        # collection frees (RSS grew ~20 bytes per frame; benchmarks/soak_memory.py).
+        self._matrix: tuple[int, ...] | None = None
+        self._matrix_in_packet = False
+        self._warned_tilt = False
         self.transform = "identity"  # how the first frame was turned upright
         if not live:
             self._peek()
@@ -154,6 +162,7 @@ class AvSource(FrameSource):
                 self.damage.undecodable_frames += 1  # frame threading would lose good frames on it
                 self._end_of_input()
                 return
+        self._matrix_in_packet = packet.has_sidedata("display_matrix")
         try:
             frames = packet.decode()
         except av.error.FFmpegError as e:
@@ -280,18 +289,24 @@ class AvSource(FrameSource):
         """The frame as a player shows it: as decoded (converted later, only as far as it is
         used) when no rotation applies, else `(H, W, 3) uint8 RGB` with the display matrix
         applied."""
-        matrix = frame_display_matrix(frame)
+        if self._frames_decoded == 0 or self._matrix_in_packet:
+            self._matrix = frame_display_matrix(frame)
+        matrix = self._matrix
         if matrix is None:
             return AvFrame(frame, self._scaler)
         transform = self._transforms.get(matrix)
         if transform is None:
             transform = display_transform(matrix)
             if transform is None:
-                self.damage.warnings.append(
-                    f"{self.name}: display matrix asks for a rotation that is not a quarter turn; "
-                    "frames are used as stored"
-                )
+                if not self._warned_tilt:  # once: a hostile file may change it every frame
+                    self._warned_tilt = True
+                    self.damage.warnings.append(
+                        f"{self.name}: display matrix asks for a rotation that is not a quarter "
+                        "turn; frames are used as stored"
+                    )
                 transform = "identity"
+            if len(self._transforms) >= 8:  # a handful of distinct matrices at most, in practice one
+                self._transforms.clear()
             self._transforms[matrix] = transform
             if self._frames_decoded == 0:
                 self.transform = transform

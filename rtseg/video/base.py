@@ -41,18 +41,19 @@ class Pacer:
     falls behind by more than `max_lag` seconds the clock re-anchors instead of bursting frames.
     """
 
-    def __init__(self, max_lag: float = 0.5):
+    def __init__(self, max_lag: float = 0.5, clock=time.monotonic, sleep=time.sleep):
         self.max_lag = max_lag
+        self.clock, self.sleep = clock, sleep  # injectable: tests pace on a fake clock
         self._origin: float | None = None
 
     def wait(self, t: float) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if self._origin is None:
             self._origin = now - t
             return
         delay = self._origin + t - now
         if delay > 0:
-            time.sleep(delay)
+            self.sleep(delay)
         elif delay < -self.max_lag:
             self._origin = now - t
 

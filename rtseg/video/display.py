@@ -6,11 +6,16 @@ the main thread only.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
+import importlib.util
 import os
 import re
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +23,10 @@ import numpy as np
 from rtseg.errors import OutputError
 
 ESCAPE_KEY = 27  # what show() returns when the user closes the window
+SCREEN_FILL = 0.9  # the most of the screen a new window takes (room for the title bar and panels)
+# Font folders Qt can use: OpenCV's wheels point Qt at a fonts folder they no longer ship, and Qt
+# then prints "QFontDatabase: Cannot find font directory ..." on every window.
+FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts", "/usr/local/share/fonts")
 
 
 @functools.cache
@@ -83,13 +92,63 @@ def check_display() -> None:
         raise OutputError(f"--show needs a display, but {reason}")
 
 
+def screen_size() -> tuple[int, int] | None:
+    """(height, width) of the X screen in pixels, from libX11; None where it cannot be asked
+    (no libX11, no X server, Wayland without XWayland)."""
+    name = ctypes.util.find_library("X11")
+    if name is None or not os.environ.get("DISPLAY"):
+        return None
+    try:
+        x11 = ctypes.CDLL(name)
+    except OSError:
+        return None
+    x11.XOpenDisplay.restype, x11.XOpenDisplay.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+    for call in (x11.XDefaultScreen, x11.XCloseDisplay):
+        call.argtypes = [ctypes.c_void_p]
+    for call in (x11.XDisplayWidth, x11.XDisplayHeight):
+        call.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    display = x11.XOpenDisplay(None)
+    if not display:
+        return None
+    try:
+        screen = x11.XDefaultScreen(display)
+        return int(x11.XDisplayHeight(display, screen)), int(x11.XDisplayWidth(display, screen))
+    finally:
+        x11.XCloseDisplay(display)
+
+
+def fitted_size(frame: tuple[int, int], screen: tuple[int, int] | None, fill: float = SCREEN_FILL):
+    """(height, width) of a window for a `frame` (height, width): the frame's own size, scaled
+    down (aspect kept) to fit `fill` of the `screen` (height, width) when it is larger."""
+    h, w = frame
+    if screen is None:
+        return h, w
+    scale = min(1.0, fill * screen[0] / h, fill * screen[1] / w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def qt_font_dir() -> str:
+    """A fonts folder that exists, for Qt (QT_QPA_FONTDIR): the one set if it exists, else the
+    system's, else matplotlib's DejaVu fonts, else an empty folder (the window draws no text)."""
+    current = os.environ.get("QT_QPA_FONTDIR")
+    if current and os.path.isdir(current):
+        return current
+    candidates = list(FONT_DIRS)
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.submodule_search_locations:
+        candidates.append(str(Path(spec.submodule_search_locations[0]) / "mpl-data" / "fonts" / "ttf"))
+    return next((d for d in candidates if os.path.isdir(d)), tempfile.gettempdir())
+
+
 class WindowDisplay:
     """A resizable OpenCV window. `show((H, W, 3) uint8 RGB)` returns the key pressed or -1.
 
-    Raises OutputError at construction when no window can be shown (check_display), and when
-    the window fails later (the display went away): the pipeline then still closes its other
-    outputs. When the user closes the window, `show` returns ESCAPE_KEY (27) and
-    `closed_by_user` becomes True.
+    The window opens at the first frame's size, scaled down to fit the screen (fitted_size),
+    keeps the frame's aspect when resized, and has no toolbar or status bar; Qt is given a
+    fonts folder that exists, so it prints nothing. Raises OutputError at construction when no
+    window can be shown (check_display), and when the window fails later (the display went
+    away): the pipeline then still closes its other outputs. When the user closes the window,
+    `show` returns ESCAPE_KEY (27) and `closed_by_user` becomes True.
     """
 
     def __init__(self, title: str = "rtseg"):
@@ -105,12 +164,18 @@ class WindowDisplay:
             return -1
         try:
             if not self._created:
-                cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
-                self._created = True
+                self._create(rgb.shape[:2])
             cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             return self._wait_key()
         except cv2.error as exc:
             raise OutputError(f"--show: the window failed ({_first_line(exc)})") from None
+
+    def _create(self, frame_size: tuple[int, int]) -> None:
+        os.environ["QT_QPA_FONTDIR"] = qt_font_dir()  # read by Qt when the first window opens
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        height, width = fitted_size(frame_size, screen_size())
+        cv2.resizeWindow(self.title, width, height)
+        self._created = True
 
     def poll_key(self) -> int:
         """Process window events for 1 ms without a new frame. Returns the key code or -1

@@ -96,6 +96,7 @@ class DiskWriter(io.RawIOBase):
         self._refused = True
 
     def _sync_loop(self) -> None:
+        named = False  # the folder's entry for the file, synced once (a power cut keeps the name)
         while not self._stop.wait(SYNC_INTERVAL_S):
             if self._dirty.is_set():
                 self._dirty.clear()
@@ -103,6 +104,9 @@ class DiskWriter(io.RawIOBase):
                     os.fdatasync(self.fd)
                 except OSError as e:  # EIO / ENOSPC at writeback: the next write reports it
                     self._sync_error = e
+                if not named:
+                    named = True
+                    _sync_folder(self.path.parent)
 
     def close(self) -> None:
         """Stop the syncer, sync what is left (unless refused) and close. Idempotent."""

@@ -13,30 +13,11 @@ from __future__ import annotations
 import glob as globlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from rtseg.core.frames import IMAGE_SUFFIXES, read_rgb
 from rtseg.errors import InputError
 from rtseg.video.base import FrameSource, format_fps, natural_sort_key
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
-def read_rgb_image(path: Path, index: int | None = None) -> np.ndarray:
-    """One image file as `(H, W, 3) uint8 RGB` (grey and 16-bit images converted; alpha dropped;
-    EXIF orientation applied). InputError naming the file (and frame `index`) when unreadable."""
-    at = f" at frame {index}" if index is not None else ""
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read image{at} ({e.strerror})") from None
-    if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].tobytes():
-        raise InputError(f"{path}: cannot read image{at} (JPEG cut short: no end marker)")
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # it logs broken images
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
-        raise InputError(f"{path}: cannot read image{at} (corrupt or not an image)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def list_folder_images(folder: Path) -> list[Path]:
@@ -45,16 +26,16 @@ def list_folder_images(folder: Path) -> list[Path]:
         entries = list(folder.iterdir())
     except OSError as e:
         raise InputError(f"{folder}: cannot list folder ({e.strerror})") from None
-    images = [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
     if not images:
-        raise InputError(f"{folder}: no images in folder (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        raise InputError(f"{folder}: no images in folder (looked for {', '.join(IMAGE_SUFFIXES)})")
     return sorted(images, key=lambda p: natural_sort_key(p.name))
 
 
 def list_glob_images(pattern: str) -> list[Path]:
     """The image files matching a glob pattern (`**` recursive), natural-sorted by path."""
     matches = [Path(p) for p in globlib.glob(pattern, recursive=True)]
-    images = [p for p in matches if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+    images = [p for p in matches if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
     if not images:
         raise InputError(f"{pattern}: no images match this pattern")
     return sorted(images, key=lambda p: natural_sort_key(str(p)))
@@ -78,7 +59,7 @@ class ImageSequenceSource(FrameSource):
         self.strict = strict
         self.frame_count = len(files)
         self._files = files
-        self._first: np.ndarray | None = read_rgb_image(files[0], 0)
+        self._first: np.ndarray | None = read_rgb(files[0], 0)
         height, width = self._first.shape[:2]
         self.frame_size = (height, width)
         self._index = 0
@@ -103,7 +84,7 @@ class ImageSequenceSource(FrameSource):
         if self._first is not None:
             frame, self._first = self._first, None
         else:
-            frame = read_rgb_image(path, self._index)
+            frame = read_rgb(path, self._index)
         height, width = self.frame_size
         if frame.shape[:2] != (height, width):
             raise InputError(

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rtseg.core.frames import IMAGE_SUFFIXES
 from rtseg.errors import InputError
 from rtseg.video.base import FrameSource, natural_sort_key
 from rtseg.video.camera import CameraSource, parse_camera
-from rtseg.video.image_source import IMAGE_EXTENSIONS, ImageSequenceSource
+from rtseg.video.image_source import ImageSequenceSource
 
 __all__ = ["FrameSource", "open_source", "natural_sort_key", "DEFAULT_FOLDER_FPS"]
 
@@ -87,7 +88,7 @@ def _open_by_kind(uri: str, camera_size, fps, timeout, strict: bool) -> FrameSou
         raise InputError(f"{uri}: not a regular file")
     if path.stat().st_size == 0:
         raise InputError(f"{uri}: empty file (0 bytes)")
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSequenceSource.from_uri(uri, fps, strict)
     from rtseg.video.av_source import AvSource
 

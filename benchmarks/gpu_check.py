@@ -1,0 +1,424 @@
+"""One prepared check of rtseg on a GPU machine (run through benchmarks/gpu_check.sh).
+
+Sections, each recorded as ok / failed / skipped (with the reason) in OUT/gpu_check.json:
+  environment   GPU, driver, CUDA and library versions, which optional modules import
+  gpu_tests     the `gpu`-marked tests (pytest -m gpu), counts from their JUnit XML
+  torch_backend the torch CUDA backend alone on the bundled model: latency p50/p90/p99 (one
+                frame, submit + wait), pipelined fps (two slots in flight), batch-8 fps; fp32,
+                fp16 + channels_last, fp16 + CUDA graphs
+  rtseg_run     `rtseg run --backend torch --device cuda` on the dashcam clip: end-to-end fps,
+                capture->sink latency, busy ms per stage; with an MP4 and masks only
+  agreement     torch CUDA (fp32, fp16) against ONNX Runtime CPU on CamVid val frames: pixel
+                agreement of the ids, mIoU of each
+  cuda_python   the cuda-python memory layer: pinned H2D / D2H bandwidth, graph replay, events
+  tensorrt      only where `import tensorrt` works: engine build, latency, agreement
+
+`--allow-cpu` is the dry mode for a machine without a GPU (what CI runs): every section that can
+runs on the CPU with a few frames and the GPU-only ones are skipped with the reason. A section
+that would overrun the time budget (`--budget`, seconds) is skipped, not cut.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+CLIP = Path("video") / "dashcam_highway_960x540.mp4"
+OPTIONAL = ("torch", "cupy", "onnxruntime", "onnx", "av", "cv2", "click", "tqdm", "pytest", "tensorrt")
+
+
+class Skip(Exception):
+    """A section that cannot run here; the message says why."""
+
+
+@dataclass
+class Check:
+    out: Path
+    data: Path
+    gpu: bool
+    quick: bool
+    deadline: float
+    device: str = "cuda"
+
+    def n(self, gpu_count: int, dry_count: int) -> int:
+        """Iterations: the full count on a GPU, a handful in the dry mode or with --quick."""
+        return gpu_count if self.gpu and not self.quick else dry_count
+
+    def need(self, seconds: float) -> None:
+        if time.monotonic() + seconds > self.deadline:
+            raise Skip(f"time budget: less than {seconds:.0f} s left")
+
+
+def log(line: str) -> None:
+    print(f"gpu_check: {line}", flush=True)
+
+
+def _importable(name: str) -> str | None:
+    try:
+        module = __import__(name)
+    except Exception as exc:  # noqa: BLE001 - a broken optional module is reported, not raised
+        return f"no ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return str(getattr(module, "__version__", "yes"))
+
+
+def section_environment(check: Check) -> dict:
+    from rtseg.bench.machine import machine_info
+
+    info = {"modules": {name: _importable(name) for name in OPTIONAL}, "machine": machine_info()}
+    import torch
+
+    info["torch_cuda"] = torch.version.cuda
+    if check.gpu:
+        props = torch.cuda.get_device_properties(0)
+        info["gpu"] = {
+            "name": props.name,
+            "compute_capability": f"{props.major}.{props.minor}",
+            "memory_gb": round(props.total_memory / 2**30, 1),
+            "cudnn": torch.backends.cudnn.version(),
+        }
+    from rtseg.core.gpu import import_cudart
+
+    cudart = import_cudart()
+    if cudart is not None:
+        info["cuda_runtime"] = cudart.cudaRuntimeGetVersion()[-1]
+        info["cuda_driver"] = cudart.cudaDriverGetVersion()[-1]
+    for name, value in info["modules"].items():
+        log(f"  {name:<12} {value}")
+    return info
+
+
+def section_gpu_tests(check: Check) -> dict:
+    if _importable("pytest").startswith("no"):
+        raise Skip("pytest is not installed: bring its wheels (pytest, pluggy, iniconfig, packaging)")
+    check.need(60)
+    report = check.out / "gpu_tests.xml"
+    files = ["tests/test_torch_backend.py", "tests/test_cuda_memory.py", "tests/test_tensorrt_backend.py"]
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", *files]
+    timeout = max(30.0, min(180.0, check.deadline - time.monotonic() - 120))
+    done = subprocess.run(
+        [*command, f"--junitxml={report}"], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    print(done.stdout[-4000:], done.stderr[-2000:], sep="\n", flush=True)
+    suite = ET.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
+    if counts["failures"] or counts["errors"] or done.returncode not in (0, 5):
+        raise RuntimeError(f"gpu tests: {counts} (pytest exit {done.returncode})")
+    return counts
+
+
+def _bundled():
+    from rtseg.core.package import default_model_path, load_package, variant_path
+
+    fp32 = default_model_path()
+    if not fp32.is_file():
+        raise Skip(f"no bundled model at {fp32}")
+    package = load_package(fp32)
+    checkpoint = package.sidecar_path.parent / package.meta["source"]["checkpoint"]
+    return package, checkpoint, variant_path
+
+
+def _frames(check: Check, size: tuple[int, int], count: int) -> np.ndarray:
+    """`count` CamVid val frames at `size` (RGB), or a deterministic gradient without the data."""
+    from rtseg.core.frames import resize_frame
+
+    root = check.data / "camvid" / "val"
+    images = sorted(root.glob("*.png"))[:count] if root.is_dir() else []
+    if len(images) < count:
+        yy, xx = np.mgrid[0 : size[0], 0 : size[1]]
+        frame = np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)
+        return np.stack([np.roll(frame, 7 * i, axis=1) for i in range(count)])
+    import cv2
+
+    return np.stack([resize_frame(cv2.imread(str(p))[..., ::-1].copy(), size) for p in images])
+
+
+def _timings(backend, frames: np.ndarray, calls: int) -> dict:
+    """Latency of one frame (submit + wait), then pipelined fps with two batches in flight."""
+    from rtseg.bench.stats import latency_summary
+
+    for i in range(min(10, calls)):  # warm-up: cudnn autotuning, graph capture
+        backend.infer(frames[i % len(frames)][None])
+    samples = []
+    for i in range(calls):
+        start = time.perf_counter()
+        backend.submit(frames[i % len(frames)][None]).wait()
+        samples.append((time.perf_counter() - start) * 1000)
+    start, pending = time.perf_counter(), []
+    for i in range(calls):
+        pending.append(backend.submit(frames[i % len(frames)][None]))
+        if len(pending) == 2:
+            pending.pop(0).wait()
+    for p in pending:
+        p.wait()
+    pipelined = calls / (time.perf_counter() - start)
+    return {"latency_ms": latency_summary(samples), "pipelined_fps": round(pipelined, 1), "calls": calls}
+
+
+def section_torch_backend(check: Check) -> dict:
+    from rtseg.runtime.torch_backend import TorchBackend
+
+    package, checkpoint, _ = _bundled()
+    frames = _frames(check, package.input_size, 8)
+    variants = {"fp32": (False, False), "fp16": (True, False), "fp16_graphs": (True, True)}
+    if not check.gpu:
+        variants = {"fp32": (None, False)}
+    results, calls = {}, check.n(300, 3)
+    for name, (fp16, graphs) in variants.items():
+        check.need(20)
+        options = {
+            "device": check.device,
+            "input_size": package.input_size,
+            "fp16": fp16,
+            "cuda_graphs": graphs,
+        }
+        with TorchBackend(checkpoint, **options) as backend:
+            results[name] = {"describe": backend.describe(), **_timings(backend, frames, calls)}
+        with TorchBackend(checkpoint, **options, batch=8) as backend:
+            batches = max(1, calls // 8)
+            backend.infer(frames)
+            start = time.perf_counter()
+            for _ in range(batches):
+                backend.infer(frames)
+            results[name]["batch8_fps"] = round(8 * batches / (time.perf_counter() - start), 1)
+        log(f"  torch {name}: {results[name]}")
+    return results
+
+
+def _run_cli(check: Check, clip: Path, tmp: Path, sink: list[str], tag: str) -> dict:
+    stats = tmp / f"{tag}.json"
+    command = [sys.executable, "-m", "rtseg", "run", "--video", str(clip), "--backend", "torch"]
+    command += ["--device", check.device, "--stats-json", str(stats), "-q", *sink]
+    if not check.gpu:
+        command += ["--max-frames", "3"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=150)
+    if done.returncode != 0:
+        raise RuntimeError(f"rtseg run ({tag}) exit {done.returncode}: {done.stderr.strip()[-600:]}")
+    result = json.loads(stats.read_text())
+    busy = {name: stage["busy_ms_mean"] for name, stage in result["stages"].items()}
+    return {
+        "frames": result["frames"],
+        "e2e_fps": result["fps"],
+        "latency_ms": result["latency_ms"],
+        "busy_ms": busy,
+        "backend": result.get("backend"),
+    }
+
+
+def section_rtseg_run(check: Check) -> dict:
+    clip = check.data / CLIP
+    if not clip.is_file():
+        raise Skip(f"no dashcam clip at {clip}")
+    if _importable("av").startswith("no"):
+        raise Skip("PyAV is not installed: bring its wheel (gpu_check.sh --wheels DIR)")
+    _bundled()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="rtseg-gpu-check-") as tmp:
+        for tag, sink in (("mp4", ["--output", f"{tmp}/out.mp4"]), ("masks", ["--masks", f"{tmp}/masks"])):
+            check.need(30)
+            Path(tmp, "masks").mkdir(exist_ok=True)
+            results[tag] = _run_cli(check, clip, Path(tmp), sink, tag)
+            log(f"  rtseg run {tag}: {results[tag]}")
+    return results
+
+
+def section_agreement(check: Check) -> dict:
+    from rtseg.bench.accuracy import agreement, evaluate_miou
+    from rtseg.bench.config import DataSpec
+    from rtseg.loading import open_model
+    from rtseg.runtime.torch_backend import TorchBackend
+
+    if not (check.data / "camvid" / "val").is_dir():
+        raise Skip(f"no CamVid val split under {check.data / 'camvid'}")
+    check.need(40)
+    package, checkpoint, _ = _bundled()
+    limit = check.n(101, 2)
+    data = DataSpec("camvid", check.data / "camvid", "val")
+    frames = _frames(check, package.input_size, limit)
+    with open_model(package.onnx_path, backend="onnxruntime", device="cpu").backend as ort:
+        reference = ort.infer(frames)
+        results = {"onnxruntime_cpu": {"miou": evaluate_miou(ort, data, limit)["miou"]}}
+    for name, fp16 in (("torch_fp32", False), ("torch_fp16", True)) if check.gpu else (("torch_cpu", None),):
+        with TorchBackend(
+            checkpoint, device=check.device, input_size=package.input_size, fp16=fp16
+        ) as backend:
+            ids = backend.infer(frames)
+            results[name] = {
+                "agreement": round(agreement(ids, reference), 5),
+                "miou": evaluate_miou(backend, data, limit)["miou"],
+            }
+        log(f"  {name} vs onnxruntime cpu on {limit} frames: {results[name]}")
+    results["frames"] = limit
+    return results
+
+
+def section_cuda_python(check: Check) -> dict:
+    from rtseg.core.gpu import cuda_device_info, import_cudart
+    from rtseg.errors import DeviceError
+    from rtseg.runtime.cuda import open_cuda_memory
+
+    if import_cudart() is None:
+        raise Skip("cuda-python (cuda-bindings) is not installed")
+    try:
+        info = cuda_device_info()
+    except DeviceError as exc:
+        raise Skip(str(exc)) from exc
+    nbytes, rounds = (64 << 20, check.n(20, 2))
+    with open_cuda_memory("cuda-python") as memory, memory.activate():
+        host_in, host_out = memory.host_buffer((nbytes,), np.uint8), memory.host_buffer((nbytes,), np.uint8)
+        device, stream, event = memory.device_buffer(nbytes), memory.stream(), memory.event()
+        host_in.array[:] = np.arange(nbytes, dtype=np.uint64).astype(np.uint8)
+        rates = {}
+        for name, copy, args in (
+            ("h2d_gbps", memory.copy_to_device, (device, host_in)),
+            ("d2h_gbps", memory.copy_to_host, (host_out, device)),
+        ):
+            start = time.perf_counter()
+            for _ in range(rounds):
+                copy(*args, nbytes, stream)
+            event.record(stream)
+            event.synchronize()
+            rates[name] = round(nbytes * rounds / (time.perf_counter() - start) / 1e9, 2)
+        ok = bool(np.array_equal(host_out.array, host_in.array))
+        memory.begin_capture(stream)
+        memory.copy_to_device(device, host_in, nbytes, stream)
+        memory.copy_to_host(host_out, device, nbytes, stream)
+        graph = memory.end_capture(stream)
+        host_in.array[:] = 3
+        graph.launch(stream)
+        stream.synchronize()
+        graph_ok = bool((host_out.array == 3).all())
+        for item in (graph, host_in, host_out, device, event, stream):
+            item.close()
+    threaded = _activate_in_thread(memory_factory=lambda: open_cuda_memory("cuda-python"))
+    if not (ok and graph_ok and threaded):
+        raise RuntimeError(f"copies {ok}, graph replay {graph_ok}, other thread {threaded}")
+    return {"gpu": info.name, **rates, "bytes": nbytes, "rounds": rounds, "graph_replay": graph_ok}
+
+
+def _activate_in_thread(memory_factory) -> bool:
+    result = []
+
+    def work():
+        with memory_factory() as memory, memory.activate(), memory.stream() as stream:
+            stream.synchronize()
+            result.append(True)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=60)
+    return bool(result)
+
+
+def section_tensorrt(check: Check) -> dict:
+    from rtseg.core.package import load_package
+    from rtseg.engine import BuildConfig, find_or_build_engine
+    from rtseg.engine.environment import engine_environment
+    from rtseg.errors import RtsegError
+    from rtseg.loading import open_model
+    from rtseg.runtime.tensorrt_backend import TensorRTBackend
+
+    try:
+        env = engine_environment()
+    except RtsegError as exc:
+        raise Skip(str(exc)) from exc
+    check.need(150)
+    package, _, variant_path = _bundled()
+    fp16 = load_package(variant_path(package.onnx_path, "fp16"))
+    frames = _frames(check, package.input_size, 8)
+    with tempfile.TemporaryDirectory(prefix="rtseg-trt-") as tmp:
+        start = time.perf_counter()
+        record = find_or_build_engine(
+            fp16, Path(tmp) / "fp16.engine", BuildConfig(max_batch=8), env=env, log=log
+        )
+        build_s = time.perf_counter() - start
+        with TensorRTBackend(record.path, fp16, batch=1, cuda_graphs=True) as backend:
+            timing = _timings(backend, frames, check.n(300, 3))
+            ids = backend.infer(frames)
+    with open_model(package.onnx_path, backend="onnxruntime", device="cpu").backend as ort:
+        agree = float((ids == ort.infer(frames)).mean())
+    return {"tensorrt": env.trt_version, "build_s": round(build_s, 1), **timing, "agreement_fp32_ort": agree}
+
+
+SECTIONS = {
+    "environment": section_environment,
+    "gpu_tests": section_gpu_tests,
+    "torch_backend": section_torch_backend,
+    "rtseg_run": section_rtseg_run,
+    "agreement": section_agreement,
+    "cuda_python": section_cuda_python,
+    "tensorrt": section_tensorrt,
+}
+
+
+def run_section(name: str, function, check: Check) -> dict:
+    log(f"[{name}]")
+    start = time.monotonic()
+    try:
+        entry = {"status": "ok", "result": function(check)}
+    except Skip as skip:
+        entry = {"status": "skipped", "reason": str(skip)}
+    except Exception as exc:  # noqa: BLE001 - one section's failure is recorded; the others still run
+        traceback.print_exc()
+        entry = {"status": "failed", "error": f"{type(exc).__name__}: {str(exc)[:2000]}"}
+    entry["seconds"] = round(time.monotonic() - start, 1)
+    why = entry.get("reason") or entry.get("error")
+    log(f"[{name}] {entry['status']}" + (f": {why}" if why else ""))
+    return entry
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu_check_out"))
+    data = os.environ.get("RTSEG_DATA") or str(REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=Path(data), help="shared data (camvid/, video/)")
+    parser.add_argument("--allow-cpu", action="store_true", help="dry mode without a GPU (for CI)")
+    parser.add_argument("--quick", action="store_true", help="a few iterations per measurement")
+    parser.add_argument("--budget", type=float, default=270.0, help="seconds for all sections")
+    parser.add_argument("--only", help="comma-separated sections to run (default: all)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    gpu = torch.cuda.is_available()
+    if not gpu and not args.allow_cpu:
+        log("no CUDA GPU (torch.cuda.is_available() is False); --allow-cpu runs the dry mode")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    check = Check(
+        args.out, args.data, gpu, args.quick, time.monotonic() + args.budget, "cuda" if gpu else "cpu"
+    )
+    wanted = args.only.split(",") if args.only else list(SECTIONS)
+    report = {
+        "mode": "gpu" if gpu else "dry-cpu",
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "data": str(args.data),
+        "sections": {name: run_section(name, SECTIONS[name], check) for name in wanted},
+    }
+    path = args.out / "gpu_check.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    failed = [name for name, entry in report["sections"].items() if entry["status"] == "failed"]
+    log(f"wrote {path}; {'failed: ' + ', '.join(failed) if failed else 'no section failed'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
