@@ -463,7 +463,8 @@ def run(args: argparse.Namespace) -> dict:
         limit = frame_limit(video, args.frames, size)
         if size is not None:
             video = upscale_clip(video, size, folder, limit)
-        result = {"video": str(args.video), "upscale": args.upscale, "model": str(model_path)}
+        # names, not paths: a result must not reveal where it was measured
+        result = {"video": Path(args.video).name, "upscale": args.upscale, "model": Path(model_path).name}
         result["machine"] = machine()
         model = open_model(model_path, backend="onnxruntime", threads=args.threads)
         with model.backend:
@@ -477,7 +478,7 @@ def run(args: argparse.Namespace) -> dict:
             frames = stages["frames"]
             result["pipeline"] = run_rtseg(video, model_path, frames, folder, args, None)
             result["ceiling"] = run_rtseg(video, model_path, frames, folder, args, folder / "ids.npy")
-        result["pythonpath"] = os.environ.get("PYTHONPATH", "")
+        result["code"] = "PYTHONPATH checkout" if os.environ.get("PYTHONPATH") else "installed rtseg"
     summarise(result)
     return result
 
