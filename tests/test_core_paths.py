@@ -161,3 +161,18 @@ def test_sinks_write_images_whole(tree):
     with MaskSink(tree / "masks") as sink:
         sink.write(3, np.zeros((4, 6, 3), np.uint8), np.full((4, 6), 7, np.uint8))
     assert [p.name for p in (tree / "masks").iterdir()] == ["000003.png"]
+
+
+def test_an_unreadable_input_is_one_line_before_anything_opens(tree, monkeypatch):
+    import builtins
+
+    real_open = builtins.open
+
+    def denied(path, *args, **kwargs):  # what a non-root user meets on a chmod 000 file
+        if Path(path) == tree / "video.mp4":
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    with pytest.raises(InputError, match=r"--video .*video\.mp4: cannot read \(Permission denied\)"):
+        check_paths(inputs=[("--video", tree / "video.mp4")])
