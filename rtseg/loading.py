@@ -189,7 +189,7 @@ def open_model(
         return LoadedModel(b, package.classes, package.palette, path, package)
     package = load_package(path)
     if backend == "onnxruntime":
-        from rtseg.engine.cache import cache_dir
+        from rtseg.core.user_cache import cache_dir
         from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
         b = OnnxRuntimeBackend(package, device, threads, engine_cache=cache_dir() / "onnxruntime-tensorrt")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,12 @@ DATA = Path(os.environ.get("RTSEG_DATA", REPO.parent / "shared" / "data"))
 
 
 def pytest_configure(config):
+    # One cache folder for the run (engines, exported graphs, bench packages), shared with the
+    # subprocesses and any xdist workers, never the user's ~/.cache: the tiny model's graph is
+    # exported once per run, and every later export of it comes from the graph cache.
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        run_cache = os.environ["RTSEG_CACHE"] = tempfile.mkdtemp(prefix="rtseg-test-cache-")
+        config.add_cleanup(lambda: shutil.rmtree(run_cache, ignore_errors=True))
     for marker, text in (
         ("gpu", "needs a CUDA GPU; skipped without one"),
         ("trt", "needs TensorRT; skipped without it"),

@@ -52,10 +52,16 @@ pytestmark = [
 
 @pytest.fixture()
 def x_display():
-    """A private Xvfb server on a free display number (-displayfd); yields ":N"."""
+    """A private Xvfb server on a free display number (-displayfd); yields ":N".
+
+    `-noreset`: by default an X server resets when its last client disconnects, and refuses
+    connections while it does; each screenshot and rtseg's display probe are such a client, so
+    the window that opens next could find no display ("could not connect to display").
+    """
     read_fd, write_fd = os.pipe()
+    screen = f"{SCREEN_W}x{SCREEN_H}x24"
     server = subprocess.Popen(
-        [XVFB, "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN_W}x{SCREEN_H}x24", "-nolisten", "tcp"],
+        [XVFB, "-displayfd", str(write_fd), "-screen", "0", screen, "-nolisten", "tcp", "-noreset"],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

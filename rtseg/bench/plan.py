@@ -20,6 +20,7 @@ from rtseg.bench.config import BENCH_PRECISIONS
 from rtseg.core.checkpoint import source_checkpoint
 from rtseg.core.frames import format_size
 from rtseg.core.package import VARIANTS, ModelPackage, load_package, variant_path
+from rtseg.core.user_cache import cache_dir as user_cache_dir
 from rtseg.errors import ModelError, RtsegError
 
 
@@ -141,7 +142,7 @@ def open_family(model: Path, cache_dir: Path | None) -> ModelFamily:
             )
         base = load_package(fp32)
     checkpoint, problem = _find_checkpoint(base)
-    cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "rtseg" / "bench"
+    cache = Path(cache_dir) if cache_dir else user_cache_dir() / "bench"
     return ModelFamily(base, folder, stem, checkpoint, problem, cache)
 
 

@@ -109,7 +109,7 @@ from rtseg.errors import InputError, MissingDependencyError
     "--cache-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Where re-exported sizes are kept (default ~/.cache/rtseg/bench).",
+    help="Where re-exported sizes are kept (default ~/.cache/rtseg/bench; RTSEG_CACHE moves it).",
 )
 @click.option(
     "--timeout",

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from rtseg.core.package import ModelPackage, sha256_file
 from rtseg.core.paths import atomic_write_text
+from rtseg.core.user_cache import cache_dir
 from rtseg.engine.environment import EngineEnvironment
 from rtseg.engine.onnx_prep import PREP_VERSION
 from rtseg.errors import ModelError
@@ -93,14 +94,6 @@ class EngineRecord:
     meta: dict
     built: bool
     reason: str  # why it was built, or "up to date"
-
-
-def cache_dir() -> Path:
-    """`$RTSEG_CACHE`, else `$XDG_CACHE_HOME/rtseg`, else `~/.cache/rtseg`."""
-    if os.environ.get("RTSEG_CACHE"):
-        return Path(os.environ["RTSEG_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rtseg"
 
 
 def default_timing_cache(env: EngineEnvironment) -> Path:

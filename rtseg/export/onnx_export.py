@@ -38,6 +38,9 @@ def _quiet():
             lg.setLevel(level)
 
 
+MAX_BATCH = 256
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
@@ -46,20 +49,51 @@ def export_onnx(
     std,
     output: str = "ids",
     opset: int = OPSET,
+    use_cache: bool = True,
 ) -> Path:
     """Export `model` (normalised NCHW float in, logits out) wrapped as a deployable graph.
 
     The ONNX takes `image`: (batch, H, W, 3) uint8 RGB with a dynamic batch axis, and returns
     `class_ids`: (batch, H, W) uint8, or `logits`: (batch, C, H, W) float32. One file, no
-    external data, no exporter stack traces (they hold this machine's file paths).
+    external data, no exporter stack traces (they hold this machine's file paths). The same
+    weights exported the same way before come from the graph cache (export/graph_cache.py).
     """
+    return export_onnx_cached(model, path, input_size, mean, std, output, opset, use_cache)[0]
+
+
+def export_onnx_cached(
+    model: nn.Module,
+    path: str | Path,
+    input_size: tuple[int, int],
+    mean,
+    std,
+    output: str = "ids",
+    opset: int = OPSET,
+    use_cache: bool = True,
+) -> tuple[Path, str | None]:
+    """export_onnx, and the graph cache key when the graph came from the cache (else None)."""
+    from rtseg.export import graph_cache
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = DeployableSegmenter(model.eval(), mean, std, output).eval()
     h, w = input_size
     example = torch.zeros((2, h, w, 3), dtype=torch.uint8)  # batch 2: keeps the axis symbolic
     out_name = "class_ids" if output == "ids" else "logits"
-    batch = torch.export.Dim("batch", min=1, max=256)
+
+    def export(target: Path) -> None:
+        _export_graph(graph, example, target, out_name, opset)
+
+    if not use_cache:
+        export(path)
+        return path, None
+    key = graph_cache.graph_key(graph, example, input=INPUT_NAME, output=out_name, opset=opset, max=MAX_BATCH)
+    return path, key if graph_cache.cached_export(key, path, export) else None
+
+
+def _export_graph(graph: nn.Module, example, path: Path, out_name: str, opset: int) -> None:
+    """torch.onnx.export (dynamo) of `graph` to `path`, exporter stack traces dropped."""
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     try:
         with _quiet():
             torch.onnx.export(
@@ -78,7 +112,6 @@ def export_onnx(
     exported = onnx.load(str(path))
     if drop_stack_traces(exported):
         onnx.save(exported, str(path))
-    return path
 
 
 # Per-node metadata the torch exporter writes: the Python stack of the export, with the file

@@ -8,7 +8,9 @@ import numpy as np
 
 from rtseg.core.checkpoint import load_checkpoint
 from rtseg.core.package import ModelPackage, relative_reference, sha256_file, write_sidecar
-from rtseg.export.onnx_export import ParityReport, check_parity, export_onnx
+from rtseg.errors import ExportError
+from rtseg.export import graph_cache
+from rtseg.export.onnx_export import ParityReport, check_parity, export_onnx_cached
 from rtseg.models import model_from_checkpoint
 
 
@@ -64,8 +66,19 @@ def export_fp32_graph(
     to `onnx_path`, check it against PyTorch on `frames`, and return the sidecar fields (with
     the parity record) and the report; the sidecar itself is the caller's to write."""
     norm = payload["normalization"]
-    export_onnx(model, onnx_path, size, norm["mean"], norm["std"])
-    report = check_parity(model, onnx_path, frames, norm["mean"], norm["std"], min_agreement=min_agreement)
+    _, cached = export_onnx_cached(model, onnx_path, size, norm["mean"], norm["std"])
+    try:
+        report = check_parity(
+            model, onnx_path, frames, norm["mean"], norm["std"], min_agreement=min_agreement
+        )
+    except ExportError:
+        if cached is None:
+            raise
+        graph_cache.evict(cached)  # a cached graph that disagrees is never trusted: export afresh
+        export_onnx_cached(model, onnx_path, size, norm["mean"], norm["std"], use_cache=False)
+        report = check_parity(
+            model, onnx_path, frames, norm["mean"], norm["std"], min_agreement=min_agreement
+        )
     meta = package_meta(payload, checkpoint, size, "fp32", onnx_path.parent)
     meta["parity"] = parity_record(report)
     return meta, report
