@@ -17,17 +17,21 @@ SIZE = (24, 32)
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 
-class Pointwise(torch.nn.Module):
-    """(N, 3, H, W) float -> (N, 4, H, W) logits; `scale` is a setting, not a weight."""
+def pointwise(seed: int = 0, clip: float = 6.0):
+    """(N, 3, H, W) float -> (N, 4, H, W) logits, of torch's own modules; `clip` is a setting."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.Hardtanh(-clip, clip))
 
-    def __init__(self, seed: int = 0, scale: float = 1.0):
+
+class UserModule(torch.nn.Module):
+    """A module whose code is the user's: its forward could change without its weights."""
+
+    def __init__(self):
         super().__init__()
-        torch.manual_seed(seed)
         self.conv = torch.nn.Conv2d(3, 4, 1)
-        self.scale = scale
 
     def forward(self, x):
-        return self.conv(x) * self.scale
+        return self.conv(x)
 
 
 @pytest.fixture
@@ -38,9 +42,9 @@ def cache(tmp_path, monkeypatch):
     made = []
     real = onnx_export_module._export_graph
 
-    def counting(graph, example, path, out_name, opset):
+    def counting(module, example, path, input_name, output_name, opset):
         made.append(path)
-        real(graph, example, path, out_name, opset)
+        real(module, example, path, input_name, output_name, opset)
 
     monkeypatch.setattr(onnx_export_module, "_export_graph", counting)
     return made
@@ -51,32 +55,32 @@ def _export(model, path):
 
 
 def test_the_same_weights_are_exported_once_and_the_copy_is_identical(cache, tmp_path):
-    first = _export(Pointwise(), tmp_path / "a.onnx")
-    second = _export(Pointwise(), tmp_path / "b.onnx")
+    first = _export(pointwise(), tmp_path / "a.onnx")
+    second = _export(pointwise(), tmp_path / "b.onnx")
     assert len(cache) == 1
     assert first.read_bytes() == second.read_bytes()
     assert len(list(graph_cache.folder().glob("*.onnx"))) == 1
 
 
 def test_other_weights_settings_sizes_or_outputs_are_other_graphs(cache, tmp_path):
-    graph = onnx_export_module.DeployableSegmenter(Pointwise(), MEAN, STD, "ids")
+    graph = onnx_export_module.DeployableSegmenter(pointwise(), MEAN, STD, "ids")
     example = torch.zeros((2, *SIZE, 3), dtype=torch.uint8)
     base = graph_cache.graph_key(graph, example, opset=18)
     assert graph_cache.graph_key(graph, example, opset=18) == base  # deterministic
     others = [
         graph_cache.graph_key(
-            onnx_export_module.DeployableSegmenter(Pointwise(seed=1), MEAN, STD, "ids"), example, opset=18
+            onnx_export_module.DeployableSegmenter(pointwise(seed=1), MEAN, STD, "ids"), example, opset=18
         ),
         graph_cache.graph_key(
-            onnx_export_module.DeployableSegmenter(Pointwise(scale=2.0), MEAN, STD, "ids"), example, opset=18
+            onnx_export_module.DeployableSegmenter(pointwise(clip=2.0), MEAN, STD, "ids"), example, opset=18
         ),
         graph_cache.graph_key(
-            onnx_export_module.DeployableSegmenter(Pointwise(), (0.4, 0.5, 0.5), STD, "ids"),
+            onnx_export_module.DeployableSegmenter(pointwise(), (0.4, 0.5, 0.5), STD, "ids"),
             example,
             opset=18,
         ),
         graph_cache.graph_key(
-            onnx_export_module.DeployableSegmenter(Pointwise(), MEAN, STD, "logits"), example, opset=18
+            onnx_export_module.DeployableSegmenter(pointwise(), MEAN, STD, "logits"), example, opset=18
         ),
         graph_cache.graph_key(graph, torch.zeros((2, 24, 40, 3), dtype=torch.uint8), opset=18),
         graph_cache.graph_key(graph, example, opset=17),
@@ -84,19 +88,25 @@ def test_other_weights_settings_sizes_or_outputs_are_other_graphs(cache, tmp_pat
     assert len({base, *others}) == 1 + len(others)
 
 
+def test_a_graph_with_a_users_module_is_exported_every_time(cache, tmp_path):
+    _export(UserModule(), tmp_path / "a.onnx")
+    _export(UserModule(), tmp_path / "b.onnx")
+    assert len(cache) == 2 and not list(graph_cache.folder().glob("*.onnx"))
+
+
 def test_a_corrupt_entry_is_dropped_and_exported_again(cache, tmp_path):
-    _export(Pointwise(), tmp_path / "a.onnx")
+    _export(pointwise(), tmp_path / "a.onnx")
     (entry,) = graph_cache.folder().glob("*.onnx")
     entry.write_bytes(b"\x08\x07 not a protobuf at all \xff\xff")
-    again = _export(Pointwise(), tmp_path / "b.onnx")
+    again = _export(pointwise(), tmp_path / "b.onnx")
     assert len(cache) == 2
     assert again.read_bytes() == (tmp_path / "a.onnx").read_bytes() == entry.read_bytes()
 
 
 def test_off_means_every_export_is_real_and_nothing_is_kept(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("RTSEG_EXPORT_CACHE", "0")
-    _export(Pointwise(), tmp_path / "a.onnx")
-    _export(Pointwise(), tmp_path / "b.onnx")
+    _export(pointwise(), tmp_path / "a.onnx")
+    _export(pointwise(), tmp_path / "b.onnx")
     assert len(cache) == 2
     assert not graph_cache.folder().exists()
 
@@ -105,15 +115,15 @@ def test_an_unwritable_cache_never_fails_the_export(cache, tmp_path, monkeypatch
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder would be")
     monkeypatch.setenv("RTSEG_CACHE", str(blocker))
-    path = _export(Pointwise(), tmp_path / "a.onnx")
+    path = _export(pointwise(), tmp_path / "a.onnx")
     assert path.stat().st_size > 0 and len(cache) == 1
     assert blocker.read_text() == "a file where the cache folder would be"
 
 
 def test_a_cached_graph_that_fails_parity_is_replaced_by_a_fresh_export(cache, tmp_path):
-    _export(Pointwise(seed=1), tmp_path / "other.onnx")  # a valid graph of other weights
+    _export(pointwise(seed=1), tmp_path / "other.onnx")  # a valid graph of other weights
     (poison,) = graph_cache.folder().glob("*.onnx")
-    model = Pointwise(seed=0)
+    model = pointwise(seed=0)
     graph = onnx_export_module.DeployableSegmenter(model, MEAN, STD, "ids").eval()
     example = torch.zeros((2, *SIZE, 3), dtype=torch.uint8)
     key = graph_cache.graph_key(graph, example, input="image", output="class_ids", opset=18, max=256)

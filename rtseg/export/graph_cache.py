@@ -9,6 +9,8 @@ or the bench re-exporting a size it exported before. The graph is kept in
     pyramid bins, strides), so two models with equal weights but other settings differ;
   - the example input's shape and dtype, the output name, the opset, the dynamic batch bounds;
   - the versions of torch, onnx and rtseg, and a digest of rtseg's model and export sources.
+Only graphs built from rtseg's and torch's own modules are cached: the code of any other module
+(a user's, through `rtseg.import_module`) is not in the key, so it is exported every time.
 An entry is written whole or not at all (atomic rename), a hit is re-read before it is used (an
 unreadable entry is dropped and the graph exported again), and the caller's parity check against
 PyTorch still runs on every export. The cache never fails an export: a full disk or a read-only
@@ -35,6 +37,7 @@ MAX_ENTRIES = 16
 MAX_BYTES = 2 << 30
 LOCK_TIMEOUT_S = 600.0  # longer than any export; past it, export without waiting
 SETTING_TYPES = (bool, int, float, str, type(None))
+TRUSTED_CODE = ("rtseg.models.", "rtseg.export.", "torch.")
 SOURCES = ("models", "export/onnx_export.py", "export/graph_cache.py")  # under rtseg/
 
 
@@ -73,11 +76,21 @@ def _settings(module) -> str:
     return ",".join(items)
 
 
-def graph_key(module, example, **export_args) -> str:
+def cacheable(module) -> bool:
+    """Only graphs made of rtseg's and torch's own modules: their code is covered by the key
+    (the source digest, torch's version); a user's module could change its forward unseen."""
+    return all(type(sub).__module__.startswith(TRUSTED_CODE) for sub in module.modules())
+
+
+def graph_key(module, example, **export_args) -> str | None:
     """The cache key (hex sha256) of exporting torch `module` on the tensor `example` with the
-    exporter's JSON-serialisable `export_args` (output names, opset, batch bounds)."""
+    exporter's JSON-serialisable `export_args` (output names, opset, batch bounds); None when
+    the graph is not cacheable."""
     import onnx
     import torch
+
+    if not cacheable(module):
+        return None
 
     digest = hashlib.sha256()
     header = {

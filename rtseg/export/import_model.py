@@ -290,25 +290,10 @@ def _export_module(module, path: Path, size: tuple[int, int]) -> None:
     """torch.onnx.export of a float `(N, 3, H, W)` -> logits module, single file, dynamic batch."""
     import torch
 
-    from rtseg.export.onnx_export import OPSET, _quiet
+    from rtseg.export.onnx_export import torch_to_onnx
 
     example = torch.zeros((2, 3, *size), dtype=torch.float32)  # batch 2 keeps the axis symbolic
-    batch = torch.export.Dim("batch", min=1, max=256)
-    try:
-        with _quiet(), torch.no_grad():
-            torch.onnx.export(
-                module.eval(),
-                (example,),
-                str(path),
-                input_names=["input"],
-                output_names=["logits"],
-                dynamic_shapes=({0: batch},),
-                opset_version=OPSET,
-                external_data=False,
-                dynamo=True,
-            )
-    except Exception as exc:  # the exporter raises many unrelated types; report them as one
-        raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    torch_to_onnx(module, example, path, "input", "logits")
 
 
 def import_module(

@@ -72,37 +72,53 @@ def export_onnx_cached(
     use_cache: bool = True,
 ) -> tuple[Path, str | None]:
     """export_onnx, and the graph cache key when the graph came from the cache (else None)."""
-    from rtseg.export import graph_cache
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = DeployableSegmenter(model.eval(), mean, std, output).eval()
     h, w = input_size
     example = torch.zeros((2, h, w, 3), dtype=torch.uint8)  # batch 2: keeps the axis symbolic
     out_name = "class_ids" if output == "ids" else "logits"
+    return path, torch_to_onnx(graph, example, path, INPUT_NAME, out_name, opset, use_cache)
+
+
+def torch_to_onnx(
+    module: nn.Module,
+    example,
+    path: Path,
+    input_name: str,
+    output_name: str,
+    opset: int = OPSET,
+    use_cache: bool = True,
+) -> str | None:
+    """torch.onnx.export (dynamo) of `module` taking one tensor like `example`, whose first axis
+    becomes a dynamic batch (1..MAX_BATCH), to the single file `path`, without the exporter's
+    stack traces. Through the graph cache unless `use_cache` is False; returns the cache key
+    when the graph came from the cache, else None. ExportError when the exporter fails."""
+    from rtseg.export import graph_cache
 
     def export(target: Path) -> None:
-        _export_graph(graph, example, target, out_name, opset)
+        _export_graph(module, example, target, input_name, output_name, opset)
 
-    if not use_cache:
+    key = use_cache and graph_cache.graph_key(
+        module, example, input=input_name, output=output_name, opset=opset, max=MAX_BATCH
+    )
+    if not key:
         export(path)
-        return path, None
-    key = graph_cache.graph_key(graph, example, input=INPUT_NAME, output=out_name, opset=opset, max=MAX_BATCH)
-    return path, key if graph_cache.cached_export(key, path, export) else None
+        return None
+    return key if graph_cache.cached_export(key, path, export) else None
 
 
-def _export_graph(graph: nn.Module, example, path: Path, out_name: str, opset: int) -> None:
-    """torch.onnx.export (dynamo) of `graph` to `path`, exporter stack traces dropped."""
+def _export_graph(module: nn.Module, example, path: Path, input_name: str, output_name: str, opset: int):
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     try:
-        with _quiet():
+        with _quiet(), torch.no_grad():
             torch.onnx.export(
-                graph,
+                module.eval(),
                 (example,),
                 str(path),
-                input_names=[INPUT_NAME],
-                output_names=[out_name],
-                dynamic_shapes={"image": {0: batch}},
+                input_names=[input_name],
+                output_names=[output_name],
+                dynamic_shapes=({0: batch},),
                 opset_version=opset,
                 external_data=False,
                 dynamo=True,
