@@ -150,6 +150,57 @@ def check_device(backend: str, device: str) -> None:
         )
 
 
+def _resolve_device(backend: str, device: str | None) -> str:
+    """The device `backend` runs on: `device` checked, or the backend's default (cpu; cuda for
+    TensorRT). BackendError for an unknown backend, InputError for a device it cannot take."""
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if device is None:
+        device = "cuda" if backend == "tensorrt" else "cpu"
+    check_device(backend, device)
+    return device
+
+
+def _open_checkpoint(path: Path, backend: str, device: str, threads: int | None, batch: int) -> LoadedModel:
+    """A `.pth`/`.pt` checkpoint on the torch backend (ModelError on any other)."""
+    if backend != "torch":
+        raise ModelError(
+            f"{path} is a checkpoint: use --backend torch, or export it first with 'rtseg export'"
+        )
+    from rtseg.runtime.torch_backend import TorchBackend
+
+    b = TorchBackend(path, device=device, threads=threads, batch=batch)
+    return LoadedModel(b, list(b.classes), b.palette, path)
+
+
+def _open_engine(path: Path, backend: str, batch: int) -> LoadedModel:
+    """An `.engine`/`.plan` file on the TensorRT backend, as given (ModelError on any other)."""
+    if backend != "tensorrt":
+        raise ModelError(f"{path} is a TensorRT engine: use --backend tensorrt")
+    b, package = open_tensorrt_engine(path, batch=batch)  # the engine as given: never rebuilt
+    return LoadedModel(b, package.classes, package.palette, path, package)
+
+
+def _package_backend(package: ModelPackage, backend: str, device: str, threads: int | None, batch: int):
+    """The backend `backend` running `package` (TensorRT: the engine found or built for it)."""
+    if backend == "onnxruntime":
+        from rtseg.core.user_cache import cache_dir
+        from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(package, device, threads, engine_cache=cache_dir() / "onnxruntime-tensorrt")
+    if backend == "torch":
+        from rtseg.runtime.torch_backend import TorchBackend
+
+        return TorchBackend(
+            source_checkpoint(package),
+            device=device,
+            threads=threads,
+            input_size=package.input_size,
+            batch=batch,
+        )
+    return open_tensorrt_backend(package, batch=batch)
+
+
 def open_model(
     model: str | Path,
     backend: str = "onnxruntime",
@@ -168,41 +219,11 @@ def open_model(
     the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile), the
     other backends take any."""
     path = Path(model)
-    if backend not in BACKENDS:
-        raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if device is None:
-        device = "cuda" if backend == "tensorrt" else "cpu"
-    check_device(backend, device)
+    device = _resolve_device(backend, device)
     if path.suffix in CHECKPOINT_SUFFIXES:
-        if backend != "torch":
-            raise ModelError(
-                f"{path} is a checkpoint: use --backend torch, or export it first with 'rtseg export'"
-            )
-        from rtseg.runtime.torch_backend import TorchBackend
-
-        b = TorchBackend(path, device=device, threads=threads, batch=batch)
-        return LoadedModel(b, list(b.classes), b.palette, path)
+        return _open_checkpoint(path, backend, device, threads, batch)
     if path.suffix in ENGINE_SUFFIXES:
-        if backend != "tensorrt":
-            raise ModelError(f"{path} is a TensorRT engine: use --backend tensorrt")
-        b, package = open_tensorrt_engine(path, batch=batch)  # the engine as given: never rebuilt
-        return LoadedModel(b, package.classes, package.palette, path, package)
+        return _open_engine(path, backend, batch)
     package = load_package(path)
-    if backend == "onnxruntime":
-        from rtseg.core.user_cache import cache_dir
-        from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-        b = OnnxRuntimeBackend(package, device, threads, engine_cache=cache_dir() / "onnxruntime-tensorrt")
-    elif backend == "torch":
-        from rtseg.runtime.torch_backend import TorchBackend
-
-        b = TorchBackend(
-            source_checkpoint(package),
-            device=device,
-            threads=threads,
-            input_size=package.input_size,
-            batch=batch,
-        )
-    else:
-        b = open_tensorrt_backend(package, batch=batch)
+    b = _package_backend(package, backend, device, threads, batch)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)

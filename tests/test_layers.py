@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("runtime", "video", "viz", "train", "export"),
     ("pipeline", "engine"),
     ("loading",),
-    ("evaluation", "segmenter", "bench", "batch", "streams", "api", "cli", "__main__"),
+    ("evaluation", "segmenter", "bench", "batch", "streams", "api", "interop", "cli", "__main__"),
 ]
 # (importer, imported) pairs allowed on the same row.
 SIDEWAYS = {
@@ -44,6 +44,7 @@ SIDEWAYS = {
     ("api", "segmenter"),
     ("segmenter", "api"),
     ("api", "bench"),
+    ("api", "interop"),  # import_onnx, import_module, export_triton
     ("batch", "api"),
     ("batch", "segmenter"),
     ("streams", "api"),

@@ -19,10 +19,10 @@ from rtseg.video import (
     NullSink,
     WindowDisplay,
     display_available,
+    encoders,
     natural_sort_key,
     open_source,
 )
-from rtseg.video import sinks as sinks_module
 from rtseg.video.base import Pacer
 from rtseg.video.sources import DEFAULT_FOLDER_FPS
 
@@ -333,15 +333,15 @@ def test_unwritable_output_folder_is_an_output_error():
 
 
 def test_auto_codec_prefers_nvenc_only_when_it_opens(monkeypatch):
-    monkeypatch.setattr(sinks_module, "encoder_opens", lambda codec, w, h: False)
-    assert sinks_module.choose_encoder("auto", 160, 120)[0] == "libx264"
-    monkeypatch.setattr(sinks_module, "encoder_opens", lambda codec, w, h: True)
+    monkeypatch.setattr(encoders, "encoder_opens", lambda codec, w, h: False)
+    assert encoders.choose_encoder("auto", 160, 120)[0] == "libx264"
+    monkeypatch.setattr(encoders, "encoder_opens", lambda codec, w, h: True)
     expected = "h264_nvenc" if "h264_nvenc" in av.codecs_available else "libx264"
-    assert sinks_module.choose_encoder("auto", 160, 120)[0] == expected
-    assert sinks_module.choose_encoder("libx264", 160, 120) == ("libx264", sinks_module.X264_OPTIONS)
+    assert encoders.choose_encoder("auto", 160, 120)[0] == expected
+    assert encoders.choose_encoder("libx264", 160, 120) == ("libx264", encoders.X264_OPTIONS)
 
 
-@pytest.mark.skipif(sinks_module.encoder_opens("h264_nvenc", 160, 120), reason="this machine has NVENC")
+@pytest.mark.skipif(encoders.encoder_opens("h264_nvenc", 160, 120), reason="this machine has NVENC")
 def test_explicit_encoder_that_cannot_open_is_an_output_error(tmp_path):
     if "h264_nvenc" not in av.codecs_available:
         pytest.skip("PyAV's FFmpeg has no h264_nvenc")

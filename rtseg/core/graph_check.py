@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rtseg.core.onnx_graph import attribute, graph_inputs, producers, tensor_dims
+
 INTEGER_TYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64")
 FLOAT_TYPES = ("float32", "float16", "float64", "bfloat16")
 _NUMPY_NAMES = {"FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16", "BFLOAT16": "bfloat16"}
@@ -23,14 +25,6 @@ PASS_THROUGH = ("Cast", "Identity", "Squeeze", "Unsqueeze", "Reshape")  # keep t
 
 class GraphMismatch(ValueError):
     """The graph disagrees with its sidecar, or is not a readable ONNX graph (one-line text)."""
-
-
-def _dims(value_info) -> list[int | str] | None:
-    """Static sizes as ints, dynamic ones as their name ('N') or '?'; None when rank unknown."""
-    tensor = value_info.type.tensor_type
-    if not tensor.HasField("shape"):
-        return None
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tensor.shape.dim]
 
 
 def _dtype(value_info) -> str:
@@ -42,7 +36,7 @@ def _dtype(value_info) -> str:
 
 
 def _describe(value_info) -> str:
-    dims = _dims(value_info)
+    dims = tensor_dims(value_info)
     shape = "(rank unknown)" if dims is None else "(" + ", ".join(map(str, dims)) + ")"
     return f"{shape} {_dtype(value_info)}"
 
@@ -65,14 +59,13 @@ def load_graph(onnx_path: str | Path):
 
 
 def _check_input(graph, spec: dict) -> None:
-    weights = {w.name for w in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in weights]
+    inputs = graph_inputs(graph)
     if len(inputs) != 1:
         raise GraphMismatch(f"the graph has {len(inputs)} inputs; a model package takes one image input")
     image, height, width = inputs[0], spec["height"], spec["width"]
     if spec.get("name") and image.name != spec["name"]:
         raise GraphMismatch(f"the sidecar's input is {spec['name']!r} but the graph's is {image.name!r}")
-    dims = _dims(image)
+    dims = tensor_dims(image)
     wrong_shape = dims is None or len(dims) != 4 or _fixed(dims[3], 3)
     if wrong_shape or _fixed(dims[1], height) or _fixed(dims[2], width) or _dtype(image) != "uint8":
         raise GraphMismatch(
@@ -89,7 +82,7 @@ def _check_output(graph, meta: dict) -> None:
         raise GraphMismatch(
             f"the sidecar's output is {spec['name']!r} but the graph's (first) is {out.name!r}"
         )
-    dims, dtype, kind = _dims(out), _dtype(out), spec["kind"]
+    dims, dtype, kind = tensor_dims(out), _dtype(out), spec["kind"]
     height, width = meta["input"]["height"], meta["input"]["width"]
     classes = len(meta["classes"])
     if kind == "class_ids":
@@ -111,14 +104,14 @@ def _check_output(graph, meta: dict) -> None:
 
 def _argmax_channels(model, output_name: str) -> int | None:
     """The static size of the axis an ArgMax producing `output_name` reduces, or None."""
-    producers = {o: n for n in model.graph.node for o in n.output}
-    node, name = producers.get(output_name), output_name
+    made_by = producers(model.graph)
+    node, name = made_by.get(output_name), output_name
     while node is not None and node.op_type in PASS_THROUGH:
         name = node.input[0]
-        node = producers.get(name)
+        node = made_by.get(name)
     if node is None or node.op_type != "ArgMax":
         return None
-    axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+    axis = attribute(node, "axis", 0)
     shapes = {v.name: v for v in (*model.graph.value_info, *model.graph.input, *model.graph.output)}
     if node.input[0] not in shapes:
         import onnx
@@ -128,7 +121,7 @@ def _argmax_channels(model, output_name: str) -> int | None:
         except (onnx.shape_inference.InferenceError, ValueError, RuntimeError):
             return None
         shapes = {v.name: v for v in inferred.graph.value_info}
-    dims = _dims(shapes[node.input[0]]) if node.input[0] in shapes else None
+    dims = tensor_dims(shapes[node.input[0]]) if node.input[0] in shapes else None
     if not dims or not -len(dims) <= axis < len(dims):
         return None
     size = dims[axis]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rtseg.core.onnx_graph import attribute, consumers
 from rtseg.errors import ModelError
 
 PREP_VERSION = 2  # 1: cast swap + widened output cast; 2: Shape/Size read the float cast
@@ -44,7 +45,7 @@ def _elem_types(model) -> dict[str, int]:
 
 
 def _cast_to(node) -> int | None:
-    return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+    return attribute(node, "to") if node.op_type == "Cast" else None
 
 
 def _uint8_inputs(graph) -> set[str]:
@@ -53,20 +54,12 @@ def _uint8_inputs(graph) -> set[str]:
     return {i.name for i in graph.input if i.type.tensor_type.elem_type == TensorProto.UINT8}
 
 
-def _users(graph) -> dict[str, list]:
-    users: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    return users
-
-
 def _swap_input_casts(graph) -> int:
     """Cast(float) after a layout op on a uint8 graph input -> the Cast moves before it."""
     from onnx import TensorProto
 
     uint8_inputs = _uint8_inputs(graph)
-    users = _users(graph)
+    users = consumers(graph)
     swapped = 0
     layouts = [n for n in graph.node if n.op_type in LAYOUT_OPS and n.input and n.input[0] in uint8_inputs]
     for layout in layouts:

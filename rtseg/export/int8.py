@@ -44,10 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.onnx_graph import constants, consumers
 from rtseg.core.package import ModelPackage, write_sidecar
 from rtseg.errors import ExportError, InputError, MissingDependencyError
 from rtseg.export.fp16 import variant_meta
-from rtseg.export.int8_nodes import consumers, excluded_nodes
+from rtseg.export.int8_nodes import excluded_nodes
 from rtseg.export.qdq_rules import FLOAT_ONLY_OPS, check_qdq_rules, count_qdq, raise_on_qdq_problems
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -163,16 +164,7 @@ def _pre_process(src: Path, dst: Path) -> Path:
 def activation_ranges(graph) -> dict[str, dict]:
     """TensorQuantOverrides giving each Conv output the range of the activation that follows it:
     Clip(lo, hi) -> [lo, hi]; Relu -> [0, calibrated max]."""
-    from onnx import numpy_helper
-
-    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    consts.update(
-        {
-            n.output[0]: numpy_helper.to_array(n.attribute[0].t)
-            for n in graph.node
-            if n.op_type == "Constant" and n.attribute
-        }
-    )
+    consts = constants(graph)
     users = consumers(graph)
     overrides = {}
     for node in graph.node:

@@ -3,18 +3,11 @@ first Conv, and the groups, op types or node names given to `--int8-exclude`."""
 
 from __future__ import annotations
 
+from rtseg.core.onnx_graph import attribute, consumers, producers
 from rtseg.errors import InputError
 
 EXCLUDE_GROUPS = ("depthwise", "decoder", "head", "stem")
 ENCODER_PREFIX = "model.encoder."
-
-
-def consumers(graph) -> dict[str, list]:
-    users: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    return users
 
 
 def _descendants(graph, starts: list) -> set[str]:
@@ -34,31 +27,25 @@ def _descendants(graph, starts: list) -> set[str]:
 
 def preprocessing_nodes(graph) -> set[str]:
     """Names of the nodes upstream of the first Conv (uint8 -> normalised float), kept in float."""
-    producers = {out: node for node in graph.node for out in node.output}
+    made_by = producers(graph)
     first_conv = next((n for n in graph.node if n.op_type == "Conv"), None)
     if first_conv is None:
         return set()
     seen: set[str] = set()
-    stack = [producers[first_conv.input[0]]] if first_conv.input[0] in producers else []
+    stack = [made_by[first_conv.input[0]]] if first_conv.input[0] in made_by else []
     while stack:
         node = stack.pop()
         if node.name in seen:
             continue
         seen.add(node.name)
-        stack.extend(producers[i] for i in node.input if i in producers)
+        stack.extend(made_by[i] for i in node.input if i in made_by)
     return seen
 
 
 def _group_nodes(graph, group: str) -> set[str]:
-    from onnx import helper
-
     convs = [n for n in graph.node if n.op_type == "Conv"]
     if group == "depthwise":
-        return {
-            n.name
-            for n in convs
-            if any(a.name == "group" and helper.get_attribute_value(a) > 1 for a in n.attribute)
-        }
+        return {n.name for n in convs if attribute(n, "group", 1) > 1}
     if group == "stem":
         return {convs[0].name} if convs else set()
     if group == "head":

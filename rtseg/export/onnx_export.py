@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from rtseg.core.onnx_graph import all_nodes
 from rtseg.errors import ExportError, import_optional
 from rtseg.models.deploy import DeployableSegmenter
 
@@ -135,19 +136,11 @@ def _export_graph(module: nn.Module, example, path: Path, input_name: str, outpu
 STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
 
 
-def _nodes(graph):
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            for sub in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
-                yield from _nodes(sub)
-
-
 def drop_stack_traces(model) -> int:
     """Remove STACK_TRACE_KEY from every node of the onnx ModelProto `model` (its subgraphs and
     functions too), in place; returns how many were removed."""
     removed = 0
-    nodes = [*_nodes(model.graph), *(n for f in model.functions for n in f.node)]
+    nodes = [*all_nodes(model.graph), *(n for f in model.functions for n in f.node)]
     for node in nodes:
         keep = [p for p in node.metadata_props if p.key != STACK_TRACE_KEY]
         removed += len(node.metadata_props) - len(keep)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.onnx_graph import attribute, constants, input_uses, producers
 from rtseg.errors import ExportError
 
 FLOAT_ONLY_OPS = ("ConvTranspose", "Softmax")
@@ -36,34 +37,12 @@ def _load(model):
     return model
 
 
-def _constants(graph) -> dict[str, np.ndarray]:
-    """Initializers and Constant-node outputs by name."""
-    from onnx import numpy_helper
-
-    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attr.t)
-    return values
-
-
-def _attr(node, name: str, default=None):
-    from onnx import helper
-
-    for attr in node.attribute:
-        if attr.name == name:
-            return helper.get_attribute_value(attr)
-    return default
-
-
 def _zero_point_problems(node, consts: dict) -> list[str]:
     from onnx import TensorProto
 
     label = f"{node.op_type} {node.name or node.output[0]!r}"
     if len(node.input) < 3 or not node.input[2]:
-        if node.op_type == "QuantizeLinear" and _attr(node, "output_dtype") == TensorProto.INT8:
+        if node.op_type == "QuantizeLinear" and attribute(node, "output_dtype") == TensorProto.INT8:
             return []
         data = consts.get(node.input[0])  # an activation's dtype is its QuantizeLinear's, checked there
         if node.op_type == "DequantizeLinear" and (data is None or data.dtype == np.int8):
@@ -90,28 +69,20 @@ def _scale_problems(node, consts: dict) -> tuple[list[str], np.ndarray | None]:
     return [], scale
 
 
-def _consumers(graph) -> dict[str, list]:
-    users: dict[str, list] = {}
-    for node in graph.node:
-        for index, name in enumerate(node.input):
-            users.setdefault(name, []).append((node, index))
-    return users
-
-
-def _weight_value(name: str, consts: dict, producers: dict) -> np.ndarray | None:
+def _weight_value(name: str, consts: dict, made_by: dict) -> np.ndarray | None:
     """The constant behind a DQ input: an initializer, or a QuantizeLinear of one."""
     if name in consts:
         return consts[name]
-    producer = producers.get(name)
+    producer = made_by.get(name)
     if producer is not None and producer.op_type == "QuantizeLinear":
         return consts.get(producer.input[0])
     return None
 
 
-def _dq_placement_problems(node, scale, consts: dict, users: dict, producers: dict) -> list[str]:
+def _dq_placement_problems(node, scale, consts: dict, users: dict, made_by: dict) -> list[str]:
     """Per-channel weights on axis 0, per-tensor activations, no quantized bias, no float-only op."""
     label = f"DequantizeLinear {node.name or node.output[0]!r}"
-    weight = _weight_value(node.input[0], consts, producers)
+    weight = _weight_value(node.input[0], consts, made_by)
     is_weight = weight is not None
     problems = []
     for user, index in users.get(node.output[0], []):
@@ -120,7 +91,7 @@ def _dq_placement_problems(node, scale, consts: dict, users: dict, producers: di
         elif BIAS_INPUT.get(user.op_type) == index:
             problems.append(f"{label}: quantized bias of {user.op_type} {user.name!r}; keep biases in float")
         elif user.op_type == "Conv" and index == 1:
-            axis = _attr(node, "axis", 1)
+            axis = attribute(node, "axis", 1)
             channels = weight.shape[0] if weight is not None and weight.ndim else None
             if scale.size <= 1:
                 problems.append(
@@ -146,9 +117,9 @@ def check_qdq_rules(model) -> list[str]:
     Returns one readable line per violation; empty when the graph is fine (or has no Q/DQ).
     """
     graph = _load(model).graph
-    consts = _constants(graph)
-    users = _consumers(graph)
-    producers = {out: node for node in graph.node for out in node.output}
+    consts = constants(graph)
+    users = input_uses(graph)
+    made_by = producers(graph)
     problems: list[str] = []
     for node in graph.node:
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
@@ -162,7 +133,7 @@ def check_qdq_rules(model) -> list[str]:
                     f"DequantizeLinear {node.name or node.output[0]!r}: int32 input "
                     "(a quantized bias); TensorRT needs biases in float"
                 )
-            problems += _dq_placement_problems(node, scale, consts, users, producers)
+            problems += _dq_placement_problems(node, scale, consts, users, made_by)
         elif scale is not None and scale.size > 1 and _weight_value(node.input[0], consts, {}) is None:
             problems.append(
                 f"QuantizeLinear {node.name or node.output[0]!r}: activation quantized per "

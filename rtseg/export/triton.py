@@ -30,6 +30,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rtseg.core.onnx_graph import graph_inputs, tensor_dims
 from rtseg.core.package import ModelPackage, sha256_file, write_sidecar
 from rtseg.errors import InputError, ModelError, OutputError
 
@@ -91,7 +92,7 @@ def _tensor(value_info, batched: bool) -> TensorConfig:
     ttype = value_info.type.tensor_type
     if ttype.elem_type not in _TRITON_TYPES:
         raise ModelError(f"tensor {value_info.name!r} has a dtype Triton does not take ({ttype.elem_type})")
-    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in ttype.shape.dim]
+    dims = [d if isinstance(d, int) else -1 for d in tensor_dims(value_info) or ()]
     return TensorConfig(value_info.name, _TRITON_TYPES[ttype.elem_type], tuple(dims[1:] if batched else dims))
 
 
@@ -101,8 +102,7 @@ def graph_tensors(onnx_path: Path) -> tuple[bool, tuple[TensorConfig, ...], tupl
     import onnx
 
     model = onnx.load(str(onnx_path), load_external_data=False)
-    initializers = {t.name for t in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
+    inputs = graph_inputs(model.graph)
     if not inputs or not model.graph.output:
         raise ModelError(f"{onnx_path}: the graph has no inputs or no outputs")
     first = inputs[0].type.tensor_type.shape.dim

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rtseg.core.onnx_graph import all_graphs, all_nodes, graph_inputs, subgraphs, tensor_dims
 from rtseg.errors import ExportError, InputError
 
 INPUT_NAME = "image"
@@ -103,24 +104,16 @@ class GraphIO:
         return (h, w) if isinstance(h, int) and isinstance(w, int) else None
 
 
-def _dims(value_info) -> tuple:
-    return tuple(
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-        for d in value_info.type.tensor_type.shape.dim
-    )
-
-
 def inspect_graph(model, output_name: str | None = None) -> GraphIO:
     """The float NCHW input and the logits output of `model`; ExportError naming what is wrong."""
     from onnx import TensorProto
 
-    initializers = {t.name for t in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
+    inputs = graph_inputs(model.graph)
     if len(inputs) != 1:
         raise ExportError(f"the model must have one input, it has {len(inputs)}: {[i.name for i in inputs]}")
     floats = (TensorProto.FLOAT, TensorProto.FLOAT16)
     inp = inputs[0]
-    dtype, shape = inp.type.tensor_type.elem_type, _dims(inp)
+    dtype, shape = inp.type.tensor_type.elem_type, tuple(tensor_dims(inp) or ())
     if dtype not in floats:
         raise ExportError(f"input {inp.name!r} is {TensorProto.DataType.Name(dtype)}; expected float NCHW")
     if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
@@ -129,7 +122,7 @@ def inspect_graph(model, output_name: str | None = None) -> GraphIO:
     if output_name is not None and output_name not in outputs:
         raise ExportError(f"the model has no output {output_name!r} (outputs: {', '.join(outputs)})")
     out = outputs[output_name] if output_name else model.graph.output[0]
-    out_dtype, rank = out.type.tensor_type.elem_type, len(_dims(out))
+    out_dtype, rank = out.type.tensor_type.elem_type, len(tensor_dims(out) or ())
     if out_dtype not in floats:
         raise ExportError(
             f"output {out.name!r} is {TensorProto.DataType.Name(out_dtype)}, not float logits "
@@ -142,16 +135,14 @@ def inspect_graph(model, output_name: str | None = None) -> GraphIO:
 
 def _rename(graph, old: str, new: str) -> None:
     """Rename tensor `old` to `new` everywhere in `graph` and its subgraphs."""
-    for node in graph.node:
-        node.input[:] = [new if n == old else n for n in node.input]
-        node.output[:] = [new if n == old else n for n in node.output]
-        for attr in node.attribute:
-            for sub in [attr.g, *attr.graphs]:
-                _rename(sub, old, new)
-    for collection in (graph.input, graph.output, graph.value_info, graph.initializer):
-        for item in collection:
-            if item.name == old:
-                item.name = new
+    for each in all_graphs(graph):
+        for node in each.node:
+            node.input[:] = [new if n == old else n for n in node.input]
+            node.output[:] = [new if n == old else n for n in node.output]
+        for collection in (each.input, each.output, each.value_info, each.initializer):
+            for item in collection:
+                if item.name == old:
+                    item.name = new
 
 
 def _all_names(graph) -> set[str]:
@@ -177,13 +168,7 @@ def _with_opset(model):
 
 def _needed_names(graph) -> set[str]:
     """Every tensor name a node of `graph` or its subgraphs reads (outer-scope names included)."""
-    names: set[str] = set()
-    for node in graph.node:
-        names.update(node.input)
-        for attr in node.attribute:
-            for sub in [attr.g, *attr.graphs]:
-                names.update(_needed_names(sub))
-    return names
+    return {name for node in all_nodes(graph) for name in node.input}
 
 
 def _prune(graph) -> None:
@@ -194,9 +179,8 @@ def _prune(graph) -> None:
         if any(name in needed for name in node.output):
             kept.append(node)
             needed.update(node.input)
-            for attr in node.attribute:
-                for sub in [attr.g, *attr.graphs]:
-                    needed.update(_needed_names(sub))
+            for sub in subgraphs(node):
+                needed.update(_needed_names(sub))
     del graph.node[:]
     graph.node.extend(reversed(kept))
     initializers = [t for t in graph.initializer if t.name in needed]

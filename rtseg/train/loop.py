@@ -143,6 +143,78 @@ def load_split(cfg: TrainConfig, split: str):
     return dataset, [dataset[i] for i in tqdm(range(len(dataset)), desc=f"load {split}", leave=False)]
 
 
+def _class_counts(samples: list, num_classes: int) -> np.ndarray:
+    """(num_classes,) int64 pixel count of each class over the masks of `samples` (ignored left out)."""
+    counts = np.zeros(num_classes, np.int64)
+    for _, mask in samples:
+        counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=num_classes)[:num_classes]
+    return counts
+
+
+def _resume(last: Path, cfg: TrainConfig, model, optimizer, state: dict):
+    """(state, rng) after loading `last.pth` into `model` and `optimizer`; RtsegError when it was
+    trained with another configuration."""
+    ckpt = load_checkpoint(last)
+    if _schedule_free(ckpt.get("config", {})) != _schedule_free(_config_json(cfg)):
+        raise RtsegError(f"{last} was trained with another configuration; use a new --out-dir")
+    model.load_state_dict(ckpt["state_dict"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    state = {k: ckpt[k] for k in state}
+    print(f"resumed from {last} at epoch {state['epoch']}")
+    return state, np.random.default_rng([cfg.seed, state["epoch"]])
+
+
+def _payload(cfg: TrainConfig, model, labels, normalization: dict, input_size, extra: dict) -> dict:
+    """A checkpoint's contents (rtseg.core.checkpoint): the model, labels, normalization, input
+    size `(height, width)`, weights and configuration, plus `extra`."""
+    return {
+        "model": {
+            "arch": cfg.arch,
+            "encoder": cfg.encoder,
+            "num_classes": labels.num_classes,
+            "kwargs": dict(cfg.model_kwargs),
+        },
+        "labels": {
+            "name": labels.name,
+            "classes": list(labels.classes),
+            "palette": [list(c) for c in labels.palette],
+        },
+        "normalization": {k: list(v) for k, v in normalization.items()},
+        "input_size": list(input_size),
+        "state_dict": model.state_dict(),
+        "config": _config_json(cfg),
+        **extra,
+    }
+
+
+def _train_epoch(cfg: TrainConfig, model, criterion, optimizer, samples: list, state: dict, rng, epoch: int):
+    """One pass over `samples` in a random order; updates `state["step"]`; returns the smoothed loss."""
+    normalization = encoder_normalization(cfg.encoder)
+    aug = AugmentConfig(crop=tuple(cfg.crop), scale=tuple(cfg.scale))
+    iters_per_epoch = len(samples) // cfg.batch_size
+    total = iters_per_epoch * cfg.epochs
+    model.train()
+    order = rng.permutation(len(samples))
+    bar = tqdm(range(iters_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+    running = 0.0
+    for it in bar:
+        batch = [
+            augment(*samples[j], aug, rng) for j in order[it * cfg.batch_size : (it + 1) * cfg.batch_size]
+        ]
+        x = to_tensor(np.stack([b[0] for b in batch]), **normalization)
+        y = torch.from_numpy(np.stack([b[1] for b in batch])).long()
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(cfg, state["step"], total)
+        loss = criterion(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state["step"] += 1
+        running = 0.9 * running + 0.1 * loss.item() if it else loss.item()
+        bar.set_postfix(loss=f"{running:.3f}")
+    return running
+
+
 def train(cfg: TrainConfig, resume: bool = True) -> Path:
     """Train, checkpointing into `cfg.out_dir`; returns the path of `best.pth`."""
     check_config(cfg)
@@ -157,76 +229,23 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     model = create_model(
         cfg.arch, cfg.encoder, labels.num_classes, pretrained=cfg.pretrained, **cfg.model_kwargs
     )
-    counts = np.zeros(labels.num_classes, np.int64)
-    for _, mask in train_samples:
-        counts += np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=labels.num_classes)[
-            : labels.num_classes
-        ]
+    counts = _class_counts(train_samples, labels.num_classes)
     criterion = build_loss(cfg.loss, class_weight_tensor(cfg.class_weights, counts))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    iters_per_epoch = len(train_samples) // cfg.batch_size
-    if iters_per_epoch == 0:
+    if len(train_samples) // cfg.batch_size == 0:
         raise InputError(
             f"the {cfg.train_split} split has {len(train_samples)} images, fewer than "
             f"the batch size {cfg.batch_size}"
         )
-    total = iters_per_epoch * cfg.epochs
     state = {"epoch": 0, "step": 0, "best_miou": -1.0, "history": []}
     rng = np.random.default_rng(cfg.seed)
     last = out / "last.pth"
     if resume and last.exists():
-        ckpt = load_checkpoint(last)
-        if _schedule_free(ckpt.get("config", {})) != _schedule_free(_config_json(cfg)):
-            raise RtsegError(f"{last} was trained with another configuration; use a new --out-dir")
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = {k: ckpt[k] for k in state}
-        rng = np.random.default_rng([cfg.seed, state["epoch"]])
-        print(f"resumed from {last} at epoch {state['epoch']}")
-
-    def payload(extra: dict) -> dict:
-        return {
-            "model": {
-                "arch": cfg.arch,
-                "encoder": cfg.encoder,
-                "num_classes": labels.num_classes,
-                "kwargs": dict(cfg.model_kwargs),
-            },
-            "labels": {
-                "name": labels.name,
-                "classes": list(labels.classes),
-                "palette": [list(c) for c in labels.palette],
-            },
-            "normalization": {k: list(v) for k, v in normalization.items()},
-            "input_size": list(val_samples[0][0].shape[:2]),
-            "state_dict": model.state_dict(),
-            "config": _config_json(cfg),
-            **extra,
-        }
-
-    aug = AugmentConfig(crop=tuple(cfg.crop), scale=tuple(cfg.scale))
+        state, rng = _resume(last, cfg, model, optimizer, state)
+    input_size = val_samples[0][0].shape[:2]
     started = time.time()
     for epoch in range(state["epoch"], cfg.epochs):
-        model.train()
-        order = rng.permutation(len(train_samples))
-        bar = tqdm(range(iters_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
-        running = 0.0
-        for it in bar:
-            batch = [
-                augment(*train_samples[j], aug, rng)
-                for j in order[it * cfg.batch_size : (it + 1) * cfg.batch_size]
-            ]
-            x = to_tensor(np.stack([b[0] for b in batch]), **normalization)
-            y = torch.from_numpy(np.stack([b[1] for b in batch])).long()
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * lr_factor(cfg, state["step"], total)
-            loss = criterion(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            state["step"] += 1
-            running = 0.9 * running + 0.1 * loss.item() if it else loss.item()
-            bar.set_postfix(loss=f"{running:.3f}")
+        running = _train_epoch(cfg, model, criterion, optimizer, train_samples, state, rng, epoch)
         state["epoch"] = epoch + 1
         record = {"epoch": epoch + 1, "loss": running, "minutes": (time.time() - started) / 60}
         if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
@@ -234,10 +253,14 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
             record["val_miou"] = metrics["miou"]
             if metrics["miou"] > state["best_miou"]:
                 state["best_miou"] = metrics["miou"]
-                save_checkpoint(out / "best.pth", payload({"epoch": epoch + 1, "val": metrics}))
+                best = {"epoch": epoch + 1, "val": metrics}
+                save_checkpoint(
+                    out / "best.pth", _payload(cfg, model, labels, normalization, input_size, best)
+                )
         state["history"].append(record)
         print(json.dumps(record), flush=True)
-        save_checkpoint(last, payload({"optimizer": optimizer.state_dict(), **state}))
+        extra = {"optimizer": optimizer.state_dict(), **state}
+        save_checkpoint(last, _payload(cfg, model, labels, normalization, input_size, extra))
     return out / "best.pth"
 
 
