@@ -20,12 +20,16 @@ DATA = Path(os.environ.get("RTSEG_DATA", REPO.parent / "shared" / "data"))
 
 
 def pytest_configure(config):
-    # One cache folder for the run (engines, exported graphs, bench packages), shared with the
-    # subprocesses and any xdist workers, never the user's ~/.cache: the tiny model's graph is
-    # exported once per run, and every later export of it comes from the graph cache.
+    # One cache folder for the run (engines, bench packages), shared with the subprocesses and
+    # any xdist workers, never the user's ~/.cache. Exported graphs are kept across runs in
+    # pytest's cache (.pytest_cache/d/rtseg-onnx; `--cache-clear` or `-p no:cacheprovider` for a
+    # cold run), keyed by everything the graph depends on (rtseg/export/graph_cache.py): each
+    # graph is exported once, and a later export of the same weights is a copy.
     if "PYTEST_XDIST_WORKER" not in os.environ:
         run_cache = os.environ["RTSEG_CACHE"] = tempfile.mkdtemp(prefix="rtseg-test-cache-")
         config.add_cleanup(lambda: shutil.rmtree(run_cache, ignore_errors=True))
+        if getattr(config, "cache", None) is not None and "RTSEG_EXPORT_CACHE" not in os.environ:
+            os.environ["RTSEG_EXPORT_CACHE"] = str(config.cache.mkdir("rtseg-onnx"))
     for marker, text in (
         ("gpu", "needs a CUDA GPU; skipped without one"),
         ("trt", "needs TensorRT; skipped without it"),

@@ -20,9 +20,20 @@ DILATED = ("vgg19_dilated",)
 HEAVY = ("vgg16", "vgg16_bn", "vgg19_dilated", "resnet50")
 # Every sensible (arch, encoder) pair: FCN needs stride 8/16/32 features, which a dilated
 # encoder does not have (tested below as an error).
+# The fast loop (-m "not slow") builds every architecture on the light encoders; the heavy ones
+# (each 0.3-0.5 s to build) run with the whole suite.
 PAIRS = [
-    (a, e) for a in sorted(ARCHITECTURES) for e in sorted(ENCODERS) if not (a in FCN_ARCHS and e in DILATED)
+    pytest.param(a, e, marks=pytest.mark.slow) if e in HEAVY else (a, e)
+    for a in sorted(ARCHITECTURES)
+    for e in sorted(ENCODERS)
+    if not (a in FCN_ARCHS and e in DILATED)
 ]
+
+
+def _heavy_slow(names) -> list:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
+
+
 # A thin classic fc6/fc7 head keeps the VGG FCNs fast; the 4096-wide one is tested once.
 LIGHT_KWARGS = {"fc_channels": 64}
 
@@ -48,7 +59,7 @@ def test_registry_lists_the_issue_architectures_and_encoders():
     } <= set(ENCODERS)
 
 
-@pytest.mark.parametrize("name", sorted(ENCODERS))
+@pytest.mark.parametrize("name", _heavy_slow(sorted(ENCODERS)))
 def test_encoder_contract_five_features_at_declared_strides(name):
     encoder = build_encoder(name).eval()
     strides = getattr(encoder, "output_strides", (2, 4, 8, 16, 32))
@@ -96,6 +107,7 @@ def test_unknown_names_and_options_are_model_errors():
         create_model("unet", "resnet18", 5, fc_channels=64)
 
 
+@pytest.mark.slow
 def test_classic_fcn8s_has_the_4096_wide_fc6_fc7_head():
     model = create_model("fcn8s", "vgg16", 21).eval()
     fc6, fc7 = model.head[0], model.head[3]
@@ -182,7 +194,10 @@ def test_resnet_uses_torchvision_names(name):
         assert "layer4.2.conv3.weight" in keys and "layer1.0.downsample.1.weight" in keys
 
 
-@pytest.mark.parametrize("name", ["vgg16", "vgg16_bn", "resnet18", "resnet50"])
+@pytest.mark.parametrize(
+    "name",
+    ["vgg16", pytest.param("vgg16_bn", marks=pytest.mark.slow), "resnet18", *_heavy_slow(["resnet50"])],
+)
 @pytest.mark.parametrize("prefix", ["", "module."])
 def test_torchvision_state_dict_loads_exactly(tmp_path, name, prefix):
     state = torchvision_state(name, fc_width=64)

@@ -15,7 +15,8 @@ An entry is written whole or not at all (atomic rename), a hit is re-read before
 unreadable entry is dropped and the graph exported again), and the caller's parity check against
 PyTorch still runs on every export. The cache never fails an export: a full disk or a read-only
 cache folder only means no copy is kept. It holds at most MAX_ENTRIES graphs and MAX_BYTES in all,
-the least recently used going first. `RTSEG_EXPORT_CACHE=0` turns it off.
+the least recently used going first. `RTSEG_EXPORT_CACHE=0` turns it off; `RTSEG_EXPORT_CACHE=DIR`
+keeps it in DIR.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import rtseg
 from rtseg.core.paths import atomic_output
 from rtseg.core.user_cache import cache_dir
 
-MAX_ENTRIES = 16
+MAX_ENTRIES = 32
 MAX_BYTES = 2 << 30
 LOCK_TIMEOUT_S = 600.0  # longer than any export; past it, export without waiting
 SETTING_TYPES = (bool, int, float, str, type(None))
@@ -41,12 +42,21 @@ TRUSTED_CODE = ("rtseg.models.", "rtseg.export.", "torch.")
 SOURCES = ("models", "export/onnx_export.py", "export/graph_cache.py")  # under rtseg/
 
 
+OFF, ON = ("0", "off", "no", "false"), ("", "1", "on", "yes", "true")
+
+
+def _setting() -> str:
+    return os.environ.get("RTSEG_EXPORT_CACHE", "").strip()
+
+
 def enabled() -> bool:
-    return os.environ.get("RTSEG_EXPORT_CACHE", "1").strip().lower() not in ("0", "off", "no", "false")
+    return _setting().lower() not in OFF
 
 
 def folder() -> Path:
-    return cache_dir() / "onnx"
+    """`$RTSEG_EXPORT_CACHE` when it names a folder, else `cache_dir()/onnx`."""
+    setting = _setting()
+    return cache_dir() / "onnx" if setting.lower() in ON + OFF else Path(setting)
 
 
 @functools.lru_cache(maxsize=1)
