@@ -170,7 +170,8 @@ def finish(proc, timeout_s: float = 30.0) -> tuple[str, str]:
 def test_window_shows_the_overlay_until_the_live_source_ends(x_display, band_package, tmp_path):
     colours = expected_colours()
     assert count_colour(colours["overlay"][None, None], colours["frame"]) == 0  # distinguishable
-    proc = start_rtseg(x_display, band_package, tmp_path, SOURCE + ":duration=5")
+    # 8 s of live frames: enough to outlast a slow start (imports, the model) on a busy machine
+    proc = start_rtseg(x_display, band_package, tmp_path, SOURCE + ":duration=8")
     try:
         shot = wait_for_colour(x_display, colours["overlay"], proc)
         assert count_colour(shot, colours["frame"]) < MIN_PIXELS // 10  # the overlay, not the bare frame
@@ -246,11 +247,13 @@ def test_window_opens_at_the_frame_size_fitted_to_the_screen_and_qt_prints_nothi
 ):
     h, w = frame
     colours = expected_colours()
-    source = f"lavfi:color=c={COLOUR}:size={w}x{h}:rate=30:duration=4"
+    source = f"lavfi:color=c={COLOUR}:size={w}x{h}:rate=30"  # endless: q ends it, however slow the start
     proc = start_rtseg(x_display, band_package, tmp_path, source)
     try:
         wait_for_colour(x_display, colours["overlay"], proc)
         assert window_size(x_display) == expected
+        window = xdotool(x_display, "search", "--sync", "--name", "^rtseg$").split()[0]
+        press(x_display, window, "q")
         stdout, stderr = finish(proc)
     finally:
         if proc.poll() is None:
