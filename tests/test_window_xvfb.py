@@ -226,8 +226,8 @@ def test_keys_in_the_window_mask_mode_snapshot_and_quit(x_display, band_package,
 
 
 def window_size(display: str) -> tuple[int, int]:
-    """(height, width) of the rtseg window, once it is mapped."""
-    window = xdotool(display, "search", "--sync", "--name", "^rtseg$").split()[0]
+    """(height, width) of the rtseg window, once it is mapped (visible)."""
+    window = xdotool(display, "search", "--sync", "--onlyvisible", "--name", "^rtseg$").split()[0]
     geometry = dict(
         line.split("=", 1) for line in xdotool(display, "getwindowgeometry", "--shell", window).split()
     )
@@ -246,13 +246,11 @@ def test_window_opens_at_the_frame_size_fitted_to_the_screen_and_qt_prints_nothi
     x_display, band_package, tmp_path, frame, expected
 ):
     h, w = frame
-    colours = expected_colours()
     source = f"lavfi:color=c={COLOUR}:size={w}x{h}:rate=30"  # endless: q ends it, however slow the start
     proc = start_rtseg(x_display, band_package, tmp_path, source)
     try:
-        wait_for_colour(x_display, colours["overlay"], proc)
         assert window_size(x_display) == expected
-        window = xdotool(x_display, "search", "--sync", "--name", "^rtseg$").split()[0]
+        window = xdotool(x_display, "search", "--sync", "--onlyvisible", "--name", "^rtseg$").split()[0]
         press(x_display, window, "q")
         stdout, stderr = finish(proc)
     finally:
