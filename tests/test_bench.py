@@ -557,3 +557,11 @@ def test_plot_labels_are_moved_off_each_other_and_off_the_markers():
     assert offsets[0] == 0 and offsets[2] == 0  # nothing in their way
     assert abs(offsets[1] + anchors[1][1] - anchors[0][1]) >= 12  # the second label moved clear
     assert label_offsets([(100, 200)], [(80, 12)], obstacles=[(120, 195, 130, 205)]) != [0]
+
+
+def test_the_bench_cache_is_in_the_user_cache_unless_given(tiny_package, tmp_path, monkeypatch):
+    from rtseg.bench.plan import open_family
+
+    monkeypatch.setenv("RTSEG_CACHE", str(tmp_path / "user-cache"))
+    assert open_family(tiny_package.onnx_path, None).cache_dir == tmp_path / "user-cache" / "bench"
+    assert open_family(tiny_package.onnx_path, tmp_path / "mine").cache_dir == tmp_path / "mine"
