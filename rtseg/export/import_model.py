@@ -293,7 +293,7 @@ def _export_module(module, path: Path, size: tuple[int, int]) -> None:
     from rtseg.export.onnx_export import torch_to_onnx
 
     example = torch.zeros((2, 3, *size), dtype=torch.float32)  # batch 2 keeps the axis symbolic
-    torch_to_onnx(module, example, path, "input", "logits")
+    torch_to_onnx(module, example, "input", "logits", path)
 
 
 def import_module(

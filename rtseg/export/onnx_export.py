@@ -59,35 +59,27 @@ def export_onnx(
     external data, no exporter stack traces (they hold this machine's file paths). The same
     weights exported the same way before come from the graph cache (export/graph_cache.py).
     """
-    return export_onnx_cached(model, path, input_size, mean, std, output, opset, use_cache)[0]
-
-
-def export_onnx_cached(
-    model: nn.Module,
-    path: str | Path,
-    input_size: tuple[int, int],
-    mean,
-    std,
-    output: str = "ids",
-    opset: int = OPSET,
-    use_cache: bool = True,
-) -> tuple[Path, str | None]:
-    """export_onnx, and the graph cache key when the graph came from the cache (else None)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    torch_to_onnx(*deployable_graph(model, input_size, mean, std, output), path, opset, use_cache)
+    return path
+
+
+def deployable_graph(model: nn.Module, input_size: tuple[int, int], mean, std, output: str = "ids"):
+    """(graph, example, input name, output name) for torch_to_onnx: `model` wrapped as the
+    deployable uint8 NHWC RGB graph, and a (2, H, W, 3) uint8 example (batch 2 keeps the axis
+    symbolic)."""
     graph = DeployableSegmenter(model.eval(), mean, std, output).eval()
-    h, w = input_size
-    example = torch.zeros((2, h, w, 3), dtype=torch.uint8)  # batch 2: keeps the axis symbolic
-    out_name = "class_ids" if output == "ids" else "logits"
-    return path, torch_to_onnx(graph, example, path, INPUT_NAME, out_name, opset, use_cache)
+    example = torch.zeros((2, *input_size, 3), dtype=torch.uint8)
+    return graph, example, INPUT_NAME, "class_ids" if output == "ids" else "logits"
 
 
 def torch_to_onnx(
     module: nn.Module,
     example,
-    path: Path,
     input_name: str,
     output_name: str,
+    path: Path,
     opset: int = OPSET,
     use_cache: bool = True,
 ) -> str | None:

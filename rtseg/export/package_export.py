@@ -10,7 +10,7 @@ from rtseg.core.checkpoint import load_checkpoint
 from rtseg.core.package import ModelPackage, relative_reference, sha256_file, write_sidecar
 from rtseg.errors import ExportError
 from rtseg.export import graph_cache
-from rtseg.export.onnx_export import ParityReport, check_parity, export_onnx_cached
+from rtseg.export.onnx_export import ParityReport, check_parity, deployable_graph, torch_to_onnx
 from rtseg.models import model_from_checkpoint
 
 
@@ -66,7 +66,9 @@ def export_fp32_graph(
     to `onnx_path`, check it against PyTorch on `frames`, and return the sidecar fields (with
     the parity record) and the report; the sidecar itself is the caller's to write."""
     norm = payload["normalization"]
-    _, cached = export_onnx_cached(model, onnx_path, size, norm["mean"], norm["std"])
+    graph = deployable_graph(model, size, norm["mean"], norm["std"])
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    cached = torch_to_onnx(*graph, onnx_path)
     try:
         report = check_parity(
             model, onnx_path, frames, norm["mean"], norm["std"], min_agreement=min_agreement
@@ -75,7 +77,7 @@ def export_fp32_graph(
         if cached is None:
             raise
         graph_cache.evict(cached)  # a cached graph that disagrees is never trusted: export afresh
-        export_onnx_cached(model, onnx_path, size, norm["mean"], norm["std"], use_cache=False)
+        torch_to_onnx(*graph, onnx_path, use_cache=False)
         report = check_parity(
             model, onnx_path, frames, norm["mean"], norm["std"], min_agreement=min_agreement
         )
