@@ -15,11 +15,13 @@ from conftest import structured_frames
 
 from rtseg.cli import main
 from rtseg.core.checkpoint import load_checkpoint
+from rtseg.data.labels import IGNORE_INDEX
 from rtseg.errors import RtsegError
 from rtseg.train.loop import TrainConfig, check_config, lr_factor
 from rtseg.train.losses import (
     DiceLoss,
     FocalLoss,
+    OhemCrossEntropy,
     build_loss,
     class_weight_tensor,
     median_frequency_weights,
@@ -75,6 +77,23 @@ def test_weighted_cross_entropy_matches_a_hand_computation():
     nll1 = -math.log(math.exp(1) / (math.exp(1) + 1))
     expected = (1 * nll0 + 3 * nll1) / (1 + 3)
     assert build_loss("ce", weight)(logits, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_ohem_averages_only_the_hard_pixels_but_keeps_a_minimum():
+    target = torch.zeros(1, 2, 4, dtype=torch.long)
+    target[0, 0, 0] = IGNORE_INDEX
+    logits = confident_logits(target, 3)
+    logits[0, :, 1, :2] = 0.0  # two hard pixels: p(true) = 1/3 < 0.7
+    per_pixel = F.cross_entropy(logits, target.clamp(0, 2), reduction="none")
+    ohem = OhemCrossEntropy(threshold=0.7, min_kept=0.0)(logits, target)
+    assert ohem.item() == pytest.approx(per_pixel[0, 1, :2].mean().item(), rel=1e-5)
+    easy = confident_logits(
+        target, 3, scale=3.0
+    )  # nothing hard (p = 0.91): the top min_kept share still trains
+    kept = OhemCrossEntropy(threshold=0.7, min_kept=0.5)(easy, target)
+    assert kept.item() > 0
+    nothing = torch.full_like(target, IGNORE_INDEX)
+    assert OhemCrossEntropy()(logits, nothing).item() == 0.0
 
 
 def test_class_weight_schemes():
@@ -192,6 +211,24 @@ def test_train_two_epochs_then_resume_continues(tmp_path):
     )
     assert evaluated.exit_code == 0, evaluated.output
     assert "4 images of camvid val" in evaluated.stdout
+
+
+def test_train_with_ema_and_ohem_on_joined_splits_resumes_the_average(tmp_path):
+    root, out = tiny_camvid_tree(tmp_path / "camvid", train=4, val=4), tmp_path / "run"
+    args = ("--train-split", "train+val", "--loss", "ohem", "--ema-decay", "0.9")
+    first = CliRunner().invoke(main, _train_args(root, out, "--epochs", "1", *args))
+    assert first.exit_code == 0, first.output
+    last = load_checkpoint(out / "last.pth")
+    assert last["step"] == 2  # 8 images of train + val, batch 4
+    trained, averaged = last["train_state_dict"], last["state_dict"]
+    name = next(k for k, v in trained.items() if v.is_floating_point() and "weight" in k)
+    assert not torch.equal(trained[name], averaged[name])  # the saved weights are the average
+    assert last["ema_state_dict"]["n_averaged"].item() == 2
+    resumed = CliRunner().invoke(main, _train_args(root, out, "--epochs", "2", *args))
+    assert resumed.exit_code == 0, resumed.output
+    assert load_checkpoint(out / "last.pth")["ema_state_dict"]["n_averaged"].item() == 4
+    bad = CliRunner().invoke(main, _train_args(root, tmp_path / "b", "--train-split", "train+train"))
+    assert bad.exit_code == 1 and "name each split once" in bad.stderr
 
 
 def test_train_cli_errors_are_one_line(tmp_path):

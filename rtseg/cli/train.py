@@ -104,7 +104,7 @@ def resolve_pretrained(encoder: str, pretrained: bool | None, weights: Path | No
 @click.option("--schedule", type=click.Choice(["poly", "cosine"]), default="poly", show_default=True)
 @click.option("--warmup-iters", type=click.IntRange(0), default=100, show_default=True)
 @click.option(
-    "--loss", type=click.Choice(["ce", "dice", "focal", "ce+dice"]), default="ce", show_default=True
+    "--loss", type=click.Choice(["ce", "ohem", "dice", "focal", "ce+dice"]), default="ce", show_default=True
 )
 @click.option(
     "--class-weights",
@@ -119,6 +119,13 @@ def resolve_pretrained(encoder: str, pretrained: bool | None, weights: Path | No
     show_default=True,
     metavar="MIN,MAX",
     help="Random scale range applied before the crop.",
+)
+@click.option(
+    "--ema-decay",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Validate and save an exponential moving average of the weights (e.g. 0.999); 0: off.",
 )
 @click.option(
     "--val-every",
@@ -166,6 +173,7 @@ def train(
     class_weights,
     crop,
     scale,
+    ema_decay,
     val_every,
     out_dir,
     threads,
@@ -196,6 +204,7 @@ def train(
         class_weights=class_weights,
         crop=parse_size(crop, "--crop"),
         scale=parse_scale(scale),
+        ema_decay=ema_decay,
         val_every=val_every,
         out_dir=str(out_dir or Path("runs") / f"{dataset}_{arch}_{encoder}"),
         threads=threads,

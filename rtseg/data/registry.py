@@ -31,4 +31,32 @@ def dataset_name(name: str) -> str:
 
 
 def open_dataset(name: str, root: str, split: str, **kwargs) -> SegmentationDataset:
-    return DATASETS[dataset_name(name)](root, split, **kwargs)
+    """The dataset `name` at `root`; `split` may join several with `+` ("train+val": the final
+    model of a recipe chosen on val is trained on both, as CGNet and PIDNet do)."""
+    opener = DATASETS[dataset_name(name)]
+    parts = [part.strip() for part in split.split("+")]
+    if len(parts) == 1:
+        return opener(root, split, **kwargs)
+    if any(not part for part in parts) or len(set(parts)) != len(parts):
+        raise InputError(f"split {split!r}: name each split once, joined by '+' (e.g. train+val)")
+    return JoinedDataset([opener(root, part, **kwargs) for part in parts])
+
+
+class JoinedDataset(SegmentationDataset):
+    """Several splits of one dataset read as one: items in order, each through its own split's
+    label mapping. Items: image `(H, W, 3) uint8 RGB`, mask `(H, W) uint8` ids."""
+
+    def __init__(self, parts: list[SegmentationDataset]):
+        super().__init__(
+            [pair for part in parts for pair in part.pairs],
+            parts[0].label_set,
+            " + ".join(part.name for part in parts),
+        )
+        self.parts = parts
+
+    def __getitem__(self, i: int):
+        for part in self.parts:
+            if i < len(part):
+                return part[i]
+            i -= len(part)
+        raise IndexError(i)

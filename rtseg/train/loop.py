@@ -49,6 +49,7 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     model_kwargs: dict = field(default_factory=dict)
+    ema_decay: float = 0.0  # 0: off; else the weights evaluated and saved are an EMA of the trained ones
 
 
 def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
@@ -110,6 +111,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise RtsegError(f"crop must be two positive sizes (height, width), got {cfg.crop}")
     if len(cfg.scale) != 2 or not 0 < cfg.scale[0] <= cfg.scale[1]:
         raise RtsegError(f"scale must be (min, max) with 0 < min <= max, got {cfg.scale}")
+    if not 0 <= cfg.ema_decay < 1:
+        raise RtsegError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
 
 
 class LazySamples:
@@ -151,13 +154,15 @@ def _class_counts(samples: list, num_classes: int) -> np.ndarray:
     return counts
 
 
-def _resume(last: Path, cfg: TrainConfig, model, optimizer, state: dict):
-    """(state, rng) after loading `last.pth` into `model` and `optimizer`; RtsegError when it was
-    trained with another configuration."""
+def _resume(last: Path, cfg: TrainConfig, model, ema, optimizer, state: dict):
+    """(state, rng) after loading `last.pth` into `model`, `ema` and `optimizer`; RtsegError when
+    it was trained with another configuration."""
     ckpt = load_checkpoint(last)
     if _schedule_free(ckpt.get("config", {})) != _schedule_free(_config_json(cfg)):
         raise RtsegError(f"{last} was trained with another configuration; use a new --out-dir")
-    model.load_state_dict(ckpt["state_dict"])
+    model.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
+    if ema is not None:
+        ema.load_state_dict(ckpt["ema_state_dict"])
     optimizer.load_state_dict(ckpt["optimizer"])
     state = {k: ckpt[k] for k in state}
     print(f"resumed from {last} at epoch {state['epoch']}")
@@ -187,7 +192,19 @@ def _payload(cfg: TrainConfig, model, labels, normalization: dict, input_size, e
     }
 
 
-def _train_epoch(cfg: TrainConfig, model, criterion, optimizer, samples: list, state: dict, rng, epoch: int):
+def make_ema(cfg: TrainConfig, model):
+    """torch's AveragedModel holding an exponential moving average of `model`'s weights and
+    buffers (decay `cfg.ema_decay` per step), or None when EMA is off."""
+    if not cfg.ema_decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+
+
+def _train_epoch(
+    cfg: TrainConfig, model, ema, criterion, optimizer, samples: list, state: dict, rng, epoch: int
+):
     """One pass over `samples` in a random order; updates `state["step"]`; returns the smoothed loss."""
     normalization = encoder_normalization(cfg.encoder)
     aug = AugmentConfig(crop=tuple(cfg.crop), scale=tuple(cfg.scale))
@@ -209,6 +226,8 @@ def _train_epoch(cfg: TrainConfig, model, criterion, optimizer, samples: list, s
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         state["step"] += 1
         running = 0.9 * running + 0.1 * loss.item() if it else loss.item()
         bar.set_postfix(loss=f"{running:.3f}")
@@ -232,6 +251,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     counts = _class_counts(train_samples, labels.num_classes)
     criterion = build_loss(cfg.loss, class_weight_tensor(cfg.class_weights, counts))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = make_ema(cfg, model)
+    deployed = model if ema is None else ema.module  # the weights evaluated and saved
     if len(train_samples) // cfg.batch_size == 0:
         raise InputError(
             f"the {cfg.train_split} split has {len(train_samples)} images, fewer than "
@@ -241,26 +262,28 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
     rng = np.random.default_rng(cfg.seed)
     last = out / "last.pth"
     if resume and last.exists():
-        state, rng = _resume(last, cfg, model, optimizer, state)
+        state, rng = _resume(last, cfg, model, ema, optimizer, state)
     input_size = val_samples[0][0].shape[:2]
     started = time.time()
     for epoch in range(state["epoch"], cfg.epochs):
-        running = _train_epoch(cfg, model, criterion, optimizer, train_samples, state, rng, epoch)
+        running = _train_epoch(cfg, model, ema, criterion, optimizer, train_samples, state, rng, epoch)
         state["epoch"] = epoch + 1
         record = {"epoch": epoch + 1, "loss": running, "minutes": (time.time() - started) / 60}
         if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
-            metrics = evaluate_torch(model, val_samples, labels, normalization)
+            metrics = evaluate_torch(deployed, val_samples, labels, normalization)
             record["val_miou"] = metrics["miou"]
             if metrics["miou"] > state["best_miou"]:
                 state["best_miou"] = metrics["miou"]
                 best = {"epoch": epoch + 1, "val": metrics}
                 save_checkpoint(
-                    out / "best.pth", _payload(cfg, model, labels, normalization, input_size, best)
+                    out / "best.pth", _payload(cfg, deployed, labels, normalization, input_size, best)
                 )
         state["history"].append(record)
         print(json.dumps(record), flush=True)
         extra = {"optimizer": optimizer.state_dict(), **state}
-        save_checkpoint(last, _payload(cfg, model, labels, normalization, input_size, extra))
+        if ema is not None:  # `state_dict` is what deploys (the average); these resume training
+            extra.update(train_state_dict=model.state_dict(), ema_state_dict=ema.state_dict())
+        save_checkpoint(last, _payload(cfg, deployed, labels, normalization, input_size, extra))
     return out / "best.pth"
 
 

@@ -60,7 +60,7 @@ def class_weight_tensor(spec: str, pixel_counts: np.ndarray) -> torch.Tensor | N
     return torch.tensor(parsed, dtype=torch.float32)
 
 
-LOSSES = ("ce", "dice", "focal", "ce+dice")
+LOSSES = ("ce", "ohem", "dice", "focal", "ce+dice")
 
 
 class DiceLoss(nn.Module):
@@ -79,6 +79,39 @@ class DiceLoss(nn.Module):
         inter = (prob * onehot).sum((0, 2, 3))
         denom = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
         return 1 - ((2 * inter + self.eps) / (denom + self.eps)).mean()
+
+
+class OhemCrossEntropy(nn.Module):
+    """Online hard example mining cross-entropy (as in BiSeNet, PIDNet, PP-LiteSeg): the mean
+    per-pixel CE over the pixels whose true-class probability is below `threshold`, and at least
+    the `min_kept` share of the valid pixels with the largest loss (so easy batches still train).
+    Logits `(N, C, H, W)` float, target `(N, H, W)` int64 with IGNORE_INDEX for unlabelled pixels."""
+
+    def __init__(
+        self,
+        threshold: float = 0.7,
+        min_kept: float = 1 / 16,
+        weight: torch.Tensor | None = None,
+        ignore_index: int = IGNORE_INDEX,
+    ):
+        super().__init__()
+        self.loss_threshold = -float(np.log(threshold))  # p < threshold  <=>  CE > -ln(threshold)
+        self.min_kept, self.ignore_index = min_kept, ignore_index
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(
+            logits, target, weight=self.weight, ignore_index=self.ignore_index, reduction="none"
+        )
+        plain = F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="none")
+        valid = target != self.ignore_index
+        count = int(valid.sum())
+        if count == 0:
+            return loss.sum() * 0
+        plain, loss = plain[valid], loss[valid]
+        keep = max(1, int(count * self.min_kept))
+        threshold = min(self.loss_threshold, float(plain.topk(keep).values[-1]))
+        return loss[plain >= threshold].mean()
 
 
 class FocalLoss(nn.Module):
@@ -102,9 +135,11 @@ class FocalLoss(nn.Module):
 
 
 def build_loss(name: str, weight: torch.Tensor | None = None) -> nn.Module:
-    """ "ce", "dice", "focal", or "ce+dice"."""
+    """ "ce", "ohem", "dice", "focal", or "ce+dice"."""
     if name == "ce":
         return nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
+    if name == "ohem":
+        return OhemCrossEntropy(weight=weight)
     if name == "dice":
         return DiceLoss()
     if name == "focal":
@@ -112,7 +147,7 @@ def build_loss(name: str, weight: torch.Tensor | None = None) -> nn.Module:
     if name == "ce+dice":
         ce, dice = build_loss("ce", weight), DiceLoss()
         return _Sum(ce, dice)
-    raise RtsegError(f"unknown loss {name!r}; choose ce, dice, focal or ce+dice")
+    raise RtsegError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
 
 
 class _Sum(nn.Module):
