@@ -1,4 +1,5 @@
-"""Post-processing of predictions: small-blob removal and horizontal-flip test-time augmentation."""
+"""Post-processing of predictions: small-blob removal, horizontal-flip test-time augmentation and
+a flow-free temporal filter of class ids."""
 
 from __future__ import annotations
 
@@ -88,3 +89,33 @@ def flip_tta_logits(logits_fn: Callable[[np.ndarray], np.ndarray], images: np.nd
     logits = logits_fn(images)
     mirrored = logits_fn(np.ascontiguousarray(images[:, :, ::-1]))
     return (logits + mirrored[..., ::-1]) / 2
+
+
+class StableIds:
+    """A flow-free temporal filter for one video's class ids: where the image barely changed
+    since the previous frame (grey level within `gate`) and the new prediction disagrees with
+    the previous prediction, the previous output class is kept; a change is shown once two
+    consecutive predictions agree on it, or at once where the image moved. Single-frame flicker
+    in still parts of the scene goes; a real change in a still part shows one frame late.
+
+    `__call__(frame, ids)`: frame `(H, W, 3) uint8 RGB` at the ids' size, ids `(H, W) uint8`;
+    returns `(H, W) uint8` ids. State is per video: a new video needs a new StableIds, and a
+    frame of another size starts afresh.
+    """
+
+    def __init__(self, gate: int = 6):
+        if not 0 <= int(gate) <= 255:
+            raise InputError(f"the temporal filter's gate must be 0..255 grey levels, got {gate}")
+        self.gate = int(gate)
+        self.state: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # grey, raw ids, output
+
+    def __call__(self, frame: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        luma = cv2.blur(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (3, 3))
+        if self.state is None or self.state[0].shape != luma.shape:
+            output = ids.copy()
+        else:
+            previous_luma, previous_ids, previous_output = self.state
+            still = cv2.absdiff(luma, previous_luma) <= self.gate
+            output = np.where(still & (ids != previous_ids), previous_output, ids)
+        self.state = (luma, ids.copy(), output)
+        return output

@@ -39,6 +39,22 @@ def format_report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def format_video_report(result: dict) -> str:
+    """TC, flip share and (with labels) mIoU of `rtseg eval --video`."""
+    h, w = result["input_size"]
+    lines = []
+    if result["tc"] is not None:
+        lines.append(f"TC (temporal consistency) {100 * result['tc']:5.1f} %")
+        lines.append(f"class flips {100 * result['flip_share']:6.2f} % of pixels per frame pair")
+    if "miou" in result:
+        lines.append(f"mIoU {100 * result['miou']:5.1f} (labelled frames)")
+    lines.append(
+        f"{result['frames']} frames of {result['video']}, model at {w}x{h} on {result['backend']}"
+        + (", temporal filter" if result["temporal_filter"] else "")
+    )
+    return "\n".join(lines)
+
+
 def write_json(path: Path, result: dict) -> None:
     """The result as JSON; replaces `path` only by a complete file."""
     try:
@@ -46,6 +62,27 @@ def write_json(path: Path, result: dict) -> None:
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+
+
+def evaluate_clip(
+    model, video, video_labels, data_root, split, temporal_filter, backend, device, threads, limit
+):
+    """rtseg.evaluation.evaluate_video for `rtseg eval --video`."""
+    from rtseg.evaluation import VideoEvalConfig, evaluate_video
+
+    return evaluate_video(
+        VideoEvalConfig(
+            model=str(model),
+            video=str(video),
+            labels=None if video_labels is None else str(video_labels),
+            label_dir=str(Path(data_root) / f"{split}annot"),
+            temporal_filter=temporal_filter,
+            backend=backend,
+            device=device,
+            threads=threads,
+            limit=limit,
+        )
+    )
 
 
 @click.command("eval")
@@ -86,6 +123,22 @@ def write_json(path: Path, result: dict) -> None:
     help="Give predicted blobs under N pixels (model resolution) their surrounding class.",
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
+@click.option(
+    "--video",
+    type=click.Path(path_type=Path),
+    help="Score a clip instead of a dataset: temporal consistency (TC) and class flips between frames.",
+)
+@click.option(
+    "--video-labels",
+    type=click.Path(path_type=Path),
+    help="With --video: a list of label PNGs, one a frame in order (a CamVid clip's frames.txt; "
+    "the names are looked up in --data-root's <split>annot folder): adds the clip's mIoU.",
+)
+@click.option(
+    "--temporal-filter",
+    is_flag=True,
+    help="With --video: keep a pixel's class where the image did not change and one frame disagrees.",
+)
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for the backend.")
 @click.option(
@@ -104,6 +157,9 @@ def evaluate(
     flip_tta,
     min_blob,
     limit,
+    video,
+    video_labels,
+    temporal_filter,
     batch_size,
     threads,
     json_path,
@@ -113,6 +169,22 @@ def evaluate(
     from rtseg.evaluation import EvalConfig
     from rtseg.evaluation import evaluate as run_evaluation
 
+    if video is not None:
+        check_paths(
+            inputs=[
+                *(("--model", p) for p in package_files(model)),
+                ("--video", video),
+                *([("--video-labels", video_labels)] if video_labels else []),
+            ],
+            outputs=[("--json", json_path)],
+        )
+        result = evaluate_clip(
+            model, video, video_labels, data_root, split, temporal_filter, backend, device, threads, limit
+        )
+        click.echo(format_video_report(result))
+        if json_path is not None:
+            write_json(json_path, result)
+        return
     check_paths(
         inputs=[*(("--model", p) for p in package_files(model)), ("--data-root", data_root)],
         outputs=[("--json", json_path)],
