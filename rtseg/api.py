@@ -268,7 +268,7 @@ def _prepare(cfg: RunConfig, model_path: Path, stack: contextlib.ExitStack):
                 "rtseg: window keys: q / Esc quit, space pause, m overlay / mask / "
                 "side-by-side, + / - alpha, s snapshot"
             )
-    return Pipeline(source, model, sinks, pipeline_cfg, display=display)
+    return Pipeline.single(source, model, sinks, pipeline_cfg, display=display)
 
 
 def _say(line: str) -> None:

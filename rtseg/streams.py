@@ -2,7 +2,7 @@
 
 `execute_streams(cfg, sources)` opens every source, the model (once, sized for a batch of all
 sources) and each source's outputs (`--output` / `--masks` / `--save-frames` as patterns with
-`{index}` or `{name}`), then runs a MultiPipeline and writes the stats JSON. A source that
+`{index}` or `{name}`), then runs a Pipeline with one lane per source and writes the stats JSON. A source that
 cannot be opened, fails or ends is reported and dropped; the others go on.
 """
 
@@ -124,8 +124,7 @@ def execute_streams(cfg: RunConfig, sources: Sequence[str], say: Callable[[str],
     cfg: the run's options (`cfg.source_uri` is ignored); output paths are patterns. Returns
     MultiStats; raises PipelineInterrupted (with the MultiStats) on Ctrl-C / SIGTERM.
     """
-    from rtseg.pipeline.mosaic import MosaicView
-    from rtseg.pipeline.multi import Lane, MultiConfig, MultiPipeline
+    from rtseg.pipeline import Lane, Pipeline, PipelineConfig
     from rtseg.segmenter import open_loaded_model
     from rtseg.video.sources import DEFAULT_FOLDER_FPS
     from rtseg.viz import VizConfig
@@ -150,11 +149,11 @@ def execute_streams(cfg: RunConfig, sources: Sequence[str], say: Callable[[str],
         if cfg.show:
             from rtseg.video import WindowDisplay
 
-            display = MosaicView(stack.enter_context(WindowDisplay("rtseg")), lanes)
+            display = stack.enter_context(WindowDisplay("rtseg"))
         hud = cfg.show if cfg.hud is None else cfg.hud
         viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=hud)
-        pipeline = MultiPipeline(lanes, model, MultiConfig(max_frames=cfg.max_frames, viz=viz), display,
-                                 on_event=say if not cfg.quiet else None)  # fmt: skip
+        config = PipelineConfig(max_frames=cfg.max_frames, viz=viz, snapshot_dir=cfg.snapshot_dir)
+        pipeline = Pipeline(lanes, model, config, display, on_event=say if not cfg.quiet else None)
         if not cfg.quiet:
             say(f"rtseg: {len(lanes)} sources -> {model_path.name} on {model.backend.describe()}, "
                 f"batches of up to {pipeline.max_batch()}")  # fmt: skip

@@ -40,7 +40,7 @@ class ProgressSink(FrameSink):
         self.kill_at_frame = kill_at_frame
         self.frames_written = 0
 
-    def write(self, index: int, rendered, ids) -> None:
+    def _write_impl(self, index: int, rendered, ids) -> None:
         self.frames_written += 1
         self.on_frame(self.frames_written)
         if self.kill_at_frame is not None and self.frames_written >= self.kill_at_frame:
@@ -90,7 +90,7 @@ def segment_video(model, path: Path, plan: OutputPlan, options: VideoOptions, ex
         with contextlib.ExitStack() as stack:
             source = stack.enter_context(open_source(cfg.source_uri))
             sinks = open_sinks(cfg, source.fps or DEFAULT_FOLDER_FPS, stack)
-            stats = Pipeline(source, model, [*sinks, *extra_sinks], config).run()
+            stats = Pipeline.single(source, model, [*sinks, *extra_sinks], config).run()
         if "stats" in plan.kinds:
             plan.partial("stats").write_text(json.dumps(stats.to_json(), indent=2) + "\n")
         plan.commit()

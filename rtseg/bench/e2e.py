@@ -18,7 +18,7 @@ def run_pipeline(model, video: Path, output: str, mp4_path: str | None) -> dict:
         else:
             sink = NullSink()
         with sink:
-            stats = Pipeline(source, model, [sink], PipelineConfig()).run()
+            stats = Pipeline.single(source, model, [sink], PipelineConfig()).run()
     summary = stats.to_json()
     summary["output"] = output
     if output == "mp4" and mp4_path and Path(mp4_path).is_file():
