@@ -28,7 +28,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("runtime", "video", "viz", "train", "export"),
     ("pipeline", "engine"),
     ("loading",),
-    ("evaluation", "segmenter", "bench", "batch", "streams", "api", "interop", "cli", "__main__"),
+    ("assembly", "evaluation", "segmenter", "interop"),  # a run opened | eval | frames | models in and out
+    ("bench", "batch", "api"),
+    ("cli",),
+    ("__main__",),
 ]
 # (importer, imported) pairs allowed on the same row.
 SIDEWAYS = {
@@ -36,21 +39,6 @@ SIDEWAYS = {
     ("__init__", "errors"),
     ("core", "errors"),
     ("core", "__init__"),  # the sidecar records rtseg.__version__
-    ("cli", "bench"),
-    ("cli", "evaluation"),
-    ("cli", "batch"),
-    ("cli", "api"),
-    ("api", "evaluation"),
-    ("api", "segmenter"),
-    ("segmenter", "api"),
-    ("api", "bench"),
-    ("api", "interop"),  # import_onnx, import_module, export_triton
-    ("batch", "api"),
-    ("batch", "segmenter"),
-    ("streams", "api"),
-    ("streams", "segmenter"),
-    ("cli", "streams"),
-    ("__main__", "cli"),
 }
 # Pairs forbidden although the rows allow them.
 FORBIDDEN = {

@@ -21,10 +21,10 @@ from test_pipeline import (
 )
 
 from rtseg.api import RunConfig
+from rtseg.assembly import check_patterns, expand_pattern, source_name, unique_names
 from rtseg.errors import InputError, ModelError
 from rtseg.pipeline import Lane, Pipeline, PipelineConfig
 from rtseg.pipeline.mosaic import compose_mosaic, grid_shape
-from rtseg.streams import check_patterns, expand_pattern, source_name, unique_names
 from rtseg.viz import VizConfig
 
 H, W = 48, 64
