@@ -24,7 +24,7 @@ ROOT = Path(rtseg.__file__).resolve().parent
 # only what SIDEWAYS allows. Top-level packages and modules of rtseg/ are named by their first part.
 LAYERS: list[tuple[str, ...]] = [
     ("__init__", "errors", "core"),
-    ("models", "data", "postprocess"),
+    ("models", "data", "postprocess", "onnxtools"),
     ("runtime", "video", "viz", "train", "export"),
     ("pipeline", "engine"),
     ("loading",),
