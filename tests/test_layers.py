@@ -220,3 +220,55 @@ def test_every_inference_module_imports_without_the_optional_extras():
         for why in result["failed"].values()
     ), result["failed"]
     assert {name for name in NEEDS_TORCH if name in names} == set(NEEDS_TORCH)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """module -> the rtseg modules it imports (the nearest existing module of each name)."""
+    modules = dict(_modules())
+    graph = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        targets = set()
+        for name, _ in _imports(tree, module if path.name != "__init__.py" else module + ".x"):
+            while name not in modules and "." in name:
+                name = name.rsplit(".", 1)[0]
+            if name in modules and name != module and name != "rtseg":
+                targets.add(name)
+        graph[module] = targets
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_imports_itself_through_others():
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _circles(_module_graph()) == []
