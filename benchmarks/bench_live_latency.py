@@ -75,9 +75,9 @@ def run_once(model, uri: str, window: bool) -> dict:
     with open_source(uri) as source:
         if window:
             with WindowDisplay("rtseg live latency") as display:
-                stats = Pipeline(source, model, [], PipelineConfig(viz=viz), display=display).run()
+                stats = Pipeline.single(source, model, [], PipelineConfig(viz=viz), display=display).run()
         else:
-            stats = Pipeline(source, model, [NullSink()], PipelineConfig(viz=viz)).run()
+            stats = Pipeline.single(source, model, [NullSink()], PipelineConfig(viz=viz)).run()
     result = figures(stats)
     result["source"] = stats.source
     return result

@@ -84,7 +84,7 @@ def bench_pipeline(model, video: Path, out: Path, viz_cfg: VizConfig) -> dict:
     start = time.perf_counter()
     with open_source(str(video)) as source:
         sink = Mp4Sink(out, fps=source.fps or 25.0, codec="auto")
-        stats = Pipeline(source, model, [sink], PipelineConfig(viz=viz_cfg)).run()
+        stats = Pipeline.single(source, model, [sink], PipelineConfig(viz=viz_cfg)).run()
     seconds = time.perf_counter() - start
     return {
         "frames": stats.frames,

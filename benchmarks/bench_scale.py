@@ -9,7 +9,7 @@ into annotated MP4s three ways, each in a subprocess so PYTHONPATH picks the cod
   Reported: frames/s over the whole command's wall clock (cluster start included) and, for
   batch, over its processing time (workers started to the last video).
 Streams: for each N in `--streams`, N lavfi testsrc2 sources (`--stream-size`, `--stream-rate`,
-  live and paced like cameras) through `rtseg.streams.execute_streams` for `--stream-seconds`:
+  live and paced like cameras) through `rtseg.api.execute` for `--stream-seconds`:
   per-stream fps, capture->sink latency and drops, and the histogram of batch sizes formed.
 
     python benchmarks/bench_scale.py                              # the bundled model
@@ -142,15 +142,14 @@ def bench_archive(args, work: Path) -> dict:
 
 
 def bench_streams(args) -> list[dict]:
-    from rtseg.api import RunConfig
-    from rtseg.streams import execute_streams
+    from rtseg.api import RunConfig, execute
 
     results = []
     frames = max(1, round(args.stream_seconds * args.stream_rate))
     for count in (int(n) for n in args.streams.split(",")):
         uri = f"lavfi:testsrc2=size={args.stream_size}:rate={args.stream_rate}"
         cfg = RunConfig(source_uri=uri, model=args.model, max_frames=frames, quiet=True)
-        stats = execute_streams(cfg, [uri] * count, say=lambda line: None)
+        stats = execute(cfg, [uri] * count, say=lambda line: None)
         data = stats.to_json()
         streams = [
             {k: s[k] for k in ("name", "frames", "frames_read", "dropped", "fps", "latency_ms")}

@@ -64,7 +64,7 @@ class SamplingSink(NullSink):
         self.frames_written = 0
         self.samples: list[tuple[int, int]] = []  # (frames, rss): a few dozen entries
 
-    def write(self, index, rendered, ids) -> None:
+    def _write_impl(self, index, rendered, ids) -> None:
         self.frames_written += 1
         n = self.frames_written
         if n == self.warmup or (n > self.warmup and n % self.every == 0):
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     sink = SamplingSink(args.warmup, every=max(1, (args.frames - args.warmup) // 20))
     config = PipelineConfig(max_frames=args.frames, viz=VizConfig(legend=False, hud=False))
     with source:
-        stats = Pipeline(source, model, [sink], config).run()
+        stats = Pipeline.single(source, model, [sink], config).run()
     end_frames, end_rss = stats.frames, rss_bytes()
     if not sink.samples or end_frames <= sink.samples[0][0]:
         print(f"only {end_frames} frames ran; nothing to compare", file=sys.stderr)

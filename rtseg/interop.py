@@ -36,7 +36,7 @@ def import_onnx(
     """
     from rtseg.export.import_model import ImportConfig
     from rtseg.export.import_model import import_onnx as run_import
-    from rtseg.export.wrap_onnx import Preprocessing
+    from rtseg.onnxtools.wrap_onnx import Preprocessing
 
     cfg = ImportConfig(
         Path(model),
@@ -70,7 +70,7 @@ def import_module(
     exported with torch.onnx at `size` (height, width). Needs torch (the train extra):
     MissingDependencyError without it."""
     from rtseg.export.import_model import import_module as run_import
-    from rtseg.export.wrap_onnx import Preprocessing
+    from rtseg.onnxtools.wrap_onnx import Preprocessing
 
     pre = Preprocessing(tuple(mean), tuple(std), input_range=input_range, color=input_color)
     return run_import(
@@ -99,9 +99,9 @@ def export_triton(
 ):
     """`rtseg export-triton`: write a Triton model repository for the model package `package`
     (and `engine`, built from it by `rtseg build-engine`, as NAME_trt). Returns a TritonExport
-    (`.models`: Triton model name -> folder, `.configs`). See rtseg.export.triton."""
+    (`.models`: Triton model name -> folder, `.configs`). See rtseg.onnxtools.triton."""
     from rtseg.core.package import load_package
-    from rtseg.export.triton import export_triton as write_repository
+    from rtseg.onnxtools.triton import export_triton as write_repository
 
     engine_meta = None
     if engine is not None:

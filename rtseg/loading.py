@@ -151,12 +151,11 @@ def check_device(backend: str, device: str) -> None:
 
 
 def _resolve_device(backend: str, device: str | None) -> str:
-    """The device `backend` runs on: `device` checked, or the backend's default (cpu; cuda for
-    TensorRT). BackendError for an unknown backend, InputError for a device it cannot take."""
+    """The device `backend` runs on: `device` checked (None: "auto", the best this machine
+    has). BackendError for an unknown backend, InputError for a device it cannot take."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if device is None:
-        device = "cuda" if backend == "tensorrt" else "cpu"
+    device = device or "auto"  # one meaning everywhere: the best this machine has
     check_device(backend, device)
     return device
 
@@ -201,11 +200,26 @@ def _package_backend(package: ModelPackage, backend: str, device: str, threads: 
     return open_tensorrt_backend(package, batch=batch)
 
 
+def resolve_model_path(model: str | Path | None, backend: str = "onnxruntime") -> Path:
+    """`model`, else the bundled package: on ONNX Runtime the fastest variant whose measured
+    mIoU drop is within target (sidecar metrics), on TensorRT the fp16 variant, else fp32."""
+    if model is not None:
+        return Path(model)
+    from rtseg.core.package import default_model_path, default_package_for
+
+    path = default_model_path()
+    if not path.is_file():
+        raise ModelError(
+            f"no default model at {path}; pass --model PATH (a model package .onnx with its .json sidecar)"
+        )
+    return default_package_for(backend)
+
+
 def open_model(
-    model: str | Path,
+    model: str | Path | None,
     backend: str = "onnxruntime",
     threads: int | None = None,
-    device: str | None = None,
+    device: str | None = "auto",
     batch: int = 1,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
@@ -215,11 +229,12 @@ def open_model(
     the engine beside it (see rtseg.engine). device: one of DEVICES, on every backend (ONNX
     Runtime: its execution providers, see onnxruntime_backend.providers_for; torch: its
     resolve_device, also "cuda:N"; TensorRT: cuda or auto); the backend's `runs_on` says where
-    it went; None: the backend's own default (cpu; cuda for TensorRT). batch: the largest batch
-    the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile), the
-    other backends take any."""
-    path = Path(model)
+    it went; None means "auto" (the best this machine has). model None: the bundled package
+    for `backend` (resolve_model_path). batch: the largest batch the caller will pass; TensorRT
+    sizes its buffers for it (up to the engine's profile), the other backends take any. The one
+    place a model file is resolved and opened: run, eval, bench, batch and the API call it."""
     device = _resolve_device(backend, device)
+    path = resolve_model_path(model, backend)
     if path.suffix in CHECKPOINT_SUFFIXES:
         return _open_checkpoint(path, backend, device, threads, batch)
     if path.suffix in ENGINE_SUFFIXES:

@@ -16,7 +16,7 @@ import numpy as np
 
 from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.errors import BackendError, InputError
-from rtseg.loading import DEVICES
+from rtseg.loading import DEVICES, open_model
 from rtseg.pipeline.stream import FrameResult, ResultStream
 
 __all__ = ["DEVICES", "FrameResult", "ResultStream", "Segmenter", "load", "open_loaded_model"]
@@ -28,9 +28,7 @@ def open_loaded_model(
     """`open_model` on `device` (rtseg.loading.DEVICES; None: "auto", the best this machine
     has): ONNX Runtime's execution providers, torch on the CPU or CUDA, TensorRT on the GPU.
     batch: the largest batch the caller will pass (TensorRT sizes its buffers for it)."""
-    from rtseg.loading import open_model
-
-    return open_model(model, backend=backend, threads=threads, device=device or "auto", batch=batch)
+    return open_model(model, backend=backend, threads=threads, device=device, batch=batch)
 
 
 def load(
@@ -52,15 +50,13 @@ def load(
     Raises ModelError (not a model / missing sidecar), BackendError (backend or provider not
     available), MissingDependencyError (an extra is not installed), InputError (bad option).
     """
-    from rtseg.api import resolve_model_path
     from rtseg.loading import BACKENDS
 
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r} (use {', '.join(BACKENDS)})")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InputError(f"threads must be a positive integer, got {threads!r}")
-    path = resolve_model_path(model, backend)
-    return Segmenter(open_loaded_model(path, backend, device, threads))
+    return Segmenter(open_model(model, backend=backend, threads=threads, device=device))
 
 
 def _check_frame(frame, where: str) -> np.ndarray:

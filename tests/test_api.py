@@ -169,7 +169,7 @@ def test_stream_stops_early_without_hanging(seg):
     for result in stream:
         if result.index >= 2:
             break
-    assert len(new_threads(before)) == 2  # capture + infer
+    assert len(new_threads(before)) == 4  # one lane: capture, infer, overlay (ids upsampled), sink
     stream.close()
     assert new_threads(before) == [] and stream.stats.stopped_by == "user"
     assert list(stream) == []  # a closed stream is exhausted

@@ -147,7 +147,7 @@ def test_an_input_failure_drains_every_frame_read_to_every_sink(tmp_path, broken
     sinks = [Mp4Sink(out, fps=10), MaskSink(masks), recorder]
     with open_source(str(broken_folder)) as source:
         with pytest.raises(SourceFailed, match=r"003\.png: cannot read image at frame 3") as info:
-            Pipeline(source, fake_model(), sinks, quiet_config(queue_size=4)).run()
+            Pipeline.single(source, fake_model(), sinks, quiet_config(queue_size=4)).run()
     assert isinstance(info.value, InputError)
     assert recorder.indices == [0, 1, 2] and recorder.closed == 1
     assert len(decode_mp4(out)) == 3 and sorted(p.name for p in masks.iterdir()) == [
@@ -162,7 +162,7 @@ def test_an_input_failure_drains_every_frame_read_to_every_sink(tmp_path, broken
 def test_a_cut_video_reaches_the_sinks_whole_and_the_stats_carry_the_warning(tmp_path, clips):
     recorder = RecordingSink()
     with open_source(str(clips["cut.mkv"])) as source:
-        stats = Pipeline(source, fake_model(), [recorder], quiet_config()).run()
+        stats = Pipeline.single(source, fake_model(), [recorder], quiet_config()).run()
     assert len(recorder.indices) == decodable_frames(clips["cut.mkv"]) == stats.frames
     assert stats.to_json()["input_damage"]["warnings"] == stats.warnings and len(stats.warnings) == 1
 

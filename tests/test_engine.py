@@ -329,3 +329,20 @@ def test_inspect_engine_tool_prints_the_sidecar_key(tiny_package, tmp_path):
     (tmp_path / "bare.engine").write_bytes(b"plan")
     bare = inspect(tmp_path / "bare.engine")
     assert bare.returncode == 1 and "has no sidecar" in bare.stderr and "Traceback" not in bare.stderr
+
+
+def test_build_engine_file_checks_paths_before_anything_from_python(tmp_path):
+    """The preflight lives in the library function: an output over the package's own ONNX is
+    refused from Python too, before TensorRT is looked for, and the ONNX is left whole."""
+    from band_model import make_band_package
+
+    from rtseg.engine.build_file import build_engine_file
+    from rtseg.errors import OutputError
+
+    package = make_band_package(tmp_path / "band", height=64, width=96)
+    before = package.onnx_path.read_bytes()
+    with pytest.raises(OutputError, match="--output"):
+        build_engine_file(package.onnx_path, output=package.onnx_path)
+    with pytest.raises(OutputError, match="--prepare-only"):
+        build_engine_file(package.onnx_path, prepare_only=package.onnx_path)
+    assert package.onnx_path.read_bytes() == before

@@ -79,7 +79,7 @@ def run_pipeline(clip, sinks, visualizer, **viz):
     model = LoadedModel(BandBackend(), visualizer.classes, PALETTE, None)
     config = PipelineConfig(viz=VizConfig(hud=False, **viz))
     with open_source(str(clip)) as source:
-        return Pipeline(source, model, sinks, config, visualizer=visualizer).run()
+        return Pipeline.single(source, model, sinks, config, visualizer=visualizer).run()
 
 
 def count_rgb_conversions(monkeypatch) -> dict:

@@ -14,7 +14,7 @@ from conftest import structured_frames, write_video
 import rtseg
 from rtseg.errors import ExportError, InputError, MissingDependencyError, OutputError
 from rtseg.export.import_model import ImportConfig, compare_with_reference, import_onnx
-from rtseg.export.wrap_onnx import Preprocessing, inspect_graph, wrap_onnx
+from rtseg.onnxtools.wrap_onnx import Preprocessing, inspect_graph, wrap_onnx
 
 SIZE = (48, 64)
 

@@ -30,6 +30,7 @@ from test_pipeline import (
 from rtseg.cli import main
 from rtseg.pipeline import Pipeline, PipelineConfig, PipelineStats, ViewState, apply_key
 from rtseg.pipeline.live import hud_text, next_mode, snapshot_path, step_alpha
+from rtseg.video import Display
 from rtseg.viz import VizConfig
 
 FRAME_H, FRAME_W = 48, 64
@@ -104,7 +105,7 @@ def shown_index(image: np.ndarray) -> int:
     return int(image[0, 0, 1])
 
 
-class ScriptedDisplay:
+class ScriptedDisplay(Display):
     """A fake window. `script(display, kind)` returns the key for each `show` / `poll_key` call;
     every picture shown is kept, with the number of show calls so far."""
 
@@ -115,16 +116,16 @@ class ScriptedDisplay:
         self.closed = 0
         self.threads: set[int] = set()
 
-    def show(self, rgb: np.ndarray) -> int:
+    def _show_impl(self, rgb: np.ndarray) -> int:
         self.threads.add(threading.get_ident())
         self.images.append(rgb.copy())
         return self.script(self, "show")
 
-    def poll_key(self) -> int:
+    def _poll_key_impl(self) -> int:
         self.polls += 1
         return self.script(self, "poll")
 
-    def close(self) -> None:
+    def _close_impl(self) -> None:
         self.closed += 1
 
 
@@ -145,7 +146,7 @@ def live_run(display, viz: VizConfig, sinks=(), frames=None, delay_s=0.005, snap
     source = ListSource(frames, live=True, delay_s=delay_s, endless=True)
     model = fake_model(FakeBackend())
     config = PipelineConfig(viz=viz, snapshot_dir=snapshot_dir)
-    return Pipeline(source, model, list(sinks), config, display=display).run(), frames, model
+    return Pipeline.single(source, model, list(sinks), config, display=display).run(), frames, model
 
 
 def test_alpha_and_mode_keys_redraw_the_shown_frame_at_once():
@@ -230,7 +231,7 @@ def test_pause_holds_a_file_source_without_skipping_frames():
 
     frames = indexed_frames(60)
     display = ScriptedDisplay(script)
-    stats = Pipeline(
+    stats = Pipeline.single(
         ListSource(frames, delay_s=0.005),
         fake_model(),
         [sink],
@@ -272,7 +273,9 @@ def test_window_hud_shows_fps_latency_and_drops_and_stats_carry_display_latency(
         return SPACE if kind == "show" and len(display.images) == 6 else -1
 
     display = ScriptedDisplay(script)
-    stats = Pipeline(source, model, [], PipelineConfig(viz=viz_cfg), display=display, visualizer=viz).run()
+    stats = Pipeline.single(
+        source, model, [], PipelineConfig(viz=viz_cfg), display=display, visualizer=viz
+    ).run()
     pattern = r"\d+\.\d fps \| \d+ ms \| \d+ dropped( \| paused)?"
     assert viz.huds and all(re.fullmatch(pattern, text) for text in viz.huds), viz.huds
     assert viz.huds[-1].endswith("| paused") and not viz.huds[0].endswith("paused")
@@ -308,7 +311,7 @@ def test_live_stand_in_newest_frame_wins_without_lag(stand_in, tiny_video):
     sink = RecordingSink()
     with source:
         assert source.live
-        stats = Pipeline(
+        stats = Pipeline.single(
             source, fake_model(FakeBackend(delay_s=0.12)), [sink], PipelineConfig(viz=VizConfig(hud=False))
         ).run()
     assert stats.dropped > 0 and stats.frames + stats.dropped == stats.frames_read

@@ -1,4 +1,5 @@
-"""Many live sources, one batched model: MultiPipeline, the mosaic, `rtseg run --source A --source B`."""
+"""Many live sources, one batched model: a Pipeline of many lanes, the mosaic, `rtseg run --source A
+--source B`."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from test_pipeline import (
 )
 
 from rtseg.api import RunConfig
-from rtseg.errors import InputError
-from rtseg.pipeline.mosaic import MosaicView, compose_mosaic, grid_shape
-from rtseg.pipeline.multi import Lane, MultiConfig, MultiPipeline
-from rtseg.streams import check_patterns, expand_pattern, source_name, unique_names
+from rtseg.assembly import check_patterns, expand_pattern, source_name, unique_names
+from rtseg.errors import InputError, ModelError
+from rtseg.pipeline import Lane, Pipeline, PipelineConfig
+from rtseg.pipeline.mosaic import compose_mosaic, grid_shape
 from rtseg.viz import VizConfig
 
 H, W = 48, 64
@@ -78,8 +79,8 @@ def lanes_of(*sources, sinks=None):
 
 def multi(lanes, backend, **kw):
     events = []
-    config = MultiConfig(viz=VizConfig(hud=False, legend=False), **kw)
-    pipeline = MultiPipeline(lanes, fake_model(backend), config, on_event=events.append)
+    config = PipelineConfig(viz=VizConfig(hud=False, legend=False), **kw)
+    pipeline = Pipeline(lanes, fake_model(backend), config, on_event=events.append)
     return pipeline, events
 
 
@@ -200,10 +201,8 @@ def test_the_mosaic_shows_every_source_and_q_quits():
     display = FakeDisplay(quit_after=6)
     sources = [ListSource(solid_frames(24 * k, 10), live=True, endless=True, delay_s=0.01) for k in (1, 2)]
     lanes = lanes_of(*sources)
-    config = MultiConfig(viz=VizConfig(hud=False, legend=False))
-    pipeline = MultiPipeline(
-        lanes, fake_model(BatchRecordingBackend()), config, display=MosaicView(display, lanes)
-    )
+    config = PipelineConfig(viz=VizConfig(hud=False, legend=False))
+    pipeline = Pipeline(lanes, fake_model(BatchRecordingBackend()), config, display=display)
     stats = run_in_thread(pipeline)["stats"]
     assert stats.stopped_by == "user" and display.closed == 1 and display.shown == 6
     assert sum(lane.stats.displayed for lane in lanes) >= 6
@@ -267,3 +266,46 @@ def test_several_sources_need_a_pattern_and_no_other_input(tmp_path, band):
     assert_one_line_error(rtseg_run(*two, "--model", band.onnx_path, "--output", tmp_path / "o.mp4"),
                           "put {index} or {name}")  # fmt: skip
     assert_one_line_error(rtseg_run(*two, "--video", tmp_path / "a.mp4"), "cannot be combined")
+
+
+class ScriptedMosaic(FakeDisplay):
+    """Presses `keys[n]` at the n-th show (1-based), q from show `quit_after` on; keeps pictures."""
+
+    def __init__(self, keys, quit_after):
+        super().__init__(quit_after)
+        self.keys, self.images = keys, []
+
+    def _show_impl(self, rgb):
+        self.images.append(rgb.copy())
+        key = super()._show_impl(rgb)
+        return key if key != -1 else self.keys.get(self.shown, -1)
+
+
+def test_the_mosaic_takes_the_single_window_keys_mode_and_pause():
+    """One view for one source or many: m switches every tile to the mask, space holds file lanes."""
+    display = ScriptedMosaic({2: ord("m"), 4: ord(" ")}, quit_after=5)
+    sources = [ListSource(solid_frames(24 * k, 400)) for k in (1, 2)]
+    lanes = lanes_of(*sources)
+    config = PipelineConfig(viz=VizConfig(hud=False, legend=False, alpha=0.5))
+    pipeline = Pipeline(lanes, fake_model(BatchRecordingBackend()), config, display=display)
+    stats = run_in_thread(pipeline)["stats"]
+    assert stats.stopped_by == "user" and display.closed == 1
+    overlay, mask = display.images[1], display.images[2]  # before and after m (redrawn at once)
+    assert overlay.shape == mask.shape and not np.array_equal(overlay, mask)
+    palette = fake_model().palette
+    np.testing.assert_array_equal(mask[5, 5], palette[1])  # tile 0: class 1, drawn as the mask
+    assert all(lane.ctx.paused.is_set() for lane in lanes)  # space paused every lane
+    assert all(lane.stats.frames_read < 400 for lane in lanes)
+
+
+class WrongShapeBackend(BatchRecordingBackend):
+    def _infer_impl(self, images):
+        return super()._infer_impl(images)[:, :-1]
+
+
+def test_a_batched_backend_with_the_wrong_ids_shape_is_one_model_error():
+    """The one ids check covers batched calls too (it covered batch 1 only)."""
+    sources = [ListSource(solid_frames(24, 5)) for _ in range(2)]
+    pipeline, _ = multi(lanes_of(*sources), WrongShapeBackend())
+    error = run_in_thread(pipeline)["error"]
+    assert isinstance(error, ModelError) and "expected (" in str(error) and "uint8 ids" in str(error)

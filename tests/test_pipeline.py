@@ -22,16 +22,18 @@ from rtseg.pipeline import Pipeline, PipelineConfig, PipelineInterrupted, Pipeli
 from rtseg.pipeline.queues import END, StageQueue, StopRequested
 from rtseg.pipeline.stages import resize_into
 from rtseg.runtime.base import Backend
+from rtseg.video import Display, FrameSink, FrameSource
 from rtseg.viz import Visualizer, VizConfig
 
 FRAME_H, FRAME_W = 48, 64
 NUM_CLASSES = 11
 
 
-class ListSource:
-    """FrameSource stand-in over a list of frames (or endless), optionally live, slow or failing."""
+class ListSource(FrameSource):
+    """FrameSource over a list of frames (or endless), optionally live, slow or failing."""
 
     def __init__(self, frames=None, live=False, delay_s=0.0, fail_at=None, endless=False):
+        super().__init__()
         self.frames = frames if frames is not None else structured_frames(8, FRAME_H, FRAME_W)
         self.live, self.delay_s, self.fail_at, self.endless = live, delay_s, fail_at, endless
         self.fps, self.frame_size = 25.0, (FRAME_H, FRAME_W)
@@ -39,7 +41,7 @@ class ListSource:
         self.description = "list source"
         self.position = 0
 
-    def read(self):
+    def _read_impl(self):
         if self.fail_at is not None and self.position == self.fail_at:
             raise InputError(f"list source: corrupt or truncated at frame {self.position}")
         if not self.endless and self.position >= len(self.frames):
@@ -48,10 +50,7 @@ class ListSource:
             time.sleep(self.delay_s)
         frame = self.frames[self.position % len(self.frames)].copy()
         self.position += 1
-        return frame
-
-    def close(self):
-        pass
+        return frame, None
 
 
 class FakeBackend(Backend):
@@ -89,12 +88,12 @@ def expected_ids(frame, backend: FakeBackend) -> np.ndarray:
     return cv2.resize(ids, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
-class RecordingSink:
+class RecordingSink(FrameSink):
     def __init__(self, fail_at=None, delay_s=0.0):
         self.indices, self.ids, self.shapes, self.closed = [], [], [], 0
         self.fail_at, self.delay_s = fail_at, delay_s
 
-    def write(self, index, rendered, ids):
+    def _write_impl(self, index, rendered, ids):
         if self.fail_at is not None and len(self.indices) == self.fail_at:
             raise OutputError("recording sink: injected failure (disk full)")
         if self.delay_s:
@@ -203,7 +202,7 @@ def test_stats_summary_and_json():
 def test_file_source_every_frame_in_order_with_the_right_content():
     frames = structured_frames(12, FRAME_H, FRAME_W, seed=3)
     backend, sink = FakeBackend(delay_s=0.002), RecordingSink(delay_s=0.003)
-    stats = Pipeline(ListSource(frames), fake_model(backend), [sink], quiet_config(queue_size=2)).run()
+    stats = Pipeline.single(ListSource(frames), fake_model(backend), [sink], quiet_config(queue_size=2)).run()
     assert sink.indices == list(range(12))
     for index, ids in zip(sink.indices, sink.ids):
         np.testing.assert_array_equal(ids, expected_ids(frames[index], backend))
@@ -240,7 +239,7 @@ def test_a_submitting_backend_is_kept_one_frame_ahead_and_keeps_order():
     frames = structured_frames(12, FRAME_H, FRAME_W, seed=4)
     backend, sink = SubmittingBackend(), RecordingSink(delay_s=0.002)
     source = ListSource(frames, delay_s=0.0)
-    stats = Pipeline(source, fake_model(backend), [sink], quiet_config(queue_size=4)).run()
+    stats = Pipeline.single(source, fake_model(backend), [sink], quiet_config(queue_size=4)).run()
     assert sink.indices == list(range(12)) and stats.frames == 12
     for index, ids in zip(sink.indices, sink.ids):
         np.testing.assert_array_equal(ids, expected_ids(frames[index], backend))
@@ -253,7 +252,7 @@ def test_a_submitting_backend_is_kept_one_frame_ahead_and_keeps_order():
 
 def test_max_frames_and_stats():
     sink = RecordingSink()
-    stats = Pipeline(ListSource(endless=True), fake_model(), [sink], quiet_config(max_frames=5)).run()
+    stats = Pipeline.single(ListSource(endless=True), fake_model(), [sink], quiet_config(max_frames=5)).run()
     assert sink.indices == [0, 1, 2, 3, 4]
     data = stats.to_json()
     assert data["frames"] == 5 and data["dropped"] == 0 and data["stopped_by"] == "max_frames"
@@ -268,7 +267,7 @@ def test_live_source_newest_frame_wins_and_drops_are_counted():
     frames = structured_frames(40, FRAME_H, FRAME_W)
     source = ListSource(frames, live=True, delay_s=0.002)
     sink = RecordingSink()
-    stats = Pipeline(source, fake_model(FakeBackend(delay_s=0.03)), [sink], quiet_config()).run()
+    stats = Pipeline.single(source, fake_model(FakeBackend(delay_s=0.03)), [sink], quiet_config()).run()
     assert stats.dropped > 0
     assert stats.frames + stats.dropped == stats.frames_read == 40
     assert sink.indices == sorted(set(sink.indices))  # increasing, no repeats
@@ -279,7 +278,7 @@ def test_live_source_newest_frame_wins_and_drops_are_counted():
 def test_file_source_with_slow_inference_drops_nothing():
     source = ListSource(structured_frames(15, FRAME_H, FRAME_W), delay_s=0.002)
     sink = RecordingSink()
-    stats = Pipeline(source, fake_model(FakeBackend(delay_s=0.02)), [sink], quiet_config()).run()
+    stats = Pipeline.single(source, fake_model(FakeBackend(delay_s=0.02)), [sink], quiet_config()).run()
     assert stats.dropped == 0 and sink.indices == list(range(15))
 
 
@@ -303,7 +302,7 @@ def test_an_exception_in_any_stage_ends_the_run_quickly(stage):
     viz = None
     if stage == "overlay":
         viz = FailingVisualizer(VizConfig(hud=False), model.classes, model.palette)
-    pipeline = Pipeline(source, model, [sink], quiet_config(queue_size=2), visualizer=viz)
+    pipeline = Pipeline.single(source, model, [sink], quiet_config(queue_size=2), visualizer=viz)
     outcome = run_in_thread(pipeline)
     expected = {
         "capture": (InputError, "corrupt or truncated at frame 4"),
@@ -327,29 +326,31 @@ def test_capture_error_mid_run_leaves_a_playable_mp4(tmp_path):
     out, recorder = tmp_path / "partial.mp4", RecordingSink()
     source = ListSource(structured_frames(10, FRAME_H, FRAME_W), fail_at=6, delay_s=0.02)
     with pytest.raises(InputError, match="frame 6"):
-        Pipeline(source, fake_model(), [Mp4Sink(out, fps=25), recorder], quiet_config()).run()
+        Pipeline.single(source, fake_model(), [Mp4Sink(out, fps=25), recorder], quiet_config()).run()
     with av.open(str(out)) as container:
         decoded = [f.to_ndarray(format="rgb24").shape for f in container.decode(video=0)]
     assert len(decoded) == len(recorder.indices) >= 1
     assert decoded[0] == (FRAME_H, FRAME_W, 3)
 
 
-class FakeDisplay:
+class FakeDisplay(Display):
     def __init__(self, quit_after=3):
         self.shown, self.threads, self.closed, self.quit_after = 0, set(), 0, quit_after
 
-    def show(self, rgb):
+    def _show_impl(self, rgb):
         self.shown += 1
         self.threads.add(threading.get_ident())
         return ord("q") if self.shown >= self.quit_after else -1
 
-    def close(self):
+    def _close_impl(self):
         self.closed += 1
 
 
 def test_window_runs_on_the_calling_thread_and_q_stops_the_run():
     display, sink = FakeDisplay(quit_after=3), RecordingSink(delay_s=0.005)
-    stats = Pipeline(ListSource(endless=True), fake_model(), [sink], quiet_config(), display=display).run()
+    stats = Pipeline.single(
+        ListSource(endless=True), fake_model(), [sink], quiet_config(), display=display
+    ).run()
     assert display.threads == {threading.get_ident()} and display.closed == 1
     assert stats.stopped_by == "user" and sink.closed == 1 and stats.frames >= 3
 
@@ -359,7 +360,7 @@ def test_window_runs_on_the_calling_thread_and_q_stops_the_run():
 )
 def test_signal_mid_run_stops_cleanly(signum, status):
     sink, previous = RecordingSink(), signal.getsignal(signum)
-    pipeline = Pipeline(ListSource(endless=True, delay_s=0.01), fake_model(), [sink], quiet_config())
+    pipeline = Pipeline.single(ListSource(endless=True, delay_s=0.01), fake_model(), [sink], quiet_config())
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signum))
     timer.start()
     with pytest.raises(PipelineInterrupted) as info:
@@ -373,8 +374,8 @@ def test_signal_mid_run_stops_cleanly(signum, status):
 class FailingDisplay(FakeDisplay):
     """A window whose display goes away at the third frame (what WindowDisplay raises then)."""
 
-    def show(self, rgb):
-        super().show(rgb)
+    def _show_impl(self, rgb):
+        super()._show_impl(rgb)
         if self.shown >= 3:
             raise OutputError("--show: the window failed (display gone)")
         return -1
@@ -388,7 +389,7 @@ def test_a_window_that_fails_mid_run_keeps_the_mp4(tmp_path):
     out, recorder, display = tmp_path / "kept.mp4", RecordingSink(), FailingDisplay()
     source = ListSource(endless=True, delay_s=0.01)
     with pytest.raises(OutputError, match="the window failed"):
-        Pipeline(
+        Pipeline.single(
             source, fake_model(), [Mp4Sink(out, fps=25), recorder], quiet_config(), display=display
         ).run()
     assert display.closed == 1 and recorder.closed == 1
@@ -411,7 +412,9 @@ def test_hud_text_carries_fps_and_latency_only_when_enabled(hud):
     model = fake_model(FakeBackend(delay_s=0.005))
     viz = HudRecordingVisualizer(VizConfig(hud=hud), model.classes, model.palette)
     config = PipelineConfig(viz=VizConfig(hud=hud))
-    Pipeline(ListSource(structured_frames(10, FRAME_H, FRAME_W)), model, [], config, visualizer=viz).run()
+    Pipeline.single(
+        ListSource(structured_frames(10, FRAME_H, FRAME_W)), model, [], config, visualizer=viz
+    ).run()
     if not hud:
         assert viz.huds == [None] * 10
         return
@@ -427,11 +430,11 @@ class FakeTerminal(io.StringIO):
 def test_progress_bar_on_a_terminal_only(monkeypatch):
     terminal = FakeTerminal()
     monkeypatch.setattr("sys.stderr", terminal)
-    Pipeline(ListSource(), fake_model(), [], quiet_config(progress=True)).run()
+    Pipeline.single(ListSource(), fake_model(), [], quiet_config(progress=True)).run()
     assert "8/8" in terminal.getvalue() and "frame/s" in terminal.getvalue()
     plain = io.StringIO()
     monkeypatch.setattr("sys.stderr", plain)
-    Pipeline(ListSource(), fake_model(), [], quiet_config(progress=True)).run()
+    Pipeline.single(ListSource(), fake_model(), [], quiet_config(progress=True)).run()
     assert plain.getvalue() == ""
 
 
@@ -443,7 +446,7 @@ def test_onnxruntime_backend_masks_match_inference_on_each_frame(tmp_path):
     frames = structured_frames(6, 120, 160, seed=9)
     model = open_model(package.onnx_path, threads=1)
     sink = RecordingSink()
-    Pipeline(ListSource(frames), model, [sink], quiet_config()).run()
+    Pipeline.single(ListSource(frames), model, [sink], quiet_config()).run()
     h, w = TINY_SIZE
     small = np.stack([resize_frame(f, (h, w)) for f in frames])
     expected = model.backend.infer(small)
@@ -453,3 +456,21 @@ def test_onnxruntime_backend_masks_match_inference_on_each_frame(tmp_path):
             (ids == cv2.resize(e, (160, 120), interpolation=cv2.INTER_NEAREST_EXACT)).mean() for e in expected
         ]
         assert agreement[index] > 0.999 and int(np.argmax(agreement)) == index
+
+
+def test_a_source_frame_that_is_no_rgb_array_is_an_input_error_at_its_index():
+    """FrameSource.read_frame checks what `_read_impl` returns (the contract, not the pipeline)."""
+    frames = [np.zeros((FRAME_H, FRAME_W, 3), np.uint8), np.zeros((FRAME_H, FRAME_W), np.uint8)]
+    sink = RecordingSink()
+    with pytest.raises(InputError, match=r"list source: frame 1: expected \(H, W, 3\) uint8 RGB"):
+        Pipeline.single(ListSource(frames), fake_model(), [sink], quiet_config()).run()
+    assert sink.indices == [0] and sink.closed == 1
+
+
+def test_a_sink_checks_its_arguments_before_its_hook_runs():
+    sink = RecordingSink()
+    with pytest.raises(ValueError, match=r"RecordingSink expects \(H, W\) uint8 ids"):
+        sink.write(0, np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.int64))
+    with pytest.raises(ValueError, match="needs an index >= 0 and its picture"):
+        sink.write(0, None, np.zeros((4, 4), np.uint8))
+    assert sink.indices == []

@@ -20,7 +20,7 @@ from rtseg.export.calibration import calibration_frames
 from rtseg.export.fp16 import convert_fp16
 from rtseg.export.int8 import Int8Options, quantize_int8
 from rtseg.export.precision import argmax_agreement
-from rtseg.export.qdq_rules import assert_trt_qdq_rules, check_qdq_rules
+from rtseg.onnxtools.qdq_rules import assert_trt_qdq_rules, check_qdq_rules
 
 
 def _io_types(path):

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from rtseg.core.package import load_package, write_sidecar
 from rtseg.errors import InputError, ModelError
-from rtseg.export.triton import TensorConfig, TritonModelConfig, config_text, export_triton
+from rtseg.onnxtools.triton import TensorConfig, TritonModelConfig, config_text, export_triton
 
 model_config_pb2 = pytest.importorskip(
     "tritonclient.grpc.model_config_pb2", reason="tritonclient[grpc] not installed (dev extra)"

@@ -23,14 +23,14 @@ class VideoOptions:
     model: the model package `.onnx` (or checkpoint / engine) every worker opens; absolute.
     model_identity: what identifies the model's content (its sidecar's onnx_sha256, or size and
         mtime), so a rerun with another model redoes the videos.
-    device: ONNX Runtime's execution provider (cpu, cuda, tensorrt, auto), as `rtseg run`.
+    device: where the model runs (rtseg.loading.DEVICES; default auto), as `rtseg run`.
     kinds: outputs per video, a subset of OUTPUT_KINDS ("mp4", "masks", "stats").
     """
 
     model: Path
     model_identity: str = ""
     backend: str = "onnxruntime"
-    device: str = "cpu"
+    device: str = "auto"
     threads: int | None = None
     mode: str = "overlay"
     alpha: float = 0.5

@@ -1,10 +1,10 @@
 """The batch worker: loads the model once, runs the threaded `rtseg run` pipeline per video.
 
 `VideoWorker` is a plain class; rtseg/batch/cluster.py makes it a Ray actor (so it also runs,
-and is tested, without Ray). `segment_video` is one video through the same `RunConfig`, sinks
-(`rtseg.api.open_sinks`), `open_source` and `Pipeline` as `rtseg run`, with the model kept open
-between videos: frame order and stage overlap are those of a single run, and its outputs equal
-`rtseg run --output ... --masks ...` on the same clip.
+and is tested, without Ray). `segment_video` is one video through the same `RunConfig` and
+`open_run` as `rtseg run`, with the model kept open between videos: frame order and stage
+overlap are those of a single run, and its outputs equal `rtseg run --output ... --masks ...`
+on the same clip.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class ProgressSink(FrameSink):
         self.kill_at_frame = kill_at_frame
         self.frames_written = 0
 
-    def write(self, index: int, rendered, ids) -> None:
+    def _write_impl(self, index: int, rendered, ids) -> None:
         self.frames_written += 1
         self.on_frame(self.frames_written)
         if self.kill_at_frame is not None and self.frames_written >= self.kill_at_frame:
@@ -49,7 +49,7 @@ class ProgressSink(FrameSink):
 
 def run_config(path: Path, plan: OutputPlan, options: VideoOptions):
     """The `rtseg run` configuration of one video: its outputs at the plan's partial paths."""
-    from rtseg.api import RunConfig
+    from rtseg.assembly import RunConfig
 
     return RunConfig(
         source_uri=str(path),
@@ -70,27 +70,21 @@ def run_config(path: Path, plan: OutputPlan, options: VideoOptions):
 
 
 def segment_video(model, path: Path, plan: OutputPlan, options: VideoOptions, extra_sinks=()):
-    """Segment every frame of the video `path` with the open `model` into `plan`'s outputs.
+    """Segment every frame of the video `path` with the open `model` into `plan`'s outputs: the
+    run `rtseg run` opens (rtseg.assembly.open_run), handed the worker's open model.
 
     Outputs are written under their partial names and renamed once all are complete. Returns
     the PipelineStats. Raises RtsegError for a corrupt or unreadable video; its outputs (partial
     and any earlier final ones) are removed then.
     """
-    from rtseg.api import open_sinks
-    from rtseg.pipeline import Pipeline, PipelineConfig
-    from rtseg.video import open_source
-    from rtseg.video.sources import DEFAULT_FOLDER_FPS
-    from rtseg.viz import VizConfig
+    from rtseg.assembly import open_run
 
     plan.prepare()
-    cfg = run_config(path, plan, options)
-    viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=False)
-    config = PipelineConfig(max_frames=cfg.max_frames, viz=viz, handle_signals=False)
     try:
         with contextlib.ExitStack() as stack:
-            source = stack.enter_context(open_source(cfg.source_uri))
-            sinks = open_sinks(cfg, source.fps or DEFAULT_FOLDER_FPS, stack)
-            stats = Pipeline(source, model, [*sinks, *extra_sinks], config).run()
+            pipeline = open_run(run_config(path, plan, options), stack, model=model, extra_sinks=extra_sinks,
+                                handle_signals=False)  # fmt: skip
+            stats = pipeline.run()
         if "stats" in plan.kinds:
             plan.partial("stats").write_text(json.dumps(stats.to_json(), indent=2) + "\n")
         plan.commit()
@@ -117,10 +111,10 @@ class VideoWorker:
 
     def _open_model(self):
         if self._model is None:
-            from rtseg.segmenter import open_loaded_model
+            from rtseg.loading import open_model
 
             opts = self.options
-            model = open_loaded_model(opts.model, opts.backend, opts.device, opts.threads)
+            model = open_model(opts.model, opts.backend, opts.threads, opts.device)
             model.backend.__enter__()
             self._model = model
         return self._model

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import click
 
-from rtseg.api import MODE_CHOICES, resolve_model_path
+from rtseg.cli.options import run_options
 from rtseg.core import signals
 from rtseg.core.package import package_files
 from rtseg.core.paths import atomic_write_text, check_paths
-from rtseg.loading import BACKENDS
+from rtseg.loading import resolve_model_path
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -47,21 +47,7 @@ def write_json(path: Path, data: dict) -> None:
     "--address",
     help="Existing Ray cluster: auto, host:port or ray://host:10001 [default: RAY_ADDRESS, else local].",
 )
-@click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
-@click.option(
-    "--device",
-    type=click.Choice(("cpu", "cuda", "tensorrt", "auto")),
-    default="cpu",
-    show_default=True,
-    help="ONNX Runtime execution provider on the workers.",
-)
-@click.option("--threads", type=click.IntRange(min=1), help="Backend threads per worker [default: its CPUs].")
-@click.option("--mode", type=click.Choice(MODE_CHOICES), default="overlay", show_default=True)
-@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
-@click.option("--no-legend", is_flag=True, help="Do not draw the class legend.")
-@click.option("--max-frames", type=click.IntRange(min=1), help="At most N frames of each video.")
-@click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
+@run_options("model", "backend", "device", "threads", "mode", "alpha", "legend", "max_frames", "codec")
 @click.option(
     "--retries",
     type=click.IntRange(min=0),
@@ -81,7 +67,7 @@ def write_json(path: Path, data: dict) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def batch(
     inputs, out_dir, output_kind, workers, cpus_per_worker, gpus_per_worker, address, model, backend,
-    device, threads, mode, alpha, no_legend, max_frames, codec, retries, hash_inputs, report_json,
+    device, threads, mode, alpha, legend, max_frames, codec, retries, hash_inputs, report_json,
     verbose, quiet,
 ):  # fmt: skip
     """Segment an archive of videos on a Ray cluster (local by default); resumable."""
@@ -105,7 +91,7 @@ def batch(
         threads=threads,
         mode=mode,
         alpha=alpha,
-        legend=not no_legend,
+        legend=legend,
         codec=codec,
         max_frames=max_frames,
         kinds=parse_output_kinds(output_kind),

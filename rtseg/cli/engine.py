@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from rtseg.core.paths import check_paths
 from rtseg.errors import InputError
 
 UNITS = {
@@ -40,20 +39,6 @@ def parse_bytes(text: str | None) -> int | None:
     return int(number * UNITS[unit])
 
 
-def write_parser_input(package, out: Path) -> None:
-    """`--prepare-only OUT.onnx`: the rewritten graph (never over the package's own files: the
-    command's check_paths refused that already)."""
-    from rtseg.engine.builder import prepare_onnx
-
-    if out.suffix != ".onnx":
-        raise InputError(f"--prepare-only needs an .onnx file name, got {out}")
-    prepare_onnx(package.onnx_path, out)
-    click.echo(
-        f"wrote {out}: the graph TensorRT parses for {package.onnx_path.name} (uint8 only into Casts); "
-        f"e.g. trtexec --onnx={out} --stronglyTyped"
-    )
-
-
 @click.command("build-engine")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option(
@@ -85,33 +70,20 @@ def write_parser_input(package, out: Path) -> None:
 )
 def build_engine(model, output, workspace, timing_cache, max_batch, verbose, prepare_only):
     """Build a TensorRT engine (strongly typed: precision comes from the ONNX) for MODEL."""
-    from rtseg.core.package import load_package, package_files
-    from rtseg.engine import BuildConfig, find_or_build_engine
-    from rtseg.engine.environment import engine_environment
+    from rtseg.engine import BuildConfig
+    from rtseg.engine.build_file import build_engine_file
 
-    check_paths(
-        inputs=[("MODEL", p) for p in package_files(model)],
-        outputs=[
-            ("--output", output),
-            ("--output's sidecar", None if output is None else Path(f"{output}.json")),
-            ("--timing-cache", timing_cache),
-            ("--prepare-only", prepare_only),
-        ],
-    )
-    package = load_package(model)
-    if prepare_only is not None:
-        write_parser_input(package, prepare_only)
-        return
     config = BuildConfig(
         workspace=parse_bytes(workspace), timing_cache=timing_cache, max_batch=max_batch, verbose=verbose
     )
-    env = engine_environment()  # TensorRT, then a GPU: one clear line each, before trt.Builder
-    click.echo(
-        f"TensorRT {env.trt_version} on {env.gpu_name} (compute {env.compute_capability}), "
-        f"{package.precision} package {package.onnx_path.name}",
-        err=True,
+    record = build_engine_file(
+        model, output, config, prepare_only, log=lambda line: click.echo(line, err=True)
     )
-    record = find_or_build_engine(
-        package, output, config, env=env, force=True, log=lambda line: click.echo(line, err=True)
-    )
+    if prepare_only is not None:
+        click.echo(
+            f"wrote {prepare_only}: the graph TensorRT parses for {Path(model).with_suffix('.onnx').name} "
+            "(uint8 only into Casts); "
+            f"e.g. trtexec --onnx={prepare_only} --stronglyTyped"
+        )
+        return
     click.echo(f"wrote {record.path} + {record.path.name}.json (cache key {record.meta['cache_key']})")

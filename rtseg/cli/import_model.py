@@ -97,7 +97,7 @@ def import_model(
 ):
     """Wrap MODEL.onnx (float NCHW in, logits out) into a model package, checked against it."""
     from rtseg.export.import_model import ImportConfig, import_onnx
-    from rtseg.export.wrap_onnx import Preprocessing
+    from rtseg.onnxtools.wrap_onnx import Preprocessing
 
     preprocessing = Preprocessing(
         mean=parse_triple(mean, "--mean"),

@@ -20,14 +20,12 @@ holds every frame processed so far).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from rtseg.api import MODE_CHOICES, RunConfig, execute
-from rtseg.cli.options import device_option
+from rtseg.assembly import RunConfig, execute
+from rtseg.cli.options import run_options
 from rtseg.errors import InputError
-from rtseg.loading import BACKENDS
 
 
 def pick_source(video, frames, camera, source) -> str:
@@ -77,122 +75,14 @@ def report(cfg: RunConfig, stats) -> None:
     help="Any input URI: rtsp://..., lavfi:testsrc2=... Repeat it for several live sources batched "
     "through one model; --output / --masks / --save-frames then take {index} or {name}.",
 )
-@click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
-@device_option
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend.")
-@click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
-@click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")
-@click.option("--save-frames", type=click.Path(path_type=Path), help="Write annotated frames (JPEG).")
-@click.option(
-    "--show",
-    is_flag=True,
-    help="Show the result in a window. Keys: q / Esc quit, space pause, m overlay / mask / "
-    "side-by-side, + / - alpha, s snapshot.",
-)
-@click.option(
-    "--snapshot-dir",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Where the window's s key writes rtseg_snapshot_<index>.png.",
-)
-@click.option("--mode", type=click.Choice(MODE_CHOICES), default="overlay", show_default=True)
-@click.option(
-    "--alpha",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.5,
-    show_default=True,
-    help="Opacity of the class colours in overlay mode.",
-)
-@click.option("--no-legend", is_flag=True, help="Do not draw the class legend.")
-@click.option("--hud/--no-hud", default=None, help="Draw fps | latency on frames [default: with --show].")
-@click.option("--max-frames", type=click.IntRange(min=1), help="Read at most N frames.")
-@click.option("--stats-json", type=click.Path(path_type=Path), help="Write the summary as JSON.")
-@click.option("--realtime", is_flag=True, help="Pace a file at its frame rate (a live stand-in).")
-@click.option("--fps", type=click.FloatRange(min=0.1), help="Frame rate of a frames folder / the MP4.")
-@click.option("--codec", default="auto", show_default=True, help="MP4 encoder: auto, libx264, h264_nvenc.")
-@click.option(
-    "--preset",
-    type=str,
-    help="MP4 encoder speed: x264 ultrafast (default: real time on few cores) ... veryslow "
-    "(smaller files, more CPU per frame), or NVENC p1..p7; each maps to the other encoder.",
-)
-@click.option(
-    "--crf",
-    type=click.IntRange(0, 51),
-    help="MP4 quality: x264 crf / NVENC cq, lower is better and larger [default: 23].",
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
-@click.option(
-    "--strict",
-    is_flag=True,
-    help="Stop (exit 1) at the first damaged packet, undecodable frame or cut-short file "
-    "[default: decode through, count and report].",
-)
-def run(
-    video,
-    frames,
-    camera,
-    source_uri,
-    model,
-    backend,
-    device,
-    threads,
-    output,
-    masks,
-    save_frames,
-    show,
-    snapshot_dir,
-    mode,
-    alpha,
-    no_legend,
-    hud,
-    max_frames,
-    stats_json,
-    realtime,
-    fps,
-    codec,
-    preset,
-    crf,
-    quiet,
-    strict,
-):
+@run_options()
+def run(video, frames, camera, source_uri, **options):
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
     from rtseg.pipeline import PipelineInterrupted, SourceFailed
 
-    cfg = RunConfig(
-        source_uri=pick_source(video, frames, camera, source_uri),
-        model=model,
-        backend=backend,
-        device=device,
-        threads=threads,
-        output=output,
-        masks=masks,
-        save_frames=save_frames,
-        show=show,
-        mode=mode,
-        alpha=alpha,
-        legend=not no_legend,
-        hud=hud,
-        max_frames=max_frames,
-        stats_json=stats_json,
-        realtime=realtime,
-        fps=fps,
-        codec=codec,
-        preset=preset,
-        crf=crf,
-        quiet=quiet,
-        strict=strict,
-        snapshot_dir=snapshot_dir,
-    )
+    cfg = RunConfig(source_uri=pick_source(video, frames, camera, source_uri), **options)
     try:
-        if len(source_uri) > 1:
-            from rtseg.streams import execute_streams
-
-            stats = execute_streams(cfg, source_uri)
-        else:
-            stats = execute(cfg)
+        stats = execute(cfg, source_uri if len(source_uri) > 1 else None)
     except SourceFailed as failure:  # every frame read before it was written: report, then fail
         report(cfg, failure.stats)
         raise

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rtseg.core.gpu import require_tensorrt
 from rtseg.core.paths import atomic_output, atomic_write_bytes
-from rtseg.engine.cache import BuildConfig
+from rtseg.engine.build_config import BuildConfig
 from rtseg.engine.onnx_prep import write_prepared
 from rtseg.errors import BackendError, ModelError
 
@@ -95,7 +95,7 @@ def _parse(trt, network, logger, onnx_path: Path, log) -> None:
 
 def _check_quantization(onnx_path: Path) -> None:
     """ModelError for Q/DQ that TensorRT rejects (e.g. a package quantized with --int8-target cpu)."""
-    from rtseg.export.qdq_rules import check_qdq_rules
+    from rtseg.onnxtools.qdq_rules import check_qdq_rules
 
     problems = check_qdq_rules(onnx_path)
     if problems:

@@ -28,13 +28,13 @@ from pathlib import Path
 from rtseg.core.package import ModelPackage, sha256_file
 from rtseg.core.paths import atomic_write_text
 from rtseg.core.user_cache import cache_dir
+from rtseg.engine.build_config import BuildConfig
 from rtseg.engine.environment import EngineEnvironment
 from rtseg.engine.onnx_prep import PREP_VERSION
 from rtseg.errors import ModelError
 
 ENGINE_FORMAT = "rtseg-engine"
 ENGINE_FORMAT_VERSION = 2  # 2: build parameters and graph rewrite version in the key
-DEFAULT_MAX_BATCH = 8
 IDENTITY_FIELDS = ("tensorrt", "gpu", "compute_capability", "precision", "onnx_sha256", "graph_rewrite")
 COVERING_FIELDS = ("max_batch", "profiles")  # an engine with at least these serves the request
 
@@ -43,27 +43,6 @@ def engine_cache_key(fields: dict) -> str:
     """16 hex digits naming one combination of key fields (see `key_fields`)."""
     canonical = {k: str(v).strip() for k, v in fields.items()}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """How to build. `workspace`: bytes for TensorRT's workspace pool (None: TensorRT's default);
-    `timing_cache`: file kept between builds (None: the user cache folder); batch profile
-    min 1, opt `opt_batch`, max `max_batch` on the dynamic batch axis, repeated `profiles` times
-    (one per execution context in concurrent use: the backend's two slots)."""
-
-    workspace: int | None = None
-    timing_cache: Path | None = None
-    max_batch: int = DEFAULT_MAX_BATCH
-    opt_batch: int = 1
-    profiles: int = 2
-    verbose: bool = False
-
-    def __post_init__(self):
-        if self.max_batch < 1 or not 1 <= self.opt_batch <= self.max_batch:
-            raise ValueError(f"need 1 <= opt_batch ({self.opt_batch}) <= max_batch ({self.max_batch})")
-        if self.profiles < 1:
-            raise ValueError(f"need at least one optimization profile, got {self.profiles}")
 
 
 def key_fields(env: EngineEnvironment, package: ModelPackage, config: BuildConfig) -> dict:

@@ -1,6 +1,6 @@
 """Bring your own model: a float NCHW ONNX with logits (or a torch nn.Module) -> a model package.
 
-The wrapped graph (rtseg.export.wrap_onnx) is checked against the original on real frames
+The wrapped graph (rtseg.onnxtools.wrap_onnx) is checked against the original on real frames
 before anything is written: the host applies the declared preprocessing in numpy, runs the
 original on ONNX Runtime, resizes its logits to the input size (bilinear, half-pixel) and takes
 the argmax; the wrapped graph must agree on `min_agreement` of the pixels and its logits must
@@ -26,7 +26,7 @@ from rtseg.core.package import (
 )
 from rtseg.core.paths import check_paths
 from rtseg.errors import ExportError, InputError, MissingDependencyError, ModelError, OutputError
-from rtseg.export.wrap_onnx import (
+from rtseg.onnxtools.wrap_onnx import (
     LOGITS_NAME,
     GraphIO,
     Preprocessing,

@@ -49,7 +49,7 @@ from rtseg.core.package import ModelPackage, write_sidecar
 from rtseg.errors import ExportError, InputError, MissingDependencyError
 from rtseg.export.fp16 import variant_meta
 from rtseg.export.int8_nodes import excluded_nodes
-from rtseg.export.qdq_rules import FLOAT_ONLY_OPS, check_qdq_rules, count_qdq, raise_on_qdq_problems
+from rtseg.onnxtools.qdq_rules import FLOAT_ONLY_OPS, check_qdq_rules, count_qdq, raise_on_qdq_problems
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 PLACEMENTS = ("inputs", "conv-outputs")

@@ -1,10 +1,12 @@
-"""The threaded pipeline: capture -> infer -> overlay -> sink, with stats and a live view.
+"""The threaded pipeline, one source or many: lanes (capture -> overlay -> sink) around one
+batching infer stage, with stats and a live view.
 
 from rtseg.pipeline import Pipeline, PipelineConfig
-stats = Pipeline(source, model, sinks, PipelineConfig(max_frames=100)).run()
+stats = Pipeline.single(source, model, sinks, PipelineConfig(max_frames=100)).run()
 print(stats.summary())
 """
 
+from rtseg.pipeline.lane import Lane, MultiStats
 from rtseg.pipeline.live import LiveView, ViewState, apply_key
 from rtseg.pipeline.runner import (
     SIGNAL_EXIT_STATUS,
@@ -16,6 +18,8 @@ from rtseg.pipeline.runner import (
 from rtseg.pipeline.stats import PipelineStats, StageStats
 
 __all__ = [
+    "Lane",
+    "MultiStats",
     "SIGNAL_EXIT_STATUS",
     "Pipeline",
     "PipelineConfig",

@@ -1,4 +1,5 @@
-"""The live view, driven from the main thread: keys, what the window shows, HUD, snapshots.
+"""The live view of a run, one source or many, driven from the main thread: keys, what the
+window shows, HUD, snapshots.
 
 Keys (`apply_key`, a pure function of the view state and a key code):
   q / Esc   quit                      space   pause / resume the view
@@ -17,7 +18,6 @@ source is held at its capture stage instead, so none of it is skipped).
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,10 +25,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.core.paths import atomic_write_bytes
 from rtseg.errors import OutputError
+from rtseg.pipeline.mosaic import TILE_SIZE, compose_mosaic
 from rtseg.pipeline.queues import FrameItem
-from rtseg.pipeline.stats import PipelineStats, RateMeter
+from rtseg.pipeline.stats import RateMeter
 from rtseg.viz import MODES, VizConfig
 
 ESCAPE = 27
@@ -104,65 +106,77 @@ def snapshot_path(folder: Path, index: int) -> Path:
 
 
 class LiveView:
-    """Shows the newest processed frame in `display` and handles its keys (main thread only).
+    """Shows the newest processed frame of every lane in `display` and handles its keys (main
+    thread only). One lane: its frame at full size; several: a mosaic of tiles
+    (rtseg.pipeline.mosaic), one per lane, labelled "index: name". The same keys everywhere.
 
-    display: `show((H, W, 3) uint8 RGB) -> key` and optionally `poll_key() -> key`.
+    display: a Display (`show((H, W, 3) uint8 RGB) -> key`, `poll_key() -> key`, `close()`).
     visualizer: renders the window's picture; viz: the run's VizConfig (initial mode / alpha,
-        legend, hud). stats: gets `record_display` per frame shown (capture -> shown latency).
-    pause_event: set while paused (the pipeline holds a file source's capture on it).
+        legend, hud). lanes: the run's lanes; each frame shown is recorded in its lane's stats
+        (`record_display`, capture -> shown latency), and pausing holds every file lane's capture.
     snapshot_dir: where `s` writes PNGs; each path is printed on stdout.
     """
 
-    def __init__(
-        self,
-        display,
-        visualizer,
-        viz: VizConfig,
-        stats: PipelineStats,
-        pause_event: threading.Event | None = None,
-        snapshot_dir: Path = Path("."),
-    ):
+    def __init__(self, display, visualizer, viz: VizConfig, lanes, snapshot_dir: Path = Path("."),
+                 tile_size=TILE_SIZE):  # fmt: skip
         self.display = display
         self.visualizer = visualizer
         self.viz = viz
-        self.stats = stats
-        self.pause_event = pause_event
+        self.lanes = list(lanes)
         self.snapshot_dir = Path(snapshot_dir)
+        self.tile_size = tile_size
         self.state = ViewState(mode=viz.mode, alpha=viz.alpha)
-        self.meter = RateMeter()  # shown frames: the fps and latency the viewer gets
-        self.current: FrameItem | None = None  # the frame on screen
+        self.meters = [RateMeter() for _ in self.lanes]  # shown frames: what the viewer gets
+        self.items: list[FrameItem | None] = [None] * len(self.lanes)  # the frames on screen
+        self.current: FrameItem | None = None  # the newest frame on screen (names snapshots)
         self.image: np.ndarray | None = None  # the picture on screen, (H, W', 3) uint8 RGB
         self.snapshots: list[Path] = []
 
-    def step(self, item: FrameItem | None) -> bool:
-        """Show `item` (the newest frame with `ids_full`, or None) unless paused; handle the
-        key pressed. Returns False once the user asked to quit."""
-        if item is not None and not self.state.paused:
-            self.current = item
-            self.image = self.render(item)
+    def step(self, arrived: list) -> bool:
+        """Show the newest items that `arrived` ([(position, FrameItem with `ids_full`)]) unless
+        paused; handle the key pressed. Returns False once the user asked to quit."""
+        if arrived and not self.state.paused:
+            for position, item in arrived:
+                self.items[position] = item
+            self.current = arrived[-1][1]
+            self.image = self.render()
             key = self.display.show(self.image)
             t_shown = time.perf_counter()
-            self.stats.record_display(item.t_captured, t_shown)
-            self.meter.tick(t_shown, t_shown - item.t_captured)
+            for position, item in arrived:
+                self.lanes[position].stats.record_display(item.t_captured, t_shown)
+                self.meters[position].tick(t_shown, t_shown - item.t_captured)
         else:  # nothing new to show (or paused: newer frames are dropped behind the picture)
             key = self.poll_key()
         return self.handle_keys(key)
 
-    def render(self, item: FrameItem) -> np.ndarray:
-        """The window's picture of `item` in the current mode / alpha, with the HUD line."""
+    def render(self) -> np.ndarray:
+        """The window's picture in the current mode / alpha, with the HUD line(s)."""
         cfg = replace(self.viz, mode=self.state.mode, alpha=self.state.alpha)
+        if len(self.lanes) == 1:
+            return self.render_tile(0, cfg, None)
+        tiles = [self.render_tile(i, cfg, self.tile_size) for i in range(len(self.lanes))]
+        names = [f"{lane.index}: {lane.name}" for lane in self.lanes]
+        return compose_mosaic(tiles, names, self.tile_size)
+
+    def render_tile(self, position: int, cfg: VizConfig, size: tuple[int, int] | None) -> np.ndarray | None:
+        """Lane `position`'s frame drawn at its size, or scaled to `size` (height, width) first
+        (a mosaic tile: drawing a small picture costs the main thread little); None before its
+        first frame."""
+        item = self.items[position]
+        if item is None:
+            return None
+        frame, ids = item.frame, item.ids_full
+        if size is not None:
+            frame, ids = resize_frame(frame, size), resize_ids(ids, size)
         hud = None
         if cfg.hud:
-            fps, latency_ms = self.meter.snapshot()
-            hud = hud_text(fps, latency_ms, self.stats.dropped, self.state.paused)
-        return self.visualizer.render(item.frame, item.ids_full, hud=hud, cfg=cfg)
+            fps, latency_ms = self.meters[position].snapshot()
+            hud = hud_text(fps, latency_ms, self.lanes[position].stats.dropped, self.state.paused)
+        return self.visualizer.render(frame, ids, hud=hud, cfg=cfg)
 
     def poll_key(self) -> int:
         """Let the window process events without a new frame; the key pressed or -1."""
-        poll = getattr(self.display, "poll_key", None)
-        if callable(poll):
-            return poll()
-        return self.display.show(self.image) if self.image is not None else -1
+        return self.display.poll_key()
 
     def handle_keys(self, key: int) -> bool:
         """Apply `key` (and any key pressed while redrawing for it). False on quit."""
@@ -170,8 +184,8 @@ class LiveView:
             before, self.state = self.state, apply_key(self.state, key)
             if self.state.quit:
                 return False
-            if self.pause_event is not None:
-                (self.pause_event.set if self.state.paused else self.pause_event.clear)()
+            for lane in self.lanes:
+                (lane.ctx.paused.set if self.state.paused else lane.ctx.paused.clear)()
             if self.state.snapshot:
                 self.save_snapshot()
                 self.state = replace(self.state, snapshot=False)
@@ -182,7 +196,7 @@ class LiveView:
             )
             if not redraw or self.current is None:
                 return True
-            self.image = self.render(self.current)
+            self.image = self.render()
             key = self.display.show(self.image)
 
     def save_snapshot(self) -> Path | None:

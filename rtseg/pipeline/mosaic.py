@@ -1,19 +1,12 @@
-"""One window for many sources: the newest annotated frame of each, tiled in a grid.
-
-Driven from the main thread by MultiPipeline: `update(lane, item)` as frames arrive, `step()`
-once a loop (shows the mosaic when something changed, handles keys; False on q / Esc / the
-window closed). Each frame shown is recorded in its source's stats (capture -> display latency).
-"""
+"""One window for many sources: the newest annotated frame of each, tiled in a grid (what
+rtseg.pipeline.live.LiveView shows when a run has several lanes)."""
 
 from __future__ import annotations
 
 import math
-import time
 
 import cv2
 import numpy as np
-
-from rtseg.pipeline.live import QUIT_KEYS
 
 TILE_SIZE = (270, 480)  # (height, width) of one source's tile
 
@@ -39,34 +32,3 @@ def compose_mosaic(tiles: list[np.ndarray | None], names: list[str], tile_size=T
             cell, name, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
         )
     return mosaic
-
-
-class MosaicView:
-    """The mosaic window of `lanes` on `display` (`show(rgb) -> key`, optional `poll_key()`)."""
-
-    def __init__(self, display, lanes, tile_size=TILE_SIZE):
-        self.display = display
-        self.positions = {lane.index: position for position, lane in enumerate(lanes)}
-        self.names = [f"{lane.index}: {lane.name}" for lane in lanes]
-        self.tiles: list[np.ndarray | None] = [None] * len(lanes)
-        self.tile_size = tile_size
-        self._new: list = []  # (lane, item) arrived since the last show
-
-    def update(self, lane, item) -> None:
-        self.tiles[self.positions[lane.index]] = item.rendered
-        self._new.append((lane, item))
-
-    def step(self) -> bool:
-        if self._new:
-            key = self.display.show(compose_mosaic(self.tiles, self.names, self.tile_size))
-            shown = time.perf_counter()
-            for lane, item in self._new:
-                lane.stats.record_display(item.t_captured, shown)
-            self._new.clear()
-        else:
-            poll = getattr(self.display, "poll_key", None)
-            key = poll() if callable(poll) else -1
-        return key is None or key < 0 or (key & 0xFF) not in QUIT_KEYS
-
-    def close(self) -> None:
-        self.display.close()

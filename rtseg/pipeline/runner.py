@@ -1,10 +1,21 @@
-"""`Pipeline(source, model, sinks, config).run() -> PipelineStats`: the threaded run.
+"""`Pipeline(lanes, model, config).run()`: the one threaded run, one source or many.
 
-Threads: capture -> infer -> overlay -> sink, joined by bounded queues. The main thread
-supervises: it drives the window (GUI toolkits want the main thread: rendering the picture,
-keys, HUD and snapshots live in `LiveView`), waits for the end while staying responsive to
-Ctrl-C / SIGTERM, then joins the stages and closes the sinks on every path (success, stage
-error, user quit, signal, the source ending), so an MP4 is always playable.
+    lane 0: capture -> [mailbox] --\\                          /--> overlay -> sink(s) 0
+    lane N: capture -> [mailbox] ----> infer (batches ready lanes) --> overlay -> sink(s) N
+
+Each source is a Lane (rtseg.pipeline.lane); one InferStage (rtseg.pipeline.infer) batches the
+queued frame of every ready lane into one backend call, up to the backend's max batch. One lane
+is the single-source run: every frame of a file in order, newest frame for a live source, and
+the backend's submit / wait overlap. The main thread supervises: it drives the window
+(LiveView: one frame or a mosaic, the same keys), ends each lane as its sink stage ends
+(closing its sinks, so an MP4 is always playable), stays responsive to Ctrl-C / SIGTERM, and
+on every path joins the stages and closes the sinks and the window.
+
+Errors: an infer error (or a window that fails) stops every lane and is raised; a lane's own
+failure (a source or sink error) ends that lane only, reported in its status while the others
+go on; the run raises it when no lane ended well (so a one-source run raises its failure: a
+stage error as it is, an input failure as SourceFailed once every frame read before it was
+written).
 """
 
 from __future__ import annotations
@@ -12,22 +23,15 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rtseg.core.signals import HANDLED_SIGNALS, Interrupted, defer, exit_status
 from rtseg.errors import InputError
+from rtseg.pipeline.infer import InferStage
+from rtseg.pipeline.lane import Lane, MultiStats
 from rtseg.pipeline.live import QUIT_KEYS, LiveView
-from rtseg.pipeline.queues import FrameRing, StageQueue
-from rtseg.pipeline.stages import (
-    CaptureStage,
-    InferStage,
-    OverlayStage,
-    RunContext,
-    SinkStage,
-)
-from rtseg.pipeline.stats import PipelineStats
 from rtseg.viz import Visualizer, VizConfig
 
 __all__ = [
@@ -57,6 +61,10 @@ class PipelineConfig:
         thread (rtseg.core.signals.defer); False: the caller owns the signals.
     join_timeout_s: how long to wait for the stages to end once the run is stopping.
     snapshot_dir: where the window's `s` key writes `rtseg_snapshot_<index>.png`.
+    max_batch: the most frames in one backend call (None: the backend's max_batch; always at
+        most the number of lanes). batch_timeout_s: once one lane has a frame, how long infer
+        waits for the other running lanes before it runs a smaller batch.
+    input_size: (height, width) of the model input; set by Pipeline from the backend.
     """
 
     queue_size: int = 4
@@ -68,6 +76,9 @@ class PipelineConfig:
     join_timeout_s: float = 5.0
     poll_s: float = 0.05
     snapshot_dir: Path = Path(".")
+    max_batch: int | None = None
+    batch_timeout_s: float = 0.01
+    input_size: tuple[int, int] = (0, 0)
 
     def __post_init__(self):
         if self.queue_size < 1 or self.live_queue_size < 1:
@@ -84,7 +95,7 @@ class PipelineInterrupted(Interrupted):
     (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
     """
 
-    def __init__(self, signal_name: str, stats: PipelineStats):
+    def __init__(self, signal_name: str, stats):
         super().__init__(signal_name)
         self.stats = stats
 
@@ -95,159 +106,202 @@ class SourceFailed(InputError):
 
     The message is the source's own one line (file and frame index)."""
 
-    def __init__(self, error: InputError, stats: PipelineStats):
+    def __init__(self, error: InputError, stats):
         super().__init__(str(error))
         self.stats = stats
 
 
 class Pipeline:
-    """Segment every frame of `source` with `model` and write the results to `sinks`.
+    """Segment every frame of each lane's source with `model` and write the results to its sinks.
 
-    source: a FrameSource (`read() -> (H, W, 3) uint8 RGB | None`, `live`, `frame_count`).
-    model: a LoadedModel (backend + classes + palette); the backend is called from one thread.
-    sinks: FrameSinks (`write(index, rendered, ids)`); `run()` closes them on every path.
-    display: optional window (`show(rgb) -> key`, optional `poll_key() -> key`, `close()`),
-        driven from the calling thread by a LiveView: it shows the newest frame, rendered with
-        the view's mode / alpha and a HUD (fps | capture->display ms | drops); keys q / Esc
-        quit, space pause, m mode, + / - alpha, s snapshot. The source and the model stay
-        open (the caller owns them).
+    lanes: Lanes (rtseg.pipeline.lane), one per source; `Pipeline.single` builds the one lane of
+        a one-source run. model: a LoadedModel (backend + classes + palette); the backend is
+        called from the infer thread only. The sources and the model stay open (the caller owns
+        them); `run()` closes the sinks and the display on every path.
+    display: optional Display (rtseg.video.base), driven from the calling thread by a LiveView:
+        it shows the newest frame (one lane) or a mosaic (several), rendered with the view's
+        mode / alpha and a HUD (fps | capture->display ms | drops); keys q / Esc quit, space
+        pause, m mode, + / - alpha, s snapshot.
     visualizer: optional replacement for `Visualizer(config.viz, model.classes, model.palette)`.
+    on_event(line): told when a lane ends or fails while others run on.
     """
 
-    def __init__(
-        self,
-        source,
-        model,
-        sinks: Sequence = (),
-        config: PipelineConfig | None = None,
-        display=None,
-        visualizer=None,
-    ):
-        self.source = source
-        self.model = model
-        self.sinks = list(sinks)
-        self.config = config or PipelineConfig()
+    def __init__(self, lanes: Sequence[Lane], model, config: PipelineConfig | None = None, display=None,
+                 visualizer=None, on_event: Callable[[str], None] | None = None):  # fmt: skip
+        if not lanes:
+            raise ValueError("a pipeline needs at least one lane")
+        self.lanes, self.model = list(lanes), model
+        self.config = replace(config or PipelineConfig(), input_size=tuple(model.backend.input_size))
         self.display = display
         self.visualizer = visualizer or Visualizer(self.config.viz, model.classes, model.palette)
+        self.on_event = on_event or (lambda line: None)
+        backend = model.backend
+        self.stats = MultiStats(self.lanes, backend=backend.describe(), device=backend.runs_on)
+        self.stop = threading.Event()
+        self.ready = threading.Event()  # set whenever a frame reaches a lane's mailbox
+        self.errors: list[tuple[str, BaseException]] = []  # run-wide: infer, window
+        self.infer: InferStage | None = None
+        self.view: LiveView | None = None
+        self._progress = None
 
-    def run(self) -> PipelineStats:
-        """Run to the end of the source (or max_frames, q, Ctrl-C, SIGTERM, an error).
+    @classmethod
+    def single(cls, source, model, sinks: Sequence = (), config: PipelineConfig | None = None,
+               display=None, visualizer=None) -> Pipeline:  # fmt: skip
+        """The run of one source into `sinks` (one lane)."""
+        return cls([Lane(0, None, source, sinks)], model, config, display, visualizer)
 
-        Returns the stats. Re-raises the first exception of any stage (after closing the sinks).
-        Raises PipelineInterrupted (a KeyboardInterrupt carrying the stats) on Ctrl-C / SIGTERM /
-        SIGHUP (a signal never cuts the closing of the sinks short), and SourceFailed (an
-        InputError carrying the stats) when the source failed mid-run, once every frame read
-        before the failure went through every sink.
+    @property
+    def result(self):
+        """The run's stats: one lane's PipelineStats (what a one-source run reports), or the
+        MultiStats over every lane."""
+        return self.lanes[0].stats if len(self.lanes) == 1 else self.stats
+
+    def max_batch(self) -> int:
+        limit = self.config.max_batch or self.model.backend.max_batch
+        return max(1, min(limit, len(self.lanes)))
+
+    def run(self):
+        """Run until every lane ended (or max_frames, q, Ctrl-C, SIGTERM, an error).
+
+        Returns `result`. Raises the first infer or window error (after closing the sinks);
+        PipelineInterrupted (a KeyboardInterrupt carrying the stats) on Ctrl-C / SIGTERM /
+        SIGHUP (a signal never cuts the closing of the sinks short); when no lane ended well,
+        its first failure: a stage error as raised, an input failure as SourceFailed (an
+        InputError carrying the stats).
         """
-        cfg, stop = self.config, threading.Event()
-        stats = PipelineStats(
-            backend=self.model.backend.describe(),
-            device=self.model.backend.runs_on,
-            source=getattr(self.source, "description", ""),
-            live=bool(getattr(self.source, "live", False)),
-        )
-        ctx = RunContext(stop, stats)
-        progress = _progress_bar(cfg.progress, self._progress_total())
-        threads: list[threading.Thread] = []
-        try:
-            with defer(stop, cfg.handle_signals) as guard:
-                try:
-                    self._start_threads(ctx, progress, threads)
-                    self._supervise(ctx, threads)
-                finally:
-                    stop.set()
-                    _join_all(threads, cfg.join_timeout_s)
-                    self._close_outputs(ctx, threads)
-        finally:
-            if progress is not None:
-                progress.close()
-            stats.record_input(self.source)
+        with defer(self.stop, self.config.handle_signals) as guard:
+            try:
+                self.start()
+                self.supervise()
+            finally:
+                self.finish()
         if guard.received is not None:
-            stats.stopped_by = guard.received
-            raise PipelineInterrupted(guard.received, stats)
-        if ctx.errors:
-            stats.stopped_by = "error"
-            stage, exc = ctx.errors[0]
-            if hasattr(exc, "add_note"):
-                exc.add_note(f"(raised in the pipeline's {stage} stage)")
-            raise exc
-        if ctx.input_error is not None:
-            raise SourceFailed(ctx.input_error, stats) from None
-        return stats
+            self.stats.stopped_by = self.result.stopped_by = guard.received
+            raise PipelineInterrupted(guard.received, self.result)
+        self.raise_failure()
+        return self.result
+
+    def start(self) -> None:
+        """Build and start every lane's stages and the infer stage."""
+        cfg = self.config
+        self._progress = _progress_bar(cfg.progress, self._progress_total())
+        on_written = (lambda n: self._progress.update(1)) if self._progress is not None else None
+        window = self.display is not None
+        if window:
+            self.view = LiveView(self.display, self.visualizer, cfg.viz, self.lanes, cfg.snapshot_dir)
+        for lane in self.lanes:
+            lane.stats.backend, lane.stats.device = self.stats.backend, self.stats.device
+            lane.build(self.visualizer, cfg, self.ready, window, on_written)
+        self.infer = InferStage(self.lanes, self.model.backend, self.max_batch(), cfg.batch_timeout_s,
+                                self.stop, self.ready, self.stats, self._fail_infer)  # fmt: skip
+        for lane in self.lanes:
+            for thread in lane.threads:
+                thread.start()
+        self.infer.start()
+
+    def _fail_infer(self, exc: BaseException) -> None:
+        self.errors.append(("infer", exc))
+        self.stop.set()
 
     def _progress_total(self) -> int | None:
-        total = getattr(self.source, "frame_count", None)
+        if len(self.lanes) > 1:
+            return None
+        total = self.lanes[0].source.frame_count
         if self.config.max_frames is not None:
             total = min(total, self.config.max_frames) if total else self.config.max_frames
         return total
 
-    def _start_threads(self, ctx: RunContext, progress, threads: list[threading.Thread]) -> None:
-        """Build the queues and stages and start them, appending each to `threads` as it starts."""
-        cfg, stop, poll = self.config, ctx.stop, self.config.poll_s
-        live = bool(getattr(self.source, "live", False))
-        size = cfg.live_queue_size if live else cfg.queue_size
-        to_infer, to_overlay, to_sink = (StageQueue(size, stop, poll) for _ in range(3))
-        self.display_queue = StageQueue(1, stop, poll) if self.display is not None else None
-        height, width = self.model.backend.input_size
-        ring = FrameRing(size + 3, height, width, stop, poll)  # in the queue, in capture, in infer
-        on_written = (lambda n: progress.update(1)) if progress is not None else None
-        stages = [
-            CaptureStage(ctx, self.source, ring, to_infer, cfg.max_frames),
-            InferStage(ctx, self.model.backend, ring, to_infer, to_overlay),
-            OverlayStage(ctx, self.visualizer, cfg.viz.hud, to_overlay, to_sink, *self._render_plan()),
-            SinkStage(ctx, self.sinks, to_sink, self.display_queue, on_written),
-        ]
-        for stage in stages:
-            stage.start()
-            threads.append(stage)
+    def supervise(self) -> None:
+        """Main-thread loop: drive the window, end lanes as their sink stage ends, until every
+        lane has ended, the user quits or the run is stopping."""
+        running = list(self.lanes)
+        while running and not self.stop.is_set():
+            if self.view is None:
+                running[0].threads[-1].join(self.config.poll_s)
+            else:
+                arrived = [(self.lanes.index(lane), lane.display_queue.poll(0)) for lane in running]
+                arrived = [(position, item) for position, item in arrived if item is not None]
+                if not self.view.step(arrived):
+                    for lane in running:
+                        lane.stats.stopped_by = "user"
+                    self.stats.stopped_by = "user"
+                    return
+                if not arrived:
+                    self.stop.wait(DISPLAY_POLL_S)  # nothing new: let the window breathe
+            for lane in [lane for lane in running if lane.ended]:
+                running.remove(lane)
+                self._end_lane(lane, "ended")
+                self._say_ended(lane, len(running))
+        if not running:
+            self.stats.stopped_by = "source_end"
 
-    def _render_plan(self) -> tuple[bool, bool]:
-        """(render, yuv420p) for the overlay stage: draw only when some sink takes pixels (a
-        masks-only run draws nothing; with no sinks, a window renders its own picture and a
-        bare run still draws, for benchmarks), and in yuv420p when every sink that takes pixels
-        accepts it (the MP4 encoder's own format: no RGB picture is made for it)."""
-        takers = [s for s in self.sinks if getattr(s, "wants_rendered", True)]
-        render = bool(takers) or (not self.sinks and self.display is None)
-        yuv420p = bool(takers) and all(getattr(s, "accepts_yuv420p", False) for s in takers)
-        return render, yuv420p
-
-    def _supervise(self, ctx: RunContext, threads: list[threading.Thread]) -> None:
-        """Main-thread loop until the sink stage ends, the user quits or the run is stopping."""
-        sink_thread = threads[-1]
-        view = None
+    def finish(self) -> None:
+        """Stop every stage, end every lane still running ("stopped", closing its sinks), close
+        the window and the progress bar. Idempotent."""
+        self.stop.set()
+        for lane in self.lanes:
+            lane.ctx.stop.set()
+        if self.infer is not None:
+            self.infer.join(self.config.join_timeout_s)
+        for lane in self.lanes:
+            if lane.status == "running":
+                self._end_lane(lane, "stopped")
         if self.display is not None:
-            view = LiveView(
-                self.display,
-                self.visualizer,
-                self.config.viz,
-                ctx.stats,
-                pause_event=ctx.paused,
-                snapshot_dir=self.config.snapshot_dir,
-            )
-        while sink_thread.is_alive() and not ctx.stop.is_set():
-            if view is None:
-                sink_thread.join(self.config.poll_s)
-            elif not view.step(self.display_queue.poll(DISPLAY_POLL_S)):
-                ctx.stats.stopped_by = "user"
-                return
+            try:
+                self.display.close()
+            except Exception as exc:  # noqa: BLE001 - raised by run() once all is closed
+                self.errors.append(("window", exc))
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
 
-    def _close_outputs(self, ctx: RunContext, threads: list[threading.Thread]) -> None:
-        """Close every sink (flushes the MP4) and the window; never while the sink thread writes.
+    def _end_lane(self, lane: Lane, status: str) -> None:
+        _join_all(lane.threads, self.config.join_timeout_s)
+        self._close_sinks(lane)
+        lane.finish(status)
 
-        A failure to close is handed on like a stage error, after every other output is closed.
-        """
-        if len(threads) == 4 and threads[-1].is_alive():
+    def _say_ended(self, lane: Lane, still_running: int) -> None:
+        what = (
+            f"failed: {lane.error}" if lane.status == "failed" else f"ended after {lane.stats.frames} frames"
+        )
+        self.on_event(f"rtseg: source {lane.index} ({lane.name}) {what}; {still_running} still running")
+
+    def _close_sinks(self, lane: Lane) -> None:
+        """Close the lane's sinks (flushes the MP4); never while its sink thread writes. A sink
+        that cannot close fails its lane, after the lane's other sinks are closed."""
+        if lane.threads and lane.threads[-1].is_alive():
             print(
-                f"rtseg: warning: the sink stage did not stop within {self.config.join_timeout_s} s; "
-                "outputs may be incomplete",
+                f"rtseg: warning: the sink stage of source {lane.index} did not stop within "
+                f"{self.config.join_timeout_s} s; outputs may be incomplete",
                 file=sys.stderr,
             )
             return
-        for output in [*self.sinks, *([self.display] if self.display is not None else [])]:
+        for sink in lane.sinks:
             try:
-                output.close()
-            except Exception as exc:  # noqa: BLE001 - re-raised by run() once all are closed
-                ctx.fail("sink", exc)
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - a sink that cannot close fails its lane
+                lane.ctx.fail("sink", exc)
+
+    def raise_failure(self) -> None:
+        """Raise the run's first error, or the first lane failure when no lane ended well."""
+        if self.errors:
+            self.stats.stopped_by = self.result.stopped_by = "error"
+            stage, exc = self.errors[0]
+            _note(exc, f"(raised in the pipeline's {stage} stage)")
+            raise exc
+        if any(lane.status != "failed" for lane in self.lanes):
+            return
+        lane = self.lanes[0]
+        if lane.ctx.errors:
+            stage, exc = lane.ctx.errors[0]
+            _note(exc, f"(raised in the pipeline's {stage} stage)")
+            raise exc
+        raise SourceFailed(lane.ctx.input_error, self.result) from None
+
+
+def _note(exc: BaseException, note: str) -> None:
+    if hasattr(exc, "add_note") and note not in getattr(exc, "__notes__", []):
+        exc.add_note(note)
 
 
 def _join_all(threads: list[threading.Thread], timeout_s: float) -> None:

@@ -1,4 +1,5 @@
-"""The four stage threads: capture -> infer -> overlay -> sink.
+"""The stage threads of a lane: capture -> (the run's one infer stage, rtseg.pipeline.infer) ->
+overlay -> sink.
 
 Each stage is a thread that takes items from its inbox, does its one job and passes them on.
 Every stage ends in `finally`: it passes the END marker downstream (unless the run is
@@ -20,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rtseg.core.frames import resize_frame, resize_ids
-from rtseg.errors import InputError, ModelError
+from rtseg.errors import InputError
 from rtseg.pipeline.queues import END, FrameItem, FrameRing, StageQueue, StopRequested
 from rtseg.pipeline.stats import PipelineStats, RateMeter
-from rtseg.video.decoded import ArrayFrame, DecodedFrame, new_yuv420p_frame
+from rtseg.video.decoded import DecodedFrame, new_yuv420p_frame
 
 
 @dataclass
@@ -117,7 +118,7 @@ class CaptureStage(StageThread):
         super().__init__(ctx, None, outbox)
         self.source = source
         self.ring = ring
-        self.live = bool(getattr(source, "live", False))
+        self.live = source.live
         self.max_frames = max_frames
 
     def loop(self) -> None:
@@ -127,7 +128,7 @@ class CaptureStage(StageThread):
             self.wait_while_paused()
             slot = self.ring.acquire()
             start = time.perf_counter()
-            frame = self.read_frame(index)
+            frame = self.read_frame()
             t_captured = time.perf_counter()
             if frame is None:
                 self.ring.release(slot)
@@ -146,18 +147,11 @@ class CaptureStage(StageThread):
             index += 1
         stats.stopped_by = stats.stopped_by or "max_frames"
 
-    def read_frame(self, index: int) -> DecodedFrame | None:
-        """The source's next frame as decoded (a FrameSource's `read_frame`; else the `read()`
-        array, checked), or None at its end or when it failed (`ctx.input_error`)."""
+    def read_frame(self) -> DecodedFrame | None:
+        """The source's next frame as decoded (FrameSource.read_frame), or None at its end or
+        when it failed (`ctx.input_error`)."""
         try:
-            read_frame = getattr(self.source, "read_frame", None)
-            if callable(read_frame):
-                return read_frame()
-            frame = self.source.read()
-            if frame is None:
-                return None
-            check_frame(frame, index)
-            return ArrayFrame(frame)
+            return self.source.read_frame()
         except InputError as exc:
             self.ctx.input_error = exc
             return None
@@ -176,71 +170,6 @@ class CaptureStage(StageThread):
         if dropped is not None:
             self.ring.release(dropped.slot)
             self.ctx.stats.dropped += 1
-
-
-def check_frame(frame, index: int) -> None:
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
-        raise InputError(f"source frame {index}: expected (H, W, 3) uint8 RGB, got {got}")
-
-
-class InferStage(StageThread):
-    """Runs the backend on each model-size frame, batch 1. Every backend call lives here.
-
-    Frames go through the Backend contract's `submit(images) -> handle` / `handle.wait() -> ids`.
-    A backend whose submit `overlaps` (TensorRT's two slots) is kept one frame ahead: frame n+1
-    is submitted before frame n is waited for, so its upload overlaps frame n's compute. When
-    nothing is queued behind a frame, or the backend does not overlap, the frame is finished at
-    once, so the overlap never holds a frame back (no added latency on live sources)."""
-
-    stage = "infer"
-
-    def __init__(self, ctx: RunContext, backend, ring: FrameRing, inbox: StageQueue, outbox: StageQueue):
-        super().__init__(ctx, inbox, outbox)
-        self.backend = backend
-        self.ring = ring
-
-    def _checked(self, ids: np.ndarray, item: FrameItem) -> np.ndarray:
-        """The frame's `(h, w) uint8` ids out of the backend's `(1, h, w)`; ModelError (one line)
-        for anything else (a graph whose output shape depends on its input)."""
-        h, w = item.model_input.shape[:2]
-        if getattr(ids, "shape", None) != (1, h, w) or ids.dtype != np.uint8:
-            got = f"{ids.shape} {ids.dtype}" if isinstance(ids, np.ndarray) else type(ids).__name__
-            raise ModelError(
-                f"the model returned {got} for frame {item.index}; expected (1, {h}, {w}) uint8 ids"
-            )
-        return ids[0]
-
-    def _release(self, item: FrameItem) -> None:
-        self.ring.release(item.slot)
-        item.slot, item.model_input = -1, None
-
-    def loop(self) -> None:
-        ahead = self.backend.overlaps
-        pending = None  # (item, handle, start, wait_s) of the frame in flight
-        while True:
-            if pending is not None and (not ahead or self.inbox.qsize() == 0):
-                self._finish(*pending)
-                pending = None
-            t_wait = time.perf_counter()
-            item = self.inbox.get()
-            start = time.perf_counter()
-            if item is END:
-                if pending is not None:
-                    self._finish(*pending)
-                return
-            submitted = (item, self.backend.submit(item.model_input[None]), start, start - t_wait)
-            if pending is not None:
-                self._finish(*pending)
-            pending = submitted
-
-    def _finish(self, item: FrameItem, handle, start: float, wait_s: float) -> None:
-        item.ids = self._checked(handle.wait(), item)
-        self._release(item)
-        end = time.perf_counter()
-        item.timings[self.stage] = (start, end)
-        self.timing.record(end - start, wait_s)
-        self.outbox.put(item)
 
 
 class OverlayStage(StageThread):
@@ -295,7 +224,8 @@ def render_for_sinks(visualizer, decoded: DecodedFrame, ids_full: np.ndarray, hu
 
 class SinkStage(StageThread):
     """Writes each rendered frame and its ids to every sink; hands the item to the window, if
-    any, through `display_queue` (newest wins: the window never lags behind the sinks)."""
+    any, through `display_queue` (newest wins: the window never lags behind the sinks), and to
+    `results` (the lane's iterator, every item and END), if any."""
 
     stage = "sink"
 
@@ -306,8 +236,9 @@ class SinkStage(StageThread):
         inbox: StageQueue,
         display_queue: StageQueue | None = None,
         on_written: Callable[[int], None] | None = None,
+        results: StageQueue | None = None,
     ):
-        super().__init__(ctx, inbox, None)
+        super().__init__(ctx, inbox, results)
         self.sinks = list(sinks)
         self.display_queue = display_queue
         self.on_written = on_written

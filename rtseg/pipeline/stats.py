@@ -112,10 +112,9 @@ class PipelineStats:
 
     def record_input(self, source) -> None:
         """Take the source's damage report (`source.damage`, an InputDamage) at the end of a run."""
-        damage = getattr(source, "damage", None)
-        if damage is not None:
-            self.input_damage = damage.to_json()
-            self.damage_summary = damage.summary() if damage else ""
+        damage = source.damage
+        self.input_damage = damage.to_json()
+        self.damage_summary = damage.summary() if damage else ""
 
     @property
     def wall_s(self) -> float:

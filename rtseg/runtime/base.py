@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from rtseg.core.closing import Closeable
 from rtseg.errors import BackendError, InputError
 
 
@@ -25,7 +26,7 @@ class Done:
         return self._ids
 
 
-class Backend(ABC):
+class Backend(Closeable, ABC):
     """Runs a segmentation model on batches of frames already at the model's input size.
 
     Frames: `(N, H, W, 3) uint8 RGB`, C-contiguous, `(H, W) == input_size` (height, width).
@@ -47,7 +48,6 @@ class Backend(ABC):
     overlaps: bool = False  # submit() returns before the work is done
     supports_logits: bool = False
     runs_on: str = "cpu"
-    _closed: bool = False
 
     def infer(self, images: np.ndarray) -> np.ndarray:
         self._check_open()
@@ -71,18 +71,6 @@ class Backend(ABC):
     def describe(self) -> str:
         h, w = self.input_size
         return f"{self.name} {w}x{h}"
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._close_impl()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def check_batch(self, images: np.ndarray) -> None:
         h, w = self.input_size

@@ -1,7 +1,7 @@
 """Video inputs (files, frames folders, cameras, stream URLs, lavfi) and outputs (MP4, images,
 mask PNGs, a window). Frames are `(H, W, 3) uint8 RGB` everywhere; class ids `(H, W) uint8`."""
 
-from rtseg.video.base import FrameSource, natural_sort_key
+from rtseg.video.base import Display, FrameSource, natural_sort_key
 from rtseg.video.sinks import (
     FrameSink,
     FramesSink,
@@ -14,6 +14,7 @@ from rtseg.video.sinks import (
 from rtseg.video.sources import open_source
 
 __all__ = [
+    "Display",
     "FrameSource",
     "open_source",
     "natural_sort_key",

@@ -130,7 +130,7 @@ class AvSource(FrameSource):
         return source
 
     # ----- reading --------------------------------------------------------------------------
-    def _next_frame(self) -> tuple[DecodedFrame, float | None] | None:
+    def _read_impl(self) -> tuple[DecodedFrame, float | None] | None:
         while not self._pending:
             if self._error is not None:
                 error, self._error = self._error, None
@@ -317,7 +317,7 @@ class AvSource(FrameSource):
             return AvFrame(turned, self._scaler)
         return ArrayFrame(apply_transform(to_rgb_array(frame), transform))
 
-    def _close(self) -> None:
+    def _close_impl(self) -> None:
         self._container.close()
 
     def _describe(self) -> str:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rtseg.core.closing import Closeable
+from rtseg.errors import InputError
 from rtseg.video.decoded import DecodedFrame, as_decoded
 
 _DIGITS = re.compile(r"(\d+)")
@@ -97,7 +99,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-class FrameSource:
+class FrameSource(Closeable):
     """A video input: a context manager whose `read()` returns frames until `None`.
 
     Attributes (set by subclasses at open):
@@ -110,9 +112,10 @@ class FrameSource:
       strict: raise InputError at the first damage instead of counting it (set at open).
       damage: InputDamage, what was found wrong so far (counts and warnings).
 
-    Subclasses implement `_next_frame() -> (frame, time_s) | None` and `_close()`, where frame is
-    an `(H, W, 3) uint8 RGB` array or a DecodedFrame; `time_s` is
-    the frame's presentation time in seconds (None: use index / fps) and drives pacing.
+    Subclasses implement `_read_impl() -> (frame, time_s) | None` and `_close_impl()`, where
+    frame is an `(H, W, 3) uint8 RGB` array (checked by `read_frame`: InputError otherwise) or a
+    DecodedFrame; `time_s` is the frame's presentation time in seconds (None: use index / fps)
+    and drives pacing.
     """
 
     live: bool = False
@@ -147,10 +150,12 @@ class FrameSource:
         What the pipeline reads: a run that needs no full-size RGB picture never makes one."""
         if self._closed:
             return None
-        item = self._next_frame()
+        item = self._read_impl()
         if item is None:
             return None
         frame, time_s = item
+        if not isinstance(frame, DecodedFrame):
+            check_rgb_frame(frame, f"{self.description or type(self).__name__}: frame {self.frames_read}")
         if self._pacer is not None:
             if time_s is None:
                 time_s = self.frames_read / self.fps if self.fps else 0.0
@@ -162,27 +167,43 @@ class FrameSource:
         while (frame := self.read()) is not None:
             yield frame
 
-    def close(self) -> None:
-        """Release the file, stream or device. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            self._close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.description}>"
 
     # subclass hooks
-    def _next_frame(self) -> tuple[np.ndarray, float | None] | None:
+    def _read_impl(self) -> tuple[np.ndarray | DecodedFrame, float | None] | None:
         raise NotImplementedError
 
-    def _close(self) -> None:  # noqa: B027 - sources holding nothing need no cleanup
-        pass
+
+def check_rgb_frame(frame, where: str) -> None:
+    """InputError (one line naming `where`) unless `frame` is an `(H, W, 3) uint8` array."""
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        got = f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise InputError(f"{where}: expected (H, W, 3) uint8 RGB, got {got}")
+
+
+class Display(Closeable):
+    """A window the pipeline's main thread drives (rtseg.pipeline.live.LiveView).
+
+    `show((H, W, 3) uint8 RGB) -> key` draws a picture and returns the key pressed (an OpenCV
+    key code) or -1; `poll_key() -> key` lets the window process events without a new picture;
+    `close()` is idempotent. The public methods check; subclasses implement `_show_impl(rgb)`,
+    `_poll_key_impl()` (default: no key) and `_close_impl()`. After close, both return -1.
+    """
+
+    def show(self, rgb: np.ndarray) -> int:
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"{type(self).__name__}.show expects (H, W, 3) uint8 RGB")
+        return -1 if self._closed else self._show_impl(rgb)
+
+    def poll_key(self) -> int:
+        return -1 if self._closed else self._poll_key_impl()
+
+    def _show_impl(self, rgb: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def _poll_key_impl(self) -> int:
+        return -1
 
 
 def format_fps(fps: float | None) -> str:

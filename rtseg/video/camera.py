@@ -63,7 +63,7 @@ class CameraSource(FrameSource):
         size = f"{width}x{height}" if self.frame_size else "?x?"
         self.description = f"{self.name} (camera {size} {format_fps(self.fps)}, live)"
 
-    def _next_frame(self) -> tuple[np.ndarray, float | None] | None:
+    def _read_impl(self) -> tuple[np.ndarray, float | None] | None:
         ok, bgr = self._capture.read()
         if not ok or bgr is None:
             return None
@@ -71,5 +71,5 @@ class CameraSource(FrameSource):
             return cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB), None
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
 
-    def _close(self) -> None:
+    def _close_impl(self) -> None:
         self._capture.release()

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from rtseg.errors import OutputError
+from rtseg.video.base import Display
 
 ESCAPE_KEY = 27  # what show() returns when the user closes the window
 SCREEN_FILL = 0.9  # the most of the screen a new window takes (room for the title bar and panels)
@@ -140,7 +141,7 @@ def qt_font_dir() -> str:
     return next((d for d in candidates if os.path.isdir(d)), tempfile.gettempdir())
 
 
-class WindowDisplay:
+class WindowDisplay(Display):
     """A resizable OpenCV window. `show((H, W, 3) uint8 RGB)` returns the key pressed or -1.
 
     The window opens at the first frame's size, scaled down to fit the screen (fitted_size),
@@ -156,12 +157,9 @@ class WindowDisplay:
         self.title = title
         self.closed_by_user = False
         self._created = False
-        self._closed = False
 
-    def show(self, rgb: np.ndarray) -> int:
+    def _show_impl(self, rgb: np.ndarray) -> int:
         """Draw one frame and poll the keyboard for 1 ms. Returns the key code or -1."""
-        if self._closed:
-            return -1
         try:
             if not self._created:
                 self._create(rgb.shape[:2])
@@ -177,10 +175,10 @@ class WindowDisplay:
         cv2.resizeWindow(self.title, width, height)
         self._created = True
 
-    def poll_key(self) -> int:
+    def _poll_key_impl(self) -> int:
         """Process window events for 1 ms without a new frame. Returns the key code or -1
         (ESCAPE_KEY once the user closed the window); -1 before the first frame."""
-        if self._closed or not self._created:
+        if not self._created:
             return -1
         try:
             return self._wait_key()
@@ -194,20 +192,11 @@ class WindowDisplay:
             return ESCAPE_KEY
         return key
 
-    def close(self) -> None:
-        """Destroy the window. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+    def _close_impl(self) -> None:
+        """Destroy the window."""
         if self._created and not self.closed_by_user:
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _first_line(exc: Exception) -> str:

@@ -77,7 +77,7 @@ class ImageSequenceSource(FrameSource):
             return cls([path], path.name, fps, strict)
         return cls(list_glob_images(uri), uri, fps, strict)
 
-    def _next_frame(self) -> tuple[np.ndarray, float | None] | None:
+    def _read_impl(self) -> tuple[np.ndarray, float | None] | None:
         if self._index >= len(self._files):
             return None
         path = self._files[self._index]
@@ -95,5 +95,5 @@ class ImageSequenceSource(FrameSource):
         self._index += 1
         return frame, time_s
 
-    def _close(self) -> None:
+    def _close_impl(self) -> None:
         self._first = None

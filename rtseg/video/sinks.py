@@ -59,7 +59,19 @@ class FrameSink:
     wants_rendered: bool = True
     accepts_yuv420p: bool = False
 
-    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
+    def write(self, index: int, rendered, ids: np.ndarray) -> None:
+        """Check the frame's arguments (ValueError: a caller's bug), then `_write_impl` them.
+        ids may be None for a sink that only takes pixels."""
+        if (ids is not None or not self.wants_rendered) and (
+            not isinstance(ids, np.ndarray) or ids.ndim != 2 or ids.dtype != np.uint8
+        ):
+            got = f"{ids.shape} {ids.dtype}" if isinstance(ids, np.ndarray) else type(ids).__name__
+            raise ValueError(f"{type(self).__name__} expects (H, W) uint8 ids, got {got}")
+        if index < 0 or (self.wants_rendered and rendered is None):
+            raise ValueError(f"{type(self).__name__}: frame {index} needs an index >= 0 and its picture")
+        self._write_impl(index, rendered, ids)
+
+    def _write_impl(self, index: int, rendered, ids: np.ndarray) -> None:
         raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - sinks holding nothing need no cleanup
@@ -78,7 +90,7 @@ class NullSink(FrameSink):
 
     accepts_yuv420p = True
 
-    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
+    def _write_impl(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
         self.frames_written += 1
 
 
@@ -124,7 +136,7 @@ class FramesSink(_ImageFolderSink):
         super().__init__(folder, ext)
         self._params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if self.ext in ("jpg", "jpeg") else []
 
-    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
+    def _write_impl(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
         self._write_image(index, cv2.cvtColor(rendered, cv2.COLOR_RGB2BGR), self._params)
 
 
@@ -138,9 +150,7 @@ class MaskSink(_ImageFolderSink):
         super().__init__(folder, "png")
         self._params = [cv2.IMWRITE_PNG_COMPRESSION, 1]  # fast; PNG is lossless at any level
 
-    def write(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
-        if ids.ndim != 2 or ids.dtype != np.uint8:
-            raise ValueError(f"MaskSink expects (H, W) uint8 ids, got {ids.shape} {ids.dtype}")
+    def _write_impl(self, index: int, rendered: np.ndarray, ids: np.ndarray) -> None:
         self._write_image(index, ids, self._params)
 
 
@@ -201,7 +211,7 @@ class Mp4Sink(FrameSink):
         """The file being recorded (None before the first frame)."""
         return self._recording.partial
 
-    def write(self, index: int, rendered, ids: np.ndarray) -> None:
+    def _write_impl(self, index: int, rendered, ids: np.ndarray) -> None:
         """Encode one frame, `(H, W, 3) uint8 RGB` or an av.VideoFrame in yuv420p; every frame
         must have the first one's size."""
         import av

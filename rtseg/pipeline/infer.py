@@ -1,22 +1,22 @@
-"""`BatchInferStage`: the one infer thread of a MultiPipeline, batching the newest frame of every
-ready lane (rtseg.pipeline.multi.Lane) into one backend call."""
+"""`InferStage`: the one infer thread of a Pipeline, batching the queued frame of every ready lane
+(rtseg.pipeline.lane.Lane) into one backend call. Every backend call of a run lives here."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rtseg.errors import ModelError
 from rtseg.pipeline.queues import END, StopRequested
 
-if TYPE_CHECKING:
-    from rtseg.pipeline.multi import Lane
+__all__ = ["InferStage", "checked_ids"]
 
 
-class BatchInferStage(threading.Thread):
-    """Batches the newest frame of every ready lane into one backend call.
+class InferStage(threading.Thread):
+    """Batches the queued frame of every ready lane into one backend call (one lane: batch 1,
+    every frame of a file in order; newest frame for a live source).
 
     Frames go through the Backend contract's `submit` / `wait`. A backend whose submit
     `overlaps` (TensorRT's two slots) keeps one batch in flight: the next batch is submitted
@@ -33,7 +33,7 @@ class BatchInferStage(threading.Thread):
         self.stats, self.on_error = stats, on_error
         height, width = backend.input_size
         self.buffer = np.zeros((self.max_batch, height, width, 3), np.uint8)  # submit copies it
-        self.ended: list[Lane] = []  # lanes whose END waits for their last frame to be passed on
+        self.ended: list = []  # lanes whose END waits for their last frame to be passed on
         self._next = 0  # round-robin start, so no lane waits behind the others forever
 
     def run(self) -> None:
@@ -112,7 +112,7 @@ class BatchInferStage(threading.Thread):
         return batch, self.backend.submit(self.buffer[: len(batch)]), start
 
     def _finish(self, batch: list, handle, start: float) -> None:
-        ids = handle.wait()
+        ids = checked_ids(handle.wait(), len(batch), self.buffer.shape[1:3], batch[0][1].index)
         end = time.perf_counter()
         self.stats.batch_sizes[len(batch)] += 1
         self.stats.infer.record(end - start, 0.0)
@@ -129,8 +129,20 @@ class BatchInferStage(threading.Thread):
             self._pass_on(lane, END)
 
     @staticmethod
-    def _pass_on(lane: Lane, item) -> None:
+    def _pass_on(lane, item) -> None:
         try:
             lane.hand_on(item)
         except StopRequested:  # the lane failed or the run is stopping: nothing more for it
             pass
+
+
+def checked_ids(ids, count: int, size: tuple[int, int], index: int) -> np.ndarray:
+    """The backend's `(count, h, w) uint8` ids as they are; ModelError (one line) for anything
+    else (a graph whose output shape depends on its input). index: the first frame's index."""
+    h, w = size
+    if not isinstance(ids, np.ndarray) or ids.shape != (count, h, w) or ids.dtype != np.uint8:
+        got = f"{ids.shape} {ids.dtype}" if isinstance(ids, np.ndarray) else type(ids).__name__
+        raise ModelError(
+            f"the model returned {got} for frame {index}; expected ({count}, {h}, {w}) uint8 ids"
+        )
+    return ids
