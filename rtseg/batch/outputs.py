@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+from rtseg.core.targets import place
 from rtseg.errors import OutputError
 
 OUTPUT_KINDS = ("mp4", "masks", "stats")
@@ -53,7 +54,7 @@ def replace_path(partial: Path, final: Path) -> None:
         os.replace(partial, final)
         _remove(old)
     else:
-        os.replace(partial, final)
+        place(partial, final)
 
 
 class OutputPlan:

@@ -20,12 +20,14 @@ Inputs that do not exist are left to the code that opens them (it names what was
 the block ends without an exception (else removes it): a reader, a crash or a full disk never
 leaves half a file under the final name, and a hard link to the old file keeps the old content.
 `StagedFile` is the same for outputs whose writer opens and closes at different times (a sink).
+Only regular files are ever replaced: `-` (standard output), devices, FIFOs, terminals and
+symlinks to them are written in place, block devices and sockets refused, and a symlink to a
+file keeps pointing at the (replaced) file (rtseg.core.targets).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fnmatch
 import os
 import secrets
@@ -36,6 +38,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.targets import (
+    describe_os_error,
+    in_place,
+    is_stdout,
+    place,
+    refusal,
+    rename_target,
+    reserve_stdout,
+    write_all,
+    write_in_place,
+)
 from rtseg.errors import InputError, OutputError
 
 __all__ = [
@@ -166,9 +179,16 @@ def _check_input(entry: _Entry) -> None:
 
 
 def _check_output_shape(entry: _Entry, folder: bool) -> None:
+    if is_stdout(entry.given):
+        if folder:
+            raise OutputError(f"{entry}: standard output is not a folder")
+        return
     reason = _name_too_long(entry)
     if reason:
         raise OutputError(f"{entry}: {reason}")
+    special = refusal(entry.path)
+    if special:
+        raise OutputError(f"{entry} {special}")
     st = _stat(entry.path)
     if st is not None and stat.S_ISDIR(st.st_mode) != folder:
         found, wanted = ("file", "folder") if folder else ("folder", "file")
@@ -184,9 +204,13 @@ def _check_output_shape(entry: _Entry, folder: bool) -> None:
     raise OutputError(f"{entry}: cannot create folder {parent}: {above} is a file")
 
 
+def _entry_keys(entry: _Entry) -> set:
+    return {("stdout",)} if is_stdout(entry.given) else _keys(entry.path)
+
+
 def _collisions(inputs: list[_Entry], outputs: list[_Entry], dirs: list[_Entry]) -> None:
     in_keys = [(e, _keys(e.path)) for e in inputs]
-    out_keys = [(e, _keys(e.path)) for e in outputs]
+    out_keys = [(e, _entry_keys(e)) for e in outputs]
     dir_keys = [(e, _keys(e.path)) for e in dirs]
     for i, (out, keys) in enumerate(out_keys):
         for inp, ikeys in in_keys:
@@ -219,7 +243,8 @@ def _collisions(inputs: list[_Entry], outputs: list[_Entry], dirs: list[_Entry])
 
 def check_paths(inputs: Iterable = (), outputs: Iterable = (), output_dirs: Iterable = ()) -> None:
     """Refuse, with one line, any output that would destroy an input or another output, or that
-    cannot be written; see the module doc. Creates nothing (the write probe leaves no file)."""
+    cannot be written; see the module doc. Creates nothing (the write probe leaves no file); an
+    output `-` keeps standard output for itself from now on (rtseg.core.targets.reserve_stdout)."""
     ins, outs, dirs = _entries(inputs), _entries(outputs), _entries(output_dirs, with_names=True)
     for entry in ins:
         _check_input(entry)
@@ -229,7 +254,10 @@ def check_paths(inputs: Iterable = (), outputs: Iterable = (), output_dirs: Iter
         _check_output_shape(entry, folder=True)
     _collisions(ins, outs, dirs)
     for entry in outs:
-        probe_writable(_existing_folder(entry.path.parent), entry)
+        if not in_place(entry.given):
+            probe_writable(_existing_folder(entry.path.parent), entry)
+    if any(is_stdout(entry.given) for entry in outs):
+        reserve_stdout()
     for entry in dirs:
         probe_writable(_existing_folder(entry.path), entry)
 
@@ -275,7 +303,10 @@ class StagedFile:
     """A temporary file beside `path` that becomes `path` on `commit()` (an atomic rename) or
     disappears on `discard()`. `temp` is hidden and named `.<name>.rtseg-tmp-<random>`; with
     `keep_suffix` it ends in `path`'s suffix too (for writers that pick a format by the suffix).
-    `durable`: fsync the file before the rename (metadata files: sidecars, stats, engines)."""
+    `durable`: fsync the file before the rename (metadata files: sidecars, stats, engines).
+    A `path` written in place (`-`, a device, a FIFO: rtseg.core.targets) gets its temporary
+    file in the system's temporary folder, copied into `path` on commit; through a symlink to a
+    file, the temporary file lies beside that file, which the commit replaces."""
 
     def __init__(self, path: str | os.PathLike, keep_suffix: bool = False, durable: bool = False):
         self.path = Path(path)
@@ -284,7 +315,8 @@ class StagedFile:
         tail = f"{TEMP_MARK}{secrets.token_hex(4)}{suffix}"
         room = NAME_MAX - len(os.fsencode(tail)) - 2
         name = os.fsencode(self.path.name)[:room].decode(errors="ignore")
-        self.temp = self.path.with_name(f".{name}.{tail}")
+        folder = Path(tempfile.gettempdir()) if in_place(path) else rename_target(self.path).parent
+        self.temp = folder / f".{name}.{tail}"
         self.done = False
 
     def commit(self) -> Path:
@@ -296,7 +328,7 @@ class StagedFile:
             if self.durable:
                 with open(self.temp, "rb+") as fh:
                     os.fsync(fh.fileno())
-            os.replace(self.temp, self.path)
+            place(self.temp, self.path)
         except OSError as exc:
             self._remove()
             raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
@@ -352,34 +384,20 @@ def staged_folder(*targets: str | os.PathLike) -> Iterator[Path]:
             raise OutputError(f"{paths[0]}: {', '.join(missing)} was not written; nothing replaced")
         for path in paths:
             try:
-                os.replace(folder / path.name, path)
+                place(folder / path.name, path)
             except OSError as exc:
                 raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def describe_os_error(error: BaseException) -> str:
-    """'disk full (No space left on device)', or the system's words for any other error."""
-    code = getattr(error, "errno", None)
-    text = getattr(error, "strerror", None) or str(error)
-    return f"disk full ({text})" if code in (errno.ENOSPC, errno.EDQUOT) else text
-
-
-def write_all(fd: int, data) -> int:
-    """Write every byte of `data` to `fd` (os.write may write less); OSError (ENOSPC, EIO, ...)
-    when the file system refuses. The one place outputs' bytes reach the disk."""
-    view = memoryview(data).cast("B")
-    total = len(view)
-    while view:
-        view = view[os.write(fd, view) :]
-    return total
-
-
 def atomic_write_bytes(path: str | os.PathLike, data, durable: bool = False) -> Path:
     """Write `data` (bytes-like) to `path` through a temporary file renamed over it; OutputError
     (one line, e.g. 'disk full (No space left on device)') when it cannot be written, and then
-    no temporary file is left and an old `path` is untouched."""
+    no temporary file is left and an old `path` is untouched. `-`, devices, FIFOs: in place."""
+    if in_place(path):
+        write_in_place(path, [data])
+        return Path(path)
     with atomic_output(path, durable=durable) as temp:
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

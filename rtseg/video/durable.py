@@ -33,6 +33,7 @@ import threading
 from pathlib import Path
 
 from rtseg.core.paths import describe_os_error, write_all
+from rtseg.core.targets import place
 
 __all__ = ["Recording", "describe_os_error", "write_all"]
 
@@ -154,7 +155,7 @@ class Recording:
         container.close()
         self._writer.close()
         if self.muxer == "matroska":
-            os.replace(self.partial, self.path)
+            place(self.partial, self.path)
         else:
             self._remux_into_place()
         _sync_folder(self.path.parent)
@@ -191,11 +192,11 @@ class Recording:
         os.close(fd)
         try:
             remux(self.partial, Path(temp), self.muxer)
-            os.replace(temp, self.path)
+            place(temp, self.path)
         except (av.error.FFmpegError, OSError) as e:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
-            os.replace(self.partial, self.path)  # complete, fragmented: still the recording
+            place(self.partial, self.path)  # complete, fragmented: still the recording
             print(
                 f"rtseg: warning: {self.path}: kept as a fragmented MP4 (finishing it as a normal "
                 f"one failed: {describe_os_error(e)})",
