@@ -12,7 +12,10 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import sys
+import tempfile
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -21,6 +24,8 @@ from rtseg.batch.worker import VideoWorker, failed_result
 from rtseg.errors import BackendError, MissingDependencyError, ModelError
 
 POLL_S = 0.5  # how often the driver asks busy workers how far they are
+CONNECT_S = 10.0  # how long a cluster's address may take to accept a connection
+WORKER_START_S = 60.0  # how long a worker may wait to be placed (resources) before it is given up
 LOCAL_OBJECT_STORE_BYTES = 256 << 20  # results are small dicts; keep /dev/shm free for the rest
 
 
@@ -50,9 +55,17 @@ def ray_session(config: BatchConfig, workers_wanted: int):
         return
     kwargs = _init_kwargs(config)
     address = config.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        check_reachable(address)
+    elif config.cpus_per_worker > (os.cpu_count() or 1):
+        raise BackendError(
+            f"this machine has {os.cpu_count()} CPUs; each worker asks for {config.cpus_per_worker:g} "
+            "(--cpus-per-worker)"
+        )
     try:
         if address:
-            ray.init(address=address, **kwargs)
+            with _quiet_stderr(not config.verbose):  # Ray's C++ client logs each retry there
+                ray.init(address=address, **kwargs)
         else:
             cpus = max(os.cpu_count() or 1, math.ceil(workers_wanted * config.cpus_per_worker))
             ray.init(
@@ -70,6 +83,57 @@ def ray_session(config: BatchConfig, workers_wanted: int):
         yield ray
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool):
+    """Descriptor 2 into a temporary file while the block runs (when `quiet`)."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _bootstrap_address(address: str) -> str:
+    """host:port that `address` (host:port, ray://host:port, auto) connects to first."""
+    target = address.removeprefix("ray://")
+    if target != "auto":
+        return target
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        found = canonicalize_bootstrap_address("auto")
+    except Exception:  # noqa: BLE001 - Ray's own lookup: any failure means none found
+        found = None
+    if not found:
+        raise BackendError("--address auto: no Ray cluster was started on this machine (ray start --head)")
+    return found
+
+
+def check_reachable(address: str, timeout: float = CONNECT_S) -> None:
+    """BackendError in at most `timeout` seconds unless something accepts a connection at the
+    cluster's `address` (ray.init itself would retry for minutes)."""
+    target = _bootstrap_address(address)
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else getattr(exc, "strerror", None) or str(exc)
+        raise BackendError(
+            f"the Ray cluster at {address} does not answer ({reason}, {target}); "
+            "start it (ray start --head) or fix --address / RAY_ADDRESS"
+        ) from None
 
 
 def worker_count(ray, config: BatchConfig, videos: int, log: Callable[[str], None]) -> int:
@@ -136,6 +200,7 @@ class Dispatcher:
         self.actors = actors
         self.idle: deque = deque()
         self.starting: dict = {}  # ready() ref -> (actor, failures so far)
+        self.placing: dict = {}  # ping() ref -> (actor, deadline): not yet running anywhere
         self.busy: dict = {}  # process() ref -> (actor, name, path, attempt)
         self.polls: dict = {}  # progress() ref -> actor
         self.in_flight: dict = {}  # actor id -> frames of its current video
@@ -148,7 +213,27 @@ class Dispatcher:
             self._start(actor, 0)
 
     def _start(self, actor, failures: int) -> None:
+        self.placing[actor.ping.remote()] = (actor, time.monotonic() + WORKER_START_S)
         self.starting[actor.ready.remote()] = (actor, failures)
+
+    def _give_up_unplaced(self) -> None:
+        """Workers that Ray could not place within WORKER_START_S (resources the cluster does not
+        have free) are given up; BackendError when that leaves none."""
+        now = time.monotonic()
+        late = [ref for ref, (_, deadline) in self.placing.items() if deadline < now]
+        for ref in late:
+            actor, _ = self.placing.pop(ref)
+            for ready in [r for r, (a, _) in self.starting.items() if a is actor]:
+                del self.starting[ready]
+            self.actors.remove(actor)
+            self.ray.kill(actor)
+            self.log(f"a worker found no place on the cluster within {WORKER_START_S:g} s; giving it up")
+        if late and not (self.busy or self.starting or self.idle):
+            gpus = self.config.worker_gpus
+            raise BackendError(
+                f"no batch worker could be placed on the cluster within {WORKER_START_S:g} s "
+                f"(each asks for {self.config.cpus_per_worker:g} CPUs and {gpus:g} GPUs: are they free?)"
+            )
 
     def run(self, jobs: list[tuple[str, str]]) -> None:
         self.queue.extend((name, path, 1) for name, path in jobs)
@@ -157,10 +242,11 @@ class Dispatcher:
                 self._assign()
                 if not self.busy and not self.starting and not self.idle:
                     raise BackendError("no batch worker could start")
-                waiting = [*self.starting, *self.busy]
+                waiting = [*self.placing, *self.starting, *self.busy]
                 done, _ = self.ray.wait(waiting, num_returns=1, timeout=POLL_S)
                 for ref in done:
                     self._handle(ref)
+                self._give_up_unplaced()
                 self._poll_progress()
         finally:
             for actor in self.actors:
@@ -175,6 +261,9 @@ class Dispatcher:
             self.busy[actor.process.remote(name, path, attempt, frame)] = (actor, name, path, attempt)
 
     def _handle(self, ref) -> None:
+        if ref in self.placing:  # the worker runs (or died trying): no longer waits for a place
+            del self.placing[ref]
+            return
         if ref in self.starting:
             self._handle_ready(ref, *self.starting.pop(ref))
             return

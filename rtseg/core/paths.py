@@ -11,6 +11,9 @@ one-line error for:
   - an output whose name is too long (ENAMETOOLONG), that is a folder where a file is wanted
     (or the reverse), or whose folder cannot be written: a real probe, since permission bits
     say nothing for root, read-only mounts or /proc (OutputError).
+Outputs bring the files a writer derives from them: a package `NAME.onnx` its sidecar
+`NAME.json`, an engine `NAME.engine` its `NAME.engine.json` (COMPANIONS), checked as outputs too.
+Output folders whose glob is `**` are written at any depth (every path below them is theirs).
 Items are a path or `(label, path)`; the label ("--output") names it in the message. Output
 folders may add the glob of the names written there: `("--masks", path, "[0-9]*.png")` (default
 "*": any name could collide). `None` paths are skipped, so optional options pass as they are.
@@ -95,6 +98,39 @@ def _entries(items: Iterable, with_names: bool = False) -> list[_Entry]:
             continue
         out.append(_Entry(label, str(path), Path(os.path.abspath(os.fspath(path))), names))
     return out
+
+
+COMPANIONS = {  # output suffix -> the files its writer derives from it (sidecars)
+    ".onnx": lambda p: [p.with_suffix(".json")],
+    ".engine": lambda p: [Path(f"{p}.json")],
+    ".plan": lambda p: [Path(f"{p}.json")],
+}
+
+
+def _with_companions(outputs: list[_Entry]) -> list[_Entry]:
+    """`outputs` and, after them, the companions of each not named already (label "X's sidecar")."""
+    named = {e.path for e in outputs}
+    derived = []
+    for entry in outputs:
+        for path in COMPANIONS.get(entry.path.suffix.lower(), lambda p: [])(entry.path):
+            if path not in named:
+                named.add(path)
+                derived.append(_Entry(f"{entry.label or entry.given}'s sidecar", str(path), path))
+    return outputs + derived
+
+
+def _under_folder(path: Path, folder: _Entry, keys: set) -> bool:
+    """Whether `folder` writes the name `path`: a direct child matching its glob, or (glob `**`)
+    any path below it."""
+    if keys & _parent_keys(path) and fnmatch.fnmatch(path.name, folder.names):
+        return True
+    if folder.names != "**":
+        return False
+    for above in Path(os.path.realpath(path)).parents:
+        st = _stat(above)
+        if ("path", str(above)) in keys or (st is not None and ("inode", st.st_dev, st.st_ino) in keys):
+            return True
+    return False
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -226,12 +262,12 @@ def _collisions(inputs: list[_Entry], outputs: list[_Entry], dirs: list[_Entry])
                     f"{folder} is the input folder {inp}: its files could overwrite the input; "
                     "write to another folder"
                 )
-            if keys & _parent_keys(inp.path) and fnmatch.fnmatch(inp.path.name, folder.names):
+            if _under_folder(inp.path, folder, keys):
                 raise OutputError(f"{folder} holds the input {inp}: writing there could overwrite it")
         for out, okeys in out_keys:
             if okeys & keys:
                 raise OutputError(f"{out} and {folder} are the same path: give each output its own path")
-            if keys & _parent_keys(out.path) and fnmatch.fnmatch(out.path.name, folder.names):
+            if _under_folder(out.path, folder, keys):
                 raise OutputError(f"{out} lies in {folder}, whose files could overwrite it")
         for other, okeys in dir_keys[:i]:
             if keys & okeys and _globs_overlap(folder.names, other.names):
@@ -245,7 +281,8 @@ def check_paths(inputs: Iterable = (), outputs: Iterable = (), output_dirs: Iter
     """Refuse, with one line, any output that would destroy an input or another output, or that
     cannot be written; see the module doc. Creates nothing (the write probe leaves no file); an
     output `-` keeps standard output for itself from now on (rtseg.core.targets.reserve_stdout)."""
-    ins, outs, dirs = _entries(inputs), _entries(outputs), _entries(output_dirs, with_names=True)
+    ins, dirs = _entries(inputs), _entries(output_dirs, with_names=True)
+    outs = _with_companions(_entries(outputs))
     for entry in ins:
         _check_input(entry)
     for entry in outs:

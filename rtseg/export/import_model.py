@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.onnx_graph import external_data_files
 from rtseg.core.package import (
     ModelPackage,
     load_package,
@@ -26,6 +27,7 @@ from rtseg.core.package import (
 )
 from rtseg.core.paths import check_paths
 from rtseg.errors import ExportError, InputError, MissingDependencyError, ModelError, OutputError
+from rtseg.export.precision import frames_source_path
 from rtseg.export.wrap_onnx import (
     LOGITS_NAME,
     GraphIO,
@@ -240,7 +242,12 @@ def _check_paths(config: ImportConfig) -> None:
     out = config.output
     try:
         check_paths(
-            inputs=[("MODEL", config.model)],
+            inputs=[
+                ("MODEL", config.model),
+                *(("MODEL's weights", p) for p in external_data_files(config.model)),
+                ("--classes", config.classes if config.classes and Path(config.classes).exists() else None),
+                ("--parity-frames", frames_source_path(config.parity_source)),
+            ],
             outputs=[("-o", out), ("-o sidecar", sidecar_for(out))],
         )
     except OutputError as exc:
