@@ -12,15 +12,20 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
 from rtseg.batch.config import BatchConfig
+from rtseg.batch.outputs import OutputPlan
+from rtseg.batch.reaper import reaped_cluster
 from rtseg.batch.worker import VideoWorker, failed_result
+from rtseg.core.signals import Interrupted
 from rtseg.errors import BackendError, MissingDependencyError, ModelError
 
 POLL_S = 0.5  # how often the driver asks busy workers how far they are
@@ -48,12 +53,13 @@ def _init_kwargs(config: BatchConfig) -> dict:
 @contextlib.contextmanager
 def ray_session(config: BatchConfig, workers_wanted: int):
     """Connected Ray: the caller's (already initialised), an existing cluster (--address or
-    RAY_ADDRESS) or a local one on this machine, shut down at the end if started here."""
+    RAY_ADDRESS) or a local one on this machine, shut down at the end if started here. A local
+    cluster's processes never outlive this process (rtseg.batch.reaper); Ray does not take over
+    the command's SIGTERM (rtseg.core.signals: exit 143)."""
     ray = require_ray()
     if ray.is_initialized():
         yield ray
         return
-    kwargs = _init_kwargs(config)
     address = config.address or os.environ.get("RAY_ADDRESS")
     if address:
         check_reachable(address)
@@ -62,27 +68,51 @@ def ray_session(config: BatchConfig, workers_wanted: int):
             f"this machine has {os.cpu_count()} CPUs; each worker asks for {config.cpus_per_worker:g} "
             "(--cpus-per-worker)"
         )
+    with reaped_cluster() if not address else contextlib.nullcontext():
+        _connect(ray, config, address, workers_wanted)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+def _connect(ray, config: BatchConfig, address: str | None, workers_wanted: int) -> None:
+    kwargs = _init_kwargs(config)
     try:
-        if address:
-            with _quiet_stderr(not config.verbose):  # Ray's C++ client logs each retry there
-                ray.init(address=address, **kwargs)
-        else:
-            cpus = max(os.cpu_count() or 1, math.ceil(workers_wanted * config.cpus_per_worker))
-            ray.init(
-                num_cpus=cpus,
-                include_dashboard=False,
-                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                **kwargs,
-            )
+        with _own_sigterm():
+            if address:
+                with _quiet_stderr(not config.verbose):  # Ray's C++ client logs each retry there
+                    ray.init(address=address, **kwargs)
+            else:
+                cpus = max(os.cpu_count() or 1, math.ceil(workers_wanted * config.cpus_per_worker))
+                ray.init(
+                    num_cpus=cpus,
+                    include_dashboard=False,
+                    object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                    **kwargs,
+                )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise BackendError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
     except ImportError as exc:  # ray:// needs Ray's client extra
         raise MissingDependencyError(exc.name or "ray[client]", "ray", f"--address {address}") from None
+
+
+@contextlib.contextmanager
+def _own_sigterm():
+    """ray.init() installs a SIGTERM handler of its own (sys.exit(15)); put back the command's."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
     try:
-        yield ray
+        yield
+    except SystemExit as exc:  # Ray's handler ran: the command was terminated while connecting
+        if exc.code != signal.SIGTERM:
+            raise
+        raise Interrupted("SIGTERM") from None
     finally:
-        ray.shutdown()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -304,7 +334,8 @@ class Dispatcher:
         self.ray.kill(actor, no_restart=False)  # the old incarnation must be gone before a retry
         self._start(actor, 0)
         reason = f"its worker died (killed or out of memory?): {_first_line(exc)}"
-        if attempt > self.config.retries:
+        if attempt > self.config.retries:  # given up: what the dead worker half wrote goes
+            OutputPlan(self.config.out_dir, name, self.config.video.kinds).discard()
             self.on_result(failed_result(name, f"{reason}; tried {attempt} times", attempt))
             return
         self.log(f"{name}: {reason}; trying again (attempt {attempt + 1})")
