@@ -4,13 +4,20 @@ input, hostile values met with one line naming the argument, meaningless results
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from band_model import make_band_package
 from click.testing import CliRunner
 from test_import_model import identity_model
 
 from rtseg.cli import main
+
+
+@pytest.fixture(scope="module")
+def band_package(tmp_path_factory):
+    return make_band_package(tmp_path_factory.mktemp("band"), height=64, width=96)
 
 
 def invoke(*args):
@@ -50,3 +57,112 @@ def test_a_sidecar_derived_from_an_output_is_checked_as_an_output(tmp_path):
         engine = tmp_path / "e.engine"
         check_paths(inputs=[("--labels", f"{engine}.json")], outputs=[("-o", engine)])
     np.testing.assert_equal(reads.read_text(), "{}")
+
+
+# --- class 5: hostile values are one line naming the argument --------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"size": (0, 0)}, "size height must be within 1..8192, got 0"),
+        ({"size": (12000, 12000)}, "size height must be within 1..8192"),
+        ({"size": "48x64"}, "size must be (height, width)"),
+        ({"size": (48, 64.5)}, "size width must be an integer"),
+        ({"mean": ("0", "0", "0")}, "mean[0] must be a finite number, got '0'"),
+        ({"mean": 0.5}, "mean must be 3 numbers"),
+        ({"std": (1, float("nan"), 1)}, "std[1] must be a finite number"),
+        ({"parity_frames": "3"}, "parity_frames must be an integer"),
+    ],
+)
+def test_the_python_api_answers_rtseg_errors_naming_the_argument(tmp_path, kw, message):
+    import rtseg
+    from rtseg.errors import InputError
+
+    model = identity_model(tmp_path / "dynamic.onnx", height="H", width="W")
+    args = {"size": (48, 64), "mean": (0, 0, 0), "std": (1, 1, 1), **kw}
+    with pytest.raises(InputError) as info:
+        rtseg.import_onnx(model, tmp_path / "out" / "pkg.onnx", **args)
+    assert message in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"max_batch": 3_000_000_000}, "max_batch must be within 1..2147483647"),
+        ({"instances": 2**40}, "instances must be within 1..2147483647"),
+        ({"max_queue_delay_us": 2**70}, "max_queue_delay_us must be within 0..18446744073709551615"),
+        ({"max_batch": "8"}, "max_batch must be an integer"),
+    ],
+)
+def test_triton_numbers_past_their_fields_are_refused(tmp_path, band_package, kw, message):
+    import rtseg
+    from rtseg.errors import InputError
+
+    with pytest.raises(InputError, match=message.replace(".", r"\.")):
+        rtseg.export_triton(band_package.onnx_path, tmp_path / "repo", **kw)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_an_unwritable_triton_repo_is_one_line(tmp_path, band_package, monkeypatch):
+    from rtseg.core import paths
+
+    def refuse(folder, what):
+        raise paths.OutputError(f"{what}: folder {folder} is not writable (Read-only file system)")
+
+    monkeypatch.setattr(paths, "probe_writable", refuse)
+    result = invoke("export-triton", band_package.onnx_path, "--repo", tmp_path / "repo")
+    assert_one_line(result, "is not writable")
+
+
+def test_a_checkpoint_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import torch
+
+    from rtseg.core import checkpoint
+    from rtseg.errors import OutputError
+
+    def full_disk(obj, f):
+        Path(f).write_bytes(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(checkpoint, "_free_bytes", lambda folder: 0)
+    with pytest.raises(OutputError, match="last.pth: cannot write \\(disk full"):
+        checkpoint.save_checkpoint(tmp_path / "last.pth", {})
+
+    def broken_disk(obj, f):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(torch, "save", broken_disk)
+    with pytest.raises(OutputError, match="last.pth: cannot write \\(Input/output error\\)"):
+        checkpoint.save_checkpoint(tmp_path / "last.pth", {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_graph_with_a_dynamic_input_batch_but_a_batch_1_output_is_imported_as_batch_1(tmp_path):
+    """torch's exporter with dynamic_axes on the input only: a Reshape fixed at batch 1 inside."""
+    from onnx import TensorProto, helper
+    from test_import_model import SIZE, save_graph
+
+    import rtseg
+    from rtseg.core.package import load_package
+    from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    shape = np.array([1, 3, *SIZE], np.int64)
+    model = save_graph(
+        tmp_path / "reshaped.onnx",
+        [helper.make_node("Reshape", ["x", "shape"], ["logits"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, *SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, *SIZE])],
+        {"shape": shape},
+    )
+    result = rtseg.import_onnx(model, tmp_path / "pkg.onnx", mean=(0, 0, 0), std=(1, 1, 1))
+    package = load_package(result.package.onnx_path)
+    with OnnxRuntimeBackend(package, device="cpu", threads=1) as backend:
+        assert backend.max_batch == 1
+        frames = np.zeros((1, *SIZE, 3), np.uint8)
+        assert backend.infer(frames).shape == (1, *SIZE)

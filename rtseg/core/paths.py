@@ -386,7 +386,8 @@ def atomic_output(
     path: str | os.PathLike, keep_suffix: bool = False, durable: bool = False
 ) -> Iterator[Path]:
     """Yield a temporary path beside `path` (its folder created if needed); rename it onto `path`
-    when the block succeeds, remove it on any exception (Ctrl-C included). See StagedFile."""
+    when the block succeeds, remove it on any exception (Ctrl-C included); an OSError of the
+    writer becomes OutputError ('disk full (...)'). See StagedFile."""
     staged = StagedFile(path, keep_suffix=keep_suffix, durable=durable)
     try:
         staged.temp.parent.mkdir(parents=True, exist_ok=True)  # check_paths: it can be made
@@ -394,6 +395,9 @@ def atomic_output(
         raise OutputError(f"{path}: cannot create folder {staged.temp.parent} ({exc.strerror})") from None
     try:
         yield staged.temp
+    except OSError as exc:  # the writer's failure (a full disk): one line naming the output
+        staged.discard()
+        raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from None
     except BaseException:
         staged.discard()
         raise

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.arguments import integer, number, size_hw
 from rtseg.core.onnx_graph import external_data_files
 from rtseg.core.package import (
     ModelPackage,
@@ -66,6 +67,10 @@ class ImportConfig:
     source_label: str | None = None  # how the sidecar names the original (default: file name)
 
     def __post_init__(self):
+        if self.size is not None:
+            size_hw("size", self.size)
+        integer("parity_frames", self.parity_frames, 1, 10_000)
+        number("min_agreement", self.min_agreement, 0.0, 1.0)
         if Path(self.output).suffix != ".onnx":
             raise InputError(f"output {self.output} must end in .onnx (its sidecar .json goes beside it)")
         if not 0.0 <= self.min_agreement <= 1.0:
