@@ -166,3 +166,40 @@ def test_a_graph_with_a_dynamic_input_batch_but_a_batch_1_output_is_imported_as_
         assert backend.max_batch == 1
         frames = np.zeros((1, *SIZE, 3), np.uint8)
         assert backend.infer(frames).shape == (1, *SIZE)
+
+
+# --- class 9: smaller promises ------------------------------------------------------------------
+
+
+def test_a_model_moved_without_its_weights_file_names_the_weights(tmp_path):
+    import onnx
+
+    model = identity_model(tmp_path / "model.onnx")
+    loaded = onnx.load(str(model))
+    weights = onnx.numpy_helper.from_array(np.zeros(1024, np.float32), "unused")
+    loaded.graph.initializer.append(weights)
+    onnx.save(loaded, str(model), save_as_external_data=True, location="model.onnx.data", size_threshold=0)
+    (tmp_path / "model.onnx.data").unlink()
+    result = invoke("import", model, "-o", tmp_path / "pkg.onnx", "--mean", "0", "--std", "1")
+    assert_one_line(result, "model.onnx.data, which is missing")
+
+
+def test_an_export_failure_names_its_cause_and_keeps_the_module_s_mode(tmp_path):
+    import torch
+
+    from rtseg.errors import ExportError
+    from rtseg.export.onnx_export import export_cause, torch_to_onnx
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            raise ValueError("\x1b[31mthe real cause\x1b[0m")
+
+    module = Broken().train()
+    with pytest.raises(ExportError) as info:
+        torch_to_onnx(module, torch.zeros(2, 3, 8, 8), "input", "logits", tmp_path / "m.onnx")
+    assert "the real cause" in str(info.value) and "\x1b" not in str(info.value)
+    assert module.training
+    try:
+        raise RuntimeError("outer") from KeyError("inner")
+    except RuntimeError as exc:
+        assert export_cause(exc) == "KeyError: 'inner'"

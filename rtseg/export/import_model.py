@@ -278,6 +278,12 @@ def import_onnx(config: ImportConfig, log: Callable[[str], None] = lambda line: 
 
     config = replace(config, model=Path(config.model), output=Path(config.output))
     _check_paths(config)
+    missing = [p for p in external_data_files(config.model) if not p.is_file()]
+    if missing:
+        raise ModelError(
+            f"{config.model}: its weights are in {missing[0]}, which is missing (an ONNX model over "
+            "2 GB keeps its weights beside it: move the two files together)"
+        )
     try:
         original = onnx.load(str(config.model))
     except Exception as exc:  # onnx raises DecodeError and others for a file that is not ONNX
