@@ -179,8 +179,12 @@ def test_a_model_moved_without_its_weights_file_names_the_weights(tmp_path):
     weights = onnx.numpy_helper.from_array(np.zeros(1024, np.float32), "unused")
     loaded.graph.initializer.append(weights)
     onnx.save(loaded, str(model), save_as_external_data=True, location="model.onnx.data", size_threshold=0)
+    done = invoke("import", model, "-o", tmp_path / "pkg.onnx", "--mean", "0", "--std", "1")
+    assert done.exit_code == 0, done.output
+    source = json.loads((tmp_path / "pkg.json").read_text())["source"]
+    assert list(source["weights_sha256"]) == ["model.onnx.data"]  # the .onnx alone is not the model
     (tmp_path / "model.onnx.data").unlink()
-    result = invoke("import", model, "-o", tmp_path / "pkg.onnx", "--mean", "0", "--std", "1")
+    result = invoke("import", model, "-o", tmp_path / "pkg2.onnx", "--mean", "0", "--std", "1")
     assert_one_line(result, "model.onnx.data, which is missing")
 
 

@@ -222,7 +222,7 @@ def _sidecar(config, io, labels, size, logits_size, agreement, worst, frames, fr
         "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
         "precision": "fp16" if io.input_dtype == TensorProto.FLOAT16 else "fp32",
         "model": {"arch": "imported", "encoder": "none"},
-        "source": {"onnx": config.source_label or config.model.name, "sha256": sha256_file(config.model)},
+        "source": _source_record(config),
         "import": {
             "original_input": io.input_name,
             "original_output": io.output_name,
@@ -237,6 +237,16 @@ def _sidecar(config, io, labels, size, logits_size, agreement, worst, frames, fr
             "frames_source": frames_source,
         },
     }
+
+
+def _source_record(config: ImportConfig) -> dict:
+    """The original's name and sha256, and its external weights' sha256 by file name (a model
+    over 2 GB keeps them beside it: the .onnx alone does not identify it)."""
+    record = {"onnx": config.source_label or config.model.name, "sha256": sha256_file(config.model)}
+    weights = {p.name: sha256_file(p) for p in external_data_files(config.model)}
+    if weights:
+        record["weights_sha256"] = weights
+    return record
 
 
 def _check_paths(config: ImportConfig) -> None:
