@@ -207,3 +207,22 @@ def test_an_export_failure_names_its_cause_and_keeps_the_module_s_mode(tmp_path)
         raise RuntimeError("outer") from KeyError("inner")
     except RuntimeError as exc:
         assert export_cause(exc) == "KeyError: 'inner'"
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"alpha": "0.5"}, "alpha must be a finite number, got '0.5'"),
+        ({"alpha": 1.5}, "alpha must be within 0..1, got 1.5"),
+        ({"fps": "x"}, "fps must be a finite number, got 'x'"),
+        ({"fps": 0}, "fps must be positive"),
+        ({"max_frames": True}, "max_frames must be a positive integer"),
+    ],
+)
+def test_rtseg_run_values_are_input_errors_naming_the_argument(tmp_path, band_package, kw, message):
+    import rtseg
+    from rtseg.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        rtseg.run(tmp_path / "missing.mp4", model=band_package.onnx_path, **kw)
+    assert message in str(info.value)

@@ -36,8 +36,12 @@ def number(name: str, value, low: float | None = None, high: float | None = None
         raise InputError(f"{name} must be a finite number, got {value!r}")
     value = float(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        raise InputError(f"{name} must be within {low}..{high}, got {value}")
+        raise InputError(f"{name} must be within {_bound(low)}..{_bound(high)}, got {value}")
     return value
+
+
+def _bound(value) -> str:
+    return "..." if value is None else f"{value:g}"
 
 
 def size_hw(name: str, value, limit: int = MAX_SIDE) -> tuple[int, int]:
@@ -60,3 +64,21 @@ def model_input(size, mean, std, size_required: bool = False) -> tuple:
         raise InputError("size must be (height, width), two integers, got None")
     checked = None if size is None else size_hw("size", size)
     return checked, channel_triple("mean", mean), channel_triple("std", std)
+
+
+def positive_integer(name: str, value) -> int:
+    """`value` as an int >= 1; InputError 'NAME must be a positive integer, got ...'."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_run_values(alpha, max_frames=None, threads=None, fps=None) -> None:
+    """The numbers of a run (rtseg run / rtseg.run): alpha in 0..1, max_frames and threads
+    positive integers, fps a positive number; InputError naming the first that is not."""
+    number("alpha", alpha, 0.0, 1.0)
+    for name, value in (("max_frames", max_frames), ("threads", threads)):
+        if value is not None:
+            positive_integer(name, value)
+    if fps is not None and number("fps", fps) <= 0:
+        raise InputError(f"fps must be positive, got {fps}")
