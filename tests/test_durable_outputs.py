@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import structured_frames
 
-from rtseg.core import paths
+from rtseg.core import atomic
 from rtseg.errors import OutputError
 from rtseg.video import FramesSink, MaskSink, Mp4Sink, durable
 
@@ -67,7 +67,7 @@ def disk_budget(monkeypatch):
         return real_write_all(fd, view)
 
     monkeypatch.setattr(durable, "write_all", write_all)  # recordings
-    monkeypatch.setattr(paths, "write_all", write_all)  # images and every other atomic output
+    monkeypatch.setattr(atomic, "write_all", write_all)  # images and every other atomic output
     return lambda n: state.update(left=n)
 
 
