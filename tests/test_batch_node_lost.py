@@ -28,8 +28,8 @@ def cluster(monkeypatch):
     cluster_utils = pytest.importorskip("ray.cluster_utils", reason="Ray is not installed")
     import ray
 
-    if ray.is_initialized():
-        pytest.skip("Ray is already initialised in this process")
+    if ray.is_initialized():  # another test file's session cluster: `rtseg batch` starts its own after
+        ray.shutdown()
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     cluster = cluster_utils.Cluster(
         initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 << 20}
