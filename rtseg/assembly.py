@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rtseg.core import signals
+from rtseg.core.arguments import check_run_values
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import InputError, OutputError
 from rtseg.loading import BACKENDS, open_model, resolve_model_path
@@ -86,12 +87,7 @@ class RunConfig:
             raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKENDS)})")
         if self.mode not in MODE_CHOICES:
             raise InputError(f"unknown mode {self.mode!r} (use {', '.join(MODE_CHOICES)})")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise InputError(f"alpha must be within 0..1, got {self.alpha}")
-        for name in ("max_frames", "threads"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        check_run_values(self.alpha, self.max_frames, self.threads, self.fps)
 
 
 MASK_NAMES = "[0-9]*.png"  # what MaskSink writes: 000042.png

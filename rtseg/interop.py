@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rtseg.core.arguments import model_input
 from rtseg.errors import ModelError
 
 
@@ -38,6 +39,7 @@ def import_onnx(
     from rtseg.export.import_model import import_onnx as run_import
     from rtseg.onnxtools.wrap_onnx import Preprocessing
 
+    size, mean, std = model_input(size, mean, std)
     cfg = ImportConfig(
         Path(model),
         Path(output),
@@ -72,6 +74,7 @@ def import_module(
     from rtseg.export.import_model import import_module as run_import
     from rtseg.onnxtools.wrap_onnx import Preprocessing
 
+    size, mean, std = model_input(size, mean, std, size_required=True)
     pre = Preprocessing(tuple(mean), tuple(std), input_range=input_range, color=input_color)
     return run_import(
         module,

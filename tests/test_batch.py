@@ -43,7 +43,7 @@ def test_folder_is_searched_recursively_and_names_mirror_the_tree(tmp_path):
     touch_videos(tmp_path / "arch", "day1/b.mp4", "day1/a10.mkv", "day1/a2.MOV", "day2/c.avi", "notes.txt")
     touch_videos(tmp_path / "arch", ".hidden/d.mp4", "day2/.e.mp4")
     items = expand_inputs([str(tmp_path / "arch")])
-    assert [i.name for i in items] == ["day1/a2.MOV", "day1/a10.mkv", "day1/b.mp4", "day2/c.avi"]
+    assert [i.name for i in items] == ["day1/a2", "day1/a10", "day1/b", "day2/c"]
     assert all(i.path.is_absolute() and i.path.is_file() for i in items)
 
 
@@ -52,14 +52,14 @@ def test_files_globs_and_lists_share_one_root(tmp_path, monkeypatch):
     (tmp_path / "list.txt").write_text("# a comment\n\nx/one.mp4\n")
     monkeypatch.chdir(tmp_path)
     items = expand_inputs(["@list.txt", "y/*.mp4", str(c), "x/one.mp4"])
-    assert [i.name for i in items] == ["x/one.mp4", "y/two.mp4", "y/z/three.mp4"]  # de-duplicated
-    assert [i.name for i in expand_inputs([str(c)])] == ["three.mp4"]
+    assert [i.name for i in items] == ["x/one", "y/two", "y/z/three"]  # de-duplicated
+    assert [i.name for i in expand_inputs([str(c)])] == ["three"]
 
 
 def test_the_output_folder_is_never_an_input(tmp_path):
-    touch_videos(tmp_path, "clips/a.mp4", "clips/out/a.mp4/annotated.mp4")
+    touch_videos(tmp_path, "clips/a.mp4", "clips/out/a.annotated.mp4")
     items = expand_inputs([str(tmp_path / "clips")], exclude=tmp_path / "clips" / "out")
-    assert [i.name for i in items] == ["a.mp4"]
+    assert [i.name for i in items] == ["a"]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_output_kinds():
 
 
 def test_commit_replaces_old_outputs_and_discard_leaves_them(tmp_path):
-    plan = OutputPlan(tmp_path, "a/clip.mp4", ("mp4", "masks"))
+    plan = OutputPlan(tmp_path, "a/clip", ("mp4", "masks"))
     plan.prepare()
     plan.partial("mp4").write_text("old")
     plan.partial("masks").mkdir()
@@ -110,8 +110,8 @@ def test_commit_replaces_old_outputs_and_discard_leaves_them(tmp_path):
     plan.partial("mp4").write_text("new")
     plan.commit()
     assert sorted(p.name for p in plan.final("masks").iterdir()) == ["000001.png"]
-    assert sorted(p.name for p in plan.folder.iterdir()) == ["annotated.mp4", "masks"]
-    assert plan.relative_outputs() == ["a/clip.mp4/annotated.mp4", "a/clip.mp4/masks"]
+    assert sorted(p.name for p in plan.folder.iterdir()) == ["clip.annotated.mp4", "clip.masks"]
+    assert plan.relative_outputs() == ["a/clip.annotated.mp4", "a/clip.masks"]
 
 
 def test_manifest_round_trip_and_what_counts_as_done(tmp_path):
@@ -207,18 +207,18 @@ def test_worker_output_equals_rtseg_run_and_a_corrupt_video_fails_alone(tmp_path
     options = VideoOptions(model=band_package.onnx_path, threads=1, kinds=("mp4", "masks", "stats"))
     worker = VideoWorker(options, str(tmp_path / "out"))
     assert "error" not in worker.ready()
-    done = worker.process("clip.mp4", str(clip))
-    failed = worker.process("bad.mp4", str(bad))
+    done = worker.process("clip", str(clip))
+    failed = worker.process("bad", str(bad))
     assert done["status"] == "done" and done["frames"] == 10 and done["error"] is None
     assert failed["status"] == "failed" and "bad.mp4" in failed["error"] and "\n" not in failed["error"]
-    assert not (tmp_path / "out" / "bad.mp4").exists()  # nothing half-written is left
-    stats = json.loads((tmp_path / "out/clip.mp4/stats.json").read_text())
+    assert not list((tmp_path / "out").glob("*bad*"))  # nothing half-written is left
+    stats = json.loads((tmp_path / "out/clip.stats.json").read_text())
     assert stats["frames"] == 10
     ran = rtseg_run("--video", clip, "--model", band_package.onnx_path, "--threads", 1,
                     "--masks", tmp_path / "run_masks", "--quiet")  # fmt: skip
     assert ran.exit_code == 0, ran.output
     names, expected = read_masks(tmp_path / "run_masks")
-    got_names, got = read_masks(tmp_path / "out/clip.mp4/masks")
+    got_names, got = read_masks(tmp_path / "out/clip.masks")
     assert got_names == names and len(names) == 10
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)

@@ -20,6 +20,12 @@ from rtseg.cli import main
 pytestmark = pytest.mark.slow
 
 CLIPS = {"a/one.mp4": 12, "a/two.mp4": 9, "b/three.mp4": 7}
+NAMES = {clip: clip.rsplit(".", 1)[0] for clip in CLIPS}  # a/one.mp4 -> a/one (its outputs' stem)
+
+
+def output(out: Path, clip: str, kind: str) -> Path:
+    """Where `rtseg batch` writes `kind` (annotated.mp4, masks, stats.json) of `clip`."""
+    return out / f"{NAMES[clip]}.{kind}"
 
 
 @pytest.fixture(scope="session")
@@ -89,15 +95,15 @@ def manifest_of(out: Path) -> dict:
 def assert_outputs_equal_rtseg_run(out: Path, reference: dict, names) -> None:
     for name in names:
         frames, mask_names, masks = reference[name]
-        got_frames = decode_mp4(out / name / "annotated.mp4")
+        got_frames = decode_mp4(output(out, name, "annotated.mp4"))
         assert len(got_frames) == len(frames) == CLIPS[name]
         for a, b in zip(got_frames, frames):
             np.testing.assert_array_equal(a, b)
-        got_names, got_masks = read_masks(out / name / "masks")
+        got_names, got_masks = read_masks(output(out, name, "masks"))
         assert got_names == mask_names
         for a, b in zip(got_masks, masks):
             np.testing.assert_array_equal(a, b)
-        assert json.loads((out / name / "stats.json").read_text())["frames"] == CLIPS[name]
+        assert json.loads(output(out, name, "stats.json").read_text())["frames"] == CLIPS[name]
     assert not [p for p in out.rglob("*") if "partial" in p.name or p.name.endswith(".tmp")]
 
 
@@ -110,20 +116,20 @@ def test_corrupt_clips_fail_alone_and_a_rerun_skips(ray_cluster, archive, band, 
     assert any("garbage.mp4" in line for line in failures) and any("cut.mp4" in line for line in failures)
     entries = manifest_of(out)
     assert {n: e["status"] for n, e in entries.items()} == {
-        "a/one.mp4": "done", "a/two.mp4": "done", "b/three.mp4": "done",
-        "b/cut.mp4": "failed", "b/garbage.mp4": "failed",
+        "a/one": "done", "a/two": "done", "b/three": "done", "b/cut": "failed", "b/garbage": "failed",
     }  # fmt: skip
-    assert entries["a/one.mp4"]["frames"] == 12 and entries["a/one.mp4"]["identity"]["size"] > 0
-    assert entries["b/cut.mp4"]["outputs"] == [] and not (out / "b/cut.mp4").exists()
+    assert entries["a/one"]["frames"] == 12 and entries["a/one"]["identity"]["size"] > 0
+    assert entries["b/cut"]["outputs"] == [] and not list(out.glob("b/cut.*"))
+    assert entries["a/one"]["outputs"] == ["a/one.annotated.mp4", "a/one.masks", "a/one.stats.json"]
     assert_outputs_equal_rtseg_run(out, reference, CLIPS)
-    written = {n: (out / n / "annotated.mp4").stat().st_mtime_ns for n in CLIPS}
+    written = {n: output(out, n, "annotated.mp4").stat().st_mtime_ns for n in CLIPS}
 
     second = rtseg_batch([archive], out, band.onnx_path)
     assert second.exit_code == 1, second.output
     entries = manifest_of(out)
-    assert all(entries[n]["status"] == "skipped" for n in CLIPS)
-    assert entries["b/cut.mp4"]["status"] == "failed"  # retried, still cut
-    assert {n: (out / n / "annotated.mp4").stat().st_mtime_ns for n in CLIPS} == written
+    assert all(entries[NAMES[n]]["status"] == "skipped" for n in CLIPS)
+    assert entries["b/cut"]["status"] == "failed"  # retried, still cut
+    assert {n: output(out, n, "annotated.mp4").stat().st_mtime_ns for n in CLIPS} == written
 
     (archive / "b/garbage.mp4").unlink()
     (archive / "b/cut.mp4").unlink()
@@ -136,15 +142,15 @@ def test_a_worker_killed_mid_video_is_retried_to_a_complete_output(
 ):
     out = tmp_path / "out"
     names = list(CLIPS)
-    kill = {"RTSEG_TEST_KILL_WORKER": "a/one.mp4:5"}
+    kill = {"RTSEG_TEST_KILL_WORKER": "a/one:5"}
     inputs, report_file = [archive / n for n in names], tmp_path / "r.json"
     result = rtseg_batch(inputs, out, band.onnx_path, "--report-json", report_file, env=kill)
     assert result.exit_code == 0, result.output
     report = json.loads(report_file.read_text())
     assert report["counts"] == {"done": 3, "skipped": 0, "failed": 0} and report["workers"] == 2
     assert report["frames"] == sum(CLIPS.values()) and report["failures"] == []
-    assert "a/one.mp4: its worker died" in result.stderr and "attempt 2" in result.stderr
+    assert "a/one: its worker died" in result.stderr and "attempt 2" in result.stderr
     entries = manifest_of(out)
-    assert entries["a/one.mp4"]["status"] == "done" and entries["a/one.mp4"]["attempts"] == 2
-    assert all(entries[n]["attempts"] == 1 for n in names[1:])
+    assert entries["a/one"]["status"] == "done" and entries["a/one"]["attempts"] == 2
+    assert all(entries[NAMES[n]]["attempts"] == 1 for n in names[1:])
     assert_outputs_equal_rtseg_run(out, reference, names)

@@ -230,3 +230,38 @@ def test_strict_reaches_every_source_of_a_multi_source_run(tmp_path, clips, band
     assert result.exit_code == 0, result.output  # the other source went on
     assert lanes[0]["status"] == "failed" and "joined.ts: damaged packet" in lanes[0]["error"]
     assert 0 < lanes[0]["frames"] < 48 and lanes[1]["frames"] == 48
+
+
+def _ts(frames: np.ndarray) -> bytes:
+    """`frames` encoded as one MPEG-TS recording (H.264, 12 fps)."""
+    import io
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
+
+
+def test_a_resolution_change_mid_stream_carries_on(tmp_path, band_package):  # noqa: F811
+    """Two encodes of different sizes joined: every frame is in the MP4, scaled to the first
+    frame's size; each mask PNG keeps its own frame's size."""
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(
+        _ts(structured_frames(12, 120, 160, seed=1)) + _ts(structured_frames(12, 180, 240, seed=2))
+    )
+    out, masks = tmp_path / "out.mp4", tmp_path / "masks"
+    model = band_package.onnx_path
+    result = rtseg_run("--video", joined, "--model", model, "--output", out, "--masks", masks, "--quiet")
+    assert result.exit_code == 0, result.output
+    frames = decode_mp4(out)
+    assert len(frames) == 24 and {f.shape for f in frames} == {(120, 160, 3)}
+    sizes = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape for p in sorted(masks.iterdir())]
+    assert sizes == [(120, 160)] * 12 + [(180, 240)] * 12

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rtseg.data.datasets import Cityscapes, GenericFolder, KittiRoad
+from rtseg.data.datasets import Cityscapes, GenericFolder, KittiRoad, read_label
 from rtseg.data.labels import CAMVID, CITYSCAPES, CITYSCAPES_CATEGORY, IGNORE_INDEX, ROAD
 from rtseg.data.registry import open_dataset
 from rtseg.data.transforms import AugmentConfig, augment
@@ -100,7 +100,7 @@ def test_cityscapes_errors(cityscapes_root, tmp_path):
     with pytest.raises(InputError, match="is not a folder"):
         Cityscapes(cityscapes_root, "test")
     next((cityscapes_root / "gtFine" / "train").glob("*/*_labelIds.png")).unlink()
-    with pytest.raises(InputError, match="1 of 2 images have no labelIds file"):
+    with pytest.raises(InputError, match="1 of 2 images have no label file"):
         Cityscapes(cityscapes_root, "train")
 
 
@@ -137,7 +137,7 @@ def test_kitti_road_errors(kitti_root):
     with pytest.raises(InputError, match="testing images have no ground truth"):
         KittiRoad(kitti_root, "testing")
     (kitti_root / "training" / "gt_image_2" / "uu_road_000000.png").unlink()
-    with pytest.raises(InputError, match="uu_000000.png has no ground truth"):
+    with pytest.raises(InputError, match="have no label file .*uu_road_000000.png"):
         KittiRoad(kitti_root)
 
 
@@ -146,7 +146,6 @@ def test_generic_folder_matches_by_stem_and_ignores_out_of_range(tmp_path):
     for stem in ("a", "b"):
         write_rgb(tmp_path / "images" / f"{stem}.jpg", image(2, 4))
         write_ids(tmp_path / "masks" / f"{stem}.png", ids)
-    write_rgb(tmp_path / "images" / "unlabelled.png", image(2, 4))
     (tmp_path / "classes.txt").write_text("# name [r g b]\nroad 128 64 128\ncar\ntraffic sign 1 2 3\n")
     dataset = GenericFolder(tmp_path / "images", tmp_path / "masks")
     assert [p.stem for p, _ in dataset.pairs] == ["a", "b"]
@@ -173,6 +172,31 @@ def test_generic_folder_errors_and_registry_layout(tmp_path):
         open_dataset("folder", str(tmp_path), "train")[0]
     with pytest.raises(InputError, match="unknown dataset 'pascal'"):
         open_dataset("pascal", str(tmp_path), "train")
+
+
+def test_every_image_needs_its_label_in_every_layout(tmp_path):
+    """An image without its label is an incomplete copy, refused as Cityscapes and KITTI refuse it."""
+    write_rgb(tmp_path / "val" / "f.png", image(1, 4))
+    write_rgb(tmp_path / "val" / "g.png", image(1, 4))
+    write_ids(tmp_path / "valannot" / "f.png", np.zeros((1, 4)))
+    with pytest.raises(InputError, match="1 of 2 images have no label file .*valannot/g.png"):
+        open_dataset("camvid", str(tmp_path), "val")
+    write_rgb(tmp_path / "images" / "a.png", image(1, 4))
+    write_rgb(tmp_path / "images" / "unlabelled.png", image(1, 4))
+    write_ids(tmp_path / "masks" / "a.png", np.zeros((1, 4)))
+    with pytest.raises(InputError, match="1 of 2 images have no label file .*unlabelled.png"):
+        GenericFolder(tmp_path / "images", tmp_path / "masks", ["x"])
+
+
+@pytest.mark.parametrize("values, refused", [((0, 11), False), ((0, 256), True), ((3, 1000), True)])
+def test_16_bit_labels_are_read_or_refused_never_cut(tmp_path, values, refused):
+    path = tmp_path / "label.png"
+    cv2.imwrite(str(path), np.array([values], np.uint16))
+    if refused:
+        with pytest.raises(InputError, match=r"uint16 label with values .*class ids must be 0\.\.255"):
+            read_label(path)
+    else:
+        assert read_label(path).tolist() == [list(values)]
 
 
 def test_camvid_tiny_tree_maps_void_to_ignore(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import structured_frames
 
-from rtseg.core import paths
+from rtseg.core import atomic
 from rtseg.errors import OutputError
 from rtseg.video import FramesSink, MaskSink, Mp4Sink, durable
 
@@ -66,7 +67,7 @@ def disk_budget(monkeypatch):
         return real_write_all(fd, view)
 
     monkeypatch.setattr(durable, "write_all", write_all)  # recordings
-    monkeypatch.setattr(paths, "write_all", write_all)  # images and every other atomic output
+    monkeypatch.setattr(atomic, "write_all", write_all)  # images and every other atomic output
     return lambda n: state.update(left=n)
 
 
@@ -217,3 +218,15 @@ def test_rtseg_run_on_a_full_disk_says_one_line_and_keeps_what_it_wrote(tmp_path
     if partial.exists():
         top_level_boxes(partial)
         assert decodable(partial) <= len(names) + 1
+
+
+def test_a_finished_recording_has_the_mode_the_umask_gives(tmp_path):
+    """Like every other output (not 0600, as a private temporary file would have)."""
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "out.mp4"
+        with Mp4Sink(out, fps=FPS) as sink:
+            sink.write(0, FRAMES[0], IDS)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

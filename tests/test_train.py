@@ -280,3 +280,39 @@ def test_train_cli_vgg_fcn_from_scratch_with_model_option(tmp_path, monkeypatch)
     ckpt = load_checkpoint(out / "best.pth")
     assert ckpt["model"]["kwargs"] == {"fc_channels": 32}
     assert ckpt["state_dict"]["head.0.weight"].shape == (32, 512, 7, 7)
+
+
+def test_labels_that_score_nothing_are_refused_not_trained_or_scored_as_nan(tmp_path):
+    """All labels out of range: train refuses before it starts (no checkpoint); eval of a split
+    with no labelled pixel refuses instead of printing `mIoU nan` and writing NaN into JSON."""
+    root = tiny_camvid_tree(tmp_path / "camvid", train=2, val=1, h=32, w=48)
+    for label in (root / "trainannot").iterdir():
+        cv2.imwrite(str(label), np.full((32, 48), 11, np.uint8))  # void: ignored everywhere
+    out = tmp_path / "run"
+    args = _train_args(root, out, "--epochs", "1", "--batch-size", "2", "--crop", "32x48")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "the train split has no labelled pixel" in result.stderr, result.output
+    assert not (out / "last.pth").exists() and not (out / "best.pth").exists()
+
+    from rtseg.train.metrics import ConfusionMatrix
+
+    matrix = ConfusionMatrix(3)
+    matrix.update(np.zeros((2, 2), np.uint8), np.full((2, 2), 255, np.uint8))
+    with pytest.raises(RtsegError, match="camvid val: no labelled pixel to score"):
+        matrix.summary(("a", "b", "c"), "camvid val")
+
+
+def test_a_batch_without_labelled_pixels_is_skipped_not_a_nan_model(tmp_path):
+    from rtseg.data.labels import IGNORE_INDEX
+    from rtseg.train.loop import TrainConfig, _train_epoch
+    from rtseg.train.losses import build_loss
+
+    model = torch.nn.Conv2d(3, 3, 1)
+    samples = [(np.zeros((8, 8, 3), np.uint8), np.full((8, 8), IGNORE_INDEX, np.uint8))] * 2
+    cfg = TrainConfig(data_root=str(tmp_path), batch_size=2, crop=(8, 8), scale=(1.0, 1.0), epochs=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = {"step": 0}
+    _train_epoch(
+        cfg, model, None, build_loss("ce", None), optimizer, samples, state, np.random.default_rng(0), 0
+    )
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -292,11 +292,13 @@ def test_mp4_sink_keeps_real_time_when_a_live_source_dropped_frames(tmp_path):
     assert times == pytest.approx([0.0, 0.1, 0.2, 0.5, 0.6])
 
 
-def test_mp4_sink_rejects_frames_of_another_size(tmp_path):
+def test_mp4_sink_scales_frames_of_another_size_to_the_first(tmp_path):
     with Mp4Sink(tmp_path / "a.mp4", fps=10) as sink:
         sink.write(0, np.zeros((64, 96, 3), np.uint8), np.zeros((64, 96), np.uint8))
-        with pytest.raises(OutputError, match=r"frame 1 is 90x64, the video is 96x64"):
-            sink.write(1, np.zeros((64, 90, 3), np.uint8), np.zeros((64, 90), np.uint8))
+        sink.write(1, np.full((32, 90, 3), 200, np.uint8), np.zeros((32, 90), np.uint8))
+        assert sink.frames_scaled == 1
+    frames, _, _ = decode_all(tmp_path / "a.mp4")
+    assert [f.shape for f in frames] == [(64, 96, 3)] * 2 and abs(int(frames[1].mean()) - 200) < 8
 
 
 def test_output_path_problems_are_output_errors_at_construction(tmp_path):

@@ -12,15 +12,25 @@ import contextlib
 import logging
 import math
 import os
+import signal
+import socket
 import sys
+import tempfile
+import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
 from rtseg.batch.config import BatchConfig
+from rtseg.batch.outputs import OutputPlan
+from rtseg.batch.reaper import reaped_cluster
 from rtseg.batch.worker import VideoWorker, failed_result
+from rtseg.core.signals import Interrupted
 from rtseg.errors import BackendError, MissingDependencyError, ModelError
 
 POLL_S = 0.5  # how often the driver asks busy workers how far they are
+CONNECT_S = 10.0  # how long a cluster's address may take to accept a connection
+WORKER_START_S = 60.0  # how long a worker may wait to be placed (resources) before it is given up
 LOCAL_OBJECT_STORE_BYTES = 256 << 20  # results are small dicts; keep /dev/shm free for the rest
 
 
@@ -43,33 +53,117 @@ def _init_kwargs(config: BatchConfig) -> dict:
 @contextlib.contextmanager
 def ray_session(config: BatchConfig, workers_wanted: int):
     """Connected Ray: the caller's (already initialised), an existing cluster (--address or
-    RAY_ADDRESS) or a local one on this machine, shut down at the end if started here."""
+    RAY_ADDRESS) or a local one on this machine, shut down at the end if started here. A local
+    cluster's processes never outlive this process (rtseg.batch.reaper); Ray does not take over
+    the command's SIGTERM (rtseg.core.signals: exit 143)."""
     ray = require_ray()
     if ray.is_initialized():
         yield ray
         return
-    kwargs = _init_kwargs(config)
     address = config.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        check_reachable(address)
+    elif config.cpus_per_worker > (os.cpu_count() or 1):
+        raise BackendError(
+            f"this machine has {os.cpu_count()} CPUs; each worker asks for {config.cpus_per_worker:g} "
+            "(--cpus-per-worker)"
+        )
+    with reaped_cluster() if not address else contextlib.nullcontext():
+        _connect(ray, config, address, workers_wanted)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+def _connect(ray, config: BatchConfig, address: str | None, workers_wanted: int) -> None:
+    kwargs = _init_kwargs(config)
     try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            cpus = max(os.cpu_count() or 1, math.ceil(workers_wanted * config.cpus_per_worker))
-            ray.init(
-                num_cpus=cpus,
-                include_dashboard=False,
-                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                **kwargs,
-            )
+        with _own_sigterm():
+            if address:
+                with _quiet_stderr(not config.verbose):  # Ray's C++ client logs each retry there
+                    ray.init(address=address, **kwargs)
+            else:
+                cpus = max(os.cpu_count() or 1, math.ceil(workers_wanted * config.cpus_per_worker))
+                ray.init(
+                    num_cpus=cpus,
+                    include_dashboard=False,
+                    object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                    **kwargs,
+                )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise BackendError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
     except ImportError as exc:  # ray:// needs Ray's client extra
         raise MissingDependencyError(exc.name or "ray[client]", "ray", f"--address {address}") from None
+
+
+@contextlib.contextmanager
+def _own_sigterm():
+    """ray.init() installs a SIGTERM handler of its own (sys.exit(15)); put back the command's."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
     try:
-        yield ray
+        yield
+    except SystemExit as exc:  # Ray's handler ran: the command was terminated while connecting
+        if exc.code != signal.SIGTERM:
+            raise
+        raise Interrupted("SIGTERM") from None
     finally:
-        ray.shutdown()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool):
+    """Descriptor 2 into a temporary file while the block runs (when `quiet`)."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def _bootstrap_address(address: str) -> str:
+    """host:port that `address` (host:port, ray://host:port, auto) connects to first."""
+    target = address.removeprefix("ray://")
+    if target != "auto":
+        return target
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        found = canonicalize_bootstrap_address("auto")
+    except Exception:  # noqa: BLE001 - Ray's own lookup: any failure means none found
+        found = None
+    if not found:
+        raise BackendError("--address auto: no Ray cluster was started on this machine (ray start --head)")
+    return found
+
+
+def check_reachable(address: str, timeout: float = CONNECT_S) -> None:
+    """BackendError in at most `timeout` seconds unless something accepts a connection at the
+    cluster's `address` (ray.init itself would retry for minutes)."""
+    target = _bootstrap_address(address)
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else getattr(exc, "strerror", None) or str(exc)
+        raise BackendError(
+            f"the Ray cluster at {address} does not answer ({reason}, {target}); "
+            "start it (ray start --head) or fix --address / RAY_ADDRESS"
+        ) from None
 
 
 def worker_count(ray, config: BatchConfig, videos: int, log: Callable[[str], None]) -> int:
@@ -136,6 +230,7 @@ class Dispatcher:
         self.actors = actors
         self.idle: deque = deque()
         self.starting: dict = {}  # ready() ref -> (actor, failures so far)
+        self.placing: dict = {}  # ping() ref -> (actor, deadline): not yet running anywhere
         self.busy: dict = {}  # process() ref -> (actor, name, path, attempt)
         self.polls: dict = {}  # progress() ref -> actor
         self.in_flight: dict = {}  # actor id -> frames of its current video
@@ -148,7 +243,27 @@ class Dispatcher:
             self._start(actor, 0)
 
     def _start(self, actor, failures: int) -> None:
+        self.placing[actor.ping.remote()] = (actor, time.monotonic() + WORKER_START_S)
         self.starting[actor.ready.remote()] = (actor, failures)
+
+    def _give_up_unplaced(self) -> None:
+        """Workers that Ray could not place within WORKER_START_S (resources the cluster does not
+        have free) are given up; BackendError when that leaves none."""
+        now = time.monotonic()
+        late = [ref for ref, (_, deadline) in self.placing.items() if deadline < now]
+        for ref in late:
+            actor, _ = self.placing.pop(ref)
+            for ready in [r for r, (a, _) in self.starting.items() if a is actor]:
+                del self.starting[ready]
+            self.actors.remove(actor)
+            self.ray.kill(actor)
+            self.log(f"a worker found no place on the cluster within {WORKER_START_S:g} s; giving it up")
+        if late and not (self.busy or self.starting or self.idle):
+            gpus = self.config.worker_gpus
+            raise BackendError(
+                f"no batch worker could be placed on the cluster within {WORKER_START_S:g} s "
+                f"(each asks for {self.config.cpus_per_worker:g} CPUs and {gpus:g} GPUs: are they free?)"
+            )
 
     def run(self, jobs: list[tuple[str, str]]) -> None:
         self.queue.extend((name, path, 1) for name, path in jobs)
@@ -157,10 +272,11 @@ class Dispatcher:
                 self._assign()
                 if not self.busy and not self.starting and not self.idle:
                     raise BackendError("no batch worker could start")
-                waiting = [*self.starting, *self.busy]
+                waiting = [*self.placing, *self.starting, *self.busy]
                 done, _ = self.ray.wait(waiting, num_returns=1, timeout=POLL_S)
                 for ref in done:
                     self._handle(ref)
+                self._give_up_unplaced()
                 self._poll_progress()
         finally:
             for actor in self.actors:
@@ -175,6 +291,9 @@ class Dispatcher:
             self.busy[actor.process.remote(name, path, attempt, frame)] = (actor, name, path, attempt)
 
     def _handle(self, ref) -> None:
+        if ref in self.placing:  # the worker runs (or died trying): no longer waits for a place
+            del self.placing[ref]
+            return
         if ref in self.starting:
             self._handle_ready(ref, *self.starting.pop(ref))
             return
@@ -215,7 +334,8 @@ class Dispatcher:
         self.ray.kill(actor, no_restart=False)  # the old incarnation must be gone before a retry
         self._start(actor, 0)
         reason = f"its worker died (killed or out of memory?): {_first_line(exc)}"
-        if attempt > self.config.retries:
+        if attempt > self.config.retries:  # given up: what the dead worker half wrote goes
+            OutputPlan(self.config.out_dir, name, self.config.video.kinds).discard()
             self.on_result(failed_result(name, f"{reason}; tried {attempt} times", attempt))
             return
         self.log(f"{name}: {reason}; trying again (attempt {attempt + 1})")

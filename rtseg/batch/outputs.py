@@ -1,25 +1,28 @@
 """Where one video's outputs go, written under temporary names and renamed when complete.
 
-`DIR/<name>/annotated.mp4`, `DIR/<name>/masks/000000.png ...` and `DIR/<name>/stats.json`,
-with `<name>` the video's path relative to the archive's common root (folder named like the
-video, so the output tree mirrors the input tree). While a video runs, its outputs are
-`.annotated.partial.mp4`, `.masks.partial/` and `.stats.partial.json` in the same folder; they
-are renamed (same file system, so a rename is atomic) only once all of them are complete. A
-worker that dies leaves partials only, removed when the video is next attempted.
+For the video named `day1/cam` (rtseg.batch.inputs: its path relative to the archive's root,
+without the suffix): `DIR/day1/cam.annotated.mp4`, `DIR/day1/cam.masks/000000.png ...` and
+`DIR/day1/cam.stats.json`, beside the outputs of the other videos of `day1/`, as `rtseg run`
+names its outputs. While a video runs, its outputs are `.cam.annotated.partial.mp4`,
+`.cam.masks.partial/` and `.cam.stats.partial.json` in the same folder; they are renamed (same
+file system, so a rename is atomic) only once all of them are complete. A worker that dies
+leaves partials only, removed when the video is next attempted or given up.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob as globlib
 import os
 import shutil
 from pathlib import Path
 
+from rtseg.core.targets import place
 from rtseg.errors import OutputError
 
 OUTPUT_KINDS = ("mp4", "masks", "stats")
-FINAL_NAMES = {"mp4": "annotated.mp4", "masks": "masks", "stats": "stats.json"}
-PARTIAL_NAMES = {"mp4": ".annotated.partial.mp4", "masks": ".masks.partial", "stats": ".stats.partial.json"}
+FINAL_NAMES = {"mp4": "annotated.mp4", "masks": "masks", "stats": "stats.json"}  # after "<stem>."
+PARTIAL_NAMES = {"mp4": "annotated.partial.mp4", "masks": "masks.partial", "stats": "stats.partial.json"}
 _OLD_SUFFIX = ".replaced"
 
 
@@ -53,7 +56,7 @@ def replace_path(partial: Path, final: Path) -> None:
         os.replace(partial, final)
         _remove(old)
     else:
-        os.replace(partial, final)
+        place(partial, final)
 
 
 class OutputPlan:
@@ -61,14 +64,15 @@ class OutputPlan:
 
     def __init__(self, out_dir: str | os.PathLike, name: str, kinds: tuple[str, ...]):
         self.out_dir = Path(out_dir)
-        self.folder = self.out_dir / name
+        where = self.out_dir / name
+        self.folder, self.stem = where.parent, where.name
         self.kinds = tuple(kinds)
 
     def final(self, kind: str) -> Path:
-        return self.folder / FINAL_NAMES[kind]
+        return self.folder / f"{self.stem}.{FINAL_NAMES[kind]}"
 
     def partial(self, kind: str) -> Path:
-        return self.folder / PARTIAL_NAMES[kind]
+        return self.folder / f".{self.stem}.{PARTIAL_NAMES[kind]}"
 
     def relative_outputs(self) -> list[str]:
         """The final outputs, relative to `out_dir` (POSIX), as the manifest records them."""
@@ -88,13 +92,13 @@ class OutputPlan:
 
     def discard(self) -> None:
         """Remove every partial output, the MP4 sink's own crash-safe recordings of the partial
-        MP4 (`.annotated.partial.partial.mp4`, `...partial-1.mp4`: what a killed worker leaves)
-        included, and replaced finals kept aside."""
+        MP4 (`.cam.annotated.partial.partial.mp4`, `...partial-1.mp4`: what a killed worker
+        leaves) included, and replaced finals kept aside."""
         for kind in OUTPUT_KINDS:
             _remove(self.partial(kind))
-            _remove(self.final(kind).with_name(FINAL_NAMES[kind] + _OLD_SUFFIX))
+            _remove(self.final(kind).with_name(self.final(kind).name + _OLD_SUFFIX))
         mp4 = self.partial("mp4")
-        for recording in self.folder.glob(f"{mp4.stem}.partial*{mp4.suffix}"):
+        for recording in self.folder.glob(f"{globlib.escape(mp4.stem)}.partial*{mp4.suffix}"):
             _remove(recording)
 
     def clear(self) -> None:
@@ -102,8 +106,9 @@ class OutputPlan:
         self.discard()
         for kind in self.kinds:
             _remove(self.final(kind))
-        with contextlib.suppress(OSError):
-            self.folder.rmdir()
+        if self.folder != self.out_dir:
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
 
     def commit(self) -> None:
         """Rename every partial to its final name (the video is complete)."""

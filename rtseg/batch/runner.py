@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rtseg.batch.cluster import Dispatcher, ray_session, start_actors, stderr_log, worker_count
 from rtseg.batch.config import BatchConfig
-from rtseg.batch.inputs import BatchInput, expand_inputs
+from rtseg.batch.inputs import BatchInput, archive_root, expand, name_inputs
 from rtseg.batch.manifest import Manifest, input_identity
 from rtseg.batch.outputs import OutputPlan
 from rtseg.batch.report import ArchiveProgress, BatchReport
@@ -50,22 +50,49 @@ def _entry(item: BatchInput, result: dict, identity: dict, settings: str) -> dic
     return entry
 
 
+def archive_inputs(config: BatchConfig, out_dir: Path, manifest: Manifest) -> list[BatchInput]:
+    """The inputs, named as the manifest named them before (rtseg.batch.inputs); the manifest's
+    root widened to hold them."""
+    found = expand(config.inputs, exclude=out_dir)
+    root = archive_root(found, manifest.root)
+    manifest.root = str(root)
+    return name_inputs(found.videos, root, manifest.names_by_input())
+
+
+def check_batch_paths(config: BatchConfig, model_files, report_json: Path | None) -> None:
+    """Every input the run reads (videos, @lists, INPUT folders, the model's files) against every
+    output it writes (--report-json, and anything under --out: the videos' outputs and the
+    manifest), before anything runs (rtseg.core.paths.check_paths)."""
+    from rtseg.core.paths import check_paths
+
+    found = expand(config.inputs, exclude=Path(config.out_dir).resolve())
+    check_paths(
+        inputs=[
+            *(("INPUT", p) for p in [*found.folders, *found.videos]),
+            *(("@list", p) for p in found.lists),
+            *(("--model", p) for p in model_files),
+        ],
+        outputs=[("--report-json", report_json)],
+        output_dirs=[("--out", config.out_dir, "**")],
+    )
+
+
 def plan_jobs(config: BatchConfig, out_dir: Path, manifest: Manifest, report: BatchReport):
     """The inputs still to run [(item, identity)]; skipped and unreadable ones go to `report`."""
     settings = config.video.settings_key()
     jobs = []
-    for item in expand_inputs(list(config.inputs), exclude=out_dir):
+    for item in archive_inputs(config, out_dir, manifest):
         try:
             identity = input_identity(item.path, config.hash_inputs)
         except InputError as exc:
             entry = _entry(item, failed_result(item.name, str(exc), 0), {}, settings)
-            manifest.entries[item.name] = entry
+            manifest.put(entry)
             report.entries.append(entry)
             continue
         plan = OutputPlan(out_dir, item.name, config.video.kinds)
         if manifest.is_done(item.name, identity, settings, plan.complete()):
             entry = {**manifest.entries[item.name], "status": "skipped", "input": str(item.path)}
-            manifest.entries[item.name] = entry
+            manifest.put(entry)
             report.entries.append(entry)
         else:
             jobs.append((item, identity))

@@ -132,6 +132,10 @@ class VideoWorker:
             return {"error": str(exc), "worker": self.describe()}
         return {"worker": self.describe()}
 
+    def ping(self) -> bool:
+        """Answers once the actor runs (placed on a node): the driver's bound on placement."""
+        return True
+
     def progress(self) -> tuple[str | None, int]:
         return self._current
 

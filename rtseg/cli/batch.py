@@ -13,7 +13,6 @@ finished video).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import click
 from rtseg.cli.options import run_options
 from rtseg.core import signals
 from rtseg.core.package import package_files
-from rtseg.core.paths import atomic_write_text, check_paths
+from rtseg.core.paths import atomic_write_text
 from rtseg.loading import resolve_model_path
 
 
@@ -73,16 +72,9 @@ def batch(
     """Segment an archive of videos on a Ray cluster (local by default); resumable."""
     from rtseg.batch import BatchConfig, VideoOptions, model_identity, parse_output_kinds, run_batch
     from rtseg.batch.config import kill_at_from_env
+    from rtseg.batch.runner import check_batch_paths
 
     model_path = resolve_model_path(model, backend).resolve()
-    check_paths(
-        inputs=[
-            *(("INPUT", p) for p in inputs if not p.startswith("@") and os.path.exists(p)),
-            *(("--model", p) for p in package_files(model_path)),
-        ],
-        outputs=[("--report-json", report_json)],
-        output_dirs=[("--out", out_dir)],
-    )
     video = VideoOptions(
         model=model_path,
         model_identity=model_identity(model_path),
@@ -110,6 +102,7 @@ def batch(
         verbose=verbose,
         kill_at=kill_at_from_env(),
     )
+    check_batch_paths(config, package_files(model_path), report_json)
     try:  # SIGINT / SIGTERM / SIGHUP raise here (rtseg.core.signals): Ray is shut down cleanly
         report = run_batch(config)
     except KeyboardInterrupt as stop:

@@ -33,7 +33,7 @@ def format_report(result: dict) -> str:
     lines.append(f"{'mIoU':<{width}}  {100 * result['miou']:5.1f}")
     lines.append(f"{'pixel acc':<{width}}  {100 * result['pixel_acc']:5.1f}")
     lines.append(
-        f"{result['frames']} images of {result['dataset']} {result['split']}, model at {w}x{h} "
+        f"{result['frames']} images of {result['dataset']} {result['split']}, model at {h}x{w} (HxW) "
         f"on {result['backend']}" + (f", {', '.join(extras)}" if extras else "")
     )
     return "\n".join(lines)

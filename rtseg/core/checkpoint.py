@@ -8,13 +8,16 @@ torch is imported when a checkpoint is read or written, not when this module is.
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 from pathlib import Path
 
 from rtseg.core.paths import atomic_output
-from rtseg.errors import ModelError, import_optional
+from rtseg.errors import ModelError, OutputError, import_optional
 
 FORMAT = "rtseg-checkpoint"
+MIN_FREE_BYTES = 1 << 20  # below this, a failed write is taken for a full disk
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
@@ -24,7 +27,20 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     torch = import_optional("torch")  # MissingDependencyError naming the extra
 
     with atomic_output(path, durable=True) as temp:
-        torch.save({"format": FORMAT, **payload}, temp)
+        try:
+            torch.save({"format": FORMAT, **payload}, temp)
+        except RuntimeError as exc:  # torch's zip writer: "file write failed", errno lost
+            if _free_bytes(path.parent) < MIN_FREE_BYTES:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+            raise OutputError(f"{path}: cannot write ({str(exc).strip().splitlines()[-1]})") from None
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return MIN_FREE_BYTES
+    return st.f_bavail * st.f_frsize
 
 
 def load_checkpoint(path: str | Path) -> dict:

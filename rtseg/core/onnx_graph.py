@@ -87,3 +87,25 @@ def all_nodes(graph):
     """Every node of `graph` and of its subgraphs at any depth."""
     for each in all_graphs(graph):
         yield from each.node
+
+
+def external_data_files(path) -> list:
+    """The files holding an ONNX model's external weights (`NAME.onnx.data`, ...), as Paths beside
+    `path`, in the order first named; [] for a self-contained model or one that does not parse.
+    Reads the graph without the weights."""
+    from pathlib import Path
+
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not an ONNX file: the loader says so later
+        return []
+    found: dict = {}
+    for graph in all_graphs(model.graph):
+        for tensor in graph.initializer:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                where = {entry.key: entry.value for entry in tensor.external_data}.get("location")
+                if where:
+                    found.setdefault(Path(path).parent / where)
+    return list(found)

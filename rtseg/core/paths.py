@@ -11,31 +11,42 @@ one-line error for:
   - an output whose name is too long (ENAMETOOLONG), that is a folder where a file is wanted
     (or the reverse), or whose folder cannot be written: a real probe, since permission bits
     say nothing for root, read-only mounts or /proc (OutputError).
+Outputs bring the files a writer derives from them: a package `NAME.onnx` its sidecar
+`NAME.json`, an engine `NAME.engine` its `NAME.engine.json` (COMPANIONS), checked as outputs too.
+Output folders whose glob is `**` are written at any depth (every path below them is theirs).
 Items are a path or `(label, path)`; the label ("--output") names it in the message. Output
 folders may add the glob of the names written there: `("--masks", path, "[0-9]*.png")` (default
 "*": any name could collide). `None` paths are skipped, so optional options pass as they are.
 Inputs that do not exist are left to the code that opens them (it names what was expected).
 
-`atomic_output(path)` yields a temporary path in the same folder and renames it onto `path` once
-the block ends without an exception (else removes it): a reader, a crash or a full disk never
-leaves half a file under the final name, and a hard link to the old file keeps the old content.
-`StagedFile` is the same for outputs whose writer opens and closes at different times (a sink).
+`atomic_output`, `StagedFile`, `staged_folder`, `atomic_write_bytes` / `atomic_write_text`
+(outputs replaced only by a complete new file) live in rtseg.core.atomic and are re-exported
+here. Only regular files are ever replaced: `-` (standard output), devices, FIFOs, terminals and
+symlinks to them are written in place, block devices and sockets refused, and a symlink to a
+file keeps pointing at the (replaced) file (rtseg.core.targets).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fnmatch
 import os
-import secrets
-import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.atomic import (
+    NAME_MAX,
+    TEMP_MARK,
+    StagedFile,
+    atomic_output,
+    atomic_write_bytes,
+    atomic_write_text,
+    staged_folder,
+)
+from rtseg.core.targets import describe_os_error, in_place, is_stdout, refusal, reserve_stdout, write_all
 from rtseg.errors import InputError, OutputError
 
 __all__ = [
@@ -53,8 +64,6 @@ __all__ = [
     "write_all",
 ]
 
-TEMP_MARK = ".rtseg-tmp-"  # in the name of every staged output, so leftovers are recognisable
-NAME_MAX = 255  # bytes per path component on Linux, macOS and Windows file systems
 PATH_MAX = 4096
 
 
@@ -82,6 +91,39 @@ def _entries(items: Iterable, with_names: bool = False) -> list[_Entry]:
             continue
         out.append(_Entry(label, str(path), Path(os.path.abspath(os.fspath(path))), names))
     return out
+
+
+COMPANIONS = {  # output suffix -> the files its writer derives from it (sidecars)
+    ".onnx": lambda p: [p.with_suffix(".json")],
+    ".engine": lambda p: [Path(f"{p}.json")],
+    ".plan": lambda p: [Path(f"{p}.json")],
+}
+
+
+def _with_companions(outputs: list[_Entry]) -> list[_Entry]:
+    """`outputs` and, after them, the companions of each not named already (label "X's sidecar")."""
+    named = {e.path for e in outputs}
+    derived = []
+    for entry in outputs:
+        for path in COMPANIONS.get(entry.path.suffix.lower(), lambda p: [])(entry.path):
+            if path not in named:
+                named.add(path)
+                derived.append(_Entry(f"{entry.label or entry.given}'s sidecar", str(path), path))
+    return outputs + derived
+
+
+def _under_folder(path: Path, folder: _Entry, keys: set) -> bool:
+    """Whether `folder` writes the name `path`: a direct child matching its glob, or (glob `**`)
+    any path below it."""
+    if keys & _parent_keys(path) and fnmatch.fnmatch(path.name, folder.names):
+        return True
+    if folder.names != "**":
+        return False
+    for above in Path(os.path.realpath(path)).parents:
+        st = _stat(above)
+        if ("path", str(above)) in keys or (st is not None and ("inode", st.st_dev, st.st_ino) in keys):
+            return True
+    return False
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -166,9 +208,16 @@ def _check_input(entry: _Entry) -> None:
 
 
 def _check_output_shape(entry: _Entry, folder: bool) -> None:
+    if is_stdout(entry.given):
+        if folder:
+            raise OutputError(f"{entry}: standard output is not a folder")
+        return
     reason = _name_too_long(entry)
     if reason:
         raise OutputError(f"{entry}: {reason}")
+    special = refusal(entry.path)
+    if special:
+        raise OutputError(f"{entry} {special}")
     st = _stat(entry.path)
     if st is not None and stat.S_ISDIR(st.st_mode) != folder:
         found, wanted = ("file", "folder") if folder else ("folder", "file")
@@ -184,9 +233,13 @@ def _check_output_shape(entry: _Entry, folder: bool) -> None:
     raise OutputError(f"{entry}: cannot create folder {parent}: {above} is a file")
 
 
+def _entry_keys(entry: _Entry) -> set:
+    return {("stdout",)} if is_stdout(entry.given) else _keys(entry.path)
+
+
 def _collisions(inputs: list[_Entry], outputs: list[_Entry], dirs: list[_Entry]) -> None:
     in_keys = [(e, _keys(e.path)) for e in inputs]
-    out_keys = [(e, _keys(e.path)) for e in outputs]
+    out_keys = [(e, _entry_keys(e)) for e in outputs]
     dir_keys = [(e, _keys(e.path)) for e in dirs]
     for i, (out, keys) in enumerate(out_keys):
         for inp, ikeys in in_keys:
@@ -202,12 +255,12 @@ def _collisions(inputs: list[_Entry], outputs: list[_Entry], dirs: list[_Entry])
                     f"{folder} is the input folder {inp}: its files could overwrite the input; "
                     "write to another folder"
                 )
-            if keys & _parent_keys(inp.path) and fnmatch.fnmatch(inp.path.name, folder.names):
+            if _under_folder(inp.path, folder, keys):
                 raise OutputError(f"{folder} holds the input {inp}: writing there could overwrite it")
         for out, okeys in out_keys:
             if okeys & keys:
                 raise OutputError(f"{out} and {folder} are the same path: give each output its own path")
-            if keys & _parent_keys(out.path) and fnmatch.fnmatch(out.path.name, folder.names):
+            if _under_folder(out.path, folder, keys):
                 raise OutputError(f"{out} lies in {folder}, whose files could overwrite it")
         for other, okeys in dir_keys[:i]:
             if keys & okeys and _globs_overlap(folder.names, other.names):
@@ -219,8 +272,10 @@ def _collisions(inputs: list[_Entry], outputs: list[_Entry], dirs: list[_Entry])
 
 def check_paths(inputs: Iterable = (), outputs: Iterable = (), output_dirs: Iterable = ()) -> None:
     """Refuse, with one line, any output that would destroy an input or another output, or that
-    cannot be written; see the module doc. Creates nothing (the write probe leaves no file)."""
-    ins, outs, dirs = _entries(inputs), _entries(outputs), _entries(output_dirs, with_names=True)
+    cannot be written; see the module doc. Creates nothing (the write probe leaves no file); an
+    output `-` keeps standard output for itself from now on (rtseg.core.targets.reserve_stdout)."""
+    ins, dirs = _entries(inputs), _entries(output_dirs, with_names=True)
+    outs = _with_companions(_entries(outputs))
     for entry in ins:
         _check_input(entry)
     for entry in outs:
@@ -229,7 +284,10 @@ def check_paths(inputs: Iterable = (), outputs: Iterable = (), output_dirs: Iter
         _check_output_shape(entry, folder=True)
     _collisions(ins, outs, dirs)
     for entry in outs:
-        probe_writable(_existing_folder(entry.path.parent), entry)
+        if not in_place(entry.given):
+            probe_writable(_existing_folder(entry.path.parent), entry)
+    if any(is_stdout(entry.given) for entry in outs):
+        reserve_stdout()
     for entry in dirs:
         probe_writable(_existing_folder(entry.path), entry)
 
@@ -269,129 +327,3 @@ def prepare_output_file(path: str | os.PathLike, suffixes: tuple[str, ...] = ())
         raise OutputError(f"{path}: cannot create folder {path.parent} ({exc.strerror})") from None
     probe_writable(path.parent, path)
     return path
-
-
-class StagedFile:
-    """A temporary file beside `path` that becomes `path` on `commit()` (an atomic rename) or
-    disappears on `discard()`. `temp` is hidden and named `.<name>.rtseg-tmp-<random>`; with
-    `keep_suffix` it ends in `path`'s suffix too (for writers that pick a format by the suffix).
-    `durable`: fsync the file before the rename (metadata files: sidecars, stats, engines)."""
-
-    def __init__(self, path: str | os.PathLike, keep_suffix: bool = False, durable: bool = False):
-        self.path = Path(path)
-        self.durable = durable
-        suffix = self.path.suffix if keep_suffix else ""
-        tail = f"{TEMP_MARK}{secrets.token_hex(4)}{suffix}"
-        room = NAME_MAX - len(os.fsencode(tail)) - 2
-        name = os.fsencode(self.path.name)[:room].decode(errors="ignore")
-        self.temp = self.path.with_name(f".{name}.{tail}")
-        self.done = False
-
-    def commit(self) -> Path:
-        """Rename the finished temporary file onto `path`. OutputError when that fails."""
-        if self.done:
-            return self.path
-        self.done = True
-        try:
-            if self.durable:
-                with open(self.temp, "rb+") as fh:
-                    os.fsync(fh.fileno())
-            os.replace(self.temp, self.path)
-        except OSError as exc:
-            self._remove()
-            raise OutputError(f"{self.path}: cannot write ({describe_os_error(exc)})") from None
-        return self.path
-
-    def discard(self) -> None:
-        """Remove the temporary file (the old `path`, if any, is untouched). Idempotent."""
-        self.done = True
-        self._remove()
-
-    def _remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.temp)
-
-
-@contextlib.contextmanager
-def atomic_output(
-    path: str | os.PathLike, keep_suffix: bool = False, durable: bool = False
-) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (its folder created if needed); rename it onto `path`
-    when the block succeeds, remove it on any exception (Ctrl-C included). See StagedFile."""
-    staged = StagedFile(path, keep_suffix=keep_suffix, durable=durable)
-    try:
-        staged.temp.parent.mkdir(parents=True, exist_ok=True)  # check_paths: it can be made
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot create folder {staged.temp.parent} ({exc.strerror})") from None
-    try:
-        yield staged.temp
-    except BaseException:
-        staged.discard()
-        raise
-    staged.commit()
-
-
-@contextlib.contextmanager
-def staged_folder(*targets: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden temporary folder beside `targets` (files of one folder); files written
-    there under the targets' names replace the targets, one rename each in the order given,
-    when the block succeeds; on any exception the folder goes and the targets are untouched.
-    For outputs made of several files (a model package: `.onnx`, then its `.json`)."""
-    paths = [Path(t) for t in targets]
-    if len({os.path.abspath(p.parent) for p in paths}) != 1:
-        raise ValueError(f"staged_folder targets must share one folder, got {paths}")
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=f".{paths[0].stem[:64]}{TEMP_MARK}", dir=paths[0].parent))
-    except OSError as exc:
-        raise OutputError(f"{paths[0]}: folder {paths[0].parent} is not writable ({exc.strerror})") from None
-    try:
-        yield folder
-        missing = [p.name for p in paths if not (folder / p.name).is_file()]
-        if missing:
-            raise OutputError(f"{paths[0]}: {', '.join(missing)} was not written; nothing replaced")
-        for path in paths:
-            try:
-                os.replace(folder / path.name, path)
-            except OSError as exc:
-                raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def describe_os_error(error: BaseException) -> str:
-    """'disk full (No space left on device)', or the system's words for any other error."""
-    code = getattr(error, "errno", None)
-    text = getattr(error, "strerror", None) or str(error)
-    return f"disk full ({text})" if code in (errno.ENOSPC, errno.EDQUOT) else text
-
-
-def write_all(fd: int, data) -> int:
-    """Write every byte of `data` to `fd` (os.write may write less); OSError (ENOSPC, EIO, ...)
-    when the file system refuses. The one place outputs' bytes reach the disk."""
-    view = memoryview(data).cast("B")
-    total = len(view)
-    while view:
-        view = view[os.write(fd, view) :]
-    return total
-
-
-def atomic_write_bytes(path: str | os.PathLike, data, durable: bool = False) -> Path:
-    """Write `data` (bytes-like) to `path` through a temporary file renamed over it; OutputError
-    (one line, e.g. 'disk full (No space left on device)') when it cannot be written, and then
-    no temporary file is left and an old `path` is untouched."""
-    with atomic_output(path, durable=durable) as temp:
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            try:
-                write_all(fd, data)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot write ({describe_os_error(exc)})") from None
-    return Path(path)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = False) -> Path:
-    """`atomic_write_bytes` of UTF-8 text."""
-    return atomic_write_bytes(path, text.encode("utf-8"), durable=durable)

@@ -22,12 +22,22 @@ from rtseg.errors import InputError
 
 
 def read_label(path: Path) -> np.ndarray:
-    """Read a single-channel label PNG as `(H, W) uint8`."""
+    """Read a single-channel label PNG as `(H, W) uint8`. A 16-bit (or wider) one is taken when
+    its values fit 8 bits, else refused: cutting them to 8 bits would relabel pixels silently."""
     label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if label is None:
         raise InputError(f"cannot read label {path}")
     if label.ndim != 2:
         raise InputError(f"{path}: expected a single-channel label image, got shape {label.shape}")
+    if label.dtype != np.uint8:
+        if not np.issubdtype(label.dtype, np.integer):
+            raise InputError(f"{path}: label values must be integers, got {label.dtype}")
+        low, high = int(label.min(initial=0)), int(label.max(initial=0))
+        if low < 0 or high > 255:
+            raise InputError(
+                f"{path}: {label.dtype} label with values {low}..{high}; class ids must be 0..255 "
+                "(255: ignored)"
+            )
     return label.astype(np.uint8)
 
 
@@ -37,8 +47,15 @@ class SegmentationDataset:
     label_set: LabelSet
 
     def __init__(self, pairs: list[tuple[Path, Path]], label_set: LabelSet, name: str):
+        """`pairs`: every image with the label file it must have; a missing one is an InputError
+        (an incomplete download or copy), never a silent skip."""
         if not pairs:
             raise InputError(f"{name}: no image/label pairs found")
+        missing = [label for _, label in pairs if not label.is_file()]
+        if missing:
+            raise InputError(
+                f"{name}: {len(missing)} of {len(pairs)} images have no label file (first: {missing[0]})"
+            )
         self.pairs = pairs
         self.label_set = label_set
         self.name = name
@@ -71,7 +88,7 @@ class CamVid(SegmentationDataset):
         labels = root / f"{split}annot"
         if not images.is_dir() or not labels.is_dir():
             raise InputError(f"CamVid: {images} or {labels} is not a folder")
-        pairs = [(p, labels / p.name) for p in sorted(images.glob("*.png")) if (labels / p.name).exists()]
+        pairs = [(p, labels / p.name) for p in sorted(images.glob("*.png"))]
         super().__init__(pairs, CAMVID, f"CamVid {split} at {root}")
 
     def map_label(self, label: np.ndarray) -> np.ndarray:
@@ -98,16 +115,10 @@ class Cityscapes(SegmentationDataset):
         images_dir, labels_dir = root / "leftImg8bit" / split, root / "gtFine" / split
         if not images_dir.is_dir() or not labels_dir.is_dir():
             raise InputError(f"Cityscapes: {images_dir} or {labels_dir} is not a folder")
-        pairs, missing = [], []
+        pairs = []
         for image in sorted(images_dir.glob("*/*_leftImg8bit.png")):
             stem = image.name[: -len("_leftImg8bit.png")]
-            label = labels_dir / image.parent.name / f"{stem}_gtFine_labelIds.png"
-            (pairs if label.is_file() else missing).append((image, label))
-        if missing:
-            raise InputError(
-                f"Cityscapes {split}: {len(missing)} of {len(pairs) + len(missing)} images "
-                f"have no labelIds file (first: {missing[0][1]})"
-            )
+            pairs.append((image, labels_dir / image.parent.name / f"{stem}_gtFine_labelIds.png"))
         self.lookup = cityscapes_lookup(label_mode)
         super().__init__(pairs, CITYSCAPES_MODES[label_mode], f"Cityscapes {split} at {root}")
 
@@ -145,10 +156,7 @@ class KittiRoad(SegmentationDataset):
                 if split != "training" and (n % 5 == 4) != (split == "val"):
                     continue
                 number = image.stem.split("_", 1)[1]
-                label = gt_dir / f"{category}_road_{number}.png"
-                if not label.is_file():
-                    raise InputError(f"KITTI road: {image.name} has no ground truth {label}")
-                pairs.append((image, label))
+                pairs.append((image, gt_dir / f"{category}_road_{number}.png"))
         super().__init__(pairs, ROAD, f"KITTI road {split} at {root}")
 
     def load_label(self, path: Path) -> np.ndarray:
@@ -200,9 +208,9 @@ class GenericFolder(SegmentationDataset):
                 raise InputError(f"folder dataset: {folder} is not a folder")
         masks = {p.stem: p for p in sorted(masks_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
         pairs = [
-            (p, masks[p.stem])
+            (p, masks.get(p.stem, masks_dir / f"{p.stem}.png"))
             for p in sorted(images_dir.iterdir())
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.stem in masks
+            if p.suffix.lower() in IMAGE_SUFFIXES
         ]
         super().__init__(pairs, self._label_set(label_set, masks_dir), f"folder {images_dir}")
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.arguments import integer, number, size_hw
+from rtseg.core.onnx_graph import external_data_files
 from rtseg.core.package import (
     ModelPackage,
     load_package,
@@ -26,6 +28,7 @@ from rtseg.core.package import (
 )
 from rtseg.core.paths import check_paths
 from rtseg.errors import ExportError, InputError, MissingDependencyError, ModelError, OutputError
+from rtseg.export.precision import frames_source_path
 from rtseg.onnxtools.wrap_onnx import (
     LOGITS_NAME,
     GraphIO,
@@ -64,6 +67,10 @@ class ImportConfig:
     source_label: str | None = None  # how the sidecar names the original (default: file name)
 
     def __post_init__(self):
+        if self.size is not None:
+            size_hw("size", self.size)
+        integer("parity_frames", self.parity_frames, 1, 10_000)
+        number("min_agreement", self.min_agreement, 0.0, 1.0)
         if Path(self.output).suffix != ".onnx":
             raise InputError(f"output {self.output} must end in .onnx (its sidecar .json goes beside it)")
         if not 0.0 <= self.min_agreement <= 1.0:
@@ -215,7 +222,7 @@ def _sidecar(config, io, labels, size, logits_size, agreement, worst, frames, fr
         "output": {"name": "class_ids", "kind": "class_ids", "dtype": "uint8"},
         "precision": "fp16" if io.input_dtype == TensorProto.FLOAT16 else "fp32",
         "model": {"arch": "imported", "encoder": "none"},
-        "source": {"onnx": config.source_label or config.model.name, "sha256": sha256_file(config.model)},
+        "source": _source_record(config),
         "import": {
             "original_input": io.input_name,
             "original_output": io.output_name,
@@ -232,6 +239,16 @@ def _sidecar(config, io, labels, size, logits_size, agreement, worst, frames, fr
     }
 
 
+def _source_record(config: ImportConfig) -> dict:
+    """The original's name and sha256, and its external weights' sha256 by file name (a model
+    over 2 GB keeps them beside it: the .onnx alone does not identify it)."""
+    record = {"onnx": config.source_label or config.model.name, "sha256": sha256_file(config.model)}
+    weights = {p.name: sha256_file(p) for p in external_data_files(config.model)}
+    if weights:
+        record["weights_sha256"] = weights
+    return record
+
+
 def _check_paths(config: ImportConfig) -> None:
     """Before any work: the model exists; the package may not overwrite it (by any name: links,
     hard links, `..`), and its folder must be writable (rtseg.core.paths.check_paths)."""
@@ -240,7 +257,12 @@ def _check_paths(config: ImportConfig) -> None:
     out = config.output
     try:
         check_paths(
-            inputs=[("MODEL", config.model)],
+            inputs=[
+                ("MODEL", config.model),
+                *(("MODEL's weights", p) for p in external_data_files(config.model)),
+                ("--classes", config.classes if config.classes and Path(config.classes).exists() else None),
+                ("--parity-frames", frames_source_path(config.parity_source)),
+            ],
             outputs=[("-o", out), ("-o sidecar", sidecar_for(out))],
         )
     except OutputError as exc:
@@ -266,6 +288,12 @@ def import_onnx(config: ImportConfig, log: Callable[[str], None] = lambda line: 
 
     config = replace(config, model=Path(config.model), output=Path(config.output))
     _check_paths(config)
+    missing = [p for p in external_data_files(config.model) if not p.is_file()]
+    if missing:
+        raise ModelError(
+            f"{config.model}: its weights are in {missing[0]}, which is missing (an ONNX model over "
+            "2 GB keeps its weights beside it: move the two files together)"
+        )
     try:
         original = onnx.load(str(config.model))
     except Exception as exc:  # onnx raises DecodeError and others for a file that is not ONNX

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ def _quiet():
 
 
 MAX_BATCH = 256
+ANSI_CODES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours in torch.export's messages
 
 
 def export_onnx(
@@ -101,8 +103,18 @@ def torch_to_onnx(
     return key if graph_cache.cached_export(key, path, export) else None
 
 
+def export_cause(exc: BaseException) -> str:
+    """'Type: first line' of the innermost cause of an exporter failure, without the terminal
+    colour codes torch.export puts in its messages."""
+    while exc.__cause__ is not None and exc.__cause__ is not exc:
+        exc = exc.__cause__
+    lines = [ln.strip() for ln in ANSI_CODES.sub("", str(exc)).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
 def _export_graph(module: nn.Module, example, path: Path, input_name: str, output_name: str, opset: int):
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    was_training = module.training  # the caller's module is left in the mode it was in
     try:
         with _quiet(), torch.no_grad():
             torch.onnx.export(
@@ -117,7 +129,9 @@ def _export_graph(module: nn.Module, example, path: Path, input_name: str, outpu
                 dynamo=True,
             )
     except Exception as exc:  # the exporter raises many unrelated types; report them as one
-        raise ExportError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        raise ExportError(f"ONNX export failed: {export_cause(exc)}") from exc
+    finally:
+        module.train(was_training)
     exported = onnx.load(str(path))
     if drop_stack_traces(exported):
         onnx.save(exported, str(path))

@@ -162,8 +162,8 @@ def export_paths(config: ExportConfig) -> None:
     """Check every input and output before the work starts: the package must not overwrite the
     checkpoint or a calibration / parity input, and its folder must be writable."""
     sources = [
-        ("--calib", _source_path(config.calib_source)),
-        ("--parity-frames", _source_path(config.parity_source)),
+        ("--calib", frames_source_path(config.calib_source)),
+        ("--parity-frames", frames_source_path(config.parity_source)),
     ]
     check_paths(
         inputs=[("checkpoint", config.checkpoint), *sources],
@@ -171,7 +171,7 @@ def export_paths(config: ExportConfig) -> None:
     )
 
 
-def _source_path(spec: str | None) -> str | None:
+def frames_source_path(spec: str | None) -> str | None:
     """The file or folder a frames source names: itself, or DIR of `camvid:DIR:SPLIT`."""
     if not spec or Path(spec).exists():
         return spec

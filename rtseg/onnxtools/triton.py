@@ -30,8 +30,10 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rtseg.core.arguments import INT32_MAX, UINT64_MAX, integer
 from rtseg.core.onnx_graph import graph_inputs, tensor_dims
 from rtseg.core.package import ModelPackage, sha256_file, write_sidecar
+from rtseg.core.paths import check_paths
 from rtseg.errors import InputError, ModelError, OutputError
 
 KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
@@ -222,7 +224,10 @@ def _write_model(repo: Path, config: TritonModelConfig, files: dict[str, Path], 
     in 1/ -> file to copy; `jsons`: name in 1/ -> dict to write (model.json beside model.onnx
     is written as its sidecar, naming model.onnx and its hash)."""
     name = config.name
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    except OSError as exc:
+        raise OutputError(f"cannot write the Triton model {repo / name}: {exc.strerror or exc}") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -300,9 +305,15 @@ def export_triton(
     the GPU). InputError / OutputError / ModelError before anything is written."""
     if kind not in KINDS:
         raise InputError(f"kind must be cpu or gpu, got {kind!r}")
-    if instances < 1 or (max_batch is not None and max_batch < 1) or max_queue_delay_us < 0:
-        raise InputError("instances and max batch must be positive, the queue delay not negative")
+    if max_batch is not None:  # the limits of Triton's config fields (int32, uint64)
+        max_batch = integer("max_batch", max_batch, 1, INT32_MAX)
+    instances = integer("instances", instances, 1, INT32_MAX)
+    max_queue_delay_us = integer("max_queue_delay_us", max_queue_delay_us, 0, UINT64_MAX)
     repo, name = Path(repo), _check_name(name or package.name)
+    check_paths(
+        inputs=[("PACKAGE", package.onnx_path), ("--engine", engine)],
+        output_dirs=[("--repo", repo, "[!.]*")],
+    )
     batched, inputs, outputs = graph_tensors(package.onnx_path)
     if not batched and max_batch is not None:
         raise InputError(f"{package.onnx_path.name} has a fixed batch axis: Triton cannot batch it")

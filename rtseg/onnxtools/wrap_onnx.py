@@ -96,6 +96,14 @@ class GraphIO:
     output_name: str
     output_dtype: int
     output_rank: int
+    output_batch: int | str | None = None  # the logits' declared batch dim (None: not declared)
+
+    @property
+    def batch(self) -> int | str:
+        """The batch the graph takes: fixed when its input's or its output's batch dim is (a graph
+        exported with a dynamic input batch but a batch-1 output runs only batches of 1)."""
+        fixed = [d for d in (self.input_shape[0], self.output_batch) if isinstance(d, int)]
+        return min(fixed) if fixed else "N"
 
     @property
     def fixed_size(self) -> tuple[int, int] | None:
@@ -122,7 +130,8 @@ def inspect_graph(model, output_name: str | None = None) -> GraphIO:
     if output_name is not None and output_name not in outputs:
         raise ExportError(f"the model has no output {output_name!r} (outputs: {', '.join(outputs)})")
     out = outputs[output_name] if output_name else model.graph.output[0]
-    out_dtype, rank = out.type.tensor_type.elem_type, len(tensor_dims(out) or ())
+    out_dims = tensor_dims(out) or ()
+    out_dtype, rank = out.type.tensor_type.elem_type, len(out_dims)
     if out_dtype not in floats:
         raise ExportError(
             f"output {out.name!r} is {TensorProto.DataType.Name(out_dtype)}, not float logits "
@@ -130,7 +139,7 @@ def inspect_graph(model, output_name: str | None = None) -> GraphIO:
         )
     if rank not in (0, 4):  # 0: rank not declared; checked on the real output
         raise ExportError(f"output {out.name!r} has rank {rank}; expected logits (N, C, h, w)")
-    return GraphIO(inp.name, dtype, shape, out.name, out_dtype, rank)
+    return GraphIO(inp.name, dtype, shape, out.name, out_dtype, rank, out_dims[0] if out_dims else None)
 
 
 def _rename(graph, old: str, new: str) -> None:
@@ -268,7 +277,7 @@ def wrap_onnx(model, io: GraphIO, pre: Preprocessing, size: tuple[int, int], log
             _rename(graph, reserved, f"{reserved}_original")
             names = {k: (f"{reserved}_original" if v == reserved else v) for k, v in names.items()}
     model_input, logits = names[io.input_name], names[io.output_name]
-    batch = io.input_shape[0] if io.input_shape[0] != "?" else "N"
+    batch = io.batch
     pre_nodes, pre_consts = _pre_nodes(pre, model_input, io.input_dtype)
     post_nodes, post_consts = _post_nodes(logits, io.output_dtype, size, tuple(logits_size) != tuple(size))
     original = list(graph.node)

@@ -112,8 +112,8 @@ class OnnxRuntimeBackend(Backend):
         self.output_name = outputs[0].name
         self.input_size = package.input_size
         self.num_classes = package.num_classes
-        batch = inputs[0].shape[0]
-        self.max_batch = 64 if not isinstance(batch, int) else batch
+        fixed = [d.shape[0] for d in (inputs[0], outputs[0]) if d.shape and isinstance(d.shape[0], int)]
+        self.max_batch = min(fixed) if fixed else 64  # a batch-1 output caps a dynamic input
         self.supports_logits = package.output_kind == "logits"
         self.providers = self.session.get_providers()
         if device not in ("cpu", "auto") and PROVIDER_ALIASES[device] not in self.providers:

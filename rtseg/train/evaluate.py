@@ -72,4 +72,4 @@ def evaluate_backend(
             matrix.update(resize_ids(ids, label.shape), label)
         bar.update(len(items))
     bar.close()
-    return {**matrix.summary(labels.classes), "frames": count}
+    return {**matrix.summary(labels.classes, dataset.name), "frames": count}

@@ -81,7 +81,7 @@ def evaluate_torch(model, samples, label_set, normalization, batch_size: int = 4
         pred = model(x).argmax(1).numpy()
         for p, (_, mask) in zip(pred, chunk):
             cm.update(p, mask)
-    return cm.summary(label_set.classes)
+    return cm.summary(label_set.classes, "the validation split")
 
 
 SCHEDULES = ("poly", "cosine")
@@ -223,6 +223,13 @@ def _train_epoch(
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(cfg, state["step"], total)
         loss = criterion(model(x), y)
+        if not torch.isfinite(loss):
+            if not bool((y != IGNORE_INDEX).any()):
+                continue  # no labelled pixel in this batch: nothing to learn from it
+            raise InputError(
+                f"epoch {epoch + 1}, step {it + 1}: the loss is {loss.item()}; training stopped "
+                "before it could spoil the weights (try a lower --lr)"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -249,6 +256,11 @@ def train(cfg: TrainConfig, resume: bool = True) -> Path:
         cfg.arch, cfg.encoder, labels.num_classes, pretrained=cfg.pretrained, **cfg.model_kwargs
     )
     counts = _class_counts(train_samples, labels.num_classes)
+    if not counts.sum():
+        raise InputError(
+            f"the {cfg.train_split} split has no labelled pixel (every label value is ignored or "
+            f"outside 0..{labels.num_classes - 1}): nothing to train on"
+        )
     criterion = build_loss(cfg.loss, class_weight_tensor(cfg.class_weights, counts))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = make_ema(cfg, model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rtseg.data.labels import IGNORE_INDEX
+from rtseg.errors import InputError
 
 
 class ConfusionMatrix:
@@ -40,8 +41,14 @@ class ConfusionMatrix:
         total = self.matrix.sum()
         return float(np.diag(self.matrix).sum() / total) if total else float("nan")
 
-    def summary(self, class_names: list[str] | tuple[str, ...]) -> dict:
-        """JSON-ready: {"miou", "pixel_acc", "per_class": {name: iou or None}}."""
+    def summary(self, class_names: list[str] | tuple[str, ...], what: str = "the labels") -> dict:
+        """JSON-ready: {"miou", "pixel_acc", "per_class": {name: iou or None}}. InputError when
+        no pixel of `what` was labelled: scores over nothing are no scores (no NaN passes)."""
+        if not self.matrix.sum():
+            raise InputError(
+                f"{what}: no labelled pixel to score (every label value is ignored or outside "
+                f"0..{self.num_classes - 1}); check the dataset and its label format"
+            )
         iou = self.iou()
         return {
             "miou": self.miou(),

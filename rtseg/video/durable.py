@@ -28,11 +28,12 @@ import io
 import os
 import struct
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
-from rtseg.core.paths import describe_os_error, write_all
+from rtseg.core.paths import StagedFile, describe_os_error, write_all
+from rtseg.core.targets import place
+from rtseg.errors import OutputError
 
 __all__ = ["Recording", "describe_os_error", "write_all"]
 
@@ -154,7 +155,7 @@ class Recording:
         container.close()
         self._writer.close()
         if self.muxer == "matroska":
-            os.replace(self.partial, self.path)
+            place(self.partial, self.path)
         else:
             self._remux_into_place()
         _sync_folder(self.path.parent)
@@ -187,15 +188,13 @@ class Recording:
     def _remux_into_place(self) -> None:
         import av
 
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        os.close(fd)
+        staged = StagedFile(self.path, keep_suffix=True)  # made by the muxer: mode as the umask says
         try:
-            remux(self.partial, Path(temp), self.muxer)
-            os.replace(temp, self.path)
-        except (av.error.FFmpegError, OSError) as e:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            os.replace(self.partial, self.path)  # complete, fragmented: still the recording
+            remux(self.partial, staged.temp, self.muxer)
+            staged.commit()
+        except (av.error.FFmpegError, OSError, OutputError) as e:
+            staged.discard()
+            place(self.partial, self.path)  # complete, fragmented: still the recording
             print(
                 f"rtseg: warning: {self.path}: kept as a fragmented MP4 (finishing it as a normal "
                 f"one failed: {describe_os_error(e)})",

@@ -154,6 +154,16 @@ class MaskSink(_ImageFolderSink):
         self._write_image(index, ids, self._params)
 
 
+def scale_frame(rendered, size: tuple[int, int]):
+    """`rendered` (`(h, w, 3) uint8 RGB` or a yuv420p av.VideoFrame) at `size` = (H, W): area
+    averaging when shrinking, bilinear when enlarging (rtseg.core.frames.resize_frame)."""
+    from rtseg.core.frames import resize_frame
+
+    if isinstance(rendered, np.ndarray):
+        return resize_frame(rendered, size)
+    return rendered.reformat(width=size[1], height=size[0], format="yuv420p")
+
+
 class Mp4Sink(FrameSink):
     """Rendered frames as an H.264 yuv420p video (MP4, or MOV/MKV by the file name).
 
@@ -197,6 +207,7 @@ class Mp4Sink(FrameSink):
         self.options: dict[str, str] | None = None  # the encoder's options, set at the first frame
         self.frame_size: tuple[int, int] | None = None  # (height, width) of the input frames
         self.frames_written = 0
+        self.frames_scaled = 0  # frames of another size than the first, scaled to it
         self._container = None
         self._stream = None
         self._first_index: int | None = None
@@ -212,8 +223,9 @@ class Mp4Sink(FrameSink):
         return self._recording.partial
 
     def _write_impl(self, index: int, rendered, ids: np.ndarray) -> None:
-        """Encode one frame, `(H, W, 3) uint8 RGB` or an av.VideoFrame in yuv420p; every frame
-        must have the first one's size."""
+        """Encode one frame, `(H, W, 3) uint8 RGB` or an av.VideoFrame in yuv420p. The first frame
+        sets the video's size; a later frame of another size (a stream whose resolution changes
+        mid-way) is scaled to it, as players and FFmpeg carry on."""
         import av
 
         with self._lock:
@@ -228,10 +240,8 @@ class Mp4Sink(FrameSink):
                 self._open(width, height)
                 self._first_index = index
             elif (height, width) != self.frame_size:
-                raise OutputError(
-                    f"{self.path}: frame {index} is {width}x{height}, "
-                    f"the video is {self.frame_size[1]}x{self.frame_size[0]}"
-                )
+                rendered = scale_frame(rendered, self.frame_size)
+                self.frames_scaled += 1
             frame = rgb_to_yuv420p_frame(rendered) if isinstance(rendered, np.ndarray) else rendered
             self._last_pts = frame.pts = max(index - self._first_index, self._last_pts + 1)
             frame.time_base = 1 / self.rate
