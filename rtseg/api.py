@@ -29,7 +29,7 @@ from rtseg.core import signals
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import InputError, ModelError, OutputError
 from rtseg.interop import export_triton, import_module, import_onnx
-from rtseg.loading import BACKENDS, DEVICES
+from rtseg.loading import BACKEND_CHOICES, DEVICES, choose_backend
 
 if TYPE_CHECKING:
     from rtseg.segmenter import FrameResult, ResultStream, Segmenter, load
@@ -87,7 +87,7 @@ class RunConfig:
 
     source_uri: str
     model: Path | None = None
-    backend: str = "onnxruntime"
+    backend: str = "auto"
     device: str = "auto"
     threads: int | None = None
     output: Path | None = None
@@ -110,8 +110,8 @@ class RunConfig:
     strict: bool = False
 
     def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKENDS)})")
+        if self.backend not in BACKEND_CHOICES:
+            raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKEND_CHOICES)})")
         if self.mode not in MODE_CHOICES:
             raise InputError(f"unknown mode {self.mode!r} (use {', '.join(MODE_CHOICES)})")
         if not 0.0 <= self.alpha <= 1.0:
@@ -122,9 +122,11 @@ class RunConfig:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
 
 
-def resolve_model_path(model: str | Path | None, backend: str = "onnxruntime") -> Path:
-    """`model`, else the bundled package: on ONNX Runtime the fastest variant whose measured
-    mIoU drop is within target (sidecar metrics), on TensorRT the fp16 variant, else fp32."""
+def resolve_model_path(model: str | Path | None, backend: str = "auto", device: str | None = None) -> Path:
+    """`model`, else the bundled package for the engine (`auto`: the one choose_backend picks):
+    on ONNX Runtime the fastest variant whose measured mIoU drop is within target (sidecar
+    metrics), on OpenVINO its INT8 variant where measured faster within target, on TensorRT the
+    fp16 variant, else fp32."""
     if model is not None:
         return Path(model)
     from rtseg.core.package import default_model_path, default_package_for
@@ -134,7 +136,7 @@ def resolve_model_path(model: str | Path | None, backend: str = "onnxruntime") -
         raise ModelError(
             f"no default model at {path}; pass --model PATH (a model package .onnx with its .json sidecar)"
         )
-    return default_package_for(backend)
+    return default_package_for(choose_backend(backend, device))
 
 
 MASK_NAMES = "[0-9]*.png"  # what MaskSink writes: 000042.png
@@ -177,7 +179,7 @@ def preflight(cfg: RunConfig, check_run_paths=check_run_paths) -> Path:
     from rtseg.video.display import check_display
     from rtseg.video.sinks import check_encoder
 
-    model_path = resolve_model_path(cfg.model, cfg.backend)
+    model_path = resolve_model_path(cfg.model, cfg.backend, cfg.device)
     check_run_paths(cfg, model_path)
     if cfg.show and not cfg.snapshot_dir.is_dir():
         raise OutputError(f"--snapshot-dir {cfg.snapshot_dir} does not exist")

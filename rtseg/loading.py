@@ -21,7 +21,9 @@ from rtseg.core.package import ModelPackage, load_package
 from rtseg.errors import BackendError, InputError, MissingDependencyError, ModelError
 from rtseg.runtime.base import Backend
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
+BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
+# What `--backend` takes: an engine, or "auto": the fastest healthy one here (choose_backend).
+BACKEND_CHOICES = ("auto", *BACKENDS)
 # Where a model runs (`--device`), the same words on every backend: "cpu"; "cuda" (ONNX
 # Runtime's CUDA execution provider, torch on CUDA; TensorRT always runs there); "tensorrt"
 # (ONNX Runtime's TensorRT execution provider); "auto": the best this machine has.
@@ -144,6 +146,8 @@ def check_device(backend: str, device: str) -> None:
             "the TensorRT backend runs on an NVIDIA GPU: use --device cuda or auto, "
             "or --backend onnxruntime for the CPU"
         )
+    if backend == "openvino" and device not in ("auto", "cpu"):
+        raise InputError("the OpenVINO backend runs on the CPU: use --device cpu or auto")
     if backend == "torch" and device == "tensorrt":
         raise InputError(
             "--device tensorrt is ONNX Runtime's TensorRT provider; the torch backend takes cpu, cuda or auto"
@@ -188,6 +192,11 @@ def _package_backend(package: ModelPackage, backend: str, device: str, threads: 
         from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(package, device, threads, engine_cache=cache_dir() / "onnxruntime-tensorrt")
+    if backend == "openvino":
+        from rtseg.core.user_cache import cache_dir
+        from rtseg.runtime.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(package, threads, cache_dir=cache_dir() / "openvino")
     if backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
@@ -199,6 +208,25 @@ def _package_backend(package: ModelPackage, backend: str, device: str, threads: 
             batch=batch,
         )
     return open_tensorrt_backend(package, batch=batch)
+
+
+def choose_backend(backend: str, device: str | None, model: str | Path | None = None) -> str:
+    """The engine `backend` names; for "auto": torch for a checkpoint, TensorRT for an engine,
+    ONNX Runtime for a GPU device (or a GPU build of ONNX Runtime under device auto), else the
+    fastest healthy CPU engine (rtseg.runtime.engine_choice.cpu_engine: OpenVINO where it passes
+    its probe on this package, else ONNX Runtime, with one warning line)."""
+    if backend != "auto":
+        return backend
+    suffix = Path(model).suffix if model is not None else ""
+    if suffix in CHECKPOINT_SUFFIXES:
+        return "torch"
+    if suffix in ENGINE_SUFFIXES:
+        return "tensorrt"
+    from rtseg.runtime.engine_choice import cpu_engine, gpu_runtime_present
+
+    if device in ("cuda", "tensorrt") or (device in (None, "auto") and gpu_runtime_present()):
+        return "onnxruntime"
+    return cpu_engine(model)
 
 
 def open_model(
@@ -219,6 +247,7 @@ def open_model(
     the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile), the
     other backends take any."""
     path = Path(model)
+    backend = choose_backend(backend, device, path)
     device = _resolve_device(backend, device)
     if path.suffix in CHECKPOINT_SUFFIXES:
         return _open_checkpoint(path, backend, device, threads, batch)

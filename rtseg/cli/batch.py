@@ -20,10 +20,11 @@ from pathlib import Path
 import click
 
 from rtseg.api import MODE_CHOICES, resolve_model_path
+from rtseg.cli.options import engine_options
 from rtseg.core import signals
 from rtseg.core.package import package_files
 from rtseg.core.paths import atomic_write_text, check_paths
-from rtseg.loading import BACKENDS
+from rtseg.loading import BACKEND_CHOICES
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -48,7 +49,7 @@ def write_json(path: Path, data: dict) -> None:
     help="Existing Ray cluster: auto, host:port or ray://host:10001 [default: RAY_ADDRESS, else local].",
 )
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @click.option(
     "--device",
     type=click.Choice(("cpu", "cuda", "tensorrt", "auto")),
@@ -56,6 +57,7 @@ def write_json(path: Path, data: dict) -> None:
     show_default=True,
     help="ONNX Runtime execution provider on the workers.",
 )
+@engine_options
 @click.option("--threads", type=click.IntRange(min=1), help="Backend threads per worker [default: its CPUs].")
 @click.option("--mode", type=click.Choice(MODE_CHOICES), default="overlay", show_default=True)
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)

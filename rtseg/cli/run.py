@@ -25,9 +25,9 @@ from pathlib import Path
 import click
 
 from rtseg.api import MODE_CHOICES, RunConfig, execute
-from rtseg.cli.options import device_option
+from rtseg.cli.options import device_option, engine_options
 from rtseg.errors import InputError
-from rtseg.loading import BACKENDS
+from rtseg.loading import BACKEND_CHOICES
 
 
 def pick_source(video, frames, camera, source) -> str:
@@ -78,8 +78,9 @@ def report(cfg: RunConfig, stats) -> None:
     "through one model; --output / --masks / --save-frames then take {index} or {name}.",
 )
 @click.option("--model", type=click.Path(path_type=Path), help="Model package .onnx (+ .json sidecar).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="onnxruntime", show_default=True)
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @device_option
+@engine_options
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the backend.")
 @click.option("--output", type=click.Path(path_type=Path), help="Write the annotated video (MP4).")
 @click.option("--masks", type=click.Path(path_type=Path), help="Write class-id masks (PNG per frame).")
