@@ -158,3 +158,35 @@ def test_the_default_run_says_it_ran_openvino(tiny_package, tiny_video, fresh_ch
     assert "on openvino[CPU, f32, " in header  # the header line says the engine and precision
     summary = json.loads(stats.read_text())
     assert summary["backend"].startswith("openvino[CPU, f32") and summary["frames"] == 24
+
+
+@pytest.mark.slow
+def test_nncf_int8_package_runs_on_openvino_and_onnxruntime(tiny_package, tmp_path):
+    pytest.importorskip("nncf")
+    from rtseg.core.package import load_package
+    from rtseg.export.int8_openvino import quantize_int8_openvino
+
+    calibration = structured_frames(8, *TINY_SIZE, seed=9)
+    out = tmp_path / "tiny_int8ov.onnx"
+    package = quantize_int8_openvino(tiny_package, out, calibration, calib_source="generated")
+    assert load_package(out).precision == "int8" and package.meta["calibration"]["target"] == "openvino"
+    frames = structured_frames(3, *TINY_SIZE, seed=10)
+    with open_model(out, backend="openvino", threads=1).backend as ov:
+        assert ov.describe().startswith("openvino[CPU, int8, ")
+        ids = ov.infer(frames)
+    with open_model(tiny_package.onnx_path, backend="onnxruntime", threads=1).backend as ort:
+        assert (ids == ort.infer(frames)).mean() >= 0.9  # a tiny random model: loose
+    with pytest.raises(Exception, match="quantize the fp32 package"):
+        quantize_int8_openvino(package, tmp_path / "again.onnx", calibration)
+
+
+def test_bench_rows_say_engine_precision_and_codec_path():
+    from rtseg.bench.report import csv_record, precision_label
+
+    row = {"backend": "openvino", "precision": "fp32", "runtime": "openvino[CPU, bf16, 2 threads]"}
+    assert precision_label(row) == "fp32 (bf16)"
+    assert precision_label(dict(row, precision="int8", runtime="openvino[CPU, int8, 2 threads]")) == "int8"
+    ort = dict(row, backend="onnxruntime", runtime="onnxruntime[CPU, fp32, 2 threads]")
+    assert precision_label(ort) == "fp32"
+    record = csv_record(dict(row, e2e={"decoder": "h264_cuvid", "encoder": "h264_nvenc"}))
+    assert record["codec_path"] == "h264_cuvid -> h264_nvenc" and record["runtime"] == row["runtime"]

@@ -21,6 +21,8 @@ def run_pipeline(model, video: Path, output: str, mp4_path: str | None) -> dict:
             stats = Pipeline(source, model, [sink], PipelineConfig()).run()
     summary = stats.to_json()
     summary["output"] = output
+    # the codec path: "h264" (CPU) or "h264_cuvid" (NVDEC); "libx264" or "h264_nvenc"
+    summary["decoder"], summary["encoder"] = getattr(source, "decoder", None), getattr(sink, "codec", None)
     if output == "mp4" and mp4_path and Path(mp4_path).is_file():
         summary["output_bytes"] = Path(mp4_path).stat().st_size
     return {"e2e": summary}

@@ -253,9 +253,9 @@ MAX_MIOU_DROP = {"fp32": 0.0, "fp16": 0.1, "int8": 1.0}
 
 # Variant file suffixes beside `NAME.onnx` and the precision their sidecar names. `int8cpu` is
 # an INT8 package quantized for ONNX Runtime's CPU provider (uint8, asymmetric), not TensorRT.
-VARIANTS = {"fp16": "fp16", "int8": "int8", "int8cpu": "int8"}
-# The INT8 package NNCF quantizes for OpenVINO's CPU plugin (not one of ONNX Runtime's VARIANTS).
+# `int8ov`: the INT8 package NNCF quantizes for OpenVINO's CPU plugin (rtseg.export.int8_openvino).
 OPENVINO_INT8 = "int8ov"
+VARIANTS = {"fp16": "fp16", "int8": "int8", "int8cpu": "int8", OPENVINO_INT8: "int8"}
 
 
 def variant_path(fp32_onnx: str | Path, precision: str) -> Path:

@@ -25,9 +25,11 @@ from rtseg.export.fp16 import variant_meta
 def _check_calibration(fp32_package: ModelPackage, frames: np.ndarray) -> None:
     h, w = fp32_package.input_size
     if fp32_package.precision != "fp32":
-        raise ExportError(f"{fp32_package.onnx_path.name} is {fp32_package.precision}; quantize the fp32 package")
+        name, precision = fp32_package.onnx_path.name, fp32_package.precision
+        raise ExportError(f"{name} is {precision}; quantize the fp32 package")
     if frames.ndim != 4 or frames.shape[1:] != (h, w, 3) or frames.dtype != np.uint8 or not len(frames):
-        raise ExportError(f"calibration frames must be (N, {h}, {w}, 3) uint8, got {frames.shape} {frames.dtype}")
+        got = f"{frames.shape} {frames.dtype}"
+        raise ExportError(f"calibration frames must be (N, {h}, {w}, 3) uint8, got {got}")
 
 
 def quantize_int8_openvino(
