@@ -3,13 +3,20 @@
 Sections, each recorded as ok / failed / skipped (with the reason) in OUT/gpu_check.json:
   environment   GPU, driver, CUDA and library versions, which optional modules import
   gpu_tests     the `gpu`-marked tests (pytest -m gpu), counts from their JUnit XML
-  torch_backend the torch CUDA backend alone on the bundled model: latency p50/p90/p99 (one
-                frame, submit + wait), pipelined fps (two slots in flight), batch-8 fps; fp32,
-                fp16 + channels_last, fp16 + CUDA graphs
-  rtseg_run     `rtseg run --backend torch --device cuda` on the dashcam clip: end-to-end fps,
-                capture->sink latency, busy ms per stage; with an MP4 and masks only
-  agreement     torch CUDA (fp32, fp16) against ONNX Runtime CPU on CamVid val frames: pixel
-                agreement of the ids, mIoU of each
+  torch_backend the torch CUDA backend alone on the bundled checkpoint: latency p50/p90/p99
+                (one frame, submit + wait), pipelined fps (two slots in flight), batch-8 fps;
+                fp32, fp16 + channels_last, fp16 + CUDA graphs
+  video_codecs  NVDEC (h264_cuvid) decode and NVENC (h264_nvenc) encode fps at 960x540 and
+                1920x1080 beside the CPU's h264 / libx264 (benchmarks/gpu_check_video.py)
+  rtseg_run     `rtseg run --backend torch --device cuda --decoder nvdec --codec h264_nvenc` on
+                the dashcam clip at both sizes, and with the CPU codecs: end-to-end fps,
+                capture->sink latency, busy ms per stage, the decoder that ran
+  agreement     torch CUDA (fp32, fp16) against torch on the CPU (the same checkpoint) on the
+                dashcam's frames (CamVid val when present: mIoU too); in the dry mode ONNX
+                Runtime's fp32 package where it is there
+
+Only the checkpoint is needed (`gpu_check.sh --slim` sets the ONNX packages aside so that a
+device call carries the tree, PyAV's wheel and the clip within 60 MiB: `--plan` prints it).
   cuda_python   the cuda-python memory layer: pinned H2D / D2H bandwidth, graph replay, events
   tensorrt      only where `import tensorrt` works: engine build, latency, agreement
 
@@ -123,14 +130,20 @@ def section_gpu_tests(check: Check) -> dict:
 
 
 def _bundled():
-    from rtseg.core.package import default_model_path, load_package, variant_path
+    """(input size, checkpoint, the fp32 package or None when it is set aside): from the fp32
+    sidecar, which stays with the checkpoint when `gpu_check.sh --slim` sets the ONNX aside."""
+    from rtseg.core.package import default_model_path, load_package
 
     fp32 = default_model_path()
-    if not fp32.is_file():
-        raise Skip(f"no bundled model at {fp32}")
-    package = load_package(fp32)
-    checkpoint = package.sidecar_path.parent / package.meta["source"]["checkpoint"]
-    return package, checkpoint, variant_path
+    sidecar = fp32.with_suffix(".json")
+    if not sidecar.is_file():
+        raise Skip(f"no bundled model sidecar at {sidecar}")
+    meta = json.loads(sidecar.read_text())
+    checkpoint = sidecar.parent / meta["source"]["checkpoint"]
+    if not checkpoint.is_file():
+        raise Skip(f"no bundled checkpoint at {checkpoint}")
+    size = (meta["input"]["height"], meta["input"]["width"])
+    return size, checkpoint, load_package(fp32) if fp32.is_file() else None
 
 
 def _frames(check: Check, size: tuple[int, int], count: int) -> np.ndarray:
@@ -173,8 +186,8 @@ def _timings(backend, frames: np.ndarray, calls: int) -> dict:
 def section_torch_backend(check: Check) -> dict:
     from rtseg.runtime.torch_backend import TorchBackend
 
-    package, checkpoint, _ = _bundled()
-    frames = _frames(check, package.input_size, 8)
+    size, checkpoint, _ = _bundled()
+    frames = _frames(check, size, 8)
     variants = {"fp32": (False, False), "fp16": (True, False), "fp16_graphs": (True, True)}
     if not check.gpu:
         variants = {"fp32": (None, False)}
@@ -183,7 +196,7 @@ def section_torch_backend(check: Check) -> dict:
         check.need(20)
         options = {
             "device": check.device,
-            "input_size": package.input_size,
+            "input_size": size,
             "fp16": fp16,
             "cuda_graphs": graphs,
         }
@@ -200,10 +213,10 @@ def section_torch_backend(check: Check) -> dict:
     return results
 
 
-def _run_cli(check: Check, clip: Path, tmp: Path, sink: list[str], tag: str) -> dict:
+def _run_cli(check: Check, clip: Path, tmp: Path, options: list[str], tag: str) -> dict:
     stats = tmp / f"{tag}.json"
     command = [sys.executable, "-m", "rtseg", "run", "--video", str(clip), "--backend", "torch"]
-    command += ["--device", check.device, "--stats-json", str(stats), "-q", *sink]
+    command += ["--device", check.device, "--stats-json", str(stats), "-q", *options]
     if not check.gpu:
         command += ["--max-frames", "3"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=150)
@@ -217,24 +230,64 @@ def _run_cli(check: Check, clip: Path, tmp: Path, sink: list[str], tag: str) -> 
         "latency_ms": result["latency_ms"],
         "busy_ms": busy,
         "backend": result.get("backend"),
+        "source": result.get("source"),  # names the decoder: "h264_cuvid" for NVDEC
+        "warnings": [line for line in done.stderr.splitlines() if line.startswith("rtseg: warning:")],
     }
 
 
+def _clip(check: Check, size_name: str) -> Path:
+    from gpu_check_video import SIZES, CodecUnavailable, clip_at
+
+    try:
+        return clip_at(check.data / CLIP, SIZES[size_name], check.n(240, 12))
+    except CodecUnavailable as exc:
+        raise Skip(str(exc)) from exc
+
+
+def section_video_codecs(check: Check) -> dict:
+    from gpu_check_video import CodecUnavailable, codec_rates
+
+    check.need(40)
+    try:
+        return codec_rates(check.data / CLIP, None if check.gpu else 8, require_gpu_codecs=check.gpu)
+    except CodecUnavailable as exc:
+        raise Skip(str(exc)) from exc
+
+
 def section_rtseg_run(check: Check) -> dict:
-    clip = check.data / CLIP
-    if not clip.is_file():
-        raise Skip(f"no dashcam clip at {clip}")
-    if _importable("av").startswith("no"):
-        raise Skip("PyAV is not installed: bring its wheel (gpu_check.sh --wheels DIR)")
     _bundled()
+    # the NVIDIA codecs asked for by name on a GPU (a fallback would be a warning line, recorded);
+    # in the dry mode --decoder nvdec exercises the fallback and --codec auto takes libx264
+    gpu_codecs = ["--decoder", "nvdec", "--codec", "h264_nvenc" if check.gpu else "auto"]
+    runs = {
+        "960x540_cpu_codecs": ("960x540", ["--decoder", "cpu", "--codec", "libx264"]),
+        "960x540_nvdec_nvenc": ("960x540", gpu_codecs),
+        "1920x1080_cpu_codecs": ("1920x1080", ["--decoder", "cpu", "--codec", "libx264"]),
+        "1920x1080_nvdec_nvenc": ("1920x1080", gpu_codecs),
+    }
     results = {}
     with tempfile.TemporaryDirectory(prefix="rtseg-gpu-check-") as tmp:
-        for tag, sink in (("mp4", ["--output", f"{tmp}/out.mp4"]), ("masks", ["--masks", f"{tmp}/masks"])):
+        for tag, (size, codecs) in runs.items():
             check.need(30)
-            Path(tmp, "masks").mkdir(exist_ok=True)
-            results[tag] = _run_cli(check, clip, Path(tmp), sink, tag)
+            results[tag] = _run_cli(
+                check, _clip(check, size), Path(tmp), ["--output", f"{tmp}/{tag}.mp4", *codecs], tag
+            )
             log(f"  rtseg run {tag}: {results[tag]}")
+        Path(tmp, "masks").mkdir()
+        results["masks"] = _run_cli(
+            check, _clip(check, "960x540"), Path(tmp), ["--masks", f"{tmp}/masks"], "masks"
+        )
     return results
+
+
+def _agreement_frames(check: Check, size: tuple[int, int], count: int) -> tuple[np.ndarray, str]:
+    """Frames of the dashcam clip, else of CamVid val (or a gradient), and what they are."""
+    clip = check.data / CLIP
+    if clip.is_file():
+        from rtseg.export.calibration import calibration_frames
+
+        return calibration_frames(clip, count, size), clip.name
+    return _frames(check, size, count), "camvid val"
 
 
 def section_agreement(check: Check) -> dict:
@@ -243,27 +296,25 @@ def section_agreement(check: Check) -> dict:
     from rtseg.loading import open_model
     from rtseg.runtime.torch_backend import TorchBackend
 
-    if not (check.data / "camvid" / "val").is_dir():
-        raise Skip(f"no CamVid val split under {check.data / 'camvid'}")
     check.need(40)
-    package, checkpoint, _ = _bundled()
-    limit = check.n(101, 2)
+    size, checkpoint, package = _bundled()
+    limit = check.n(64, 2)
+    frames, what = _agreement_frames(check, size, limit)
+    camvid = (check.data / "camvid" / "val").is_dir()
     data = DataSpec("camvid", check.data / "camvid", "val")
-    frames = _frames(check, package.input_size, limit)
-    with open_model(package.onnx_path, backend="onnxruntime", device="cpu").backend as ort:
-        reference = ort.infer(frames)
-        results = {"onnxruntime_cpu": {"miou": evaluate_miou(ort, data, limit)["miou"]}}
-    for name, fp16 in (("torch_fp32", False), ("torch_fp16", True)) if check.gpu else (("torch_cpu", None),):
-        with TorchBackend(
-            checkpoint, device=check.device, input_size=package.input_size, fp16=fp16
-        ) as backend:
-            ids = backend.infer(frames)
-            results[name] = {
-                "agreement": round(agreement(ids, reference), 5),
-                "miou": evaluate_miou(backend, data, limit)["miou"],
-            }
-        log(f"  {name} vs onnxruntime cpu on {limit} frames: {results[name]}")
-    results["frames"] = limit
+    with TorchBackend(checkpoint, device="cpu", input_size=size) as cpu:
+        reference = cpu.infer(frames)
+    results = {"reference": "torch fp32 on the CPU", "frames": f"{len(frames)} of {what}"}
+    engines = {"torch_cuda_fp32": False, "torch_cuda_fp16": True} if check.gpu else {}
+    for name, fp16 in engines.items():
+        with TorchBackend(checkpoint, device=check.device, input_size=size, fp16=fp16) as backend:
+            results[name] = {"agreement": round(agreement(backend.infer(frames), reference), 5)}
+            if camvid:
+                results[name]["miou"] = evaluate_miou(backend, data, check.n(101, 2))["miou"]
+        log(f"  {name} vs torch cpu: {results[name]}")
+    if package is not None and not check.gpu:  # the dry mode: a CPU engine against the checkpoint
+        with open_model(package.onnx_path, backend="onnxruntime", device="cpu").backend as ort:
+            results["onnxruntime_cpu"] = {"agreement": round(agreement(ort.infer(frames), reference), 5)}
     return results
 
 
@@ -326,7 +377,7 @@ def _activate_in_thread(memory_factory) -> bool:
 
 
 def section_tensorrt(check: Check) -> dict:
-    from rtseg.core.package import load_package
+    from rtseg.core.package import load_package, variant_path
     from rtseg.engine import BuildConfig, find_or_build_engine
     from rtseg.engine.environment import engine_environment
     from rtseg.errors import RtsegError
@@ -338,7 +389,9 @@ def section_tensorrt(check: Check) -> dict:
     except RtsegError as exc:
         raise Skip(str(exc)) from exc
     check.need(150)
-    package, _, variant_path = _bundled()
+    _, _, package = _bundled()
+    if package is None:
+        raise Skip("the ONNX packages are set aside (gpu_check.sh --slim); --restore to build an engine")
     fp16 = load_package(variant_path(package.onnx_path, "fp16"))
     frames = _frames(check, package.input_size, 8)
     with tempfile.TemporaryDirectory(prefix="rtseg-trt-") as tmp:
@@ -359,6 +412,7 @@ SECTIONS = {
     "environment": section_environment,
     "gpu_tests": section_gpu_tests,
     "torch_backend": section_torch_backend,
+    "video_codecs": section_video_codecs,
     "rtseg_run": section_rtseg_run,
     "agreement": section_agreement,
     "cuda_python": section_cuda_python,
@@ -389,7 +443,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=Path(data), help="shared data (camvid/, video/)")
     parser.add_argument("--allow-cpu", action="store_true", help="dry mode without a GPU (for CI)")
     parser.add_argument("--quick", action="store_true", help="a few iterations per measurement")
-    parser.add_argument("--budget", type=float, default=270.0, help="seconds for all sections")
+    parser.add_argument("--budget", type=float, default=390.0, help="seconds for all sections")
     parser.add_argument("--only", help="comma-separated sections to run (default: all)")
     return parser.parse_args(argv)
 

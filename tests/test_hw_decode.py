@@ -88,3 +88,21 @@ def test_run_with_decoder_nvdec_writes_every_frame(tiny_video, tiny_package, tmp
     lines = [line for line in result.stderr.splitlines() if "NVDEC" in line]
     assert len(lines) == 1 and lines[0].startswith("rtseg: warning: tiny.mp4: NVDEC (h264_cuvid) cannot open")
     assert json.loads(stats.read_text())["frames"] == 24
+
+
+def test_codec_auto_warns_once_when_a_gpu_is_there_but_nvenc_does_not_open(monkeypatch, capsys):
+    from rtseg.video import encoders
+
+    monkeypatch.setattr("rtseg.core.notices._said", set())
+    monkeypatch.setattr(encoders, "encoder_opens", lambda codec, w, h: False)
+    monkeypatch.setattr(encoders, "nvidia_device_present", lambda: False)
+    assert encoders.choose_encoder("auto", 64, 48)[0] == "libx264"
+    assert capsys.readouterr().err == ""  # no GPU: libx264 is simply the encoder
+    monkeypatch.setattr(encoders, "nvidia_device_present", lambda: True)
+    assert encoders.choose_encoder("auto", 64, 48)[0] == "libx264"
+    assert encoders.choose_encoder("auto", 64, 48)[0] == "libx264"
+    assert capsys.readouterr().err.splitlines() == [
+        "rtseg: warning: NVENC (h264_nvenc) cannot open at 64x48; encoding with libx264 on the CPU"
+    ]
+    monkeypatch.setattr(encoders, "encoder_opens", lambda codec, w, h: codec == "h264_nvenc")
+    assert encoders.choose_encoder("auto", 64, 48)[0] == "h264_nvenc"

@@ -2,8 +2,11 @@
 
 Two infer requests per compiled model, used in turn (rtseg.runtime.slots): `submit` starts one
 with `start_async` and returns, so the caller prepares the next frame while OpenVINO's own
-threads compute (`overlaps`). Batch 1 (`rtseg run`) has its own static-shape compiled model;
-larger batches (multi-source runs, eval, bench, batch jobs) share one with a dynamic batch axis.
+threads compute (`overlaps`). Every compiled model has a static batch: 1 (`rtseg run`), else the
+next power of two (multi-source runs, eval, bench, batch jobs; a short batch is padded), each
+compiled on first use. Not one dynamic-batch model: OpenVINO 2026.4's CPU plugin gives wrong ids
+for batches above 1 on a dynamic batch axis with ONNX Runtime's Q/DQ placement (the `_int8` and
+`_int8cpu` packages: 82% agreement with batch 1 on CamVid frames); static shapes agree exactly.
 
 Precision: OpenVINO's CPU plugin computes in bf16 where the CPU has bf16 instructions (AVX512_BF16,
 AMX) and in f32 elsewhere; `precision` (or `$RTSEG_OPENVINO_PRECISION`) forces one. Compiled
@@ -27,7 +30,7 @@ from rtseg.runtime.slots import Pending, SlotRing, infer_through_slots
 OPENVINO_PRECISIONS = ("auto", "bf16", "f16", "f32")
 PRECISION_ENV = "RTSEG_OPENVINO_PRECISION"
 REQUESTS_PER_MODEL = 2  # one computing, one being filled / collected
-DYNAMIC_MAX_BATCH = 64
+LARGEST_BATCH = 64
 
 
 def import_openvino():
@@ -123,8 +126,8 @@ class OpenVinoBackend(Backend):
         self.num_classes = package.num_classes
         self.supports_logits = package.output_kind == "logits"
         batch = self.model.inputs[0].get_partial_shape()[0]
-        self.max_batch = batch.get_length() if batch.is_static else DYNAMIC_MAX_BATCH
-        self._compiled: dict[str, _Compiled] = {}
+        self.max_batch = batch.get_length() if batch.is_static else LARGEST_BATCH
+        self._compiled: dict[int, _Compiled] = {}
         single = self._compiled_for(1)
         compute = precision_word(single.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.compute_precision = compute
@@ -141,16 +144,18 @@ class OpenVinoBackend(Backend):
             raise ModelError(f"{onnx_path}: expected one input and one output")
         return model
 
+    def _bucket(self, count: int) -> int:
+        """The static batch that runs `count` frames: the next power of two (at most max_batch)."""
+        return min(self.max_batch, 1 << (count - 1).bit_length())
+
     def _compiled_for(self, count: int) -> _Compiled:
-        """The compiled model for a batch of `count` frames: static batch 1, else dynamic."""
-        key = "single" if count == 1 else "dynamic"
+        """The compiled model for a batch of `count` frames (static batch `_bucket(count)`)."""
+        key = self._bucket(count)
         if key not in self._compiled:
-            model = self.model
-            if count == 1:
-                model = model.clone()
-                shape = model.inputs[0].get_partial_shape()
-                shape[0] = 1
-                model.reshape({model.inputs[0]: shape})
+            model = self.model.clone()
+            shape = model.inputs[0].get_partial_shape()
+            shape[0] = key
+            model.reshape({model.inputs[0]: shape})
             try:
                 compiled = self.core.compile_model(model, "CPU", self.config)
             except Exception as exc:
@@ -160,9 +165,18 @@ class OpenVinoBackend(Backend):
             self._compiled[key] = _Compiled(compiled)
         return self._compiled[key]
 
+    def _padded(self, images: np.ndarray) -> np.ndarray:
+        """`images` filled up with black frames to their bucket's static batch."""
+        bucket = self._bucket(len(images))
+        if bucket == len(images):
+            return images
+        padded = np.zeros((bucket, *images.shape[1:]), images.dtype)
+        padded[: len(images)] = images
+        return padded
+
     def _submit_impl(self, images: np.ndarray) -> Pending:
         slot = self._compiled_for(len(images)).ring.take()
-        slot.request.start_async({0: images}, share_inputs=False)  # copies: the caller reuses `images`
+        slot.request.start_async({0: self._padded(images)}, share_inputs=False)  # copied: callers reuse
         slot.pending = Pending(slot, len(images), self._finish)
         return slot.pending
 
@@ -182,8 +196,8 @@ class OpenVinoBackend(Backend):
 
     def _logits_impl(self, images: np.ndarray) -> np.ndarray:
         request = self._compiled_for(len(images)).ring.take().request
-        request.infer({0: images})
-        return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+        request.infer({0: self._padded(images)})
+        return np.array(request.get_output_tensor(0).data[: len(images)], dtype=np.float32)
 
     def describe(self) -> str:
         return f"openvino[CPU, {self.precision}, {self.threads} threads]"
