@@ -38,40 +38,13 @@ import threading
 import time
 import traceback
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from gpu_check_common import REPO, Check, Skip, _bundled, _frames, log
+from gpu_check_run import section_agreement, section_rtseg_run, section_video_codecs
 
-REPO = Path(__file__).resolve().parent.parent
-CLIP = Path("video") / "dashcam_highway_960x540.mp4"
 OPTIONAL = ("torch", "cupy", "onnxruntime", "onnx", "av", "cv2", "click", "tqdm", "pytest", "tensorrt")
-
-
-class Skip(Exception):
-    """A section that cannot run here; the message says why."""
-
-
-@dataclass
-class Check:
-    out: Path
-    data: Path
-    gpu: bool
-    quick: bool
-    deadline: float
-    device: str = "cuda"
-
-    def n(self, gpu_count: int, dry_count: int) -> int:
-        """Iterations: the full count on a GPU, a handful in the dry mode or with --quick."""
-        return gpu_count if self.gpu and not self.quick else dry_count
-
-    def need(self, seconds: float) -> None:
-        if time.monotonic() + seconds > self.deadline:
-            raise Skip(f"time budget: less than {seconds:.0f} s left")
-
-
-def log(line: str) -> None:
-    print(f"gpu_check: {line}", flush=True)
 
 
 def _importable(name: str) -> str | None:
@@ -129,38 +102,6 @@ def section_gpu_tests(check: Check) -> dict:
     return counts
 
 
-def _bundled():
-    """(input size, checkpoint, the fp32 package or None when it is set aside): from the fp32
-    sidecar, which stays with the checkpoint when `gpu_check.sh --slim` sets the ONNX aside."""
-    from rtseg.core.package import default_model_path, load_package
-
-    fp32 = default_model_path()
-    sidecar = fp32.with_suffix(".json")
-    if not sidecar.is_file():
-        raise Skip(f"no bundled model sidecar at {sidecar}")
-    meta = json.loads(sidecar.read_text())
-    checkpoint = sidecar.parent / meta["source"]["checkpoint"]
-    if not checkpoint.is_file():
-        raise Skip(f"no bundled checkpoint at {checkpoint}")
-    size = (meta["input"]["height"], meta["input"]["width"])
-    return size, checkpoint, load_package(fp32) if fp32.is_file() else None
-
-
-def _frames(check: Check, size: tuple[int, int], count: int) -> np.ndarray:
-    """`count` CamVid val frames at `size` (RGB), or a deterministic gradient without the data."""
-    from rtseg.core.frames import resize_frame
-
-    root = check.data / "camvid" / "val"
-    images = sorted(root.glob("*.png"))[:count] if root.is_dir() else []
-    if len(images) < count:
-        yy, xx = np.mgrid[0 : size[0], 0 : size[1]]
-        frame = np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)
-        return np.stack([np.roll(frame, 7 * i, axis=1) for i in range(count)])
-    import cv2
-
-    return np.stack([resize_frame(cv2.imread(str(p))[..., ::-1].copy(), size) for p in images])
-
-
 def _timings(backend, frames: np.ndarray, calls: int) -> dict:
     """Latency of one frame (submit + wait), then pipelined fps with two batches in flight."""
     from rtseg.bench.stats import latency_summary
@@ -210,111 +151,6 @@ def section_torch_backend(check: Check) -> dict:
                 backend.infer(frames)
             results[name]["batch8_fps"] = round(8 * batches / (time.perf_counter() - start), 1)
         log(f"  torch {name}: {results[name]}")
-    return results
-
-
-def _run_cli(check: Check, clip: Path, tmp: Path, options: list[str], tag: str) -> dict:
-    stats = tmp / f"{tag}.json"
-    command = [sys.executable, "-m", "rtseg", "run", "--video", str(clip), "--backend", "torch"]
-    command += ["--device", check.device, "--stats-json", str(stats), "-q", *options]
-    if not check.gpu:
-        command += ["--max-frames", "3"]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=150)
-    if done.returncode != 0:
-        raise RuntimeError(f"rtseg run ({tag}) exit {done.returncode}: {done.stderr.strip()[-600:]}")
-    result = json.loads(stats.read_text())
-    busy = {name: stage["busy_ms_mean"] for name, stage in result["stages"].items()}
-    return {
-        "frames": result["frames"],
-        "e2e_fps": result["fps"],
-        "latency_ms": result["latency_ms"],
-        "busy_ms": busy,
-        "backend": result.get("backend"),
-        "source": result.get("source"),  # names the decoder: "h264_cuvid" for NVDEC
-        "warnings": [line for line in done.stderr.splitlines() if line.startswith("rtseg: warning:")],
-    }
-
-
-def _clip(check: Check, size_name: str) -> Path:
-    from gpu_check_video import SIZES, CodecUnavailable, clip_at
-
-    try:
-        return clip_at(check.data / CLIP, SIZES[size_name], check.n(240, 12))
-    except CodecUnavailable as exc:
-        raise Skip(str(exc)) from exc
-
-
-def section_video_codecs(check: Check) -> dict:
-    from gpu_check_video import CodecUnavailable, codec_rates
-
-    check.need(40)
-    try:
-        return codec_rates(check.data / CLIP, None if check.gpu else 8, require_gpu_codecs=check.gpu)
-    except CodecUnavailable as exc:
-        raise Skip(str(exc)) from exc
-
-
-def section_rtseg_run(check: Check) -> dict:
-    _bundled()
-    # the NVIDIA codecs asked for by name on a GPU (a fallback would be a warning line, recorded);
-    # in the dry mode --decoder nvdec exercises the fallback and --codec auto takes libx264
-    gpu_codecs = ["--decoder", "nvdec", "--codec", "h264_nvenc" if check.gpu else "auto"]
-    runs = {
-        "960x540_cpu_codecs": ("960x540", ["--decoder", "cpu", "--codec", "libx264"]),
-        "960x540_nvdec_nvenc": ("960x540", gpu_codecs),
-        "1920x1080_cpu_codecs": ("1920x1080", ["--decoder", "cpu", "--codec", "libx264"]),
-        "1920x1080_nvdec_nvenc": ("1920x1080", gpu_codecs),
-    }
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="rtseg-gpu-check-") as tmp:
-        for tag, (size, codecs) in runs.items():
-            check.need(30)
-            results[tag] = _run_cli(
-                check, _clip(check, size), Path(tmp), ["--output", f"{tmp}/{tag}.mp4", *codecs], tag
-            )
-            log(f"  rtseg run {tag}: {results[tag]}")
-        Path(tmp, "masks").mkdir()
-        results["masks"] = _run_cli(
-            check, _clip(check, "960x540"), Path(tmp), ["--masks", f"{tmp}/masks"], "masks"
-        )
-    return results
-
-
-def _agreement_frames(check: Check, size: tuple[int, int], count: int) -> tuple[np.ndarray, str]:
-    """Frames of the dashcam clip, else of CamVid val (or a gradient), and what they are."""
-    clip = check.data / CLIP
-    if clip.is_file():
-        from rtseg.export.calibration import calibration_frames
-
-        return calibration_frames(clip, count, size), clip.name
-    return _frames(check, size, count), "camvid val"
-
-
-def section_agreement(check: Check) -> dict:
-    from rtseg.bench.accuracy import agreement, evaluate_miou
-    from rtseg.bench.config import DataSpec
-    from rtseg.loading import open_model
-    from rtseg.runtime.torch_backend import TorchBackend
-
-    check.need(40)
-    size, checkpoint, package = _bundled()
-    limit = check.n(64, 2)
-    frames, what = _agreement_frames(check, size, limit)
-    camvid = (check.data / "camvid" / "val").is_dir()
-    data = DataSpec("camvid", check.data / "camvid", "val")
-    with TorchBackend(checkpoint, device="cpu", input_size=size) as cpu:
-        reference = cpu.infer(frames)
-    results = {"reference": "torch fp32 on the CPU", "frames": f"{len(frames)} of {what}"}
-    engines = {"torch_cuda_fp32": False, "torch_cuda_fp16": True} if check.gpu else {}
-    for name, fp16 in engines.items():
-        with TorchBackend(checkpoint, device=check.device, input_size=size, fp16=fp16) as backend:
-            results[name] = {"agreement": round(agreement(backend.infer(frames), reference), 5)}
-            if camvid:
-                results[name]["miou"] = evaluate_miou(backend, data, check.n(101, 2))["miou"]
-        log(f"  {name} vs torch cpu: {results[name]}")
-    if package is not None and not check.gpu:  # the dry mode: a CPU engine against the checkpoint
-        with open_model(package.onnx_path, backend="onnxruntime", device="cpu").backend as ort:
-            results["onnxruntime_cpu"] = {"agreement": round(agreement(ort.infer(frames), reference), 5)}
     return results
 
 

@@ -106,12 +106,15 @@ def encode_rate(clip: Path, codec: str, limit: int | None = None) -> dict:
             "bytes": size}  # fmt: skip
 
 
-def codec_rates(source: Path, limit: int | None, require_gpu_codecs: bool) -> dict:
-    """Decode and encode rates at each of SIZES, CPU and NVIDIA side by side. RuntimeError when
-    `require_gpu_codecs` and NVDEC fell back to the CPU or NVENC did not open."""
+def codec_rates(
+    source: Path, limit: int | None, require_gpu_codecs: bool, clip_frames: int = CLIP_FRAMES
+) -> dict:
+    """Decode and encode rates at each of SIZES (clips of `clip_frames`, at most `limit` frames
+    measured), CPU and NVIDIA side by side. RuntimeError when `require_gpu_codecs` and NVDEC
+    fell back to the CPU or NVENC did not open."""
     results = {}
     for name, size in SIZES.items():
-        clip = clip_at(source, size)
+        clip = clip_at(source, size, clip_frames)
         decode = {which: decode_rate(clip, which, limit) for which in ("cpu", "nvdec")}
         encode = {codec: encode_rate(clip, codec, limit) for codec in ("libx264", "h264_nvenc")}
         results[name] = {"decode": decode, "encode": encode, "clip": clip.name}
