@@ -204,3 +204,17 @@ def test_bench_rows_say_engine_precision_and_codec_path():
     assert precision_label(ort) == "fp32"
     record = csv_record(dict(row, e2e={"decoder": "h264_cuvid", "encoder": "h264_nvenc"}))
     assert record["codec_path"] == "h264_cuvid -> h264_nvenc" and record["runtime"] == row["runtime"]
+
+
+def test_a_probe_that_times_out_falls_back_and_is_asked_again_next_time(
+    tiny_package, fresh_choice, monkeypatch, capsys
+):
+    import subprocess
+
+    def too_slow(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], openvino_probe.PROBE_TIMEOUT_S)
+
+    monkeypatch.setattr(openvino_probe.subprocess, "run", too_slow)
+    assert choose_backend("auto", "cpu", tiny_package.onnx_path) == "onnxruntime"
+    assert "its probe did not finish in 300 s" in capsys.readouterr().err
+    assert not list((fresh_choice / "openvino-probe").glob("*.json"))  # not cached

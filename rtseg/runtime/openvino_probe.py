@@ -40,6 +40,7 @@ class ProbeVerdict:
     reason: str = ""
     agreement: float | None = None
     precision: str = ""
+    cache: bool = True  # kept for the next process (a timeout is not: it may pass next time)
 
 
 def openvino_version() -> str | None:
@@ -116,8 +117,8 @@ def _child_verdict(onnx_path: Path, cache: Path) -> ProbeVerdict:
     command = [sys.executable, "-m", "rtseg.runtime.openvino_probe", str(onnx_path), str(cache)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return ProbeVerdict(False, f"its probe did not finish in {PROBE_TIMEOUT_S:.0f} s")
+    except subprocess.TimeoutExpired:  # a loaded machine, perhaps: not cached (see probe_openvino)
+        return ProbeVerdict(False, f"its probe did not finish in {PROBE_TIMEOUT_S:.0f} s", cache=False)
     if done.returncode != 0:
         if done.returncode < 0:
             import signal
@@ -149,6 +150,8 @@ def probe_openvino(onnx_path: Path, cache: Path) -> ProbeVerdict:
     except (OSError, ValueError, TypeError):
         pass
     verdict = _child_verdict(Path(onnx_path), cache / "openvino")
+    if not verdict.cache:
+        return verdict
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(verdict.__dict__))
