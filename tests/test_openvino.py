@@ -218,3 +218,18 @@ def test_a_probe_that_times_out_falls_back_and_is_asked_again_next_time(
     assert choose_backend("auto", "cpu", tiny_package.onnx_path) == "onnxruntime"
     assert "its probe did not finish in 300 s" in capsys.readouterr().err
     assert not list((fresh_choice / "openvino-probe").glob("*.json"))  # not cached
+
+
+def test_auto_keeps_onnxruntime_for_its_gpu_build_on_a_gpu_machine(tiny_package, monkeypatch):
+    from importlib import metadata
+
+    real = metadata.version
+
+    def with_gpu_build(name):
+        return "1.22.0" if name == "onnxruntime-gpu" else real(name)
+
+    monkeypatch.setattr(metadata, "version", with_gpu_build)
+    monkeypatch.setattr("rtseg.core.gpu.nvidia_device_present", lambda: True)
+    assert choose_backend("auto", "auto", tiny_package.onnx_path) == "onnxruntime"
+    monkeypatch.setattr("rtseg.core.gpu.nvidia_device_present", lambda: False)
+    assert engine_choice.gpu_runtime_present() is False

@@ -20,16 +20,18 @@ _failed: list[str] = []  # why OpenVINO failed a probe in this process: not prob
 
 
 def gpu_runtime_present() -> bool:
-    """Whether ONNX Runtime here is a GPU build with a CUDA device to run on (then `auto` keeps
-    ONNX Runtime, which picks its TensorRT / CUDA provider)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return False
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return False
+    """Whether ONNX Runtime here is a GPU build (onnxruntime-gpu) with an NVIDIA device to run
+    on: then `auto` keeps ONNX Runtime, which picks its TensorRT / CUDA provider. Read from the
+    installed distributions, importing nothing (onnxruntime's import is slow, and a signal
+    during it must reach the command)."""
+    from importlib import metadata
+
     from rtseg.core.gpu import nvidia_device_present
 
+    try:
+        metadata.version("onnxruntime-gpu")
+    except metadata.PackageNotFoundError:
+        return False
     return nvidia_device_present()
 
 
