@@ -75,6 +75,7 @@ def test_openvino_keeps_compiled_models_in_the_user_cache(tiny_package, fresh_ch
 def test_openvino_precision_words():
     assert resolve_precision("auto", ("FP32", "BF16")) is None  # the plugin's own choice
     assert resolve_precision("f32", ("FP32",)) == "f32"
+    assert resolve_precision("f16", ("FP32", "FP16")) == "f16"  # AVX512-FP16 / AMX-FP16 CPUs
     with pytest.raises(BackendError, match="cannot compute in it"):
         resolve_precision("bf16", ("FP32",))
     with pytest.raises(InputError, match="unknown OpenVINO precision"):

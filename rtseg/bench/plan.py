@@ -104,10 +104,10 @@ class ModelFamily:
         """The package beside the model for `precision`; Unavailable if there is none."""
         path = self.variant_path(precision)
         if not path.is_file():
-            raise Unavailable(
-                f"no {precision} package beside the model ({path.name}; make one "
-                f"with rtseg export CHECKPOINT --precision {precision} -o {path.name})"
-            )
+            how = f"rtseg export CHECKPOINT --precision {precision} -o {path.name}"
+            if precision == "int8ov":
+                how = "tools/make_default_model.py (rtseg.export.int8_openvino, the int8-openvino extra)"
+            raise Unavailable(f"no {precision} package beside the model ({path.name}; make one with {how})")
         package = load_package(path)
         if package.precision != VARIANTS.get(precision, precision):
             raise Unavailable(f"{path.name}: its sidecar says precision {package.precision}")

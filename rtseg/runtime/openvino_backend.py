@@ -29,6 +29,7 @@ from rtseg.runtime.slots import Pending, SlotRing, infer_through_slots
 # Words for the compute precision: "auto" lets the CPU plugin choose (bf16 where the CPU has it).
 OPENVINO_PRECISIONS = ("auto", "bf16", "f16", "f32")
 PRECISION_ENV = "RTSEG_OPENVINO_PRECISION"
+CAPABILITY_OF = {"bf16": "BF16", "f16": "FP16"}  # the plugin's OPTIMIZATION_CAPABILITIES words
 REQUESTS_PER_MODEL = 2  # one computing, one being filled / collected
 LARGEST_BATCH = 64
 
@@ -62,7 +63,7 @@ def resolve_precision(requested: str | None, capabilities: tuple[str, ...]) -> s
         raise InputError(f"unknown OpenVINO precision {word!r} (use {', '.join(OPENVINO_PRECISIONS)})")
     if word == "auto":
         return None
-    if word != "f32" and word.upper() not in capabilities:
+    if word != "f32" and CAPABILITY_OF[word] not in capabilities:
         raise BackendError(
             f"OpenVINO precision {word}: this CPU cannot compute in it (it has {', '.join(capabilities)}); "
             "use auto or f32"
