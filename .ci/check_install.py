@@ -8,7 +8,9 @@ Run it with the venv's python from outside the source tree. It checks that:
   instead raise MissingDependencyError naming the `train` extra, nothing else;
 - importing them all does not import torch;
 - `rtseg --help` works and lists the commands;
-- `rtseg run` segments the clip with the bundled model into an MP4 (when --video is given);
+- `rtseg run` segments the clip with the bundled model into an MP4 (when --video is given), on
+  the fastest engine that installs here: OpenVINO on x86-64 (a core dependency there), else
+  ONNX Runtime; the stats JSON says which;
 - `rtseg export` prints one line naming the `train` extra and exits with status 1.
 Exits non-zero with the reasons when any check fails.
 """
@@ -19,7 +21,9 @@ import argparse
 import fnmatch
 import importlib
 import importlib.util
+import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -77,18 +81,22 @@ def rtseg(*args: str, cwd: str) -> subprocess.CompletedProcess:
 
 
 def check_commands(video: Path | None, errors: list[str], tmp: str) -> None:
-    from rtseg.core.package import default_package_for, engines_dir
+    from rtseg.core.package import engines_dir
 
     shown = rtseg("--help", cwd=tmp)
     if shown.returncode != 0 or "run" not in shown.stdout or "export" not in shown.stdout:
         errors.append(f"rtseg --help: status {shown.returncode}: {shown.stderr.strip()}")
     if video is not None:
-        out = Path(tmp) / "annotated.mp4"
-        ran = rtseg("run", "--video", str(video), "--output", str(out), "--quiet", cwd=tmp)
+        out, stats = Path(tmp) / "annotated.mp4", Path(tmp) / "stats.json"
+        ran = rtseg(
+            "run", "--video", str(video), "--output", str(out), "--stats-json", str(stats), "-q", cwd=tmp
+        )
         if ran.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
             errors.append(f"rtseg run: status {ran.returncode}: {ran.stderr.strip()[-500:]}")
         else:
-            print(f"rtseg run: {out.stat().st_size} bytes of MP4 with {default_package_for().name}")
+            engine = json.loads(stats.read_text())["backend"]
+            print(f"rtseg run: {out.stat().st_size} bytes of MP4 on {engine}")
+            check_engine(engine, ran.stderr, errors)
     checkpoint = engines_dir() / "camvid_effl0_fpn.pth"
     export = rtseg("export", str(checkpoint), "-o", str(Path(tmp) / "x.onnx"), cwd=tmp)
     lines = export.stderr.strip().splitlines()
@@ -96,6 +104,19 @@ def check_commands(video: Path | None, errors: list[str], tmp: str) -> None:
         errors.append(f"rtseg export without torch: status {export.returncode}, stderr {export.stderr!r}")
     else:
         print(f"rtseg export without torch: {lines[0]}")
+
+
+def check_engine(engine: str, stderr: str, errors: list[str]) -> None:
+    """The default run took the fastest engine that installs here (OpenVINO on x86-64), or said
+    in one warning line why not (its probe failed on this machine)."""
+    expected = "openvino" if platform.machine() in ("x86_64", "AMD64") else "onnxruntime"
+    if engine.startswith(expected):
+        return
+    said = [line for line in stderr.splitlines() if line.startswith("rtseg: warning: OpenVINO is not used")]
+    if not said:
+        errors.append(f"rtseg run ran on {engine}, not {expected}, and did not say why")
+    else:
+        print(f"rtseg run: {said[0]}")
 
 
 def main() -> int:

@@ -3,13 +3,20 @@
 Sections, each recorded as ok / failed / skipped (with the reason) in OUT/gpu_check.json:
   environment   GPU, driver, CUDA and library versions, which optional modules import
   gpu_tests     the `gpu`-marked tests (pytest -m gpu), counts from their JUnit XML
-  torch_backend the torch CUDA backend alone on the bundled model: latency p50/p90/p99 (one
-                frame, submit + wait), pipelined fps (two slots in flight), batch-8 fps; fp32,
-                fp16 + channels_last, fp16 + CUDA graphs
-  rtseg_run     `rtseg run --backend torch --device cuda` on the dashcam clip: end-to-end fps,
-                capture->sink latency, busy ms per stage; with an MP4 and masks only
-  agreement     torch CUDA (fp32, fp16) against ONNX Runtime CPU on CamVid val frames: pixel
-                agreement of the ids, mIoU of each
+  torch_backend the torch CUDA backend alone on the bundled checkpoint: latency p50/p90/p99
+                (one frame, submit + wait), pipelined fps (two slots in flight), batch-8 fps;
+                fp32, fp16 + channels_last, fp16 + CUDA graphs
+  video_codecs  NVDEC (h264_cuvid) decode and NVENC (h264_nvenc) encode fps at 960x540 and
+                1920x1080 beside the CPU's h264 / libx264 (benchmarks/gpu_check_video.py)
+  rtseg_run     `rtseg run --backend torch --device cuda --decoder nvdec --codec h264_nvenc` on
+                the dashcam clip at both sizes, and with the CPU codecs: end-to-end fps,
+                capture->sink latency, busy ms per stage, the decoder that ran
+  agreement     torch CUDA (fp32, fp16) against torch on the CPU (the same checkpoint) on the
+                dashcam's frames (CamVid val when present: mIoU too); in the dry mode ONNX
+                Runtime's fp32 package where it is there
+
+Only the checkpoint is needed (`gpu_check.sh --slim` sets the ONNX packages aside so that a
+device call carries the tree, PyAV's wheel and the clip within 60 MiB: `--plan` prints it).
   cuda_python   the cuda-python memory layer: pinned H2D / D2H bandwidth, graph replay, events
   tensorrt      only where `import tensorrt` works: engine build, latency, agreement
 
@@ -31,40 +38,13 @@ import threading
 import time
 import traceback
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from gpu_check_common import REPO, Check, Skip, _bundled, _frames, log
+from gpu_check_run import section_agreement, section_rtseg_run, section_video_codecs
 
-REPO = Path(__file__).resolve().parent.parent
-CLIP = Path("video") / "dashcam_highway_960x540.mp4"
 OPTIONAL = ("torch", "cupy", "onnxruntime", "onnx", "av", "cv2", "click", "tqdm", "pytest", "tensorrt")
-
-
-class Skip(Exception):
-    """A section that cannot run here; the message says why."""
-
-
-@dataclass
-class Check:
-    out: Path
-    data: Path
-    gpu: bool
-    quick: bool
-    deadline: float
-    device: str = "cuda"
-
-    def n(self, gpu_count: int, dry_count: int) -> int:
-        """Iterations: the full count on a GPU, a handful in the dry mode or with --quick."""
-        return gpu_count if self.gpu and not self.quick else dry_count
-
-    def need(self, seconds: float) -> None:
-        if time.monotonic() + seconds > self.deadline:
-            raise Skip(f"time budget: less than {seconds:.0f} s left")
-
-
-def log(line: str) -> None:
-    print(f"gpu_check: {line}", flush=True)
 
 
 def _importable(name: str) -> str | None:
@@ -122,32 +102,6 @@ def section_gpu_tests(check: Check) -> dict:
     return counts
 
 
-def _bundled():
-    from rtseg.core.package import default_model_path, load_package, variant_path
-
-    fp32 = default_model_path()
-    if not fp32.is_file():
-        raise Skip(f"no bundled model at {fp32}")
-    package = load_package(fp32)
-    checkpoint = package.sidecar_path.parent / package.meta["source"]["checkpoint"]
-    return package, checkpoint, variant_path
-
-
-def _frames(check: Check, size: tuple[int, int], count: int) -> np.ndarray:
-    """`count` CamVid val frames at `size` (RGB), or a deterministic gradient without the data."""
-    from rtseg.core.frames import resize_frame
-
-    root = check.data / "camvid" / "val"
-    images = sorted(root.glob("*.png"))[:count] if root.is_dir() else []
-    if len(images) < count:
-        yy, xx = np.mgrid[0 : size[0], 0 : size[1]]
-        frame = np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)
-        return np.stack([np.roll(frame, 7 * i, axis=1) for i in range(count)])
-    import cv2
-
-    return np.stack([resize_frame(cv2.imread(str(p))[..., ::-1].copy(), size) for p in images])
-
-
 def _timings(backend, frames: np.ndarray, calls: int) -> dict:
     """Latency of one frame (submit + wait), then pipelined fps with two batches in flight."""
     from rtseg.bench.stats import latency_summary
@@ -173,8 +127,8 @@ def _timings(backend, frames: np.ndarray, calls: int) -> dict:
 def section_torch_backend(check: Check) -> dict:
     from rtseg.runtime.torch_backend import TorchBackend
 
-    package, checkpoint, _ = _bundled()
-    frames = _frames(check, package.input_size, 8)
+    size, checkpoint, _ = _bundled()
+    frames = _frames(check, size, 8)
     variants = {"fp32": (False, False), "fp16": (True, False), "fp16_graphs": (True, True)}
     if not check.gpu:
         variants = {"fp32": (None, False)}
@@ -183,7 +137,7 @@ def section_torch_backend(check: Check) -> dict:
         check.need(20)
         options = {
             "device": check.device,
-            "input_size": package.input_size,
+            "input_size": size,
             "fp16": fp16,
             "cuda_graphs": graphs,
         }
@@ -197,73 +151,6 @@ def section_torch_backend(check: Check) -> dict:
                 backend.infer(frames)
             results[name]["batch8_fps"] = round(8 * batches / (time.perf_counter() - start), 1)
         log(f"  torch {name}: {results[name]}")
-    return results
-
-
-def _run_cli(check: Check, clip: Path, tmp: Path, sink: list[str], tag: str) -> dict:
-    stats = tmp / f"{tag}.json"
-    command = [sys.executable, "-m", "rtseg", "run", "--video", str(clip), "--backend", "torch"]
-    command += ["--device", check.device, "--stats-json", str(stats), "-q", *sink]
-    if not check.gpu:
-        command += ["--max-frames", "3"]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=150)
-    if done.returncode != 0:
-        raise RuntimeError(f"rtseg run ({tag}) exit {done.returncode}: {done.stderr.strip()[-600:]}")
-    result = json.loads(stats.read_text())
-    busy = {name: stage["busy_ms_mean"] for name, stage in result["stages"].items()}
-    return {
-        "frames": result["frames"],
-        "e2e_fps": result["fps"],
-        "latency_ms": result["latency_ms"],
-        "busy_ms": busy,
-        "backend": result.get("backend"),
-    }
-
-
-def section_rtseg_run(check: Check) -> dict:
-    clip = check.data / CLIP
-    if not clip.is_file():
-        raise Skip(f"no dashcam clip at {clip}")
-    if _importable("av").startswith("no"):
-        raise Skip("PyAV is not installed: bring its wheel (gpu_check.sh --wheels DIR)")
-    _bundled()
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="rtseg-gpu-check-") as tmp:
-        for tag, sink in (("mp4", ["--output", f"{tmp}/out.mp4"]), ("masks", ["--masks", f"{tmp}/masks"])):
-            check.need(30)
-            Path(tmp, "masks").mkdir(exist_ok=True)
-            results[tag] = _run_cli(check, clip, Path(tmp), sink, tag)
-            log(f"  rtseg run {tag}: {results[tag]}")
-    return results
-
-
-def section_agreement(check: Check) -> dict:
-    from rtseg.bench.accuracy import agreement, evaluate_miou
-    from rtseg.bench.config import DataSpec
-    from rtseg.loading import open_model
-    from rtseg.runtime.torch_backend import TorchBackend
-
-    if not (check.data / "camvid" / "val").is_dir():
-        raise Skip(f"no CamVid val split under {check.data / 'camvid'}")
-    check.need(40)
-    package, checkpoint, _ = _bundled()
-    limit = check.n(101, 2)
-    data = DataSpec("camvid", check.data / "camvid", "val")
-    frames = _frames(check, package.input_size, limit)
-    with open_model(package.onnx_path, backend="onnxruntime", device="cpu").backend as ort:
-        reference = ort.infer(frames)
-        results = {"onnxruntime_cpu": {"miou": evaluate_miou(ort, data, limit)["miou"]}}
-    for name, fp16 in (("torch_fp32", False), ("torch_fp16", True)) if check.gpu else (("torch_cpu", None),):
-        with TorchBackend(
-            checkpoint, device=check.device, input_size=package.input_size, fp16=fp16
-        ) as backend:
-            ids = backend.infer(frames)
-            results[name] = {
-                "agreement": round(agreement(ids, reference), 5),
-                "miou": evaluate_miou(backend, data, limit)["miou"],
-            }
-        log(f"  {name} vs onnxruntime cpu on {limit} frames: {results[name]}")
-    results["frames"] = limit
     return results
 
 
@@ -326,7 +213,7 @@ def _activate_in_thread(memory_factory) -> bool:
 
 
 def section_tensorrt(check: Check) -> dict:
-    from rtseg.core.package import load_package
+    from rtseg.core.package import load_package, variant_path
     from rtseg.engine import BuildConfig, find_or_build_engine
     from rtseg.engine.environment import engine_environment
     from rtseg.errors import RtsegError
@@ -338,7 +225,9 @@ def section_tensorrt(check: Check) -> dict:
     except RtsegError as exc:
         raise Skip(str(exc)) from exc
     check.need(150)
-    package, _, variant_path = _bundled()
+    _, _, package = _bundled()
+    if package is None:
+        raise Skip("the ONNX packages are set aside (gpu_check.sh --slim); --restore to build an engine")
     fp16 = load_package(variant_path(package.onnx_path, "fp16"))
     frames = _frames(check, package.input_size, 8)
     with tempfile.TemporaryDirectory(prefix="rtseg-trt-") as tmp:
@@ -359,6 +248,7 @@ SECTIONS = {
     "environment": section_environment,
     "gpu_tests": section_gpu_tests,
     "torch_backend": section_torch_backend,
+    "video_codecs": section_video_codecs,
     "rtseg_run": section_rtseg_run,
     "agreement": section_agreement,
     "cuda_python": section_cuda_python,
@@ -389,7 +279,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=Path(data), help="shared data (camvid/, video/)")
     parser.add_argument("--allow-cpu", action="store_true", help="dry mode without a GPU (for CI)")
     parser.add_argument("--quick", action="store_true", help="a few iterations per measurement")
-    parser.add_argument("--budget", type=float, default=270.0, help="seconds for all sections")
+    parser.add_argument("--budget", type=float, default=390.0, help="seconds for all sections")
     parser.add_argument("--only", help="comma-separated sections to run (default: all)")
     return parser.parse_args(argv)
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# One prepared check of rtseg on a GPU machine, in at most about 5 minutes:
+# One prepared check of rtseg on a GPU machine, in one call of at most 8 minutes:
 #   bash benchmarks/gpu_check.sh [--out DIR] [--wheels DIR] [--data DIR] [--allow-cpu] [--quick]
-# Prints the GPU and versions, runs the `gpu` tests, times the torch CUDA backend alone and through
-# `rtseg run` on the dashcam clip, checks it against ONNX Runtime CPU on CamVid val frames,
-# exercises the cuda-python memory layer, and TensorRT only where `import tensorrt` works.
+#   bash benchmarks/gpu_check.sh --plan [--wheels DIR] [--data DIR] [--limit-mib 60] | --slim | --restore
+# Prints the GPU and versions, runs the `gpu` tests, times the torch CUDA backend alone, NVDEC
+# decode and NVENC encode at 960x540 and 1920x1080, `rtseg run` end to end with them, checks the
+# ids against the CPU, exercises the cuda-python memory layer, and TensorRT where it imports.
+# --plan: the bytes the device call carries (benchmarks/gpu_carry.py), status 1 above the limit;
+# --slim / --restore: set aside / put back what the check does not need (the ONNX packages).
 # Writes OUT/gpu_check.json and OUT/gpu_check.log (OUT: --out, else $OUT, else ./gpu_check_out).
 # Wheels brought along (PyAV, opencv-python-headless, click, ...; no network there) are
 # installed from --wheels DIR (default: ./wheels if present) with pip --no-index into a
@@ -15,22 +18,35 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${OUT:-}"
 WHEELS=""
 PASS=()
+CARRY=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT_DIR="$2"; shift 2 ;;
     --wheels) WHEELS="$2"; shift 2 ;;
     --data|--budget|--only) PASS+=("$1" "$2"); shift 2 ;;
     --allow-cpu|--quick) PASS+=("$1"); shift ;;
-    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --plan|--slim|--restore) CARRY=("$1" "${CARRY[@]+"${CARRY[@]}"}"); shift ;;
+    --limit-mib) CARRY+=("$1" "$2"); shift 2 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
+if [ ${#CARRY[@]} -gt 0 ]; then
+  case "${CARRY[0]}" in
+    --plan)
+      DATA_DIR=""
+      for ((i = 0; i < ${#PASS[@]}; i++)); do [ "${PASS[$i]}" = "--data" ] && DATA_DIR="${PASS[$((i + 1))]}"; done
+      exec "$PYTHON" "$REPO/benchmarks/gpu_carry.py" "${CARRY[@]}" --repo "$REPO" \
+        ${WHEELS:+--wheels "$WHEELS"} ${DATA_DIR:+--data "$DATA_DIR"} ;;
+    *) exec "$PYTHON" "$REPO/benchmarks/gpu_carry.py" "${CARRY[@]}" --repo "$REPO" ;;
+  esac
+fi
 OUT_DIR="${OUT_DIR:-$PWD/gpu_check_out}"
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 exec > >(tee "$OUT_DIR/gpu_check.log") 2>&1
 
-PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
 echo "== rtseg gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
 echo "== repo $REPO, out $OUT_DIR, python $PYTHON ($("$PYTHON" --version 2>&1))"
 if command -v nvidia-smi >/dev/null 2>&1; then
@@ -59,8 +75,8 @@ fi
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 
 cd "$REPO"
-timeout --kill-after=10 300 "$PYTHON" "$REPO/benchmarks/gpu_check.py" --out "$OUT_DIR" "${PASS[@]}"
+timeout --kill-after=10 420 "$PYTHON" "$REPO/benchmarks/gpu_check.py" --out "$OUT_DIR" "${PASS[@]}"
 status=$?
-[ $status -eq 124 ] && echo "== gpu_check.py ran past 300 s and was stopped"
+[ $status -eq 124 ] && echo "== gpu_check.py ran past 420 s and was stopped"
 echo "== done (status $status): $OUT_DIR/gpu_check.json, $OUT_DIR/gpu_check.log"
 exit $status

@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Reproduce the README's performance table on this machine.
 
-Runs `rtseg bench` on the bundled default model (fp32 / fp16 / int8 on ONNX Runtime, eager
-PyTorch fp32, TensorRT where there is one) with CamVid val for mIoU and the dashcam video end
-to end, writes `benchmarks/results/<name>.json|.csv|.png`, then `tools/readme_table.py`
-rewrites the README's table from that JSON.
+Runs `rtseg bench` on the bundled default model (every package precision on ONNX Runtime and
+on OpenVINO, which computes the float ones in bf16 where the CPU has it; eager PyTorch fp32;
+TensorRT where there is one) with CamVid val for mIoU and the dashcam video end to end, then
+the plain loop beside `rtseg run` on the same clip (benchmarks/plain_loop.py), writes
+`benchmarks/results/<name>.json|.csv|.png` and `<name>_plain_loop.json`, then
+`tools/readme_table.py` rewrites the README's table from them.
 
     python benchmarks/run_readme_bench.py            # the README's numbers (minutes)
     python benchmarks/run_readme_bench.py --model other.onnx --data camvid:DIR:val \\
@@ -23,7 +25,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("RTSEG_DATA", REPO.parent / "shared" / "data"))
-E2E_COMBOS = "onnxruntime:fp32,onnxruntime:int8cpu,torch:fp32,tensorrt:fp16,tensorrt:int8"
+E2E_COMBOS = (
+    "onnxruntime:fp32,onnxruntime:int8cpu,openvino:fp32,openvino:fp16,openvino:int8ov,"
+    "torch:fp32,tensorrt:fp16,tensorrt:int8"
+)
 
 
 def _default_model() -> Path:
@@ -38,8 +43,9 @@ def _arguments(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--model", type=Path, default=None, help="default: the bundled model")
     parser.add_argument("--data", default=f"camvid:{DATA / 'camvid'}:val")
     parser.add_argument("--video", type=Path, default=DATA / "video" / "dashcam_highway_960x540.mp4")
-    parser.add_argument("--backends", default="onnxruntime,torch,tensorrt")
-    parser.add_argument("--precisions", default="fp32,fp16,int8,int8cpu")
+    parser.add_argument("--backends", default="onnxruntime,openvino,torch,tensorrt")
+    parser.add_argument("--precisions", default="fp32,fp16,int8,int8cpu,int8ov")
+    parser.add_argument("--plain-loop-frames", type=int, default=None, help="default: the whole clip")
     parser.add_argument("--e2e-combos", default=E2E_COMBOS)
     parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--name", default="readme_bench", help="results file stem")
@@ -110,8 +116,13 @@ def main(argv: list[str] | None = None) -> int:
             f"run_readme_bench: rtseg bench exited with status {status}; README not updated", file=sys.stderr
         )
         return status
-    if args.no_readme:
-        return 0
+    plain = [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--video", str(args.video)]
+    plain += ["--json", str(results.with_name(f"{args.name}_plain_loop.json"))]
+    plain += ["--max-frames", str(args.plain_loop_frames)] if args.plain_loop_frames else []
+    print("+ " + " ".join(plain[1:]), file=sys.stderr, flush=True)
+    status = subprocess.call(plain, cwd=REPO, env=env)
+    if status != 0 or args.no_readme:
+        return status
     table = [
         sys.executable,
         str(REPO / "tools" / "readme_table.py"),

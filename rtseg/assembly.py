@@ -26,7 +26,7 @@ from rtseg.core import signals
 from rtseg.core.arguments import check_run_values
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import InputError, OutputError
-from rtseg.loading import BACKENDS, open_model, resolve_model_path
+from rtseg.loading import BACKEND_CHOICES, open_model, resolve_model_path
 
 MODE_CHOICES = ("overlay", "mask", "side-by-side")
 PATH_FIELDS = ("model", "output", "masks", "save_frames", "stats_json", "snapshot_dir")
@@ -55,7 +55,7 @@ class RunConfig:
 
     source_uri: str
     model: Path | None = None
-    backend: str = "onnxruntime"
+    backend: str = "auto"
     device: str = "auto"
     threads: int | None = None
     output: Path | None = None
@@ -83,8 +83,8 @@ class RunConfig:
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
         object.__setattr__(self, "source_uri", str(self.source_uri))
-        if self.backend not in BACKENDS:
-            raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKENDS)})")
+        if self.backend not in BACKEND_CHOICES:
+            raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKEND_CHOICES)})")
         if self.mode not in MODE_CHOICES:
             raise InputError(f"unknown mode {self.mode!r} (use {', '.join(MODE_CHOICES)})")
         check_run_values(self.alpha, self.max_frames, self.threads, self.fps)
@@ -194,7 +194,7 @@ def preflight(cfg: RunConfig, uris: Sequence[str]) -> Path:
     from rtseg.video.sinks import check_encoder
 
     check_patterns(cfg, len(uris))
-    model_path = resolve_model_path(cfg.model, cfg.backend)
+    model_path = resolve_model_path(cfg.model, cfg.backend, cfg.device)
     check_run_paths(cfg, uris, model_path)
     if cfg.show and not cfg.snapshot_dir.is_dir():
         raise OutputError(f"--snapshot-dir {cfg.snapshot_dir} does not exist")

@@ -19,7 +19,7 @@ class EvalConfig:
     dataset: str = "camvid"
     data_root: str = "../shared/data/camvid"
     split: str = "val"
-    backend: str | None = None  # None: torch for a checkpoint, onnxruntime for a package
+    backend: str | None = None  # None: torch for a checkpoint, auto for a package
     device: str = "auto"  # rtseg.loading.DEVICES
     flip_tta: bool = False
     min_blob: int = 0  # remove predicted blobs under this many pixels (model resolution)
@@ -30,8 +30,8 @@ class EvalConfig:
 
 
 def default_backend(model: str | Path) -> str:
-    """torch for a checkpoint, onnxruntime for a model package."""
-    return "torch" if Path(model).suffix in CHECKPOINT_SUFFIXES else "onnxruntime"
+    """torch for a checkpoint, auto (rtseg.loading.choose_backend) for a model package."""
+    return "torch" if Path(model).suffix in CHECKPOINT_SUFFIXES else "auto"
 
 
 def evaluate(cfg: EvalConfig) -> dict:

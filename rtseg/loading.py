@@ -21,7 +21,9 @@ from rtseg.core.package import ModelPackage, load_package
 from rtseg.errors import BackendError, InputError, MissingDependencyError, ModelError
 from rtseg.runtime.base import Backend
 
-BACKENDS = ("onnxruntime", "torch", "tensorrt")
+BACKENDS = ("onnxruntime", "openvino", "torch", "tensorrt")
+# What `--backend` takes: an engine, or "auto": the fastest healthy one here (choose_backend).
+BACKEND_CHOICES = ("auto", *BACKENDS)
 # Where a model runs (`--device`), the same words on every backend: "cpu"; "cuda" (ONNX
 # Runtime's CUDA execution provider, torch on CUDA; TensorRT always runs there); "tensorrt"
 # (ONNX Runtime's TensorRT execution provider); "auto": the best this machine has.
@@ -144,6 +146,8 @@ def check_device(backend: str, device: str) -> None:
             "the TensorRT backend runs on an NVIDIA GPU: use --device cuda or auto, "
             "or --backend onnxruntime for the CPU"
         )
+    if backend == "openvino" and device not in ("auto", "cpu"):
+        raise InputError("the OpenVINO backend runs on the CPU: use --device cpu or auto")
     if backend == "torch" and device == "tensorrt":
         raise InputError(
             "--device tensorrt is ONNX Runtime's TensorRT provider; the torch backend takes cpu, cuda or auto"
@@ -187,6 +191,11 @@ def _package_backend(package: ModelPackage, backend: str, device: str, threads: 
         from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(package, device, threads, engine_cache=cache_dir() / "onnxruntime-tensorrt")
+    if backend == "openvino":
+        from rtseg.core.user_cache import cache_dir
+        from rtseg.runtime.openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(package, threads, cache_dir=cache_dir() / "openvino")
     if backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
@@ -200,9 +209,30 @@ def _package_backend(package: ModelPackage, backend: str, device: str, threads: 
     return open_tensorrt_backend(package, batch=batch)
 
 
-def resolve_model_path(model: str | Path | None, backend: str = "onnxruntime") -> Path:
-    """`model`, else the bundled package: on ONNX Runtime the fastest variant whose measured
-    mIoU drop is within target (sidecar metrics), on TensorRT the fp16 variant, else fp32."""
+def choose_backend(backend: str, device: str | None, model: str | Path | None = None) -> str:
+    """The engine `backend` names; for "auto": torch for a checkpoint, TensorRT for an engine,
+    ONNX Runtime for a GPU device (or a GPU build of ONNX Runtime under device auto), else the
+    fastest healthy CPU engine (rtseg.runtime.engine_choice.cpu_engine: OpenVINO where it passes
+    its probe on this package, else ONNX Runtime, with one warning line)."""
+    if backend != "auto":
+        return backend
+    suffix = Path(model).suffix if model is not None else ""
+    if suffix in CHECKPOINT_SUFFIXES:
+        return "torch"
+    if suffix in ENGINE_SUFFIXES:
+        return "tensorrt"
+    from rtseg.runtime.engine_choice import cpu_engine, gpu_runtime_present
+
+    if device in ("cuda", "tensorrt") or (device in (None, "auto") and gpu_runtime_present()):
+        return "onnxruntime"
+    return cpu_engine(model)
+
+
+def resolve_model_path(model: str | Path | None, backend: str = "auto", device: str | None = None) -> Path:
+    """`model`, else the bundled package for the engine (`auto`: the one choose_backend picks):
+    on ONNX Runtime the fastest variant whose measured mIoU drop is within target (sidecar
+    metrics), on OpenVINO its INT8 variant where measured faster within target, on TensorRT the
+    fp16 variant, else fp32."""
     if model is not None:
         return Path(model)
     from rtseg.core.package import default_model_path, default_package_for
@@ -212,7 +242,7 @@ def resolve_model_path(model: str | Path | None, backend: str = "onnxruntime") -
         raise ModelError(
             f"no default model at {path}; pass --model PATH (a model package .onnx with its .json sidecar)"
         )
-    return default_package_for(backend)
+    return default_package_for(choose_backend(backend, device))
 
 
 def open_model(
@@ -230,9 +260,11 @@ def open_model(
     Runtime: its execution providers, see onnxruntime_backend.providers_for; torch: its
     resolve_device, also "cuda:N"; TensorRT: cuda or auto); the backend's `runs_on` says where
     it went; None means "auto" (the best this machine has). model None: the bundled package
-    for `backend` (resolve_model_path). batch: the largest batch the caller will pass; TensorRT
-    sizes its buffers for it (up to the engine's profile), the other backends take any. The one
-    place a model file is resolved and opened: run, eval, bench, batch and the API call it."""
+    for the engine (resolve_model_path). backend "auto": choose_backend. batch: the largest
+    batch the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile),
+    the other backends take any. The one place a model file is resolved and opened: run, eval,
+    bench, batch and the API call it."""
+    backend = choose_backend(backend, device, model)
     device = _resolve_device(backend, device)
     path = resolve_model_path(model, backend)
     if path.suffix in CHECKPOINT_SUFFIXES:

@@ -33,7 +33,7 @@ def open_loaded_model(
 
 def load(
     model: str | os.PathLike | None = None,
-    backend: str = "onnxruntime",
+    backend: str = "auto",
     device: str | None = None,
     threads: int | None = None,
 ) -> Segmenter:
@@ -42,7 +42,8 @@ def load(
     model: a model package (`NAME.onnx` or `NAME.json`), a training checkpoint (`.pth`, torch
         backend) or a TensorRT engine (`.engine`, tensorrt backend); None: the bundled CamVid
         model (on ONNX Runtime the fastest variant within the accuracy targets).
-    backend: "onnxruntime", "torch" or "tensorrt".
+    backend: "auto" (default: the fastest healthy engine here, rtseg.loading.choose_backend),
+        "onnxruntime", "openvino", "torch" or "tensorrt".
     device: where it runs: "auto" (default: the best this machine has), "cpu", "cuda", or
         "tensorrt" (ONNX Runtime's TensorRT provider); `Segmenter.runs_on` says where it went.
     threads: CPU threads for the backend (None: its default).
@@ -50,10 +51,10 @@ def load(
     Raises ModelError (not a model / missing sidecar), BackendError (backend or provider not
     available), MissingDependencyError (an extra is not installed), InputError (bad option).
     """
-    from rtseg.loading import BACKENDS
+    from rtseg.loading import BACKEND_CHOICES
 
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r} (use {', '.join(BACKENDS)})")
+    if backend not in BACKEND_CHOICES:
+        raise InputError(f"unknown backend {backend!r} (use {', '.join(BACKEND_CHOICES)})")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise InputError(f"threads must be a positive integer, got {threads!r}")
     return Segmenter(open_model(model, backend=backend, threads=threads, device=device))
@@ -105,7 +106,7 @@ class Segmenter:
         return self._live_backend().runs_on
 
     def describe(self) -> str:
-        """e.g. "onnxruntime[CPU, 2 threads]"."""
+        """e.g. "openvino[CPU, bf16, 2 threads]", "onnxruntime[CPU, int8, 2 threads]"."""
         return self._live_backend().describe()
 
     def __repr__(self) -> str:

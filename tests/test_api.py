@@ -121,7 +121,7 @@ def test_load_errors_are_rtseg_errors(tmp_path, band_package):
     with pytest.raises(ModelError, match="no sidecar"):
         rtseg.load(tmp_path / "plain.onnx")
     with pytest.raises(InputError, match="unknown backend"):
-        rtseg.load(band_package.onnx_path, backend="openvino")
+        rtseg.load(band_package.onnx_path, backend="tvm")
     with pytest.raises(InputError, match="unknown device"):
         rtseg.load(band_package.onnx_path, device="tpu")
     with pytest.raises(InputError, match="torch backend takes cpu, cuda or auto"):

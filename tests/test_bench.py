@@ -474,7 +474,7 @@ def test_readme_table_replaces_only_between_markers(tmp_path):
     assert done.returncode == 0, done.stderr
     text = readme.read_text()
     assert text.startswith(head) and text.endswith(tail) and "OLD TABLE" not in text
-    assert "| onnxruntime | int8 | 360x480 | 1 | 20.0 / 22.0 / 30.0 | 49.5 | 30.0 (61%) | 0.612 |" in text
+    assert "| onnxruntime | int8 | 360x480 | 1 | 20.0 / 22.0 / 30.0 | - | 49.5 | 30.0 (61%) | 0.612 |" in text
     assert "- tensorrt fp16 360x480: skipped: no CUDA GPU" in text
     assert "- onnxruntime int8 360x480: 30.0 fps; capture 5.0, infer 20.0 ms" in text
     assert readme_table(results, "--readme", readme, "--check").returncode == 0

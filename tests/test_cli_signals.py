@@ -70,6 +70,7 @@ def test_a_signal_while_onnxruntime_imports_is_interrupted(signum, mode, tmp_pat
     (fake / "onnxruntime" / "__init__.py").write_text(SLOW_ONNXRUNTIME)
     marker, out = tmp_path / "importing", tmp_path / "out.mp4"
     args = ["run", "--video", tiny_video, "--model", band_package.onnx_path, "--output", out]
+    args += ["--backend", "onnxruntime"]  # not auto: it could take OpenVINO, cached healthy
     proc = spawn(args, tmp_path, fake, env={"FAKE_ORT_MARKER": str(marker), "FAKE_ORT_MODE": mode})
     try:
         wait_for(marker.exists, proc)

@@ -57,6 +57,7 @@ def test_dry_mode_runs_everything_a_cpu_can_and_skips_the_rest(tmp_path):
         "environment",
         "gpu_tests",
         "torch_backend",
+        "video_codecs",
         "rtseg_run",
         "agreement",
         "cuda_python",
@@ -69,13 +70,17 @@ def test_dry_mode_runs_everything_a_cpu_can_and_skips_the_rest(tmp_path):
     assert sections["torch_backend"]["result"]["fp32"]["calls"] == 3
     assert sections["tensorrt"]["status"] == "skipped" and "tensorrt" in sections["tensorrt"]["reason"]
     assert sections["cuda_python"]["status"] == "skipped"
-    if (DATA / "camvid" / "val").is_dir():
-        assert sections["agreement"]["result"]["torch_cpu"]["agreement"] >= 0.99
-    else:
-        assert "CamVid" in sections["agreement"]["reason"]
+    assert sections["agreement"]["result"]["onnxruntime_cpu"]["agreement"] >= 0.99  # vs torch on the CPU
     if (DATA / "video" / "dashcam_highway_960x540.mp4").is_file():
-        run = sections["rtseg_run"]["result"]["mp4"]
+        runs = sections["rtseg_run"]["result"]
+        run = runs["960x540_cpu_codecs"]
         assert run["frames"] == 3 and set(run["busy_ms"]) == {"capture", "infer", "overlay", "sink"}
+        fallback = runs["1920x1080_nvdec_nvenc"]  # no NVDEC here: the CPU decoder, one warning line
+        assert fallback["frames"] == 3 and "1920x1080" in fallback["source"]
+        assert len(fallback["warnings"]) == 1 and "NVDEC (h264_cuvid) cannot open" in fallback["warnings"][0]
+        codecs = sections["video_codecs"]["result"]["1920x1080"]
+        assert codecs["decode"]["nvdec"]["decoder"] == "h264" and codecs["decode"]["cpu"]["frames"] == 8
+        assert codecs["encode"]["libx264"]["opened"] and not codecs["encode"]["h264_nvenc"]["opened"]
     installed = re.search(r"== installed: (.*)", log).group(1).split()
     assert "gpu_check_probe" in installed  # the wheel brought along, installed without an index
 
@@ -91,3 +96,49 @@ def test_without_a_gpu_and_without_allow_cpu_it_says_so(tmp_path):
     assert done.returncode == 2
     assert "no CUDA GPU" in done.stdout and "--allow-cpu" in done.stdout
     assert (tmp_path / "gpu_check.log").is_file()
+
+
+def _repo_copy(tmp_path: Path) -> Path:
+    """A git repository holding the check's scripts and two bundled files (one ONNX)."""
+    repo = tmp_path / "repo"
+    (repo / "benchmarks").mkdir(parents=True)
+    (repo / "engines").mkdir()
+    for name in ("gpu_check.sh", "gpu_carry.py"):
+        (repo / "benchmarks" / name).write_bytes((REPO / "benchmarks" / name).read_bytes())
+    (repo / "engines" / "m.onnx").write_bytes(b"\0" * (3 << 20))
+    (repo / "engines" / "m.pth").write_bytes(b"\1" * (1 << 20))
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    return repo
+
+
+def _carry(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable}
+    script = repo / "benchmarks" / "gpu_check.sh"
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_plan_counts_the_tree_and_the_wheels_and_fails_above_the_limit(tmp_path):
+    repo = _repo_copy(tmp_path)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "av-18.1.0-cp311-abi3-manylinux_2_28_x86_64.whl").write_bytes(b"\2" * (2 << 20))
+    done = _carry(repo, "--plan", "--wheels", str(wheels), "--limit-mib", "6.5")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"wheels +2\.0 MiB in 1 files", done.stdout), done.stdout
+    assert re.search(r"total 6\.0 MiB of 6\.5 MiB: fits", done.stdout), done.stdout
+    done = _carry(repo, "--plan", "--wheels", str(wheels), "--limit-mib", "5")
+    assert done.returncode == 1 and "does not fit" in done.stdout
+
+
+def test_slim_sets_the_onnx_aside_uncarried_and_restore_puts_it_back(tmp_path):
+    repo = _repo_copy(tmp_path)
+    done = _carry(repo, "--slim")
+    assert done.returncode == 0 and "engines/m.onnx" in done.stdout, done.stdout + done.stderr
+    assert not (repo / "engines" / "m.onnx").exists() and (repo / "engines" / "m.pth").is_file()
+    done = _carry(repo, "--plan", "--limit-mib", "60")
+    assert "working tree    " in done.stdout and "m.onnx" not in done.stdout  # the aside folder is ignored
+    assert re.search(r"working tree +1\.0 MiB", done.stdout), done.stdout
+    done = _carry(repo, "--restore")
+    assert done.returncode == 0 and (repo / "engines" / "m.onnx").stat().st_size == 3 << 20
+    assert not (repo / ".gpu_check_aside").exists()

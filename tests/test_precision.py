@@ -412,3 +412,24 @@ def test_int8_cpu_target_folds_relu6_and_is_marked_not_for_tensorrt(tiny_package
     fp32_ops = [n.op_type for n in onnx.load(str(tiny_package.onnx_path)).graph.node]
     assert "Clip" in fp32_ops and "Clip" not in ops  # ReLU6 folded into the uint8 range
     assert _io_types(package.onnx_path) == (TensorProto.UINT8, TensorProto.UINT8)
+
+
+@pytest.mark.parametrize(
+    "int8ov, expected",
+    [
+        ((0.550, 9.0), "int8"),  # within 1 point and faster on OpenVINO: the NNCF package
+        ((0.540, 9.0), "fp32"),  # 1.6 points below fp32: not taken
+        ((0.556, 14.0), "fp32"),  # slower on OpenVINO than fp32 (computed in bf16)
+        (None, "fp32"),  # none beside it
+    ],
+)
+def test_pick_openvino_variant(tmp_path, int8ov, expected):
+    from rtseg.core.package import default_package_for, pick_openvino_variant
+
+    fp32 = record_metrics(_fake_package(tmp_path, "m", "fp32", 0.556, 20), openvino_ms_per_frame=12.0)
+    if int8ov:
+        variant = _fake_package(tmp_path, "m_int8ov", "int8", int8ov[0], 30)  # ONNX Runtime ms: not used
+        record_metrics(variant, openvino_ms_per_frame=int8ov[1])
+    assert pick_openvino_variant(fp32).precision == expected
+    assert pick_default_variant(fp32).precision == "fp32"  # ONNX Runtime's choice: its own ms
+    assert default_package_for("openvino").name.startswith("camvid_effl0_fpn")

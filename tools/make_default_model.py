@@ -5,9 +5,11 @@
 Writes `engines/camvid_effl0_fpn.pth` (weights only, loads with weights_only=True), the FP32
 package `camvid_effl0_fpn.onnx`, and its variants `_fp16` (float16 graph), `_int8` (TensorRT Q/DQ
 rules: symmetric int8, per-channel weights) and `_int8cpu` (Q/DQ tuned for ONNX Runtime's CPU
-provider). Each sidecar gets `metrics`: CamVid val mIoU and per-class IoU, ms per frame on ONNX
-Runtime (CPU, `--threads`), argmax agreement with FP32 on the dashcam video; `rtseg run` picks
-the fastest variant within the accuracy targets from these (rtseg.core.package.pick_default_variant).
+provider) and `_int8ov` (NNCF, for OpenVINO's CPU plugin). Each sidecar gets `metrics`: CamVid
+val mIoU and per-class IoU, ms per frame on ONNX Runtime and on OpenVINO (CPU, `--threads`),
+argmax agreement with FP32 on the dashcam video; `rtseg run` picks the fastest variant within
+the accuracy targets from these (rtseg.core.package.pick_default_variant on ONNX Runtime,
+pick_openvino_variant on OpenVINO).
 Writes `engines/metrics.json` with everything measured. Uses only the public API.
 """
 
@@ -25,10 +27,11 @@ import numpy as np
 import torch
 
 from rtseg.core.checkpoint import load_checkpoint, save_checkpoint
-from rtseg.core.package import load_package, portable, variant_path, write_sidecar
+from rtseg.core.package import OPENVINO_INT8, load_package, portable, variant_path, write_sidecar
 from rtseg.evaluation import EvalConfig, evaluate
 from rtseg.export.calibration import calibration_frames
 from rtseg.export.int8 import Int8Options
+from rtseg.export.int8_openvino import quantize_int8_openvino
 from rtseg.export.precision import ExportConfig, argmax_agreement, export_model
 from rtseg.loading import open_model
 
@@ -45,9 +48,11 @@ def slim_checkpoint(src: Path, dst: Path) -> None:
     save_checkpoint(dst, kept)
 
 
-def cpu_ms_per_frame(onnx_path: Path, frames: np.ndarray, threads: int, iters: int) -> float:
-    """Median ms of one ONNX Runtime CPU call at batch 1 over `iters` calls (after warm-up)."""
-    backend = open_model(onnx_path, threads=threads).backend
+def cpu_ms_per_frame(
+    onnx_path: Path, frames: np.ndarray, threads: int, iters: int, engine: str = "onnxruntime"
+) -> float:
+    """Median ms of one CPU call on `engine` at batch 1 over `iters` calls (after warm-up)."""
+    backend = open_model(onnx_path, backend=engine, threads=threads).backend
     for frame in frames[:5]:
         backend.infer(frame[None])
     times = []
@@ -101,6 +106,13 @@ def main() -> None:
         print(f"{name}: {result.parity.line()} ({time.time() - started:.0f} s)")
         results[name] = result
     size = results["fp32"].package.input_size
+    packages = {name: result.package for name, result in results.items()}
+    packages["int8ov"] = quantize_int8_openvino(
+        packages["fp32"],
+        variant_path(fp32_onnx, OPENVINO_INT8),
+        calibration_frames(common["calib_source"], args.calib_frames, size),
+        calib_source=common["calib_source"],
+    )
     val_frames = calibration_frames(f"camvid:{camvid}:val", 20, size)
     video_frames = calibration_frames(str(video), 32, size) if video.is_file() else val_frames
     report = {
@@ -112,27 +124,29 @@ def main() -> None:
         "checkpoint": {"epoch": load_checkpoint(ckpt).get("epoch")},
         "variants": {},
     }
-    for name, result in results.items():
-        package = result.package
+    for name, package in packages.items():
         scores = evaluate(
             EvalConfig(
                 model=str(package.onnx_path),
                 data_root=str(camvid),
                 split="val",
+                backend="openvino" if name == "int8ov" else "onnxruntime",
                 threads=args.threads,
                 progress=False,
             )
         )
         ms = cpu_ms_per_frame(package.onnx_path, val_frames, args.threads, args.iters)
+        ov_ms = cpu_ms_per_frame(package.onnx_path, val_frames, args.threads, args.iters, "openvino")
         agreement = argmax_agreement(fp32_onnx, package.onnx_path, video_frames, args.threads)
         metrics = {
             "val_miou": scores["miou"],
             "val_pixel_acc": scores["pixel_acc"],
             "val_per_class": scores["per_class"],
             "cpu_ms_per_frame": ms,
+            "openvino_ms_per_frame": ov_ms,
             "threads": args.threads,
             "video_agreement_vs_fp32": agreement,
-            "parity_vs_torch": result.parity.argmax_agreement,
+            "parity_vs_torch": results[name].parity.argmax_agreement if name in results else None,
         }
         write_sidecar(package.onnx_path, {**package.meta, "metrics": metrics})
         report["variants"][name] = {

@@ -50,10 +50,39 @@ def load_rows(path: Path) -> list[dict]:
     return rows
 
 
-def render(rows: list[dict], source: str, plot: str | None) -> str:
+def plain_loop_text(path: Path) -> str:
+    """The plain-loop comparison (benchmarks/plain_loop.py's JSON) as a short table, or ""."""
+    if not path.is_file():
+        return ""
+    try:
+        result = json.loads(path.read_text())
+        runs = [(key, result[key]) for key in ("plain_loop", "rtseg_same_model", "rtseg_default")]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise TableError(f"cannot read the plain-loop results {path}: {exc}") from exc
+    what = {
+        "plain_loop": "plain loop: VideoCapture -> ONNX Runtime -> addWeighted -> VideoWriter, 1 thread",
+        "rtseg_same_model": "`rtseg run --backend onnxruntime`, the same model",
+        "rtseg_default": "`rtseg run` (defaults: `--backend auto`)",
+    }
+    lines = [
+        "",
+        f"End to end on {result['video']} ({result['threads']} threads), {result['model']} unless said:",
+        "",
+        "| Loop | Engine | fps | CPU s | vs plain loop |",
+        "|---|---|--:|--:|--:|",
+    ]
+    base = runs[0][1]["fps"]
+    for key, run in runs:
+        engine = run.get("backend") or "onnxruntime (plain session)"
+        ratio = run["fps"] / base if base else float("nan")
+        lines.append(f"| {what[key]} | {engine} | {run['fps']:.1f} | {run['cpu_s']:.1f} | {ratio:.2f}x |")
+    return "\n".join(lines)
+
+
+def render(rows: list[dict], source: str, plot: str | None, plain: str = "") -> str:
     from rtseg.bench import markdown_table
 
-    return NOTE.format(source=source) + "\n\n" + markdown_table(rows, plot)
+    return NOTE.format(source=source) + "\n\n" + markdown_table(rows, plot) + (f"\n{plain}" if plain else "")
 
 
 def _relative(path: Path, to: Path) -> str:
@@ -76,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         base = args.readme.parent
         plot = args.plot or args.results.with_suffix(".png")
         plot_link = _relative(plot, base) if plot.is_file() else None
-        block = render(rows, _relative(args.results, base), plot_link)
+        plain = plain_loop_text(args.results.with_name(f"{args.results.stem}_plain_loop.json"))
+        block = render(rows, _relative(args.results, base), plot_link, plain)
         text = args.readme.read_text()
         updated = replace_section(text, block)
     except TableError as exc:

@@ -7,6 +7,15 @@ import contextlib
 from pathlib import Path
 
 
+def describe_codec_path(lane) -> tuple[str | None, str | None]:
+    """The lane's decoder ("h264" on the CPU, "h264_cuvid" with NVDEC) and MP4 encoder
+    ("libx264", "h264_nvenc"; None without an MP4 sink)."""
+    from rtseg.video import Mp4Sink
+
+    encoder = next((sink.codec for sink in lane.sinks if isinstance(sink, Mp4Sink)), None)
+    return lane.source.decoder, encoder
+
+
 def run_pipeline(model, video: Path, output: str, mp4_path: str | None) -> dict:
     """Stream `video` through `model` (an open LoadedModel) with the default overlay into an MP4
     (`output="mp4"`, at `mp4_path`) or nowhere (`"none"`: a NullSink, which still pays for the
@@ -19,9 +28,12 @@ def run_pipeline(model, video: Path, output: str, mp4_path: str | None) -> dict:
     cfg = RunConfig(source_uri=str(video), output=mp4, quiet=True)  # drawn as `rtseg run` draws
     with contextlib.ExitStack() as stack:
         extra = [] if mp4 is not None else [NullSink()]
-        stats = open_run(cfg, stack, model=model, extra_sinks=extra).run()
+        pipeline = open_run(cfg, stack, model=model, extra_sinks=extra)
+        stats = pipeline.run()
+        codec_path = describe_codec_path(pipeline.lanes[0])
     summary = stats.to_json()
     summary["output"] = output
+    summary["decoder"], summary["encoder"] = codec_path
     if mp4 is not None and mp4.is_file():
         summary["output_bytes"] = mp4.stat().st_size
     return {"e2e": summary}

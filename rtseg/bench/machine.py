@@ -18,6 +18,7 @@ LIBRARIES = {
     "numpy": ("numpy",),
     "torch": ("torch",),
     "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
+    "openvino": ("openvino",),
     "onnx": ("onnx",),
     "av": ("av",),
     "opencv": ("opencv-python", "opencv-python-headless", "opencv-contrib-python"),
@@ -130,7 +131,9 @@ def machine_summary(machine: dict) -> str:
     gpu = ", ".join(f"{g['name']} (driver {g['driver']})" for g in machine.get("gpus") or [])
     versions = machine.get("versions") or {}
     libs = ", ".join(
-        f"{k} {versions[k]}" for k in ("onnxruntime", "torch", "tensorrt", "python") if versions.get(k)
+        f"{k} {versions[k]}"
+        for k in ("onnxruntime", "openvino", "torch", "tensorrt", "python")
+        if versions.get(k)
     )
     cores = machine.get("usable_cores") or machine.get("logical_cores")
     return (

@@ -57,6 +57,10 @@ def backend_unavailable(backend: str, has_gpu: bool, device: str = "auto") -> st
     """Why `backend` cannot run on this machine (on `device`), or None."""
     if backend == "onnxruntime" and _module_missing("onnxruntime"):
         return "onnxruntime not installed (pip install onnxruntime)"
+    if backend == "openvino" and _module_missing("openvino"):
+        return "openvino not installed (pip install openvino)"
+    if backend == "openvino" and device not in ("auto", "cpu"):
+        return f"OpenVINO runs on the CPU, not with --device {device}"
     if backend == "torch" and _module_missing("torch"):
         return "PyTorch not installed"
     if backend == "tensorrt":
@@ -100,10 +104,10 @@ class ModelFamily:
         """The package beside the model for `precision`; Unavailable if there is none."""
         path = self.variant_path(precision)
         if not path.is_file():
-            raise Unavailable(
-                f"no {precision} package beside the model ({path.name}; make one "
-                f"with rtseg export CHECKPOINT --precision {precision} -o {path.name})"
-            )
+            how = f"rtseg export CHECKPOINT --precision {precision} -o {path.name}"
+            if precision == "int8ov":
+                how = "tools/make_default_model.py (rtseg.export.int8_openvino, the int8-openvino extra)"
+            raise Unavailable(f"no {precision} package beside the model ({path.name}; make one with {how})")
         package = load_package(path)
         if package.precision != VARIANTS.get(precision, precision):
             raise Unavailable(f"{path.name}: its sidecar says precision {package.precision}")
@@ -236,7 +240,11 @@ def _convert(fp32: Path, precision: str, out: Path, frames: np.ndarray) -> None:
         ) from exc
     package = load_package(fp32)
     with contextlib.redirect_stdout(sys.stderr):  # the quantizer prints progress to stdout
-        if precision == "fp16":
+        if precision == "int8ov":
+            from rtseg.export.int8_openvino import quantize_int8_openvino
+
+            quantize_int8_openvino(package, out, frames, calib_source=f"rtseg bench frames ({len(frames)})")
+        elif precision == "fp16":
             convert(package, out)
         else:
             from rtseg.export.int8 import Int8Options

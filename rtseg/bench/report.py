@@ -23,9 +23,11 @@ CSV_COLUMNS = (
     "latency_p50_ms",
     "latency_p90_ms",
     "latency_p99_ms",
+    "cpu_ms_per_call",
     "infer_fps",
     "e2e_fps",
     "e2e_ratio",
+    "codec_path",
     "miou",
     "pixel_acc",
     "agreement",
@@ -39,6 +41,7 @@ CSV_COLUMNS = (
     "cpu",
     "gpu",
     "onnxruntime",
+    "openvino",
     "torch",
     "tensorrt",
     "rtseg",
@@ -79,6 +82,7 @@ def csv_record(row: dict) -> dict:
     machine = row.get("machine") or {}
     versions = machine.get("versions") or {}
     latency = row.get("latency_ms") or {}
+    e2e = row.get("e2e") or {}
     record = {key: row.get(key) for key in CSV_COLUMNS}
     record.update(
         latency_p50_ms=latency.get("p50"),
@@ -86,7 +90,8 @@ def csv_record(row: dict) -> dict:
         latency_p99_ms=latency.get("p99"),
         cpu=machine.get("cpu"),
         gpu="; ".join(g["name"] for g in machine.get("gpus") or []) or None,
-        **{k: versions.get(k) for k in ("onnxruntime", "torch", "tensorrt", "rtseg")},
+        codec_path=f"{e2e['decoder']} -> {e2e['encoder']}" if e2e.get("decoder") else None,
+        **{k: versions.get(k) for k in ("onnxruntime", "openvino", "torch", "tensorrt", "rtseg")},
     )
     return _clean(record)
 
@@ -105,6 +110,17 @@ def _num(value, fmt: str) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt % value
 
 
+def precision_label(row: dict) -> str:
+    """The package's precision, and what an engine computed it in when that differs: OpenVINO's
+    "openvino[CPU, bf16, 2 threads]" on the fp32 package is "fp32 (bf16)"."""
+    runtime = row.get("runtime") or ""
+    if row.get("backend") == "openvino" and "[" in runtime:
+        compute = runtime.split("[", 1)[1].split(",")[1].strip() if runtime.count(",") >= 2 else ""
+        if compute and compute not in (row["precision"], "int8"):
+            return f"{row['precision']} ({compute})"
+    return row["precision"]
+
+
 def backend_label(row: dict) -> str:
     """The backend, with where it ran when that is not implied: "onnxruntime (cuda)"."""
     device = row.get("device")
@@ -120,10 +136,11 @@ def _cells(row: dict) -> list[str]:
         e2e += f" ({row['e2e_ratio']:.0%})"
     return [
         backend_label(row),
-        row["precision"],
+        precision_label(row),
         row["size"],
         str(row["batch"]),
         _num(lat.get("p50"), "%.1f"),
+        _num(row.get("cpu_ms_per_call"), "%.1f"),
         _num(lat.get("p90"), "%.1f"),
         _num(lat.get("p99"), "%.1f"),
         _num(row.get("infer_fps"), "%.1f"),
@@ -141,6 +158,7 @@ HEADER = [
     "size",
     "batch",
     "p50 ms",
+    "CPU ms",
     "p90 ms",
     "p99 ms",
     "fps",
@@ -220,9 +238,9 @@ def format_table(rows: list[dict]) -> str:
 
 
 MD_HEADER = (
-    "| Backend | Precision | Input (HxW) | Batch | Latency p50 / p90 / p99 (ms) | "
+    "| Backend | Precision | Input (HxW) | Batch | Latency p50 / p90 / p99 (ms) | CPU ms / call | "
     "Inference fps | End-to-end fps (share) | mIoU | Agreement with fp32 | Model MB | "
-    "Peak RSS MB |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+    "Peak RSS MB |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 )
 
 
@@ -234,10 +252,11 @@ def _md_row(row: dict) -> str:
         e2e += f" ({row['e2e_ratio']:.0%})"
     cells = [
         backend_label(row),
-        row["precision"],
+        precision_label(row),
         row["size"],
         str(row["batch"]),
         latency,
+        _num(row.get("cpu_ms_per_call"), "%.1f"),
         _num(row.get("infer_fps"), "%.1f"),
         e2e,
         _num(row.get("miou"), "%.3f"),

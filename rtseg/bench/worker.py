@@ -110,18 +110,21 @@ def model_bytes(spec: dict) -> int:
     return Path(spec["package"]).stat().st_size
 
 
-def time_calls(backend, batches: list[np.ndarray], iters: int, warmup: int) -> list[float]:
-    """Milliseconds per `backend.infer` call over `iters` calls after `warmup` untimed ones,
-    cycling through the prepared `(B, h, w, 3) uint8` batches."""
+def time_calls(backend, batches: list[np.ndarray], iters: int, warmup: int) -> tuple[list[float], float]:
+    """(wall milliseconds per `backend.infer` call over `iters` calls after `warmup` untimed
+    ones, cycling through the prepared `(B, h, w, 3) uint8` batches; the process's CPU
+    milliseconds per call over the same calls, every thread counted: an engine's cost to the
+    other work on the machine)."""
     for i in range(warmup):
         backend.infer(batches[i % len(batches)])
     times = []
+    cpu_start = time.process_time()
     for i in range(iters):
         batch = batches[i % len(batches)]
         start = time.perf_counter()
         backend.infer(batch)
         times.append((time.perf_counter() - start) * 1000.0)
-    return times
+    return times, (time.process_time() - cpu_start) * 1000.0 / max(1, iters)
 
 
 def _batches(pool: np.ndarray, batch: int) -> list[np.ndarray]:
@@ -131,12 +134,13 @@ def _batches(pool: np.ndarray, batch: int) -> list[np.ndarray]:
 
 
 def _timing_row(backend, pool, batch, spec) -> dict:
-    times = time_calls(backend, _batches(pool, batch), spec["iters"], spec["warmup"])
+    times, cpu_ms = time_calls(backend, _batches(pool, batch), spec["iters"], spec["warmup"])
     return {
         "batch": batch,
         "status": "ok",
         "reason": None,
         "latency_ms": latency_summary(times),
+        "cpu_ms_per_call": round(cpu_ms, 2),
         "infer_fps": throughput_fps(times, batch),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "gpu_mem_mb": gpu_memory_mb() if backend.runs_on != "cpu" else None,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from rtseg.cli.options import run_options
+from rtseg.cli.options import engine_options, run_options
 from rtseg.core import signals
 from rtseg.core.package import package_files
 from rtseg.core.paths import atomic_write_text
@@ -47,6 +47,7 @@ def write_json(path: Path, data: dict) -> None:
     help="Existing Ray cluster: auto, host:port or ray://host:10001 [default: RAY_ADDRESS, else local].",
 )
 @run_options("model", "backend", "device", "threads", "mode", "alpha", "legend", "max_frames", "codec")
+@engine_options
 @click.option(
     "--retries",
     type=click.IntRange(min=0),
@@ -74,7 +75,7 @@ def batch(
     from rtseg.batch.config import kill_at_from_env
     from rtseg.batch.runner import check_batch_paths
 
-    model_path = resolve_model_path(model, backend).resolve()
+    model_path = resolve_model_path(model, backend, device).resolve()
     video = VideoOptions(
         model=model_path,
         model_identity=model_identity(model_path),

@@ -16,7 +16,7 @@ from rtseg.bench.config import (
     parse_e2e_combos,
     parse_sizes,
 )
-from rtseg.cli.options import device_option
+from rtseg.cli.options import device_option, engine_options
 from rtseg.core.package import default_model_path, package_files
 from rtseg.core.paths import check_paths
 from rtseg.errors import InputError, MissingDependencyError
@@ -76,6 +76,7 @@ from rtseg.errors import InputError, MissingDependencyError
 )
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads per backend.")
 @device_option
+@engine_options
 @click.option(
     "--e2e-output",
     type=click.Choice(["mp4", "none"]),

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from rtseg.cli.options import device_option
+from rtseg.cli.options import device_option, openvino_precision_option
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import OutputError
-from rtseg.loading import BACKENDS
+from rtseg.loading import BACKEND_CHOICES
 
 
 def format_report(result: dict) -> str:
@@ -105,11 +105,12 @@ def evaluate_clip(
 @click.option("--split", default="val", show_default=True)
 @click.option(
     "--backend",
-    type=click.Choice(BACKENDS),
+    type=click.Choice(BACKEND_CHOICES),
     default=None,
-    help="[default: torch for a checkpoint, onnxruntime for a package]",
+    help="[default: torch for a checkpoint, auto (the fastest healthy engine) for a package]",
 )
 @device_option
+@openvino_precision_option
 @click.option(
     "--flip-tta",
     is_flag=True,

@@ -9,12 +9,13 @@ Each option's parameter name is its RunConfig field, so a command builds its con
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import click
 
 from rtseg.assembly import MODE_CHOICES, RunConfig
-from rtseg.loading import BACKENDS, DEVICES
+from rtseg.loading import BACKEND_CHOICES, DEVICES
 
 DEVICE_HELP = (
     "Where the model runs: auto (the best this machine has), cpu, cuda (ONNX Runtime's CUDA "
@@ -43,7 +44,13 @@ MODEL = {
         help="Model package .onnx (+ .json sidecar), checkpoint "
         "(.pth, torch backend) or engine (.engine, tensorrt backend) [default: the bundled model].",
     ),
-    "backend": _option("--backend", "backend", type=click.Choice(BACKENDS)),
+    "backend": _option(
+        "--backend",
+        "backend",
+        type=click.Choice(BACKEND_CHOICES),
+        help="The engine: auto (torch for a checkpoint, TensorRT for an engine, else the fastest "
+        "healthy one here: OpenVINO on a CPU where it passes its probe, else ONNX Runtime).",
+    ),
     "device": _option("--device", "device", type=click.Choice(DEVICES), help=DEVICE_HELP),
     "threads": _option(
         "--threads", "threads", type=click.IntRange(min=1), help="CPU threads for the backend."
@@ -143,3 +150,35 @@ def run_options(*names: str):
 def device_option(command):
     """`--device auto|cpu|cuda|tensorrt` (default auto), passed to the command as `device`."""
     return MODEL["device"](command)
+
+
+def environment_option(flag: str, choices: tuple[str, ...], variable: str, help: str):
+    """`flag` taking one of `choices`; when given, its value goes to the layers below through
+    `$variable` (so batch workers and bench children see it too); not passed to the command."""
+
+    def to_environment(ctx, param, value):
+        if value is not None:
+            os.environ[variable] = value
+        return value
+
+    return click.option(
+        flag, type=click.Choice(choices), expose_value=False, callback=to_environment, help=help
+    )
+
+
+def openvino_precision_option(command):
+    """`--openvino-precision auto|bf16|f16|f32` (`$RTSEG_OPENVINO_PRECISION`, read by
+    rtseg.runtime.openvino_backend)."""
+    from rtseg.runtime.openvino_backend import OPENVINO_PRECISIONS, PRECISION_ENV
+
+    help = "What OpenVINO computes in [default: auto: bf16 where the CPU has it, else f32]."
+    return environment_option("--openvino-precision", OPENVINO_PRECISIONS, PRECISION_ENV, help)(command)
+
+
+def engine_options(command):
+    """`--openvino-precision` and `--decoder auto|cpu|nvdec` (`$RTSEG_DECODER`, read by
+    rtseg.video.hw_decode): what runs a video."""
+    from rtseg.video.hw_decode import DECODER_ENV, DECODERS
+
+    help = "Video decoder [default: auto: NVDEC where an NVIDIA GPU opens it, else the CPU]."
+    return environment_option("--decoder", DECODERS, DECODER_ENV, help)(openvino_precision_option(command))

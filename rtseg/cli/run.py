@@ -24,7 +24,7 @@ import sys
 import click
 
 from rtseg.assembly import RunConfig, execute
-from rtseg.cli.options import run_options
+from rtseg.cli.options import engine_options, run_options
 from rtseg.errors import InputError
 
 
@@ -76,6 +76,7 @@ def report(cfg: RunConfig, stats) -> None:
     "through one model; --output / --masks / --save-frames then take {index} or {name}.",
 )
 @run_options()
+@engine_options
 def run(video, frames, camera, source_uri, **options):
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
     from rtseg.pipeline import PipelineInterrupted, SourceFailed

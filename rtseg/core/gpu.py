@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from rtseg.errors import BackendError, DeviceError, MissingDependencyError
 
@@ -160,3 +162,15 @@ def require_tensorrt():
     except OSError as exc:  # a bindings wheel without its libraries
         raise BackendError(f"tensorrt is installed but its libraries cannot load: {exc}") from exc
     return trt
+
+
+def nvidia_device_present() -> bool:
+    """A cheap guess, without loading CUDA: an NVIDIA device node on Linux (`/dev/nvidia0`),
+    `nvcuda.dll` found on Windows. Callers still open what they need and fall back on failure."""
+    if sys.platform.startswith("linux"):
+        return Path("/dev/nvidia0").exists()
+    if sys.platform == "win32":
+        import ctypes.util
+
+        return ctypes.util.find_library("nvcuda") is not None
+    return False

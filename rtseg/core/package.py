@@ -253,7 +253,9 @@ MAX_MIOU_DROP = {"fp32": 0.0, "fp16": 0.1, "int8": 1.0}
 
 # Variant file suffixes beside `NAME.onnx` and the precision their sidecar names. `int8cpu` is
 # an INT8 package quantized for ONNX Runtime's CPU provider (uint8, asymmetric), not TensorRT.
-VARIANTS = {"fp16": "fp16", "int8": "int8", "int8cpu": "int8"}
+# `int8ov`: the INT8 package NNCF quantizes for OpenVINO's CPU plugin (rtseg.export.int8_openvino).
+OPENVINO_INT8 = "int8ov"
+VARIANTS = {"fp16": "fp16", "int8": "int8", "int8cpu": "int8", OPENVINO_INT8: "int8"}
 
 
 def variant_path(fp32_onnx: str | Path, precision: str) -> Path:
@@ -323,12 +325,41 @@ def pick_default_variant(fp32_package: ModelPackage, max_drop: dict | None = Non
     return best
 
 
+def pick_openvino_variant(fp32_package: ModelPackage, max_drop: float = MAX_MIOU_DROP["int8"]):
+    """The `_int8ov` variant (NNCF-quantized for OpenVINO) when its sidecar shows an mIoU drop
+    within `max_drop` points and a lower `openvino_ms_per_frame` than the FP32 package's (same
+    `threads`, same checkpoint), else the FP32 package (OpenVINO computes it in bf16 where the
+    CPU has it)."""
+    path = variant_path(fp32_package.onnx_path, OPENVINO_INT8)
+    if not path.is_file():
+        return fp32_package
+    try:
+        variant = load_package(path, verify_hash=False)
+    except ModelError:
+        return fp32_package
+    ours, theirs = fp32_package.meta.get("metrics") or {}, variant.meta.get("metrics") or {}
+    base_miou, miou = _miou(fp32_package.meta), _miou(variant.meta)
+    base_ms, ms = ours.get("openvino_ms_per_frame"), theirs.get("openvino_ms_per_frame")
+    comparable = (
+        None not in (base_miou, miou)
+        and all(isinstance(v, (int, float)) for v in (base_ms, ms))
+        and ours.get("threads") == theirs.get("threads")
+        and _same_origin(fp32_package.meta, variant.meta)
+    )
+    if comparable and base_miou - miou <= max_drop + 1e-9 and ms < base_ms:
+        return variant
+    return fp32_package
+
+
 def default_package_for(backend: str = "onnxruntime") -> Path:
     """The bundled package `rtseg run` uses without `--model`: on ONNX Runtime the fastest variant
-    within the accuracy targets (pick_default_variant), on TensorRT the fp16 variant, else fp32."""
+    within the accuracy targets (pick_default_variant), on OpenVINO its INT8 variant where it is
+    measured faster within target (pick_openvino_variant), on TensorRT the fp16 variant, else fp32."""
     path = default_model_path()
     if backend == "onnxruntime":
         return pick_default_variant(load_package(path)).onnx_path
+    if backend == "openvino":
+        return pick_openvino_variant(load_package(path)).onnx_path
     if backend == "tensorrt" and variant_path(path, "fp16").is_file():
         return variant_path(path, "fp16")
     return path

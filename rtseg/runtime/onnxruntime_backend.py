@@ -124,6 +124,7 @@ class OnnxRuntimeBackend(Backend):
             )
         self.runs_on = DEVICE_OF.get(self.providers[0], self.providers[0])
         self.threads = options.intra_op_num_threads
+        self.precision = package.precision  # what the graph computes in: fp32, fp16, int8
 
     def _infer_impl(self, images: np.ndarray) -> np.ndarray:
         out = self._logits_impl(images)
@@ -136,7 +137,7 @@ class OnnxRuntimeBackend(Backend):
 
     def describe(self) -> str:
         provider = self.providers[0].replace("ExecutionProvider", "")
-        return f"onnxruntime[{provider}, {self.threads} threads]"
+        return f"onnxruntime[{provider}, {self.precision}, {self.threads} threads]"
 
     def _close_impl(self) -> None:
         self.session = None

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import av
 
+from rtseg.core.notices import warn_once
 from rtseg.errors import InputError
 from rtseg.video.base import FrameSource, format_fps
 from rtseg.video.decoded import ArrayFrame, AvFrame, DecodedFrame, ModelScaler, to_rgb_array
+from rtseg.video.hw_decode import choose_decoder, ffmpeg_reason
 from rtseg.video.orientation import (
     apply_transform,
     display_transform,
@@ -45,7 +47,13 @@ class AvSource(FrameSource):
     """
 
     def __init__(
-        self, container: av.container.InputContainer, name: str, *, live: bool, strict: bool = False
+        self,
+        container: av.container.InputContainer,
+        name: str,
+        *,
+        live: bool,
+        strict: bool = False,
+        decoder: str | None = "cpu",
     ):
         super().__init__()
         self.name = name
@@ -60,6 +68,7 @@ class AvSource(FrameSource):
         # frame threads hide a damaged packet's decode error (and can lose the frames in flight
         # with it); strict decoding wants every error where it happens: slice threads only
         stream.thread_type = "SLICE" if strict else "AUTO"
+        self._decoder = choose_decoder(stream, decoder, name)  # NVDEC or the stream's own (CPU)
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         if stream.width and stream.height:
@@ -90,8 +99,8 @@ class AvSource(FrameSource):
 
     # ----- constructors -------------------------------------------------------------------
     @classmethod
-    def open_file(cls, path: Path, strict: bool = False) -> AvSource:
-        """A video file (mp4, mkv, avi, mov, webm, ...). Not live."""
+    def open_file(cls, path: Path, strict: bool = False, decoder: str | None = None) -> AvSource:
+        """A video file (mp4, mkv, avi, mov, webm, ...). Not live. `decoder`: see hw_decode."""
         name = path.name
         try:
             container = av.open(str(path))
@@ -101,17 +110,23 @@ class AvSource(FrameSource):
             raise InputError(f"{path}: cannot read (permission denied)") from None
         except av.error.FFmpegError as e:
             raise InputError(f"{path}: cannot open as a video ({_reason(e)})") from None
-        return cls(container, name, live=False, strict=strict)
+        return cls(container, name, live=False, strict=strict, decoder=decoder)
 
     @classmethod
-    def open_url(cls, url: str, timeout: float = DEFAULT_URL_TIMEOUT_S, strict: bool = False) -> AvSource:
+    def open_url(
+        cls,
+        url: str,
+        timeout: float = DEFAULT_URL_TIMEOUT_S,
+        strict: bool = False,
+        decoder: str | None = None,
+    ) -> AvSource:
         """A network stream. Live unless the server reports a frame count (a file over HTTP)."""
         options = {"rtsp_transport": "tcp"} if url.startswith(("rtsp:", "rtsps:")) else {}
         try:
             container = av.open(url, options=options, timeout=(timeout, timeout))
         except av.error.FFmpegError as e:
             raise InputError(f"{url}: cannot open stream ({_reason(e)})") from None
-        source = cls(container, url, live=True, strict=strict)
+        source = cls(container, url, live=True, strict=strict, decoder=decoder)
         if source.frame_count and url.startswith(("http:", "https:")):
             source.live = False
             source.description = source._describe()
@@ -164,11 +179,28 @@ class AvSource(FrameSource):
                 return
         self._matrix_in_packet = packet.has_sidedata("display_matrix")
         try:
-            frames = packet.decode()
+            frames = self._decode(packet)
         except av.error.FFmpegError as e:
             self._damaged("undecodable_frames", f"undecodable packet ({_reason(e)})")
             return
         self._deliver(frames)
+
+    def _decode(self, packet: av.Packet) -> list:
+        """`packet` through the chosen decoder; NVDEC failing before its first frame hands the
+        stream to the CPU decoder (one warning line) and the packet is decoded there."""
+        try:
+            return self._decoder.decode(packet)
+        except av.error.FFmpegError as e:
+            if self._decoder is self._stream.codec_context or self._frames_decoded:
+                raise
+            warn_once(f"{self.name}: NVDEC ({self._decoder.name}) failed ({_reason(e)}); decoding on the CPU")
+            self._decoder = self._stream.codec_context
+            return self._decoder.decode(packet)
+
+    @property
+    def decoder(self) -> str:
+        """The FFmpeg decoder that reads the stream: "h264" (the CPU), "h264_cuvid" (NVDEC), ..."""
+        return self._decoder.name
 
     def _read_packet(self) -> av.Packet | None:
         """The next packet (a held one first); None at the end or on a read error (handled)."""
@@ -224,7 +256,7 @@ class AvSource(FrameSource):
         """End: deliver every frame the (threaded) decoder still holds."""
         self._ended = True
         try:
-            frames = self._stream.codec_context.decode(None)
+            frames = self._decoder.decode(None)
         except av.error.FFmpegError:
             frames = []
         self._deliver(frames)
@@ -321,7 +353,7 @@ class AvSource(FrameSource):
         self._container.close()
 
     def _describe(self) -> str:
-        codec = self._stream.codec_context.name
+        codec = self._decoder.name
         codec = "raw" if codec == "wrapped_avframe" else codec
         size = f"{self.frame_size[1]}x{self.frame_size[0]}" if self.frame_size else "?x?"  # shown WxH
         count = f", {self.frame_count} frames" if self.frame_count else ""
@@ -330,6 +362,4 @@ class AvSource(FrameSource):
         return f"{self.name} ({codec} {size} {format_fps(self.fps)}{count}{kind}{turned})"
 
 
-def _reason(error: Exception) -> str:
-    """FFmpeg's own text of an error, without PyAV's errno and file name decoration."""
-    return getattr(error, "strerror", None) or str(error)
+_reason = ffmpeg_reason

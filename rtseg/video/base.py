@@ -111,6 +111,8 @@ class FrameSource(Closeable):
       frames_read: frames returned by `read()` so far.
       strict: raise InputError at the first damage instead of counting it (set at open).
       damage: InputDamage, what was found wrong so far (counts and warnings).
+      decoder: the FFmpeg decoder reading the stream ("h264" on the CPU, "h264_cuvid" with
+        NVDEC), None where nothing is decoded (frames folders, cameras read by OpenCV).
 
     Subclasses implement `_read_impl() -> (frame, time_s) | None` and `_close_impl()`, where
     frame is an `(H, W, 3) uint8 RGB` array (checked by `read_frame`: InputError otherwise) or a
@@ -124,6 +126,7 @@ class FrameSource(Closeable):
     frame_count: int | None = None
     description: str = ""
     strict: bool = False
+    decoder: str | None = None
 
     def __init__(self) -> None:
         self.frames_read = 0

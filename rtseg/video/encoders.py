@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from rtseg.core.gpu import nvidia_device_present
+from rtseg.core.notices import warn_once
 from rtseg.errors import OutputError
 
 # Real-time default: ultrafast spends about a third of veryfast's CPU per frame for files about
@@ -69,6 +71,8 @@ def choose_encoder(codec: str, width: int, height: int) -> tuple[str, dict[str, 
     if codec == "auto":
         if "h264_nvenc" in av.codecs_available and encoder_opens("h264_nvenc", width, height):
             return "h264_nvenc", dict(NVENC_OPTIONS)
+        if nvidia_device_present():  # an NVIDIA GPU that should have taken it: say why not
+            warn_once(f"NVENC (h264_nvenc) cannot open at {width}x{height}; encoding with libx264 on the CPU")
         return "libx264", dict(X264_OPTIONS)
     options = {"libx264": X264_OPTIONS, "h264_nvenc": NVENC_OPTIONS}.get(codec, {})
     return codec, dict(options)
