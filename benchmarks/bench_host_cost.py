@@ -344,7 +344,7 @@ def _patch_open_model(ids: np.ndarray) -> None:
     import importlib
 
     modules = []
-    for name in ("rtseg.loading", "rtseg.runtime", "rtseg.cli.run"):
+    for name in ("rtseg.loading", "rtseg.runtime", "rtseg.cli.run", "rtseg.assembly"):
         try:
             modules.append(importlib.import_module(name))
         except ImportError:

@@ -361,7 +361,14 @@ def test_window_runs_on_the_calling_thread_and_q_stops_the_run():
 def test_signal_mid_run_stops_cleanly(signum, status):
     sink, previous = RecordingSink(), signal.getsignal(signum)
     pipeline = Pipeline.single(ListSource(endless=True, delay_s=0.01), fake_model(), [sink], quiet_config())
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signum))
+
+    def signal_once_frames_flow():  # the run's handlers are in place once a frame reached the sink
+        deadline = time.monotonic() + 60
+        while not sink.indices and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signum)
+
+    timer = threading.Thread(target=signal_once_frames_flow)
     timer.start()
     with pytest.raises(PipelineInterrupted) as info:
         pipeline.run()
