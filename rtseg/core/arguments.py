@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 from rtseg.errors import InputError
 
@@ -82,3 +83,14 @@ def check_run_values(alpha, max_frames=None, threads=None, fps=None) -> None:
             positive_integer(name, value)
     if fps is not None and number("fps", fps) <= 0:
         raise InputError(f"fps must be positive, got {fps}")
+
+
+def user_default(value: str | None, variable: str, choices: tuple[str, ...], what: str) -> str:
+    """`value`, else the environment's `$variable`, else "auto" (lower case); InputError for a
+    word not in `choices`. The one place the user-level defaults of the environment
+    (`$RTSEG_DECODER`, `$RTSEG_OPENVINO_PRECISION`) are read: a run's, eval's and the bench's
+    configurations call it, and pass the word down explicitly."""
+    word = (value or os.environ.get(variable) or "auto").lower()
+    if word not in choices:
+        raise InputError(f"unknown {what} {word!r} (use {', '.join(choices)})")
+    return word
