@@ -103,3 +103,19 @@ def test_the_bench_opens_a_checkpoint_through_loading(tiny_checkpoint):
     model = open_for_bench(spec)
     with model.backend as backend:
         assert tuple(backend.input_size) == (32, 48) and model.source == tiny_checkpoint
+
+
+def test_train_checks_its_paths_from_python(tmp_path):
+    pytest.importorskip("torch")
+    from rtseg.train.loop import TrainConfig, train
+
+    (tmp_path / "data").mkdir()
+    weights = tmp_path / "out" / "best.pth"
+    weights.parent.mkdir()
+    weights.write_bytes(b"weights")
+    config = TrainConfig(
+        data_root=str(tmp_path / "data"), out_dir=str(weights.parent), pretrained=str(weights)
+    )
+    with pytest.raises(OutputError, match="--out-dir .* holds the input --encoder-weights"):
+        train(config)
+    assert weights.read_bytes() == b"weights"
