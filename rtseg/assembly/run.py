@@ -22,11 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from rtseg import loading
 from rtseg.assembly.config import EngineConfig, OutputConfig, RunConfig
 from rtseg.core import signals
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import InputError, OutputError
-from rtseg.loading import open_model, resolve_model_path
+from rtseg.loading import resolve_model_path
 
 MASK_NAMES = "[0-9]*.png"  # what MaskSink writes: 000042.png
 FRAME_NAMES = "[0-9]*.jpg"  # what FramesSink writes: 000042.jpg
@@ -255,8 +256,9 @@ LANE_OUTPUTS = ("output", "masks", "save_frames")
 def open_engine(engine: EngineConfig, batch: int = 1):
     """The LoadedModel `engine` names (rtseg.loading.open_model), sized for `batch`: what run,
     eval, the batch worker and the API open a model with. The caller closes its backend."""
-    e = engine
-    return open_model(e.model, e.backend, e.threads, e.device, batch=batch, precision=e.openvino_precision)
+    e = engine  # loading.open_model looked up at the call: a tool replacing it (a null backend) is seen
+    precision = e.openvino_precision
+    return loading.open_model(e.model, e.backend, e.threads, e.device, batch=batch, precision=precision)
 
 
 def _say_header(pipeline, uris: Sequence[str], model, window: bool, say) -> None:

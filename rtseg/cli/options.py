@@ -160,13 +160,3 @@ def run_options(*names: str):
         return command
 
     return decorate
-
-
-def device_option(command):
-    """`--device auto|cpu|cuda|tensorrt` (default auto), passed to the command as `device`."""
-    return MODEL["device"](command)
-
-
-def openvino_precision_option(command):
-    """`--openvino-precision auto|bf16|f16|f32`, passed to the command as `openvino_precision`."""
-    return MODEL["openvino_precision"](command)
