@@ -119,3 +119,28 @@ def test_train_checks_its_paths_from_python(tmp_path):
     with pytest.raises(OutputError, match="--out-dir .* holds the input --encoder-weights"):
         train(config)
     assert weights.read_bytes() == b"weights"
+
+
+def test_every_command_shares_the_engine_options():
+    """--backend / --device / --openvino-precision / --decoder: one declaration (one default,
+    one choice list, one help) on every command that takes them."""
+    from rtseg.cli.batch import batch
+    from rtseg.cli.bench import bench
+    from rtseg.cli.evaluate import evaluate
+    from rtseg.cli.run import run
+
+    takes = {
+        "backend": (run, batch, evaluate),
+        "device": (run, batch, evaluate, bench),
+        "openvino_precision": (run, batch, evaluate, bench),
+        "decoder": (run, batch, bench),
+    }
+    for name, commands in takes.items():
+        params = [next(p for p in command.params if p.name == name) for command in commands]
+        first = params[0]
+        for param in params[1:]:
+            assert (param.default, param.help, list(param.type.choices)) == (
+                first.default,
+                first.help,
+                list(first.type.choices),
+            ), name

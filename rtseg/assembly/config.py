@@ -60,7 +60,7 @@ class EngineConfig:
         _paths(self, ("model",))
         if self.backend not in BACKEND_CHOICES:
             raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKEND_CHOICES)})")
-        check_run_values(0.0, threads=self.threads)
+        check_run_values(threads=self.threads)
         precision = user_default(
             self.openvino_precision, PRECISION_ENV, OPENVINO_PRECISIONS, "OpenVINO precision"
         )
@@ -85,7 +85,7 @@ class InputConfig:
     decoder: str | None = None
 
     def __post_init__(self):
-        check_run_values(0.0, max_frames=self.max_frames, fps=self.fps)
+        check_run_values(max_frames=self.max_frames, fps=self.fps)
         object.__setattr__(self, "decoder", user_default(self.decoder, DECODER_ENV, DECODERS, "decoder"))
 
 

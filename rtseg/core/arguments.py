@@ -74,10 +74,12 @@ def positive_integer(name: str, value) -> int:
     return int(value)
 
 
-def check_run_values(alpha, max_frames=None, threads=None, fps=None) -> None:
-    """The numbers of a run (rtseg run / rtseg.run): alpha in 0..1, max_frames and threads
-    positive integers, fps a positive number; InputError naming the first that is not."""
-    number("alpha", alpha, 0.0, 1.0)
+def check_run_values(alpha=None, max_frames=None, threads=None, fps=None) -> None:
+    """The numbers of a run (rtseg run / rtseg.run), each checked when given: alpha in 0..1,
+    max_frames and threads positive integers, fps a positive number; InputError naming the
+    first that is not."""
+    if alpha is not None:
+        number("alpha", alpha, 0.0, 1.0)
     for name, value in (("max_frames", max_frames), ("threads", threads)):
         if value is not None:
             positive_integer(name, value)
