@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from rtseg import loading
+import rtseg.loading as loading
 from rtseg.assembly.config import EngineConfig, OutputConfig, RunConfig
 from rtseg.core import signals
 from rtseg.core.paths import atomic_write_text, check_paths
