@@ -148,7 +148,7 @@ def bench_streams(args) -> list[dict]:
     frames = max(1, round(args.stream_seconds * args.stream_rate))
     for count in (int(n) for n in args.streams.split(",")):
         uri = f"lavfi:testsrc2=size={args.stream_size}:rate={args.stream_rate}"
-        cfg = RunConfig(source_uri=uri, model=args.model, max_frames=frames, quiet=True)
+        cfg = RunConfig.of(uri, model=args.model, max_frames=frames, quiet=True)
         stats = execute(cfg, [uri] * count, say=lambda line: None)
         data = stats.to_json()
         streams = [

@@ -20,20 +20,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from rtseg.assembly import (
-    FRAME_NAMES,
-    MASK_NAMES,
-    MODE_CHOICES,
-    SNAPSHOT_NAMES,
-    RunConfig,
-    check_run_paths,
-    execute,
-    open_run,
-    open_sinks,
-    preflight,
-    source_paths,
-    write_stats_json,
-)
+from rtseg.assembly import DrawingConfig, EngineConfig, InputConfig, OutputConfig, RunConfig, execute
 from rtseg.interop import export_triton, import_module, import_onnx
 from rtseg.loading import DEVICES, resolve_model_path
 
@@ -42,27 +29,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEVICES",
-    "FRAME_NAMES",
-    "MASK_NAMES",
-    "MODE_CHOICES",
-    "SNAPSHOT_NAMES",
+    "DrawingConfig",
+    "EngineConfig",
     "FrameResult",
+    "InputConfig",
+    "OutputConfig",
     "ResultStream",
     "RunConfig",
     "Segmenter",
-    "check_run_paths",
     "execute",
     "export_triton",
     "import_module",
     "import_onnx",
     "load",
-    "open_run",
-    "open_sinks",
-    "preflight",
     "resolve_model_path",
     "run",
-    "source_paths",
-    "write_stats_json",
 ]
 
 # Defined in rtseg.segmenter (which imports the pipeline); loaded on first use, so the CLI's
@@ -81,9 +62,10 @@ def __getattr__(name: str):
 def run(source: str | os.PathLike | int, *, quiet: bool = True, **options):
     """Run the whole pipeline on `source` to the outputs asked for; returns the PipelineStats.
 
-    The same options as `rtseg run`, as keywords (RunConfig's fields: output, masks,
-    save_frames, show, model, backend, device, threads, mode, alpha, legend, hud, max_frames,
-    stats_json, realtime, fps, codec, preset, crf, snapshot_dir, strict), and the same code path.
+    The same options as `rtseg run`, as keywords (the fields of RunConfig's sub-configs:
+    model, backend, device, threads, openvino_precision; max_frames, realtime, fps, strict,
+    decoder; output, masks, save_frames, show, snapshot_dir, stats_json, codec, preset, crf;
+    mode, alpha, legend, hud), and the same code path (`RunConfig.of`).
     `source`: a video file, frames folder or glob, camera index (0) or device, stream URL or "lavfi:<graph>".
     With no output at all the run only measures. `quiet` (default here): no progress bar and no
     header line. Returns `PipelineStats` (`.frames`, `.fps`, `.latency_ms()`, `.to_json()`,
@@ -93,4 +75,4 @@ def run(source: str | os.PathLike | int, *, quiet: bool = True, **options):
     written, and PipelineInterrupted (a KeyboardInterrupt with `.stats`) on Ctrl-C / SIGTERM
     when called from the main thread. `strict`: the first input damage is an error.
     """
-    return execute(RunConfig(source_uri=str(source), quiet=quiet, **options))
+    return execute(RunConfig.of(source, quiet=quiet, **options))

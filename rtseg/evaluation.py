@@ -1,15 +1,23 @@
 """`rtseg eval`'s library call: open a model file (any backend) and a dataset split, and score the
-model with rtseg.train.evaluate (see there for how frames are scored)."""
+model with rtseg.train.evaluate (see there for how frames are scored).
+
+The model is opened as `rtseg run` opens it (rtseg.assembly.open_engine: the same file, backend
+"auto" and device "auto" meaning the same), and every path is checked before anything is
+opened (rtseg.core.paths.check_paths: the JSON written never destroys an input), so a Python
+caller gets what the CLI gets."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.assembly import EngineConfig, open_engine
 from rtseg.core.frames import resize_frame, resize_ids
+from rtseg.core.package import package_files
+from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.data.registry import open_dataset
-from rtseg.errors import InputError
-from rtseg.loading import CHECKPOINT_SUFFIXES, open_model
+from rtseg.errors import InputError, OutputError
 from rtseg.train.evaluate import evaluate_backend, require_logits
 
 
@@ -19,7 +27,7 @@ class EvalConfig:
     dataset: str = "camvid"
     data_root: str = "../shared/data/camvid"
     split: str = "val"
-    backend: str | None = None  # None: torch for a checkpoint, auto for a package
+    backend: str = "auto"  # rtseg.loading.choose_backend: torch for a checkpoint, ...
     device: str = "auto"  # rtseg.loading.DEVICES
     flip_tta: bool = False
     min_blob: int = 0  # remove predicted blobs under this many pixels (model resolution)
@@ -27,26 +35,45 @@ class EvalConfig:
     threads: int | None = None
     batch_size: int = 4
     progress: bool = True
+    openvino_precision: str | None = None  # None: the run's default (rtseg.assembly.EngineConfig)
+    json_path: Path | None = None  # where the result is also written as JSON
 
 
-def default_backend(model: str | Path) -> str:
-    """torch for a checkpoint, auto (rtseg.loading.choose_backend) for a model package."""
-    return "torch" if Path(model).suffix in CHECKPOINT_SUFFIXES else "auto"
+def engine_of(cfg) -> EngineConfig:
+    """The model `cfg` (EvalConfig / VideoEvalConfig) names, as a run's EngineConfig."""
+    return EngineConfig(cfg.model, cfg.backend or "auto", cfg.device, cfg.threads, cfg.openvino_precision)
+
+
+def write_json(path: Path | None, result: dict) -> None:
+    """The result as JSON (when `path` is given); replaces `path` only by a complete file."""
+    if path is None:
+        return
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
 
 
 def evaluate(cfg: EvalConfig) -> dict:
     """Open the model and the dataset split of `cfg` and score them (see module docstring).
 
     Returns `evaluate_backend`'s dict plus what was evaluated: model, backend, device (where it
-    ran: "cpu", "cuda", "tensorrt"), dataset, split, input_size, flip_tta, min_blob.
+    ran: "cpu", "cuda", "tensorrt"), dataset, split, input_size, flip_tta, min_blob; writes it
+    to `cfg.json_path` too when given.
     """
     if cfg.min_blob < 0:
         raise InputError(f"min_blob must be >= 0, got {cfg.min_blob}")
     if cfg.limit is not None and cfg.limit < 1:
         raise InputError(f"limit must be at least 1, got {cfg.limit}")
+    engine = engine_of(cfg)
+    check_paths(
+        inputs=[*(("--model", p) for p in package_files(cfg.model)), ("--data-root", cfg.data_root)],
+        outputs=[("--json", cfg.json_path)],
+    )
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split)
-    backend_name = cfg.backend or default_backend(cfg.model)
-    loaded = open_model(cfg.model, backend=backend_name, threads=cfg.threads, device=cfg.device)
+    loaded = open_engine(engine)
     with loaded.backend as backend:
         if len(loaded.classes) != dataset.label_set.num_classes:
             raise InputError(
@@ -60,7 +87,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         )
         described, runs_on = backend.describe(), backend.runs_on
     h, w = backend.input_size
-    return {
+    result = {
         **result,
         "model": str(cfg.model),
         "backend": described,
@@ -71,6 +98,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         "flip_tta": cfg.flip_tta,
         "min_blob": cfg.min_blob,
     }
+    write_json(cfg.json_path, result)
+    return result
 
 
 @dataclass(frozen=True)
@@ -84,10 +113,12 @@ class VideoEvalConfig:
     labels: str | None = None
     label_dir: str | None = None
     temporal_filter: bool = False
-    backend: str | None = None
+    backend: str = "auto"
     device: str = "auto"
     threads: int | None = None
     limit: int | None = None
+    openvino_precision: str | None = None
+    json_path: Path | None = None
 
 
 def _video_labels(cfg: VideoEvalConfig) -> list[Path] | None:
@@ -108,7 +139,7 @@ def evaluate_video(cfg: VideoEvalConfig) -> dict:
     predictions at that size with rtseg.train.temporal (TC, flip share); with labels, the mIoU
     of each labelled frame at the label's size too. Returns {"tc", "flip_share", "pairs",
     "frames", "miou"?, "per_class"?, "model", "backend", "device", "video", "input_size",
-    "temporal_filter"}."""
+    "temporal_filter"}; writes it to `cfg.json_path` too when given."""
     from rtseg.data.datasets import read_label
     from rtseg.postprocess import StableIds
     from rtseg.train.metrics import ConfusionMatrix
@@ -117,9 +148,17 @@ def evaluate_video(cfg: VideoEvalConfig) -> dict:
 
     if cfg.limit is not None and cfg.limit < 1:
         raise InputError(f"limit must be at least 1, got {cfg.limit}")
+    engine = engine_of(cfg)
+    check_paths(
+        inputs=[
+            *(("--model", p) for p in package_files(cfg.model)),
+            ("--video", cfg.video),
+            *([("--video-labels", cfg.labels)] if cfg.labels else []),
+        ],
+        outputs=[("--json", cfg.json_path)],
+    )
     labels = _video_labels(cfg)
-    backend_name = cfg.backend or default_backend(cfg.model)
-    loaded = open_model(cfg.model, backend=backend_name, threads=cfg.threads, device=cfg.device)
+    loaded = open_engine(engine)
     num_classes = len(loaded.classes)
     consistency, matrix = TemporalConsistency(num_classes), ConfusionMatrix(num_classes)
     smooth = StableIds() if cfg.temporal_filter else None
@@ -139,7 +178,7 @@ def evaluate_video(cfg: VideoEvalConfig) -> dict:
     if frames == 0:
         raise InputError(f"{cfg.video}: no frame could be read")
     scored = matrix.summary(loaded.classes) if labels is not None else {}
-    return {
+    result = {
         **consistency.summary(),
         **{k: scored[k] for k in ("miou", "per_class") if k in scored},
         "frames": frames,
@@ -150,3 +189,5 @@ def evaluate_video(cfg: VideoEvalConfig) -> dict:
         "input_size": list(backend.input_size),
         "temporal_filter": cfg.temporal_filter,
     }
+    write_json(cfg.json_path, result)
+    return result

@@ -164,15 +164,18 @@ def _resolve_device(backend: str, device: str | None) -> str:
     return device
 
 
-def _open_checkpoint(path: Path, backend: str, device: str, threads: int | None, batch: int) -> LoadedModel:
-    """A `.pth`/`.pt` checkpoint on the torch backend (ModelError on any other)."""
+def _open_checkpoint(
+    path: Path, backend: str, device: str, threads: int | None, batch: int, input_size=None
+) -> LoadedModel:
+    """A `.pth`/`.pt` checkpoint on the torch backend (ModelError on any other), at
+    `input_size` (height, width; None: the checkpoint's own)."""
     if backend != "torch":
         raise ModelError(
             f"{path} is a checkpoint: use --backend torch, or export it first with 'rtseg export'"
         )
     from rtseg.runtime.torch_backend import TorchBackend
 
-    b = TorchBackend(path, device=device, threads=threads, batch=batch)
+    b = TorchBackend(path, device=device, threads=threads, input_size=input_size, batch=batch)
     return LoadedModel(b, list(b.classes), b.palette, path)
 
 
@@ -184,8 +187,11 @@ def _open_engine(path: Path, backend: str, batch: int) -> LoadedModel:
     return LoadedModel(b, package.classes, package.palette, path, package)
 
 
-def _package_backend(package: ModelPackage, backend: str, device: str, threads: int | None, batch: int):
-    """The backend `backend` running `package` (TensorRT: the engine found or built for it)."""
+def _package_backend(
+    package: ModelPackage, backend: str, device: str, threads: int | None, batch: int, precision: str | None
+):
+    """The backend `backend` running `package` (TensorRT: the engine found or built for it;
+    OpenVINO: computing in `precision`)."""
     if backend == "onnxruntime":
         from rtseg.core.user_cache import cache_dir
         from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -195,7 +201,7 @@ def _package_backend(package: ModelPackage, backend: str, device: str, threads: 
         from rtseg.core.user_cache import cache_dir
         from rtseg.runtime.openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(package, threads, cache_dir=cache_dir() / "openvino")
+        return OpenVinoBackend(package, threads, precision, cache_dir=cache_dir() / "openvino")
     if backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
@@ -251,6 +257,8 @@ def open_model(
     threads: int | None = None,
     device: str | None = "auto",
     batch: int = 1,
+    precision: str | None = None,
+    input_size: tuple[int, int] | None = None,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
 
@@ -262,15 +270,17 @@ def open_model(
     it went; None means "auto" (the best this machine has). model None: the bundled package
     for the engine (resolve_model_path). backend "auto": choose_backend. batch: the largest
     batch the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile),
-    the other backends take any. The one place a model file is resolved and opened: run, eval,
-    bench, batch and the API call it."""
+    the other backends take any. precision: what OpenVINO computes in (OPENVINO_PRECISIONS;
+    None: "auto"); the other backends ignore it. input_size: a checkpoint's (height, width) to
+    run at (the bench's sizes; None: its own); a package's is fixed. The one place a model file
+    is resolved and opened: run, eval, bench, batch and the API call it."""
     backend = choose_backend(backend, device, model)
     device = _resolve_device(backend, device)
     path = resolve_model_path(model, backend)
     if path.suffix in CHECKPOINT_SUFFIXES:
-        return _open_checkpoint(path, backend, device, threads, batch)
+        return _open_checkpoint(path, backend, device, threads, batch, input_size)
     if path.suffix in ENGINE_SUFFIXES:
         return _open_engine(path, backend, batch)
     package = load_package(path)
-    b = _package_backend(package, backend, device, threads, batch)
+    b = _package_backend(package, backend, device, threads, batch, precision)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)

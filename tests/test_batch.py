@@ -148,17 +148,18 @@ def test_a_damaged_manifest_is_an_input_error(tmp_path):
 
 
 def test_settings_key_follows_what_changes_outputs(tmp_path):
-    base = VideoOptions(model=tmp_path / "m.onnx", model_identity="onnx:1")
+    base = VideoOptions.of(model=tmp_path / "m.onnx", model_identity="onnx:1")
     assert (
         base.settings_key()
-        == VideoOptions(model=tmp_path / "m.onnx", model_identity="onnx:1", threads=4).settings_key()
-    )
-    assert (
-        base.settings_key() != VideoOptions(model=tmp_path / "m.onnx", model_identity="onnx:2").settings_key()
+        == VideoOptions.of(model=tmp_path / "m.onnx", model_identity="onnx:1", threads=4).settings_key()
     )
     assert (
         base.settings_key()
-        != VideoOptions(model=tmp_path / "m.onnx", model_identity="onnx:1", mode="mask").settings_key()
+        != VideoOptions.of(model=tmp_path / "m.onnx", model_identity="onnx:2").settings_key()
+    )
+    assert (
+        base.settings_key()
+        != VideoOptions.of(model=tmp_path / "m.onnx", model_identity="onnx:1", mode="mask").settings_key()
     )
 
 
@@ -169,11 +170,11 @@ def test_model_identity_checks_the_model(tmp_path, band_package):
 
 
 def test_config_checks(tmp_path, monkeypatch):
-    video = VideoOptions(model=tmp_path / "m.onnx")
+    video = VideoOptions.of(model=tmp_path / "m.onnx")
     with pytest.raises(InputError, match="--cpus-per-worker"):
         BatchConfig(inputs=("a",), out_dir=tmp_path, video=video, cpus_per_worker=0)
     assert BatchConfig(inputs=("a",), out_dir=tmp_path, video=video).worker_gpus == 0.0
-    trt = VideoOptions(model=tmp_path / "m.onnx", backend="tensorrt")
+    trt = VideoOptions.of(model=tmp_path / "m.onnx", backend="tensorrt")
     assert BatchConfig(inputs=("a",), out_dir=tmp_path, video=trt).worker_gpus == 1.0
     monkeypatch.setenv("RTSEG_TEST_KILL_WORKER", "day1/a.mp4:5")
     assert kill_at_from_env() == ("day1/a.mp4", 5)
@@ -204,7 +205,7 @@ def test_worker_output_equals_rtseg_run_and_a_corrupt_video_fails_alone(tmp_path
     clip = write_video(tmp_path / "clip.mp4", structured_frames(10, 120, 160, seed=3))
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])  # cut mid-file
-    options = VideoOptions(model=band_package.onnx_path, threads=1, kinds=("mp4", "masks", "stats"))
+    options = VideoOptions.of(model=band_package.onnx_path, threads=1, kinds=("mp4", "masks", "stats"))
     worker = VideoWorker(options, str(tmp_path / "out"))
     assert "error" not in worker.ready()
     done = worker.process("clip", str(clip))

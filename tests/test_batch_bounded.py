@@ -15,7 +15,8 @@ from rtseg.errors import BackendError
 
 
 def config(**kw) -> BatchConfig:
-    return BatchConfig(inputs=("a.mp4",), out_dir=Path("out"), video=VideoOptions(model=Path("m.onnx")), **kw)
+    video = VideoOptions.of(model=Path("m.onnx"))
+    return BatchConfig(inputs=("a.mp4",), out_dir=Path("out"), video=video, **kw)
 
 
 def test_an_address_where_nothing_listens_is_one_line_at_once():

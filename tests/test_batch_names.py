@@ -38,7 +38,7 @@ def names_of_a_run(out: Path, *inputs) -> dict[str, str]:
     `out`: named as run_batch names them, every input recorded done in the manifest."""
     out.mkdir(exist_ok=True)
     manifest = Manifest.load(out)
-    video = VideoOptions(model=Path("m.onnx"))
+    video = VideoOptions.of(model=Path("m.onnx"))
     config = BatchConfig(inputs=tuple(map(str, inputs)), out_dir=out, video=video)
     items = archive_inputs(config, out.resolve(), manifest)
     for item in items:

@@ -50,7 +50,7 @@ def test_a_node_lost_mid_video_redoes_only_that_video(cluster, tmp_path):
     for seed, (name, frames) in enumerate(CLIPS.items()):
         write_video(clips / f"{name}.mp4", structured_frames(frames, 64, 96, seed=seed))
     band = make_band_package(tmp_path / "band", height=64, width=96)
-    video = VideoOptions(
+    video = VideoOptions.of(
         model=band.onnx_path, model_identity=model_identity(band.onnx_path), threads=1, kinds=("mp4", "stats")
     )
     out = tmp_path / "out"

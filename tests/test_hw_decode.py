@@ -30,11 +30,17 @@ def read_all(source: AvSource) -> int:
 
 
 def test_decoder_words_and_the_environment(monkeypatch):
+    from rtseg.assembly import InputConfig
+
     monkeypatch.delenv(hw_decode.DECODER_ENV, raising=False)
-    assert hw_decode.decoder_choice(None) == "auto"
+    assert hw_decode.decoder_choice(None) == "auto" and InputConfig().decoder == "auto"
     monkeypatch.setenv(hw_decode.DECODER_ENV, "cpu")
-    assert hw_decode.decoder_choice(None) == "cpu"
+    assert hw_decode.decoder_choice(None) == "auto"  # the environment is the configuration's default
+    assert InputConfig().decoder == "cpu" and InputConfig(decoder="nvdec").decoder == "nvdec"
     assert hw_decode.decoder_choice("nvdec") == "nvdec"
+    monkeypatch.setenv(hw_decode.DECODER_ENV, "vaapi")
+    with pytest.raises(InputError, match="unknown decoder 'vaapi'"):
+        InputConfig()
     with pytest.raises(InputError, match="unknown decoder 'vaapi'"):
         hw_decode.decoder_choice("vaapi")
 
@@ -79,7 +85,6 @@ def test_nvdec_failing_on_the_first_packet_loses_no_frame(tiny_video, fresh_warn
 
 def test_run_with_decoder_nvdec_writes_every_frame(tiny_video, tiny_package, tmp_path, monkeypatch):
     monkeypatch.setattr("rtseg.core.notices._said", set())
-    monkeypatch.setenv(hw_decode.DECODER_ENV, "auto")  # restored after the option sets it
     stats = tmp_path / "stats.json"
     args = ["run", "--video", tiny_video, "--model", tiny_package.onnx_path, "--backend", "onnxruntime"]
     args += ["--decoder", "nvdec", "--stats-json", stats, "-q"]

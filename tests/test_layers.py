@@ -28,8 +28,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("runtime", "video", "viz", "train", "export"),
     ("pipeline", "engine"),
     ("loading",),
-    ("assembly", "evaluation", "segmenter", "interop"),  # a run opened | eval | frames | models in and out
-    ("bench", "batch", "api"),
+    ("assembly", "segmenter", "interop"),  # a run configured and opened | frames | models in and out
+    ("bench", "batch", "evaluation", "api"),  # the callers of a run's assembly
     ("cli",),
     ("__main__",),
 ]

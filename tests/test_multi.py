@@ -108,9 +108,9 @@ def test_patterns_and_unique_names(tmp_path):
         "camera0",
     ]
     assert expand_pattern(tmp_path / "o_{index}_{name}.mp4", 2, "cam") == tmp_path / "o_2_cam.mp4"
-    check_patterns(RunConfig(source_uri="x", output=tmp_path / "o_{name}.mp4"), 3)
+    check_patterns(RunConfig.of("x", output=tmp_path / "o_{name}.mp4"), 3)
     with pytest.raises(InputError, match=r"with 3 sources, put \{index\} or \{name\}"):
-        check_patterns(RunConfig(source_uri="x", masks=tmp_path / "masks"), 3)
+        check_patterns(RunConfig.of("x", masks=tmp_path / "masks"), 3)
 
 
 def test_mosaic_grid():

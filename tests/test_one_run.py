@@ -11,7 +11,7 @@ from band_model import make_band_package
 from test_cli_run import read_masks, rtseg_run
 
 import rtseg
-from rtseg.assembly import RunConfig
+from rtseg.assembly import option_fields
 from rtseg.cli.options import RUN_OPTIONS
 
 
@@ -37,7 +37,7 @@ def test_run_multi_api_stream_and_batch_give_the_same_masks(tmp_path, tiny_video
         streamed = [result.ids for result in seg.stream(tiny_video)]
     opened = open_model(band.onnx_path, threads=1)
     with opened.backend:
-        options = VideoOptions(model=band.onnx_path, threads=1, kinds=("masks",))
+        options = VideoOptions.of(model=band.onnx_path, threads=1, kinds=("masks",))
         segment_video(opened, tiny_video, OutputPlan(tmp_path / "batch", "tiny", ("masks",)), options)
     names, reference = read_masks(tmp_path / "cli")
     assert len(reference) == 24 and len({ids.tobytes() for ids in reference}) > 1  # not all alike
@@ -53,8 +53,10 @@ def test_run_multi_api_stream_and_batch_give_the_same_masks(tmp_path, tiny_video
 
 
 def test_every_run_option_is_a_runconfig_field_with_its_default():
-    """Declared once: each click option is named after its RunConfig field and defaults to it."""
-    defaults = {name: field.default for name, field in RunConfig.__dataclass_fields__.items()}
+    """Declared once: each click option is named after a field of RunConfig's sub-configs and
+    defaults to it; every field is an option."""
+    defaults = {name: field.default for name, field in option_fields().items()}
+    assert set(RUN_OPTIONS) == set(defaults)
 
     @click.command()
     def probe(**kw):

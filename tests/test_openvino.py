@@ -56,9 +56,13 @@ def test_openvino_batches_agree_with_single_frames_on_qdq_packages():
 
 
 def test_openvino_forced_f32_matches_onnxruntime(tiny_package, monkeypatch):
+    from rtseg.assembly import EngineConfig, open_engine
+
     frames = structured_frames(3, *TINY_SIZE, seed=8)
-    monkeypatch.setenv("RTSEG_OPENVINO_PRECISION", "f32")
-    with open_model(tiny_package.onnx_path, backend="openvino", threads=1).backend as ov:
+    monkeypatch.setenv("RTSEG_OPENVINO_PRECISION", "f32")  # the configuration's default, passed down
+    engine = EngineConfig(tiny_package.onnx_path, backend="openvino", threads=1)
+    assert engine.openvino_precision == "f32"
+    with open_engine(engine).backend as ov:
         assert ov.describe() == "openvino[CPU, f32, 1 threads]"
         ids = ov.infer(frames)
     with open_model(tiny_package.onnx_path, backend="onnxruntime", threads=1).backend as ort:
@@ -163,7 +167,6 @@ def test_run_with_a_crashing_probe_writes_every_frame_on_onnxruntime(
 
 @pytest.mark.slow
 def test_the_default_run_says_it_ran_openvino(tiny_package, tiny_video, fresh_choice, tmp_path, monkeypatch):
-    monkeypatch.setenv("RTSEG_OPENVINO_PRECISION", "auto")  # restored after the option sets it
     stats = tmp_path / "stats.json"
     args = ["run", "--video", tiny_video, "--model", tiny_package.onnx_path, "--stats-json", stats]
     args += ["--openvino-precision", "f32"]

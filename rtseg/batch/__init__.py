@@ -2,7 +2,7 @@
 
 from rtseg.batch import BatchConfig, VideoOptions, run_batch
 report = run_batch(BatchConfig(inputs=("clips/",), out_dir=Path("out"),
-                               video=VideoOptions(model=Path("m.onnx").resolve())))
+                               video=VideoOptions.of(model=Path("m.onnx").resolve())))
 print(report.summary())
 
 Ray is imported only when a run starts (`pip install 'rtseg[ray]'`).
@@ -13,7 +13,7 @@ from rtseg.batch.inputs import BatchInput, expand_inputs
 from rtseg.batch.manifest import MANIFEST_NAME, Manifest
 from rtseg.batch.outputs import OUTPUT_KINDS, OutputPlan, parse_output_kinds
 from rtseg.batch.report import BatchReport
-from rtseg.batch.runner import model_identity, run_batch
+from rtseg.batch.runner import archive_options, model_identity, run_batch
 
 __all__ = [
     "MANIFEST_NAME",
@@ -24,6 +24,7 @@ __all__ = [
     "Manifest",
     "OutputPlan",
     "VideoOptions",
+    "archive_options",
     "expand_inputs",
     "model_identity",
     "parse_output_kinds",

@@ -204,10 +204,10 @@ def start_actors(ray, config: BatchConfig, count: int) -> list:
         max_concurrency=2,
     )
     video = config.video
-    if video.threads is None:
+    if video.engine.threads is None:
         from dataclasses import replace
 
-        video = replace(video, threads=config.worker_threads)
+        video = replace(video, engine=replace(video.engine, threads=config.worker_threads))
     return [actor_class.remote(video, str(config.out_dir)) for _ in range(count)]
 
 

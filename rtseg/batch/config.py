@@ -6,9 +6,10 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from rtseg.assembly import DrawingConfig, EngineConfig, InputConfig, OutputConfig, split_options
 from rtseg.batch.outputs import OUTPUT_KINDS
 from rtseg.errors import InputError
 
@@ -18,25 +19,23 @@ KILL_ENV = "RTSEG_TEST_KILL_WORKER"  # "<input name>:<frame>": fault injection f
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """How each video is segmented: the `rtseg run` options that make sense for an archive.
+    """How each video is segmented: the `rtseg run` sub-configs (rtseg.assembly.config) that make
+    sense for an archive, shipped to every worker as they are.
 
-    model: the model package `.onnx` (or checkpoint / engine) every worker opens; absolute.
+    engine: the model every worker opens (its path absolute), backend, device, threads and
+        OpenVINO precision. input: max_frames and the decoder (environment defaults resolved
+        here, in the driver). outputs: the MP4 encoder (the paths are each video's).
+        drawing: mode, alpha, legend (never a HUD).
     model_identity: what identifies the model's content (its sidecar's onnx_sha256, or size and
         mtime), so a rerun with another model redoes the videos.
-    device: where the model runs (rtseg.loading.DEVICES; default auto), as `rtseg run`.
     kinds: outputs per video, a subset of OUTPUT_KINDS ("mp4", "masks", "stats").
     """
 
-    model: Path
+    engine: EngineConfig
     model_identity: str = ""
-    backend: str = "onnxruntime"
-    device: str = "auto"
-    threads: int | None = None
-    mode: str = "overlay"
-    alpha: float = 0.5
-    legend: bool = True
-    codec: str = "auto"
-    max_frames: int | None = None
+    input: InputConfig = field(default_factory=InputConfig)
+    outputs: OutputConfig = field(default_factory=OutputConfig)
+    drawing: DrawingConfig = field(default_factory=DrawingConfig)
     kinds: tuple[str, ...] = DEFAULT_KINDS
 
     def __post_init__(self):
@@ -44,11 +43,24 @@ class VideoOptions:
         if unknown or not self.kinds:
             raise ValueError(f"output kinds must be a non-empty subset of {OUTPUT_KINDS}, got {self.kinds}")
 
+    @classmethod
+    def of(cls, model_identity: str = "", kinds: tuple[str, ...] = DEFAULT_KINDS, **options) -> VideoOptions:
+        """From flat run options (`rtseg batch`'s, each a sub-config field; `model` required)."""
+        return cls(model_identity=model_identity, kinds=tuple(kinds), **split_options(options))
+
+    @property
+    def backend(self) -> str:
+        return self.engine.backend
+
     def settings_key(self) -> str:
-        """A short hash of everything that changes an output (not threads, not the kinds)."""
-        fields = asdict(self)
-        for name in ("threads", "kinds", "model"):
-            fields.pop(name)
+        """A short hash of everything that changes an output (not threads, not the kinds); the
+        keys of earlier versions, so a rerun keeps what they finished."""
+        e, d = self.engine, self.drawing
+        fields = {"model_identity": self.model_identity, "backend": e.backend, "device": e.device,
+                  "mode": d.mode, "alpha": d.alpha, "legend": d.legend, "codec": self.outputs.codec,
+                  "max_frames": self.input.max_frames}  # fmt: skip
+        if e.openvino_precision != "auto":
+            fields["openvino_precision"] = e.openvino_precision
         text = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -68,6 +80,7 @@ class BatchConfig:
     hash_inputs: add the sha256 of every input to its identity (else size + mtime).
     kill_at: test hook ("name", frame): the worker exits while writing that frame of that video
         on its first attempt (see KILL_ENV).
+    report_json: where run_batch writes its summary (counts, frames, archive fps, workers).
     """
 
     inputs: tuple[str, ...]
@@ -82,6 +95,7 @@ class BatchConfig:
     progress: bool = True
     verbose: bool = False
     kill_at: tuple[str, int] | None = field(default=None)
+    report_json: Path | None = None
 
     def __post_init__(self):
         if self.cpus_per_worker <= 0:
@@ -100,7 +114,7 @@ class BatchConfig:
     @property
     def worker_threads(self) -> int:
         """Backend threads per worker: --threads, else the CPUs the worker reserves (>= 1)."""
-        return self.video.threads or max(1, math.floor(self.cpus_per_worker))
+        return self.video.engine.threads or max(1, math.floor(self.cpus_per_worker))
 
 
 def kill_at_from_env() -> tuple[str, int] | None:

@@ -9,17 +9,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from rtseg.batch.cluster import Dispatcher, ray_session, start_actors, stderr_log, worker_count
-from rtseg.batch.config import BatchConfig
+from rtseg.batch.config import BatchConfig, VideoOptions
 from rtseg.batch.inputs import BatchInput, archive_root, expand, name_inputs
 from rtseg.batch.manifest import Manifest, input_identity
 from rtseg.batch.outputs import OutputPlan
 from rtseg.batch.report import ArchiveProgress, BatchReport
 from rtseg.batch.worker import failed_result
+from rtseg.core.paths import atomic_write_text
 from rtseg.errors import InputError, ModelError
 from rtseg.video.base import natural_sort_key
 
@@ -100,11 +102,26 @@ def plan_jobs(config: BatchConfig, out_dir: Path, manifest: Manifest, report: Ba
     return jobs
 
 
+def archive_options(kinds: tuple[str, ...], **options) -> VideoOptions:
+    """`rtseg batch`'s VideoOptions from its flat run options (rtseg.cli.options): the model
+    resolved as `rtseg run` resolves it (rtseg.loading.resolve_model_path), made absolute, and
+    identified by its content (model_identity)."""
+    from rtseg.loading import resolve_model_path
+
+    options["model"] = resolve_model_path(options.get("model"), options.get("backend", "auto"),
+                                          options.get("device", "auto")).resolve()  # fmt: skip
+    return VideoOptions.of(model_identity(options["model"]), kinds, **options)
+
+
 def run_batch(config: BatchConfig, log=stderr_log) -> BatchReport:
-    """Run the archive (see the module doc). InputError / ModelError / BackendError for what
-    stops the whole run (no inputs, no model, no cluster); a video's own failure is in the report."""
+    """Run the archive (see the module doc). Every path is checked first (check_batch_paths: no
+    output may destroy an input), then `config.report_json` is written at the end when given.
+    InputError / ModelError / OutputError / BackendError for what stops the whole run (no
+    inputs, no model, a path, no cluster); a video's own failure is in the report."""
+    from rtseg.core.package import package_files
     from rtseg.video.sinks import prepare_output_folder
 
+    check_batch_paths(config, package_files(config.video.engine.model), config.report_json)
     start = time.perf_counter()
     out_dir = prepare_output_folder(config.out_dir).resolve()
     config_out = replace(config, out_dir=out_dir)
@@ -115,6 +132,8 @@ def run_batch(config: BatchConfig, log=stderr_log) -> BatchReport:
         _run_jobs(config_out, jobs, manifest, report, log)
     report.entries.sort(key=lambda e: natural_sort_key(e["name"]))
     report.wall_s = time.perf_counter() - start
+    if config.report_json is not None:
+        atomic_write_text(config.report_json, json.dumps(report.to_json(), indent=2) + "\n")
     return report
 
 

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from rtseg.batch.config import VideoOptions
@@ -51,22 +52,14 @@ def run_config(path: Path, plan: OutputPlan, options: VideoOptions):
     """The `rtseg run` configuration of one video: its outputs at the plan's partial paths."""
     from rtseg.assembly import RunConfig
 
-    return RunConfig(
-        source_uri=str(path),
-        model=options.model,
-        backend=options.backend,
-        device=options.device,
-        threads=options.threads,
+    outputs = replace(
+        options.outputs,
         output=plan.partial("mp4") if "mp4" in plan.kinds else None,
         masks=plan.partial("masks") if "masks" in plan.kinds else None,
-        mode=options.mode,
-        alpha=options.alpha,
-        legend=options.legend,
-        hud=False,
-        max_frames=options.max_frames,
-        codec=options.codec,
         quiet=True,
     )
+    drawing = replace(options.drawing, hud=False)
+    return RunConfig(str(path), engine=options.engine, input=options.input, outputs=outputs, drawing=drawing)
 
 
 def segment_video(model, path: Path, plan: OutputPlan, options: VideoOptions, extra_sinks=()):
@@ -111,10 +104,9 @@ class VideoWorker:
 
     def _open_model(self):
         if self._model is None:
-            from rtseg.loading import open_model
+            from rtseg.assembly import open_engine
 
-            opts = self.options
-            model = open_model(opts.model, opts.backend, opts.threads, opts.device)
+            model = open_engine(self.options.engine)
             model.backend.__enter__()
             self._model = model
         return self._model

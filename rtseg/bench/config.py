@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.core.arguments import user_default
 from rtseg.core.frames import parse_size
 from rtseg.core.package import PRECISIONS, VARIANTS
 from rtseg.errors import InputError
 from rtseg.loading import BACKENDS, DEVICES
+from rtseg.runtime.openvino_backend import OPENVINO_PRECISIONS, PRECISION_ENV
+from rtseg.video.hw_decode import DECODER_ENV, DECODERS
 
 # Precisions a benchmark can name: the package precisions plus the `int8cpu` variant (INT8
 # quantized for ONNX Runtime's CPU provider; its sidecar says int8).
@@ -49,10 +52,15 @@ class BenchConfig:
     batch: int = 8
     threads: int = 2
     device: str = "auto"  # rtseg.loading.DEVICES, for every backend measured
+    openvino_precision: str | None = None  # None: the run's default (rtseg.assembly.config)
+    decoder: str | None = None  # the end-to-end row's video decoder; None: the run's default
     e2e_output: str = "mp4"
     e2e_combos: tuple[str, ...] = ("fastest",)
     cache_dir: Path | None = None
     timeout_s: float = 1800.0
+    json_path: Path | None = None  # the rows written as JSON / CSV / a PNG plot (rtseg.bench.outputs)
+    csv_path: Path | None = None
+    plot_path: Path | None = None
 
     def __post_init__(self):
         for name in ("iters", "agreement_frames", "threads"):
@@ -64,6 +72,11 @@ class BenchConfig:
             raise InputError("--data-limit must be at least 1")
         if self.device not in DEVICES:
             raise InputError(f"--device must be one of {', '.join(DEVICES)}")
+        precision = user_default(
+            self.openvino_precision, PRECISION_ENV, OPENVINO_PRECISIONS, "OpenVINO precision"
+        )
+        object.__setattr__(self, "openvino_precision", precision)  # the same defaults as a run's
+        object.__setattr__(self, "decoder", user_default(self.decoder, DECODER_ENV, DECODERS, "decoder"))
         if self.e2e_output not in E2E_OUTPUTS:
             raise InputError(f"--e2e-output must be one of {', '.join(E2E_OUTPUTS)}")
         if self.video is not None and not Path(self.video).is_file():

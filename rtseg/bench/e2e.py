@@ -16,16 +16,17 @@ def describe_codec_path(lane) -> tuple[str | None, str | None]:
     return lane.source.decoder, encoder
 
 
-def run_pipeline(model, video: Path, output: str, mp4_path: str | None) -> dict:
+def run_pipeline(model, video: Path, output: str, mp4_path: str | None, decoder: str | None = None) -> dict:
     """Stream `video` through `model` (an open LoadedModel) with the default overlay into an MP4
     (`output="mp4"`, at `mp4_path`) or nowhere (`"none"`: a NullSink, which still pays for the
     drawing). Returns {"e2e": stats dict}, the stats as `PipelineStats.to_json()` gives them
-    (frames, fps, stages, latency_ms, dropped)."""
+    (frames, fps, stages, latency_ms, dropped). decoder: the video decoder (None: the run's
+    default)."""
     from rtseg.assembly import RunConfig, open_run
     from rtseg.video import NullSink
 
     mp4 = Path(mp4_path) if output == "mp4" else None
-    cfg = RunConfig(source_uri=str(video), output=mp4, quiet=True)  # drawn as `rtseg run` draws
+    cfg = RunConfig.of(video, output=mp4, quiet=True, decoder=decoder)  # drawn as `rtseg run` draws
     with contextlib.ExitStack() as stack:
         extra = [] if mp4 is not None else [NullSink()]
         pipeline = open_run(cfg, stack, model=model, extra_sinks=extra)

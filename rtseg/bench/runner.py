@@ -144,6 +144,8 @@ def _spec(cfg: BenchConfig, combo: Combo, frames_path: Path, mode: str, **extra)
         "checkpoint": str(combo.checkpoint) if combo.checkpoint else None,
         "threads": cfg.threads,
         "device": cfg.device,
+        "openvino_precision": cfg.openvino_precision,
+        "decoder": cfg.decoder,
         "frames": str(frames_path),
         **extra,
     }
@@ -305,7 +307,12 @@ def add_end_to_end(cfg, rows, predictions, work, run_worker, log) -> None:
 
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log_stderr) -> BenchReport:
-    """Measure every combination `cfg` asks for; see BenchReport."""
+    """Measure every combination `cfg` asks for; see BenchReport. Every path is checked first
+    (rtseg.bench.outputs: no output may destroy an input) and the JSON / CSV / plot `cfg` names
+    are written at the end."""
+    from rtseg.bench.outputs import check_bench_paths, write_outputs
+
+    check_bench_paths(cfg)
     family = open_family(cfg.model, cfg.cache_dir)
     if cfg.data is not None:
         from rtseg.bench.accuracy import open_split
@@ -331,6 +338,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log_stderr) -> Ben
             timestamp=stamp,
             machine=machine,
         )
+    write_outputs(cfg, rows, log)
     return BenchReport(rows, machine)
 
 

@@ -78,23 +78,16 @@ def _device_memory_used_mb() -> float | None:
 
 
 def open_for_bench(spec: dict):
-    """A LoadedModel for the spec: eager PyTorch from the checkpoint at the spec's size, or
-    the ONNX package on onnxruntime / TensorRT."""
-    from rtseg.core.package import load_package
-    from rtseg.loading import LoadedModel, check_device, open_model
+    """A LoadedModel for the spec through rtseg.loading.open_model, as a run opens it: eager
+    PyTorch from the checkpoint at the spec's size, or the ONNX package on its backend."""
+    from rtseg.loading import open_model
 
     size, device = tuple(spec["size"]), spec.get("device", "auto")
     if spec["backend"] == "torch":
-        from rtseg.runtime.torch_backend import TorchBackend
-
-        package = load_package(spec["package"])
-        check_device("torch", device)
         batch = max(1, spec.get("batch", 1))  # its slots hold the largest batch measured
-        backend = TorchBackend(
-            spec["checkpoint"], device=device, threads=spec["threads"], input_size=size, batch=batch
-        )
-        return LoadedModel(backend, package.classes, package.palette, Path(spec["checkpoint"]), package)
-    model = open_model(spec["package"], backend=spec["backend"], threads=spec["threads"], device=device)
+        return open_model(spec["checkpoint"], "torch", spec["threads"], device, batch=batch, input_size=size)
+    model = open_model(spec["package"], backend=spec["backend"], threads=spec["threads"], device=device,
+                       precision=spec.get("openvino_precision"))  # fmt: skip
     if tuple(model.backend.input_size) != size:
         raise RtsegError(f"{spec['package']} takes {model.backend.input_size}, expected {size}")
     return model
@@ -198,7 +191,9 @@ def end_to_end(spec: dict) -> dict:
 
     model = open_for_bench(spec)
     try:
-        return run_pipeline(model, Path(spec["video"]), spec["e2e_output"], spec.get("e2e_path"))
+        return run_pipeline(
+            model, Path(spec["video"]), spec["e2e_output"], spec.get("e2e_path"), spec.get("decoder")
+        )
     finally:
         model.backend.close()
 

@@ -12,22 +12,13 @@ finished video).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from rtseg.cli.options import engine_options, run_options
+from rtseg.cli.options import run_options
 from rtseg.core import signals
-from rtseg.core.package import package_files
-from rtseg.core.paths import atomic_write_text
-from rtseg.loading import resolve_model_path
-
-
-def write_json(path: Path, data: dict) -> None:
-    """`data` as JSON, replacing `path` only by a complete file; OutputError if it cannot."""
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 @click.command("batch")
@@ -46,8 +37,8 @@ def write_json(path: Path, data: dict) -> None:
     "--address",
     help="Existing Ray cluster: auto, host:port or ray://host:10001 [default: RAY_ADDRESS, else local].",
 )
-@run_options("model", "backend", "device", "threads", "mode", "alpha", "legend", "max_frames", "codec")
-@engine_options
+@run_options("model", "backend", "device", "threads", "openvino_precision", "max_frames", "decoder")
+@run_options("mode", "alpha", "legend", "codec")
 @click.option(
     "--retries",
     type=click.IntRange(min=0),
@@ -64,35 +55,19 @@ def write_json(path: Path, data: dict) -> None:
     help="Write this run's summary (counts, frames, archive fps, workers) as JSON.",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Ray's and the workers' logs on stderr.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@run_options("quiet")
 def batch(
-    inputs, out_dir, output_kind, workers, cpus_per_worker, gpus_per_worker, address, model, backend,
-    device, threads, mode, alpha, legend, max_frames, codec, retries, hash_inputs, report_json,
-    verbose, quiet,
+    inputs, out_dir, output_kind, workers, cpus_per_worker, gpus_per_worker, address, retries, hash_inputs,
+    report_json, verbose, quiet, **options,
 ):  # fmt: skip
     """Segment an archive of videos on a Ray cluster (local by default); resumable."""
-    from rtseg.batch import BatchConfig, VideoOptions, model_identity, parse_output_kinds, run_batch
+    from rtseg.batch import BatchConfig, archive_options, parse_output_kinds, run_batch
     from rtseg.batch.config import kill_at_from_env
-    from rtseg.batch.runner import check_batch_paths
 
-    model_path = resolve_model_path(model, backend, device).resolve()
-    video = VideoOptions(
-        model=model_path,
-        model_identity=model_identity(model_path),
-        backend=backend,
-        device=device,
-        threads=threads,
-        mode=mode,
-        alpha=alpha,
-        legend=legend,
-        codec=codec,
-        max_frames=max_frames,
-        kinds=parse_output_kinds(output_kind),
-    )
     config = BatchConfig(
         inputs=tuple(inputs),
         out_dir=out_dir,
-        video=video,
+        video=archive_options(parse_output_kinds(output_kind), **options),
         workers=workers,
         cpus_per_worker=cpus_per_worker,
         gpus_per_worker=gpus_per_worker,
@@ -102,8 +77,8 @@ def batch(
         progress=not quiet,
         verbose=verbose,
         kill_at=kill_at_from_env(),
+        report_json=report_json,
     )
-    check_batch_paths(config, package_files(model_path), report_json)
     try:  # SIGINT / SIGTERM / SIGHUP raise here (rtseg.core.signals): Ray is shut down cleanly
         report = run_batch(config)
     except KeyboardInterrupt as stop:
@@ -114,8 +89,6 @@ def batch(
             err=True,
         )
         sys.exit(signals.exit_status(name))
-    if report_json is not None:
-        write_json(report_json, report.to_json())
     if not quiet:
         click.echo(report.summary())
     for line in report.failures():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import click
@@ -16,10 +15,9 @@ from rtseg.bench.config import (
     parse_e2e_combos,
     parse_sizes,
 )
-from rtseg.cli.options import device_option, engine_options
-from rtseg.core.package import default_model_path, package_files
-from rtseg.core.paths import check_paths
-from rtseg.errors import InputError, MissingDependencyError
+from rtseg.cli.options import run_options
+from rtseg.core.package import default_model_path
+from rtseg.errors import InputError
 
 
 @click.command("bench")
@@ -75,8 +73,7 @@ from rtseg.errors import InputError, MissingDependencyError
     help="The larger batch measured where the backend takes it (0 or 1: none).",
 )
 @click.option("--threads", type=int, default=2, show_default=True, help="CPU threads per backend.")
-@device_option
-@engine_options
+@run_options("device", "openvino_precision", "decoder")
 @click.option(
     "--e2e-output",
     type=click.Choice(["mp4", "none"]),
@@ -134,6 +131,8 @@ def bench(
     batch,
     threads,
     device,
+    openvino_precision,
+    decoder,
     e2e_output,
     e2e_combos,
     min_miou,
@@ -149,7 +148,7 @@ def bench(
 
     Exits 1 when a combination fails, or when one falls under --min-miou (a CI gate); the
     JSON / CSV / plot are written first."""
-    from rtseg.bench import check_gate, format_table, run_bench, write_csv, write_json, write_plot
+    from rtseg.bench import check_gate, format_table, run_bench
 
     data = parse_data_spec(data_spec)
     if min_miou is not None and data is None:
@@ -168,25 +167,16 @@ def bench(
         batch=batch,
         threads=threads,
         device=device,
+        openvino_precision=openvino_precision,
+        decoder=decoder,
         e2e_output=e2e_output,
         e2e_combos=parse_e2e_combos(e2e_combos),
         cache_dir=cache_dir,
         timeout_s=timeout_s,
+        json_path=json_path,
+        csv_path=csv_path,
+        plot_path=plot_path,
     )
-    check_paths(
-        inputs=[
-            *(("--model", p) for p in package_files(config.model)),
-            ("--video", video),
-            ("--data", data.root if data is not None else None),
-        ],
-        outputs=[("--json", json_path), ("--csv", csv_path), ("--plot", plot_path)],
-    )
-    if plot_path is not None and importlib.util.find_spec("matplotlib") is None:
-        raise MissingDependencyError("matplotlib", "plot", "--plot")
     report = run_bench(config, log=lambda text: click.echo(text, err=True))
     click.echo(format_table(report.rows))
-    for path, write in ((json_path, write_json), (csv_path, write_csv), (plot_path, write_plot)):
-        if path is not None:
-            write(report.rows, path)
-            click.echo(f"wrote {path}", err=True)
     check_gate(report, min_miou)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from rtseg.cli.options import device_option, openvino_precision_option
-from rtseg.core.paths import atomic_write_text, check_paths
-from rtseg.errors import OutputError
-from rtseg.loading import BACKEND_CHOICES
+from rtseg.cli.options import run_options
 
 
 def format_report(result: dict) -> str:
@@ -55,19 +51,9 @@ def format_video_report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, result: dict) -> None:
-    """The result as JSON; replaces `path` only by a complete file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
-
-
-def evaluate_clip(
-    model, video, video_labels, data_root, split, temporal_filter, backend, device, threads, limit
-):
-    """rtseg.evaluation.evaluate_video for `rtseg eval --video`."""
+def evaluate_clip(model, video, video_labels, data_root, split, temporal_filter, json_path, **engine):
+    """rtseg.evaluation.evaluate_video for `rtseg eval --video` (engine: backend, device,
+    threads, openvino_precision)."""
     from rtseg.evaluation import VideoEvalConfig, evaluate_video
 
     return evaluate_video(
@@ -77,10 +63,8 @@ def evaluate_clip(
             labels=None if video_labels is None else str(video_labels),
             label_dir=str(Path(data_root) / f"{split}annot"),
             temporal_filter=temporal_filter,
-            backend=backend,
-            device=device,
-            threads=threads,
-            limit=limit,
+            json_path=json_path,
+            **engine,
         )
     )
 
@@ -103,14 +87,7 @@ def evaluate_clip(
     "--data-root", default="../shared/data/camvid", show_default=True, type=click.Path(path_type=Path)
 )
 @click.option("--split", default="val", show_default=True)
-@click.option(
-    "--backend",
-    type=click.Choice(BACKEND_CHOICES),
-    default=None,
-    help="[default: torch for a checkpoint, auto (the fastest healthy engine) for a package]",
-)
-@device_option
-@openvino_precision_option
+@run_options("backend", "device", "openvino_precision")
 @click.option(
     "--flip-tta",
     is_flag=True,
@@ -141,7 +118,7 @@ def evaluate_clip(
     help="With --video: keep a pixel's class where the image did not change and one frame disagrees.",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for the backend.")
+@run_options("threads")
 @click.option(
     "--json",
     "json_path",
@@ -149,62 +126,28 @@ def evaluate_clip(
     help="Also write the result (miou, per_class, pixel_acc, ...) as JSON.",
 )
 def evaluate(
-    model,
-    dataset,
-    data_root,
-    split,
-    backend,
-    device,
-    flip_tta,
-    min_blob,
-    limit,
-    video,
-    video_labels,
-    temporal_filter,
-    batch_size,
-    threads,
-    json_path,
-):
+    model, dataset, data_root, split, flip_tta, min_blob, limit, video, video_labels, temporal_filter,
+    batch_size, json_path, **engine,
+):  # fmt: skip
     """Score a model on a labelled dataset split: per-class IoU, mIoU, pixel accuracy."""
-    from rtseg.core.package import package_files
     from rtseg.evaluation import EvalConfig
     from rtseg.evaluation import evaluate as run_evaluation
 
     if video is not None:
-        check_paths(
-            inputs=[
-                *(("--model", p) for p in package_files(model)),
-                ("--video", video),
-                *([("--video-labels", video_labels)] if video_labels else []),
-            ],
-            outputs=[("--json", json_path)],
-        )
-        result = evaluate_clip(
-            model, video, video_labels, data_root, split, temporal_filter, backend, device, threads, limit
-        )
+        clip = (model, video, video_labels, data_root, split, temporal_filter, json_path)
+        result = evaluate_clip(*clip, limit=limit, **engine)
         click.echo(format_video_report(result))
-        if json_path is not None:
-            write_json(json_path, result)
         return
-    check_paths(
-        inputs=[*(("--model", p) for p in package_files(model)), ("--data-root", data_root)],
-        outputs=[("--json", json_path)],
-    )
-
     config = EvalConfig(
         model=str(model),
         dataset=dataset,
         data_root=str(data_root),
         split=split,
-        backend=backend,
-        device=device,
         flip_tta=flip_tta,
         min_blob=min_blob,
         limit=limit,
-        threads=threads,
         batch_size=batch_size,
+        json_path=json_path,
+        **engine,
     )
-    result = run_evaluation(config)
-    click.echo(format_report(result))
-    if json_path is not None:
-        write_json(json_path, result)
+    click.echo(format_report(run_evaluation(config)))

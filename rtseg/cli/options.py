@@ -1,33 +1,34 @@
-"""Every run option, declared once: one click option per RunConfig field, with the field's default.
+"""Every run option, declared once: one click option per field of RunConfig's sub-configs
+(rtseg.assembly.config: engine, input, outputs, drawing), with the field's default.
 
-`rtseg run` takes every group; `rtseg batch` takes the model group and the drawing options it
-uses, so the two commands cannot drift (one default, one choice list, one help text per option).
-Each option's parameter name is its RunConfig field, so a command builds its configuration with
-`RunConfig(source_uri=..., **options)`.
+`rtseg run` takes every group; `rtseg batch` takes the options of an archive, so the two
+commands cannot drift (one default, one choice list, one help text per option). Each option's
+parameter name is its sub-config field, so a command builds its configuration with
+`RunConfig.of(source_uri, **options)` (or one sub-config with `split_options`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from pathlib import Path
 
 import click
 
-from rtseg.assembly import MODE_CHOICES, RunConfig
+from rtseg.assembly import MODE_CHOICES, option_fields
 from rtseg.loading import BACKEND_CHOICES, DEVICES
+from rtseg.runtime.openvino_backend import OPENVINO_PRECISIONS
+from rtseg.video.hw_decode import DECODERS
 
 DEVICE_HELP = (
     "Where the model runs: auto (the best this machine has), cpu, cuda (ONNX Runtime's CUDA "
     "provider, torch on CUDA; TensorRT always), or tensorrt (ONNX Runtime's TensorRT provider). "
     "cuda / tensorrt on ONNX Runtime need onnxruntime-gpu in place of onnxruntime."
 )
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+_DEFAULTS = {name: f.default for name, f in option_fields().items()}
 _PATH = click.Path(path_type=Path)
 
 
 def _option(*decls: str, **kw):
-    """A click option for the RunConfig field named last in `decls`, with the field's default."""
+    """A click option for the sub-config field named last in `decls`, with the field's default."""
     field = decls[-1]
     kw.setdefault("default", _DEFAULTS[field])
     if not kw.get("is_flag") and kw["default"] is not None:
@@ -55,6 +56,13 @@ MODEL = {
     "threads": _option(
         "--threads", "threads", type=click.IntRange(min=1), help="CPU threads for the backend."
     ),
+    "openvino_precision": _option(
+        "--openvino-precision",
+        "openvino_precision",
+        type=click.Choice(OPENVINO_PRECISIONS),
+        help="What OpenVINO computes in [default: $RTSEG_OPENVINO_PRECISION, else auto: bf16 where "
+        "the CPU has it, else f32].",
+    ),
 }
 # input
 INPUT = {
@@ -76,6 +84,13 @@ INPUT = {
         is_flag=True,
         help="Stop (exit 1) at the first damaged packet, undecodable frame or cut-short file "
         "[default: decode through, count and report].",
+    ),
+    "decoder": _option(
+        "--decoder",
+        "decoder",
+        type=click.Choice(DECODERS),
+        help="Video decoder [default: $RTSEG_DECODER, else auto: NVDEC where an NVIDIA GPU opens it, "
+        "else the CPU].",
     ),
 }
 # outputs
@@ -136,7 +151,7 @@ RUN_OPTIONS = {**MODEL, **INPUT, **OUTPUTS, **DRAWING}
 
 
 def run_options(*names: str):
-    """Decorator adding the run options `names` (RunConfig fields; none: all) to a command."""
+    """Decorator adding the run options `names` (sub-config fields; none: all) to a command."""
     chosen = [RUN_OPTIONS[name] for name in (names or RUN_OPTIONS)]
 
     def decorate(command):
@@ -145,40 +160,3 @@ def run_options(*names: str):
         return command
 
     return decorate
-
-
-def device_option(command):
-    """`--device auto|cpu|cuda|tensorrt` (default auto), passed to the command as `device`."""
-    return MODEL["device"](command)
-
-
-def environment_option(flag: str, choices: tuple[str, ...], variable: str, help: str):
-    """`flag` taking one of `choices`; when given, its value goes to the layers below through
-    `$variable` (so batch workers and bench children see it too); not passed to the command."""
-
-    def to_environment(ctx, param, value):
-        if value is not None:
-            os.environ[variable] = value
-        return value
-
-    return click.option(
-        flag, type=click.Choice(choices), expose_value=False, callback=to_environment, help=help
-    )
-
-
-def openvino_precision_option(command):
-    """`--openvino-precision auto|bf16|f16|f32` (`$RTSEG_OPENVINO_PRECISION`, read by
-    rtseg.runtime.openvino_backend)."""
-    from rtseg.runtime.openvino_backend import OPENVINO_PRECISIONS, PRECISION_ENV
-
-    help = "What OpenVINO computes in [default: auto: bf16 where the CPU has it, else f32]."
-    return environment_option("--openvino-precision", OPENVINO_PRECISIONS, PRECISION_ENV, help)(command)
-
-
-def engine_options(command):
-    """`--openvino-precision` and `--decoder auto|cpu|nvdec` (`$RTSEG_DECODER`, read by
-    rtseg.video.hw_decode): what runs a video."""
-    from rtseg.video.hw_decode import DECODER_ENV, DECODERS
-
-    help = "Video decoder [default: auto: NVDEC where an NVIDIA GPU opens it, else the CPU]."
-    return environment_option("--decoder", DECODERS, DECODER_ENV, help)(openvino_precision_option(command))

@@ -24,7 +24,7 @@ import sys
 import click
 
 from rtseg.assembly import RunConfig, execute
-from rtseg.cli.options import engine_options, run_options
+from rtseg.cli.options import run_options
 from rtseg.errors import InputError
 
 
@@ -55,7 +55,7 @@ def pick_source(video, frames, camera, source) -> str:
 
 def report(cfg: RunConfig, stats) -> None:
     """Summary on stdout (unless quiet) and the input's warnings on stderr (always)."""
-    if not cfg.quiet:
+    if not cfg.outputs.quiet:
         click.echo(stats.summary())
     for warning in stats.warnings:
         click.echo(f"rtseg: warning: {warning}", err=True)
@@ -76,12 +76,11 @@ def report(cfg: RunConfig, stats) -> None:
     "through one model; --output / --masks / --save-frames then take {index} or {name}.",
 )
 @run_options()
-@engine_options
 def run(video, frames, camera, source_uri, **options):
     """Segment a video, frames folder, camera or stream; write, show or just time the result."""
     from rtseg.pipeline import PipelineInterrupted, SourceFailed
 
-    cfg = RunConfig(source_uri=pick_source(video, frames, camera, source_uri), **options)
+    cfg = RunConfig.of(pick_source(video, frames, camera, source_uri), **options)
     try:
         stats = execute(cfg, source_uri if len(source_uri) > 1 else None)
     except SourceFailed as failure:  # every frame read before it was written: report, then fail

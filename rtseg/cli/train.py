@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from rtseg.core.frames import parse_size
-from rtseg.core.paths import check_paths
 from rtseg.errors import InputError
 
 
@@ -212,10 +211,6 @@ def train(
         model_kwargs=parse_model_options(model_options),
     )
     check_config(config)
-    check_paths(
-        inputs=[("--data-root", data_root), ("--encoder-weights", encoder_weights)],
-        output_dirs=[("--out-dir", config.out_dir, "*.pth")],
-    )
     config = replace(config, pretrained=resolve_pretrained(encoder, pretrained, encoder_weights))
     best = run_training(config, resume=resume)
     last = load_checkpoint(Path(config.out_dir) / "last.pth")

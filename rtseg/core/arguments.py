@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 from rtseg.errors import InputError
 
@@ -73,12 +74,25 @@ def positive_integer(name: str, value) -> int:
     return int(value)
 
 
-def check_run_values(alpha, max_frames=None, threads=None, fps=None) -> None:
-    """The numbers of a run (rtseg run / rtseg.run): alpha in 0..1, max_frames and threads
-    positive integers, fps a positive number; InputError naming the first that is not."""
-    number("alpha", alpha, 0.0, 1.0)
+def check_run_values(alpha=None, max_frames=None, threads=None, fps=None) -> None:
+    """The numbers of a run (rtseg run / rtseg.run), each checked when given: alpha in 0..1,
+    max_frames and threads positive integers, fps a positive number; InputError naming the
+    first that is not."""
+    if alpha is not None:
+        number("alpha", alpha, 0.0, 1.0)
     for name, value in (("max_frames", max_frames), ("threads", threads)):
         if value is not None:
             positive_integer(name, value)
     if fps is not None and number("fps", fps) <= 0:
         raise InputError(f"fps must be positive, got {fps}")
+
+
+def user_default(value: str | None, variable: str, choices: tuple[str, ...], what: str) -> str:
+    """`value`, else the environment's `$variable`, else "auto" (lower case); InputError for a
+    word not in `choices`. The one place the user-level defaults of the environment
+    (`$RTSEG_DECODER`, `$RTSEG_OPENVINO_PRECISION`) are read: a run's, eval's and the bench's
+    configurations call it, and pass the word down explicitly."""
+    word = (value or os.environ.get(variable) or "auto").lower()
+    if word not in choices:
+        raise InputError(f"unknown {what} {word!r} (use {', '.join(choices)})")
+    return word

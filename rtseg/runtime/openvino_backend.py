@@ -9,7 +9,7 @@ for batches above 1 on a dynamic batch axis with ONNX Runtime's Q/DQ placement (
 `_int8cpu` packages: 82% agreement with batch 1 on CamVid frames); static shapes agree exactly.
 
 Precision: OpenVINO's CPU plugin computes in bf16 where the CPU has bf16 instructions (AVX512_BF16,
-AMX) and in f32 elsewhere; `precision` (or `$RTSEG_OPENVINO_PRECISION`) forces one. Compiled
+AMX) and in f32 elsewhere; `precision` forces one. Compiled
 models are kept in `cache_dir` (OpenVINO's CACHE_DIR: the next start imports instead of compiling).
 """
 
@@ -56,9 +56,10 @@ def cpu_capabilities(core) -> tuple[str, ...]:
 def resolve_precision(requested: str | None, capabilities: tuple[str, ...]) -> str | None:
     """The INFERENCE_PRECISION_HINT to set, or None to keep the plugin's default ("auto").
 
-    `requested`: one of OPENVINO_PRECISIONS, None for `$RTSEG_OPENVINO_PRECISION` or "auto".
+    `requested`: one of OPENVINO_PRECISIONS, None for "auto" (`$RTSEG_OPENVINO_PRECISION` is
+    read by the run's configuration, rtseg.assembly.config, and passed down from there).
     InputError for an unknown word; BackendError when this CPU cannot compute in it."""
-    word = (requested or os.environ.get(PRECISION_ENV) or "auto").lower()
+    word = (requested or "auto").lower()
     if word not in OPENVINO_PRECISIONS:
         raise InputError(f"unknown OpenVINO precision {word!r} (use {', '.join(OPENVINO_PRECISIONS)})")
     if word == "auto":

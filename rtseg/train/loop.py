@@ -241,9 +241,23 @@ def _train_epoch(
     return running
 
 
+def check_train_paths(cfg: TrainConfig) -> None:
+    """The data folder and the encoder weights file (a `pretrained` path) against the
+    checkpoints written into `out_dir` (rtseg.core.paths.check_paths: never overwritten)."""
+    from rtseg.core.paths import check_paths
+
+    weights = cfg.pretrained if isinstance(cfg.pretrained, str) else None
+    check_paths(
+        inputs=[("--data-root", cfg.data_root), ("--encoder-weights", weights)],
+        output_dirs=[("--out-dir", cfg.out_dir, "*.pth")],
+    )
+
+
 def train(cfg: TrainConfig, resume: bool = True) -> Path:
-    """Train, checkpointing into `cfg.out_dir`; returns the path of `best.pth`."""
+    """Train, checkpointing into `cfg.out_dir`; returns the path of `best.pth`. Every path is
+    checked first (check_train_paths), from Python as from `rtseg train`."""
     check_config(cfg)
+    check_train_paths(cfg)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)

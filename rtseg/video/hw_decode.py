@@ -2,15 +2,14 @@
 NVDEC through FFmpeg's `*_cuvid` decoders, which PyAV's own wheel carries (no new dependency).
 
 `decoder`: "auto" (NVDEC where an NVIDIA device is present and FFmpeg has a cuvid decoder for
-the codec), "cpu", or "nvdec"; None reads `$RTSEG_DECODER` (default "auto"). NVDEC that cannot
+the codec), "cpu", or "nvdec"; None is "auto" (a run's `$RTSEG_DECODER` default is read by its
+configuration, rtseg.assembly.config, and passed down from there). NVDEC that cannot
 open (no GPU, no driver libraries, an unsupported profile) falls back to the CPU decoder with
 one warning line; so does one that fails on the first packet (nothing is lost: that packet is
 decoded again on the CPU). The cuvid decoders hand back NV12 frames in host memory.
 """
 
 from __future__ import annotations
-
-import os
 
 from rtseg.core.gpu import nvidia_device_present
 from rtseg.core.notices import warn_once
@@ -32,8 +31,8 @@ NVDEC_OF = {
 
 
 def decoder_choice(decoder: str | None = None) -> str:
-    """`decoder`, else `$RTSEG_DECODER`, else "auto"; InputError for an unknown word."""
-    word = (decoder or os.environ.get(DECODER_ENV) or "auto").lower()
+    """`decoder`, else "auto"; InputError for an unknown word."""
+    word = (decoder or "auto").lower()
     if word not in DECODERS:
         raise InputError(f"unknown decoder {word!r} (use {', '.join(DECODERS)})")
     return word

@@ -38,6 +38,7 @@ def open_source(
     fps: float | None = None,
     timeout: float = 10.0,
     strict: bool = False,
+    decoder: str | None = None,
 ) -> FrameSource:
     """Open a video input (see the module table). The caller closes it (context manager).
 
@@ -52,11 +53,12 @@ def open_source(
     strict: the first damage (a corrupt packet, an undecodable frame, a file cut short of what
       its header declares, a cut JPEG) raises InputError; by default it is counted in
       `source.damage` and reading goes on, as players do.
+    decoder: what decodes a video stream (rtseg.video.hw_decode.DECODERS; None: "auto").
     """
     uri = str(uri)
     if not uri:
         raise InputError("empty input: give a video file, frames folder, camera or URL")
-    source = _open_by_kind(uri, camera_size, fps, timeout, strict)
+    source = _open_by_kind(uri, camera_size, fps, timeout, strict, decoder)
     if realtime and not source.live:
         if source.fps is None:
             source.fps = DEFAULT_FOLDER_FPS
@@ -67,7 +69,7 @@ def open_source(
     return source
 
 
-def _open_by_kind(uri: str, camera_size, fps, timeout, strict: bool) -> FrameSource:
+def _open_by_kind(uri: str, camera_size, fps, timeout, strict: bool, decoder: str | None) -> FrameSource:
     if uri.startswith("lavfi:"):
         from rtseg.video.av_source import AvSource
 
@@ -75,7 +77,7 @@ def _open_by_kind(uri: str, camera_size, fps, timeout, strict: bool) -> FrameSou
     if _is_url(uri):
         from rtseg.video.av_source import AvSource
 
-        return AvSource.open_url(uri, timeout=timeout, strict=strict)
+        return AvSource.open_url(uri, timeout=timeout, strict=strict, decoder=decoder)
     camera = parse_camera(uri)
     if camera is not None:
         return CameraSource(camera, camera_size)
@@ -92,7 +94,7 @@ def _open_by_kind(uri: str, camera_size, fps, timeout, strict: bool) -> FrameSou
         return ImageSequenceSource.from_uri(uri, fps, strict)
     from rtseg.video.av_source import AvSource
 
-    return AvSource.open_file(path, strict=strict)
+    return AvSource.open_file(path, strict=strict, decoder=decoder)
 
 
 def _is_url(uri: str) -> bool:

@@ -1,6 +1,6 @@
-"""The assembly of a run: one configuration and one function that opens it, for one source or many.
+"""The assembly of a run: one function that opens a RunConfig, for one source or many.
 
-`RunConfig` is what a run was asked to do (`rtseg run`'s options); `open_run(cfg, sources,
+`RunConfig` (rtseg.assembly.config) is what a run was asked to do; `open_run(cfg, sources,
 stack)` checks nothing and opens every source, the model (unless the caller hands in its open
 one), each source's outputs (with several sources `--output` / `--masks` / `--save-frames` are
 patterns with `{index}` or `{name}`) and the window, and returns the Pipeline to run;
@@ -19,76 +19,15 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
+import rtseg.loading as loading
+from rtseg.assembly.config import EngineConfig, OutputConfig, RunConfig
 from rtseg.core import signals
-from rtseg.core.arguments import check_run_values
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import InputError, OutputError
-from rtseg.loading import BACKEND_CHOICES, open_model, resolve_model_path
-
-MODE_CHOICES = ("overlay", "mask", "side-by-side")
-PATH_FIELDS = ("model", "output", "masks", "save_frames", "stats_json", "snapshot_dir")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything one run of the pipeline was asked to do (`rtseg run`'s options).
-
-    source_uri: what `open_source` takes: a video file, a frames folder or glob, a camera index
-        or device ("0", "/dev/video0"), a stream URL (rtsp://...) or "lavfi:<graph>".
-    model: a model package `.onnx` / `.json`, a checkpoint (torch backend) or an `.engine`;
-        None: the bundled default model for `backend`.
-    device: where the model runs (rtseg.loading.DEVICES): "auto" (the best this machine has),
-        "cpu", "cuda", or "tensorrt" (ONNX Runtime's TensorRT provider).
-    output / masks / save_frames: annotated MP4; class-id PNGs (`000000.png`, pixel = id) at
-        each frame's size; annotated JPEG frames. show: a window (main thread).
-    mode / alpha / legend / hud: how frames are drawn (hud None: on with show, off for files).
-    codec / preset / crf: the MP4 encoder ("auto": NVENC where it opens, else libx264), its
-        speed preset (None: real-time ultrafast; x264 names or NVENC p1..p7) and quality
-        (None: 23; x264 crf / NVENC cq, lower is better and larger).
-    quiet: no progress bar and no header line.
-    strict: the first input damage (corrupt packet, undecodable frame, file cut short) is an
-        InputError; by default it is decoded through, counted and reported in the stats.
-    """
-
-    source_uri: str
-    model: Path | None = None
-    backend: str = "auto"
-    device: str = "auto"
-    threads: int | None = None
-    output: Path | None = None
-    masks: Path | None = None
-    save_frames: Path | None = None
-    show: bool = False
-    mode: str = "overlay"
-    alpha: float = 0.5
-    legend: bool = True
-    hud: bool | None = None
-    max_frames: int | None = None
-    stats_json: Path | None = None
-    realtime: bool = False
-    fps: float | None = None
-    codec: str = "auto"
-    preset: str | None = None
-    crf: int | None = None
-    quiet: bool = False
-    snapshot_dir: Path = Path(".")
-    strict: bool = False
-
-    def __post_init__(self):
-        for name in PATH_FIELDS:  # str or PathLike from Python callers
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, Path):
-                object.__setattr__(self, name, Path(value))
-        object.__setattr__(self, "source_uri", str(self.source_uri))
-        if self.backend not in BACKEND_CHOICES:
-            raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKEND_CHOICES)})")
-        if self.mode not in MODE_CHOICES:
-            raise InputError(f"unknown mode {self.mode!r} (use {', '.join(MODE_CHOICES)})")
-        check_run_values(self.alpha, self.max_frames, self.threads, self.fps)
-
+from rtseg.loading import resolve_model_path
 
 MASK_NAMES = "[0-9]*.png"  # what MaskSink writes: 000042.png
 FRAME_NAMES = "[0-9]*.jpg"  # what FramesSink writes: 000042.jpg
@@ -142,9 +81,9 @@ def expand_pattern(pattern: Path | None, index: int, name: str) -> Path | None:
 def check_patterns(cfg: RunConfig, count: int) -> None:
     """InputError when several sources would write to one path (no {index} / {name})."""
     for option, value in (
-        ("--output", cfg.output),
-        ("--masks", cfg.masks),
-        ("--save-frames", cfg.save_frames),
+        ("--output", cfg.outputs.output),
+        ("--masks", cfg.outputs.masks),
+        ("--save-frames", cfg.outputs.save_frames),
     ):
         if value is not None and count > 1 and not any(f in str(value) for f in PATTERN_FIELDS):
             raise InputError(f"{option} {value}: with {count} sources, put {{index}} or {{name}} in the path")
@@ -156,23 +95,23 @@ def check_run_paths(cfg: RunConfig, uris: Sequence[str], model_path: Path) -> No
     output may destroy an input or another output."""
     from rtseg.core.package import package_files
 
-    lanes = lane_names(uris)
+    lanes, out = lane_names(uris), cfg.outputs
     check_paths(
         inputs=[
             *(p for uri in uris for p in source_paths(uri)),
             *(("--model", p) for p in package_files(model_path)),
         ],
         outputs=[
-            ("--stats-json", cfg.stats_json),
-            *(("--output", lane_path(cfg.output, i, name, len(uris))) for i, name in lanes),
+            ("--stats-json", out.stats_json),
+            *(("--output", lane_path(out.output, i, name, len(uris))) for i, name in lanes),
         ],
         output_dirs=[
-            *(("--masks", lane_path(cfg.masks, i, name, len(uris)), MASK_NAMES) for i, name in lanes),
+            *(("--masks", lane_path(out.masks, i, name, len(uris)), MASK_NAMES) for i, name in lanes),
             *(
-                ("--save-frames", lane_path(cfg.save_frames, i, name, len(uris)), FRAME_NAMES)
+                ("--save-frames", lane_path(out.save_frames, i, name, len(uris)), FRAME_NAMES)
                 for i, name in lanes
             ),  # fmt: skip
-            ("--snapshot-dir", cfg.snapshot_dir if cfg.show else None, SNAPSHOT_NAMES),
+            ("--snapshot-dir", out.snapshot_dir if out.show else None, SNAPSHOT_NAMES),
         ],
     )
 
@@ -194,19 +133,20 @@ def preflight(cfg: RunConfig, uris: Sequence[str]) -> Path:
     from rtseg.video.sinks import check_encoder
 
     check_patterns(cfg, len(uris))
-    model_path = resolve_model_path(cfg.model, cfg.backend, cfg.device)
+    model_path = resolve_model_path(cfg.engine.model, cfg.engine.backend, cfg.engine.device)
     check_run_paths(cfg, uris, model_path)
-    if cfg.show and not cfg.snapshot_dir.is_dir():
-        raise OutputError(f"--snapshot-dir {cfg.snapshot_dir} does not exist")
-    if cfg.output is not None:
-        check_encoder(cfg.codec)
-    if cfg.show:
+    out = cfg.outputs
+    if out.show and not out.snapshot_dir.is_dir():
+        raise OutputError(f"--snapshot-dir {out.snapshot_dir} does not exist")
+    if out.output is not None:
+        check_encoder(out.codec)
+    if out.show:
         check_display()
     return model_path
 
 
-def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
-    """Mp4Sink / MaskSink / FramesSink for the outputs asked for; each checks its path now."""
+def open_sinks(cfg: OutputConfig, fps: float, stack: contextlib.ExitStack) -> list:
+    """Mp4Sink / MaskSink / FramesSink for the outputs `cfg` asks for; each checks its path now."""
     from rtseg.video import FramesSink, MaskSink, Mp4Sink
 
     sinks = []
@@ -221,10 +161,10 @@ def open_sinks(cfg: RunConfig, fps: float, stack: contextlib.ExitStack) -> list:
 
 
 def write_stats_json(cfg: RunConfig, stats) -> None:
-    """Write `stats.to_json()` to `cfg.stats_json` (when given) through a temporary file renamed
-    over it; OutputError if it cannot."""
-    if cfg.stats_json is not None:
-        atomic_write_text(cfg.stats_json, json.dumps(stats.to_json(), indent=2) + "\n", durable=True)
+    """Write `stats.to_json()` to `cfg.outputs.stats_json` (when given) through a temporary file
+    renamed over it; OutputError if it cannot."""
+    if cfg.outputs.stats_json is not None:
+        atomic_write_text(cfg.outputs.stats_json, json.dumps(stats.to_json(), indent=2) + "\n", durable=True)
 
 
 def _say(line: str) -> None:
@@ -242,11 +182,17 @@ def _open_sources(cfg: RunConfig, uris: Sequence[str], stack, say) -> list[tuple
     reported and dropped (InputError when none opens); with one, its InputError is raised."""
     from rtseg.video import open_source
 
-    opened, first_error = [], None
+    opened, first_error, read = [], None, cfg.input
     for index, name in lane_names(uris):
         try:
             source = stack.enter_context(
-                open_source(uris[index], realtime=cfg.realtime, fps=cfg.fps, strict=cfg.strict)
+                open_source(
+                    uris[index],
+                    realtime=read.realtime,
+                    fps=read.fps,
+                    strict=read.strict,
+                    decoder=read.decoder,
+                )
             )
         except InputError as exc:
             if len(uris) == 1:
@@ -278,36 +224,41 @@ def open_run(
     progress counter, a NullSink). Nothing is checked here: `preflight` does that first."""
     from rtseg.pipeline import Lane, Pipeline, PipelineConfig
     from rtseg.video.sources import DEFAULT_FOLDER_FPS
-    from rtseg.viz import VizConfig
 
-    uris = list(sources or [cfg.source_uri])
+    uris, out = list(sources or [cfg.source_uri]), cfg.outputs
     opened = _open_sources(cfg, uris, stack, say)
     if model is None:
-        model = open_model(cfg.model, cfg.backend, cfg.threads, cfg.device, batch=len(opened))
+        model = open_engine(cfg.engine, batch=len(opened))
         stack.enter_context(model.backend)
     lanes = []
     for index, name, source in opened:
-        paths = {key: lane_path(getattr(cfg, key), index, name, len(uris)) for key in LANE_OUTPUTS}
-        lane_cfg = replace(cfg, **paths)
-        sinks = open_sinks(lane_cfg, cfg.fps or source.fps or DEFAULT_FOLDER_FPS, stack)
+        paths = {key: lane_path(getattr(out, key), index, name, len(uris)) for key in LANE_OUTPUTS}
+        sinks = open_sinks(replace(out, **paths), cfg.input.fps or source.fps or DEFAULT_FOLDER_FPS, stack)
         lanes.append(Lane(index, name if len(uris) > 1 else None, source, [*sinks, *extra_sinks]))
     display = None
-    if cfg.show:
+    if out.show:
         from rtseg.video import WindowDisplay
 
         display = stack.enter_context(WindowDisplay("rtseg"))
-    hud = cfg.show if cfg.hud is None else cfg.hud
-    viz = VizConfig(mode=cfg.mode, alpha=cfg.alpha, legend=cfg.legend, hud=hud)
-    config = PipelineConfig(max_frames=cfg.max_frames, viz=viz, progress=not cfg.quiet and len(uris) == 1,
-                            handle_signals=handle_signals, snapshot_dir=cfg.snapshot_dir)  # fmt: skip
-    events = say if not cfg.quiet and len(uris) > 1 else None  # a source dropped while others go on
+    config = PipelineConfig(max_frames=cfg.input.max_frames, viz=cfg.drawing.viz(out.show),
+                            progress=not out.quiet and len(uris) == 1, handle_signals=handle_signals,
+                            snapshot_dir=out.snapshot_dir)  # fmt: skip
+    events = say if not out.quiet and len(uris) > 1 else None  # a source dropped while others go on
     pipeline = Pipeline(lanes, model, config, display, on_event=events)
-    if not cfg.quiet:
+    if not out.quiet:
         _say_header(pipeline, uris, model, display is not None, say)
     return pipeline
 
 
 LANE_OUTPUTS = ("output", "masks", "save_frames")
+
+
+def open_engine(engine: EngineConfig, batch: int = 1):
+    """The LoadedModel `engine` names (rtseg.loading.open_model), sized for `batch`: what run,
+    eval, the batch worker and the API open a model with. The caller closes its backend."""
+    e = engine  # loading.open_model looked up at the call: a tool replacing it (a null backend) is seen
+    precision = e.openvino_precision
+    return loading.open_model(e.model, e.backend, e.threads, e.device, batch=batch, precision=precision)
 
 
 def _say_header(pipeline, uris: Sequence[str], model, window: bool, say) -> None:
