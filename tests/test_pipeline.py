@@ -361,18 +361,23 @@ def test_window_runs_on_the_calling_thread_and_q_stops_the_run():
 def test_signal_mid_run_stops_cleanly(signum, status):
     sink, previous = RecordingSink(), signal.getsignal(signum)
     pipeline = Pipeline.single(ListSource(endless=True, delay_s=0.01), fake_model(), [sink], quiet_config())
+    finished = threading.Event()
 
     def signal_once_frames_flow():  # the run's handlers are in place once a frame reached the sink
         deadline = time.monotonic() + 60
-        while not sink.indices and time.monotonic() < deadline:
+        while not sink.indices and not finished.is_set() and time.monotonic() < deadline:
             time.sleep(0.01)
-        os.kill(os.getpid(), signum)
+        if not finished.is_set():  # never after the run: nothing would catch it then
+            os.kill(os.getpid(), signum)
 
     timer = threading.Thread(target=signal_once_frames_flow)
     timer.start()
-    with pytest.raises(PipelineInterrupted) as info:
-        pipeline.run()
-    timer.join()
+    try:
+        with pytest.raises(PipelineInterrupted) as info:
+            pipeline.run()
+    finally:
+        finished.set()
+        timer.join()
     assert info.value.exit_status == status and info.value.signal_name == signal.Signals(signum).name
     assert sink.closed == 1 and info.value.stats.frames == len(sink.indices) >= 1
     assert signal.getsignal(signum) is previous  # the handler before the run is back
