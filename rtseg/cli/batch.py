@@ -32,7 +32,7 @@ def write_json(path: Path, data: dict) -> None:
 
 @click.command("batch")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, readable=False), help="Output folder.")
 @click.option(
     "--output-kind",
     default="mp4,stats",
@@ -60,7 +60,7 @@ def write_json(path: Path, data: dict) -> None:
 )
 @click.option(
     "--report-json",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="Write this run's summary (counts, frames, archive fps, workers) as JSON.",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Ray's and the workers' logs on stderr.")

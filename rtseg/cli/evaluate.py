@@ -90,7 +90,7 @@ def evaluate_clip(
     "--model",
     "model",
     required=True,
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="Model package (.onnx/.json) or checkpoint (.pth).",
 )
 @click.option(
@@ -100,7 +100,7 @@ def evaluate_clip(
     help="camvid, cityscapes, cityscapes_category, cityscapes_road, kitti_road or folder.",
 )
 @click.option(
-    "--data-root", default="../shared/data/camvid", show_default=True, type=click.Path(path_type=Path)
+    "--data-root", default="../shared/data/camvid", show_default=True, type=click.Path(path_type=Path, readable=False)
 )
 @click.option("--split", default="val", show_default=True)
 @click.option(
@@ -126,12 +126,12 @@ def evaluate_clip(
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
 @click.option(
     "--video",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="Score a clip instead of a dataset: temporal consistency (TC) and class flips between frames.",
 )
 @click.option(
     "--video-labels",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="With --video: a list of label PNGs, one a frame in order (a CamVid clip's frames.txt; "
     "the names are looked up in --data-root's <split>annot folder): adds the clip's mIoU.",
 )
@@ -145,7 +145,7 @@ def evaluate_clip(
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="Also write the result (miou, per_class, pixel_acc, ...) as JSON.",
 )
 def evaluate(

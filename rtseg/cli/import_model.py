@@ -31,9 +31,9 @@ def parse_triple(text: str, what: str) -> tuple[float, float, float]:
 
 
 @click.command("import")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path, readable=False))
 @click.option(
-    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Package to write: NAME.onnx."
+    "-o", "--output", required=True, type=click.Path(path_type=Path, readable=False), help="Package to write: NAME.onnx."
 )
 @click.option(
     "--mean",

@@ -23,7 +23,7 @@ DEVICE_HELP = (
     "cuda / tensorrt on ONNX Runtime need onnxruntime-gpu in place of onnxruntime."
 )
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-_PATH = click.Path(path_type=Path)
+_PATH = click.Path(path_type=Path, readable=False)
 
 
 def _option(*decls: str, **kw):

@@ -62,7 +62,7 @@ def report(cfg: RunConfig, stats) -> None:
 
 
 @click.command("run")
-@click.option("--video", type=click.Path(path_type=str), help="Video file (mp4, mkv, avi, ...).")
+@click.option("--video", type=click.Path(path_type=str, readable=False), help="Video file (mp4, mkv, avi, ...).")
 @click.option("--frames", type=str, help="Folder or glob of images, read in natural order.")
 @click.option(
     "--camera", type=str, help="Camera index (0), device (/dev/video0) or stream URL (rtsp://...). Live."

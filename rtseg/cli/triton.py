@@ -14,12 +14,12 @@ import click
 
 
 @click.command("export-triton")
-@click.argument("package", type=click.Path(path_type=Path))
-@click.option("--repo", required=True, type=click.Path(path_type=Path), help="Model repository folder.")
+@click.argument("package", type=click.Path(path_type=Path, readable=False))
+@click.option("--repo", required=True, type=click.Path(path_type=Path, readable=False), help="Model repository folder.")
 @click.option("--name", help="Triton model name (default: the package's name; the plan gets NAME_trt).")
 @click.option(
     "--engine",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="A TensorRT engine built from PACKAGE (rtseg build-engine): adds NAME_trt (tensorrt_plan).",
 )
 @click.option(

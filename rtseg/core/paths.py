@@ -218,7 +218,10 @@ def _check_output_shape(entry: _Entry, folder: bool) -> None:
     special = refusal(entry.path)
     if special:
         raise OutputError(f"{entry} {special}")
-    st = _stat(entry.path)
+    try:
+        st = _stat(entry.path)
+    except OSError as exc:  # a folder on the way that may not be searched (EACCES), a loop
+        raise OutputError(f"{entry}: cannot reach ({exc.strerror})") from None
     if st is not None and stat.S_ISDIR(st.st_mode) != folder:
         found, wanted = ("file", "folder") if folder else ("folder", "file")
         raise OutputError(f"{entry} is a {found}, not a {wanted}")
