@@ -32,7 +32,9 @@ def test_no_path_option_checks_the_file_system_itself():
     for name, param in command_params():
         kind = param.type
         assert not isinstance(kind, click.File), f"rtseg {name} {param.name}: click.File"
-        if isinstance(kind, click.Path) and (kind.exists or kind.readable or kind.writable or kind.executable):
+        if isinstance(kind, click.Path) and (
+            kind.exists or kind.readable or kind.writable or kind.executable
+        ):
             checked.append(f"rtseg {name} {param.name}")
     assert checked == []
 

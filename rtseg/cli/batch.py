@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from rtseg.cli.options import engine_options, run_options
+from rtseg.cli.path_types import PATH
 from rtseg.core import signals
 from rtseg.core.package import package_files
 from rtseg.core.paths import atomic_write_text
@@ -32,7 +33,7 @@ def write_json(path: Path, data: dict) -> None:
 
 @click.command("batch")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, readable=False), help="Output folder.")
+@click.option("--out", "out_dir", required=True, type=PATH, help="Output folder.")
 @click.option(
     "--output-kind",
     default="mp4,stats",
@@ -60,7 +61,7 @@ def write_json(path: Path, data: dict) -> None:
 )
 @click.option(
     "--report-json",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     help="Write this run's summary (counts, frames, archive fps, workers) as JSON.",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Ray's and the workers' logs on stderr.")

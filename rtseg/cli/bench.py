@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import click
 
@@ -17,6 +16,7 @@ from rtseg.bench.config import (
     parse_sizes,
 )
 from rtseg.cli.options import device_option, engine_options
+from rtseg.cli.path_types import PATH
 from rtseg.core.package import default_model_path, package_files
 from rtseg.core.paths import check_paths
 from rtseg.errors import InputError, MissingDependencyError
@@ -25,7 +25,7 @@ from rtseg.errors import InputError, MissingDependencyError
 @click.command("bench")
 @click.option(
     "--model",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     default=None,
     help="Model package (.onnx + .json); default: the bundled model.",
 )
@@ -46,7 +46,7 @@ from rtseg.errors import InputError, MissingDependencyError
 )
 @click.option(
     "--video",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     default=None,
     help="Video for the end-to-end run and for agreement with fp32.",
 )
@@ -97,18 +97,18 @@ from rtseg.errors import InputError, MissingDependencyError
     default=None,
     help="Exit 1 when any combination's mIoU is under this (needs --data).",
 )
-@click.option("--json", "json_path", type=click.Path(path_type=Path, readable=False), default=None)
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path, readable=False), default=None)
+@click.option("--json", "json_path", type=PATH, default=None)
+@click.option("--csv", "csv_path", type=PATH, default=None)
 @click.option(
     "--plot",
     "plot_path",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     default=None,
     help="PNG of fps against mIoU (needs matplotlib).",
 )
 @click.option(
     "--cache-dir",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     default=None,
     help="Where re-exported sizes are kept (default ~/.cache/rtseg/bench; RTSEG_CACHE moves it).",
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rtseg.cli.options import device_option, openvino_precision_option
+from rtseg.cli.path_types import PATH
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import OutputError
 from rtseg.loading import BACKEND_CHOICES
@@ -90,7 +91,7 @@ def evaluate_clip(
     "--model",
     "model",
     required=True,
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     help="Model package (.onnx/.json) or checkpoint (.pth).",
 )
 @click.option(
@@ -99,9 +100,7 @@ def evaluate_clip(
     show_default=True,
     help="camvid, cityscapes, cityscapes_category, cityscapes_road, kitti_road or folder.",
 )
-@click.option(
-    "--data-root", default="../shared/data/camvid", show_default=True, type=click.Path(path_type=Path, readable=False)
-)
+@click.option("--data-root", default="../shared/data/camvid", show_default=True, type=PATH)
 @click.option("--split", default="val", show_default=True)
 @click.option(
     "--backend",
@@ -126,12 +125,12 @@ def evaluate_clip(
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
 @click.option(
     "--video",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     help="Score a clip instead of a dataset: temporal consistency (TC) and class flips between frames.",
 )
 @click.option(
     "--video-labels",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     help="With --video: a list of label PNGs, one a frame in order (a CamVid clip's frames.txt; "
     "the names are looked up in --data-root's <split>annot folder): adds the clip's mIoU.",
 )
@@ -145,7 +144,7 @@ def evaluate_clip(
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     help="Also write the result (miou, per_class, pixel_acc, ...) as JSON.",
 )
 def evaluate(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+from rtseg.cli.path_types import PATH
 from rtseg.core.frames import parse_size
 
 
@@ -14,12 +13,12 @@ def _split_words(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @click.command("export")
-@click.argument("checkpoint", type=click.Path(path_type=Path, readable=False))
+@click.argument("checkpoint", type=PATH)
 @click.option(
     "-o",
     "--output",
     required=True,
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     help="Package to write: NAME.onnx (+ NAME.json beside it).",
 )
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)

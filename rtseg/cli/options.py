@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 import click
 
 from rtseg.assembly import MODE_CHOICES, RunConfig
+from rtseg.cli.path_types import PATH
 from rtseg.loading import BACKEND_CHOICES, DEVICES
 
 DEVICE_HELP = (
@@ -23,7 +23,7 @@ DEVICE_HELP = (
     "cuda / tensorrt on ONNX Runtime need onnxruntime-gpu in place of onnxruntime."
 )
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-_PATH = click.Path(path_type=Path, readable=False)
+_PATH = PATH
 
 
 def _option(*decls: str, **kw):

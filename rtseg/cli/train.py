@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from rtseg.cli.path_types import PATH
 from rtseg.core.frames import parse_size
 from rtseg.core.paths import check_paths
 from rtseg.errors import InputError
@@ -70,7 +71,7 @@ def resolve_pretrained(encoder: str, pretrained: bool | None, weights: Path | No
     "--data-root",
     default="../shared/data/camvid",
     show_default=True,
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     help="Dataset root in its standard layout.",
 )
 @click.option("--train-split", default="train", show_default=True)
@@ -94,7 +95,7 @@ def resolve_pretrained(encoder: str, pretrained: bool | None, weights: Path | No
 )
 @click.option(
     "--encoder-weights",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     help="torchvision-format .pth for a VGG/ResNet encoder (implies --pretrained).",
 )
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
@@ -136,7 +137,7 @@ def resolve_pretrained(encoder: str, pretrained: bool | None, weights: Path | No
 )
 @click.option(
     "--out-dir",
-    type=click.Path(path_type=Path, readable=False),
+    type=PATH,
     help="Checkpoint folder [default: runs/<dataset>_<arch>_<encoder>].",
 )
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True)
