@@ -102,6 +102,7 @@ def test_eval_video_reports_tc_and_the_labelled_miou(tmp_path, tiny_package):
     assert report["frames"] == 6 and report["pairs"] == 5
     assert 0 <= report["tc"] <= 1 and 0 <= report["flip_share"] <= 1 and 0 <= report["miou"] <= 1
     assert "TC (temporal consistency)" in result.stdout and "mIoU" in result.stdout
+    assert "model at 64x96 (HxW)" in result.stdout  # sizes HxW, as --size takes them
     filtered = CliRunner().invoke(main, [*args, "--temporal-filter"])
     assert filtered.exit_code == 0 and "temporal filter" in filtered.stdout
     missing = CliRunner().invoke(main, [*args[:4], str(tmp_path / "nope.mp4")])

@@ -9,6 +9,7 @@ import click
 
 from rtseg.cli.options import device_option, openvino_precision_option
 from rtseg.cli.path_types import PATH
+from rtseg.core.frames import format_size
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.errors import OutputError
 from rtseg.loading import BACKEND_CHOICES
@@ -42,7 +43,6 @@ def format_report(result: dict) -> str:
 
 def format_video_report(result: dict) -> str:
     """TC, flip share and (with labels) mIoU of `rtseg eval --video`."""
-    h, w = result["input_size"]
     lines = []
     if result["tc"] is not None:
         lines.append(f"TC (temporal consistency) {100 * result['tc']:5.1f} %")
@@ -50,8 +50,8 @@ def format_video_report(result: dict) -> str:
     if "miou" in result:
         lines.append(f"mIoU {100 * result['miou']:5.1f} (labelled frames)")
     lines.append(
-        f"{result['frames']} frames of {result['video']}, model at {w}x{h} on {result['backend']}"
-        + (", temporal filter" if result["temporal_filter"] else "")
+        f"{result['frames']} frames of {result['video']}, model at {format_size(result['input_size'])} "
+        f"(HxW) on {result['backend']}" + (", temporal filter" if result["temporal_filter"] else "")
     )
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from rtseg.cli.path_types import PATH
-from rtseg.core.frames import parse_size
+from rtseg.core.frames import format_size, parse_size
 
 
 def _split_words(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -127,10 +127,9 @@ def export(
     )
     result = export_model(config, log=lambda line: click.echo(line, err=True))
     package = result.package
-    h, w = package.input_size
     click.echo(
         f"wrote {package.onnx_path} + {package.sidecar_path.name}: {package.precision}, "
-        f"{w}x{h}, {len(package.classes)} classes"
+        f"{format_size(package.input_size)} (HxW), {len(package.classes)} classes"
     )
     click.echo(f"{package.precision} vs pytorch: {result.parity.line()} on {result.parity_source}")
     if result.agreement_vs_fp32 is not None and package.precision != "fp32":
