@@ -11,7 +11,7 @@ from rtseg.cli.options import device_option, openvino_precision_option
 from rtseg.cli.path_types import PATH
 from rtseg.core.frames import format_size
 from rtseg.core.paths import atomic_write_text, check_paths
-from rtseg.errors import OutputError
+from rtseg.errors import InputError, OutputError
 from rtseg.loading import BACKEND_CHOICES
 
 
@@ -63,6 +63,28 @@ def write_json(path: Path, result: dict) -> None:
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+
+
+def check_video_options(video, video_labels, temporal_filter, dataset_only: list[str]) -> None:
+    """The options of the other mode are refused, not ignored: `--video-labels` and
+    `--temporal-filter` need `--video`; `dataset_only` (given options that score a dataset) do
+    not go with it. `--video` is a recorded clip (a file or frames folder): a camera or stream
+    has no end to score up to."""
+    if video is None:
+        needs = [
+            name
+            for name, given in (("--video-labels", video_labels), ("--temporal-filter", temporal_filter))
+            if given
+        ]
+        if needs:
+            raise InputError(f"{needs[0]} needs --video (it scores a clip, not a dataset)")
+        return
+    if dataset_only:
+        raise InputError(f"{dataset_only[0]} scores a dataset; it does not go with --video")
+    if not Path(video).is_file() and not Path(video).is_dir():
+        raise InputError(
+            f"--video {video}: no such file (eval scores a recorded clip: a video file or frames folder)"
+        )
 
 
 def evaluate_clip(
@@ -169,6 +191,13 @@ def evaluate(
     from rtseg.evaluation import EvalConfig
     from rtseg.evaluation import evaluate as run_evaluation
 
+    context = click.get_current_context()
+    dataset_only = [
+        f"--{name.replace('_', '-')}"
+        for name in ("dataset", "flip_tta", "min_blob", "batch_size")
+        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
+    check_video_options(video, video_labels, temporal_filter, dataset_only)
     if video is not None:
         check_paths(
             inputs=[
