@@ -81,6 +81,8 @@ def check_video_options(video, video_labels, temporal_filter, dataset_only: list
         return
     if dataset_only:
         raise InputError(f"{dataset_only[0]} scores a dataset; it does not go with --video")
+    if Path(video).exists() and not Path(video).is_file() and not Path(video).is_dir():
+        raise InputError(f"--video {video}: not a regular file (eval scores a recorded clip: a video file)")
     if not Path(video).is_file() and not Path(video).is_dir():
         raise InputError(
             f"--video {video}: no such file (eval scores a recorded clip: a video file or frames folder)"
