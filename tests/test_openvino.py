@@ -265,3 +265,14 @@ def test_a_damaged_probe_verdict_is_probed_again(tiny_package, fresh_choice, mon
     path.mkdir()
     verdict = openvino_probe.probe_openvino(tiny_package.onnx_path, fresh_choice)
     assert not verdict.healthy and path.is_dir() and not list(path.parent.glob("*.tmp"))
+
+
+def test_the_probe_verdict_is_kept_per_precision_asked(tiny_package, fresh_choice, monkeypatch):
+    """A verdict probed in bf16 said nothing of f16 (the child computes in the precision asked)."""
+    version = openvino_probe.openvino_version()
+    monkeypatch.delenv("RTSEG_OPENVINO_PRECISION", raising=False)
+    auto = openvino_probe.verdict_path(fresh_choice, tiny_package.onnx_path, version)
+    monkeypatch.setenv("RTSEG_OPENVINO_PRECISION", "f16")
+    f16 = openvino_probe.verdict_path(fresh_choice, tiny_package.onnx_path, version)
+    monkeypatch.setenv("RTSEG_OPENVINO_PRECISION", "F16")
+    assert auto != f16 == openvino_probe.verdict_path(fresh_choice, tiny_package.onnx_path, version)

@@ -4,8 +4,8 @@ Some OpenVINO releases die inside `compile_model` on some CPUs (SIGFPE on AMD EP
 openvinotoolkit issue #35943): a crash of that kind kills the process and cannot be caught. So
 before the default (`--backend auto` on a CPU) trusts OpenVINO, a child process compiles the
 package, runs one frame on OpenVINO and on ONNX Runtime, and compares the class ids. The verdict
-is kept in the user cache, keyed by the machine (CPU model, host), the OpenVINO version and the
-package's ONNX (sha256), so the probe runs once per key.
+is kept in the user cache, keyed by the machine (CPU model, host), the OpenVINO version, the
+package's ONNX (sha256) and the precision asked, so the probe runs once per key.
 
 `python -m rtseg.runtime.openvino_probe PACKAGE.onnx` is the child: it prints one JSON line
 `{"agreement": float, "precision": str}`. `$RTSEG_OPENVINO_PROBE_FAULT` (tests): "crash" makes it
@@ -75,8 +75,14 @@ def _file_sha256(path: Path) -> str:
 
 
 def verdict_path(cache: Path, onnx_path: Path, version: str) -> Path:
-    """Where the verdict for this machine, OpenVINO `version` and package is kept."""
-    key = hashlib.sha256(f"{machine_key()}|{version}|{_file_sha256(onnx_path)}".encode()).hexdigest()
+    """Where the verdict for this machine, OpenVINO `version`, package and the precision asked
+    (`$RTSEG_OPENVINO_PRECISION`, which the child computes in: f16 may fail where bf16 passes)
+    is kept."""
+    from rtseg.runtime.openvino_backend import PRECISION_ENV
+
+    precision = (os.environ.get(PRECISION_ENV) or "auto").lower()
+    text = f"{machine_key()}|{version}|{_file_sha256(onnx_path)}|{precision}"
+    key = hashlib.sha256(text.encode()).hexdigest()
     return cache / "openvino-probe" / f"{key[:32]}.json"
 
 
