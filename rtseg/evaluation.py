@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rtseg.assembly import EngineConfig, open_engine
 from rtseg.core.frames import resize_frame, resize_ids
+from rtseg.core.list_files import read_list_bytes
 from rtseg.core.package import package_files
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.data.registry import open_dataset
@@ -127,8 +128,8 @@ def _video_labels(cfg: VideoEvalConfig) -> list[Path] | None:
         return None
     listing = Path(cfg.labels)
     try:
-        names = listing.read_text(encoding="utf-8").split()
-    except (OSError, UnicodeDecodeError) as exc:
+        names = read_list_bytes(listing, f"the label list {listing}").decode("utf-8").split()
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read the label list {listing}: {exc}") from exc
     folder = Path(cfg.label_dir) if cfg.label_dir else listing.parent
     return [folder / name for name in names]

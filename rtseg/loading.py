@@ -198,10 +198,10 @@ def _package_backend(
 
         return OnnxRuntimeBackend(package, device, threads, engine_cache=cache_dir() / "onnxruntime-tensorrt")
     if backend == "openvino":
-        from rtseg.core.user_cache import cache_dir
+        from rtseg.core.user_cache import usable_cache
         from rtseg.runtime.openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(package, threads, precision, cache_dir=cache_dir() / "openvino")
+        return OpenVinoBackend(package, threads, precision, cache_dir=usable_cache("openvino"))
     if backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 

@@ -3,7 +3,10 @@
 Frames are `(H, W, 3) uint8 RGB` (numpy order: height first; RGB, not OpenCV's BGR) at any
 size; class ids come back as `(H, W) uint8` at each frame's own size. The frame is resized to
 the model's input size (area averaging when shrinking, bilinear otherwise) and the ids back by
-nearest neighbour: the same two resizes as `rtseg run`, so the ids equal its `--masks` PNGs.
+nearest neighbour: the same two resizes as `rtseg run` on RGB pixels (image files, frames
+folders), so the ids equal its `--masks` PNGs for them. A video run resizes the decoder's
+yuv420p picture instead (one swscale step): `stream(video)` gives exactly its ids; `seg` of a
+frame decoded to RGB elsewhere agrees with them on nearly every pixel, not all.
 """
 
 from __future__ import annotations

@@ -76,6 +76,7 @@ def test_export_without_real_frames_warns_and_uses_generated_ones(tiny_checkpoin
     result = _export(tiny_checkpoint, "-o", tmp_path / "t.onnx", "--parity-count", 2)
     assert result.exit_code == 0, result.output
     assert "warning: no --parity-frames or --calib given" in result.stderr
+    assert "fp32, 64x96 (HxW), 11 classes" in result.stdout  # sizes HxW, as --size takes them
     assert json.loads((tmp_path / "t.json").read_text())["parity"]["frames_source"] == "generated frames"
 
 

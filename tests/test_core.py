@@ -92,3 +92,23 @@ def test_not_a_package_errors(tmp_path, tiny_package):
         load_package(bogus)
     with pytest.raises(ModelError, match="does not exist"):
         load_package(tmp_path / "missing.onnx")
+
+
+def test_the_onnx_given_is_the_onnx_that_runs(tmp_path, tiny_package):
+    """`--model copy.onnx` beside a copied sidecar that still names the original ran the
+    original, whatever copy.onnx held; a package renamed whole runs from its new name."""
+    import shutil
+
+    original = tmp_path / "tiny.onnx"
+    shutil.copy(tiny_package.onnx_path, original)
+    shutil.copy(tiny_package.sidecar_path, original.with_suffix(".json"))
+    meta = json.loads(original.with_suffix(".json").read_text())
+    replaced = tmp_path / "replaced.onnx"
+    replaced.write_bytes(original.read_bytes()[:500])  # a different (cut) file
+    (tmp_path / "replaced.json").write_text(json.dumps(meta))  # still names the original
+    with pytest.raises(ModelError, match="describes .*, not this file"):
+        load_package(replaced)
+    renamed = tmp_path / "renamed.onnx"
+    original.rename(renamed)
+    (tmp_path / "renamed.json").write_text(json.dumps(meta))
+    assert load_package(renamed).onnx_path == renamed.resolve()

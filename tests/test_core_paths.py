@@ -96,6 +96,7 @@ def test_names_too_long_and_wrong_kinds_are_one_line(tree):
         check_paths(inputs=[("--video", tree / f"{long}.mp4")])
     refused("is a folder, not a file", outputs=[("--output", tree / "out")])
     refused("is a file, not a folder", output_dirs=[("--masks", tree / "video.mp4")])
+    refused("/dev/null is a character device, not a folder", output_dirs=[("--out", "/dev/null")])
     refused("cannot create folder", outputs=[("--output", tree / "video.mp4" / "sub" / "a.mp4")])
     refused("cannot write into", outputs=[("--output", tree / "video.mp4" / "a.mp4")])
 

@@ -176,9 +176,58 @@ def test_a_random_graph_is_refused_and_nothing_is_written(tmp_path, out_dir):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, *SIZE])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, *SIZE])],
     )
-    with pytest.raises(ExportError, match="different logits on two runs"):
+    with pytest.raises(ExportError, match="the model is not deterministic at inference"):
         import_onnx(config(tmp_path, model))
     assert list(out_dir.iterdir()) == []
+
+
+def bright_noise_model(path):
+    """logits = x + noise where x > 0.5: deterministic on dark frames, random on bright ones."""
+    from onnx import TensorProto, helper
+
+    return save_graph(
+        path,
+        [
+            helper.make_node("RandomUniformLike", ["x"], ["noise"], high=10.0),
+            helper.make_node("Greater", ["x", "half"], ["bright"]),
+            helper.make_node("Cast", ["bright"], ["mask"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["noise", "mask"], ["masked"]),
+            helper.make_node("Add", ["x", "masked"], ["logits"]),
+        ],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, *SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, *SIZE])],
+        {"half": np.array(0.5, np.float32)},
+    )
+
+
+def test_a_model_random_on_later_frames_only_is_called_not_deterministic(tmp_path, out_dir):
+    """Random on the second parity frame, not the first: reported as the model's randomness,
+    not as a wrapping that disagrees with the original."""
+    import cv2
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a_0.png"), np.zeros((*SIZE, 3), np.uint8))
+    cv2.imwrite(str(frames / "a_1.png"), np.full((*SIZE, 3), 255, np.uint8))
+    model = bright_noise_model(tmp_path / "bright_noise.onnx")
+    says = r"not deterministic at inference: .*\(parity frame 1, the original\)"
+    with pytest.raises(ExportError, match=says):
+        import_onnx(config(tmp_path, model, parity_source=str(frames), parity_frames=2))
+    assert list(out_dir.iterdir()) == []
+
+
+def test_a_wrapped_graph_that_varies_between_runs_blames_the_model(tmp_path):
+    """Randomness the reference's two runs missed shows in the wrapped graph: the wrapping adds
+    none, so it is the model's."""
+    import onnx
+
+    noisy = onnx.load(str(bright_noise_model(tmp_path / "n.onnx")))
+    io = inspect_graph(noisy)
+    pre = Preprocessing((0.0,) * 3, (1.0,) * 3)
+    frames = np.full((2, *SIZE, 3), 255, np.uint8)
+    reference = pre.apply(frames).astype(np.float32)  # the model without its noise
+    with pytest.raises(ExportError, match="not deterministic at inference"):
+        compare_with_reference(wrap_onnx(noisy, io, pre, SIZE, SIZE), frames, reference, 0.999)
 
 
 def test_parity_refuses_a_wrapping_that_changes_the_results(tmp_path):

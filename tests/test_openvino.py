@@ -237,3 +237,45 @@ def test_auto_keeps_onnxruntime_for_its_gpu_build_on_a_gpu_machine(tiny_package,
     assert choose_backend("auto", "auto", tiny_package.onnx_path) == "onnxruntime"
     monkeypatch.setattr("rtseg.core.gpu.nvidia_device_present", lambda: False)
     assert engine_choice.gpu_runtime_present() is False
+
+
+def test_a_cache_that_is_a_file_or_read_only_is_run_without(tiny_package, fresh_choice, monkeypatch, capsys):
+    """RTSEG_CACHE naming a file: OpenVINO runs without its compiled-model cache and the probe
+    without keeping its verdict, one warning line each, never an error or a traceback."""
+    fresh_choice.parent.mkdir(exist_ok=True)
+    fresh_choice.write_text("not a folder")
+    assert choose_backend("auto", "cpu", tiny_package.onnx_path) == "openvino"
+    with open_model(tiny_package.onnx_path, backend="openvino", threads=1).backend as ov:
+        assert ov.infer(structured_frames(1, *TINY_SIZE)).shape == (1, *TINY_SIZE)
+        assert "CACHE_DIR" not in ov.config
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith("rtseg: warning: cache folder ") for line in lines), lines
+    assert any("openvino-probe cannot be used (Not a directory)" in line for line in lines)
+
+
+def test_a_damaged_probe_verdict_is_probed_again(tiny_package, fresh_choice, monkeypatch):
+    """A verdict file with the wrong types (`"healthy": "no"` is truthy) is not trusted; a
+    folder where the verdict goes is skipped with a warning."""
+    monkeypatch.setenv(openvino_probe.FAULT_ENV, "disagree")
+    version = openvino_probe.openvino_version()
+    path = openvino_probe.verdict_path(fresh_choice, tiny_package.onnx_path, version)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"healthy": "no", "reason": 3}')
+    assert choose_backend("auto", "cpu", tiny_package.onnx_path) == "onnxruntime"  # probed: it disagrees
+    assert json.loads(path.read_text())["healthy"] is False
+    monkeypatch.setattr(engine_choice, "_failed", [])
+    path.unlink()
+    path.mkdir()
+    verdict = openvino_probe.probe_openvino(tiny_package.onnx_path, fresh_choice)
+    assert not verdict.healthy and path.is_dir() and not list(path.parent.glob("*.tmp"))
+
+
+def test_the_probe_verdict_is_kept_per_precision_asked(tiny_package, fresh_choice, monkeypatch):
+    """A verdict probed in bf16 said nothing of f16 (the child computes in the precision asked)."""
+    version = openvino_probe.openvino_version()
+    monkeypatch.delenv("RTSEG_OPENVINO_PRECISION", raising=False)
+    auto = openvino_probe.verdict_path(fresh_choice, tiny_package.onnx_path, version)
+    monkeypatch.setenv("RTSEG_OPENVINO_PRECISION", "f16")
+    f16 = openvino_probe.verdict_path(fresh_choice, tiny_package.onnx_path, version)
+    monkeypatch.setenv("RTSEG_OPENVINO_PRECISION", "F16")
+    assert auto != f16 == openvino_probe.verdict_path(fresh_choice, tiny_package.onnx_path, version)

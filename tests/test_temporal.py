@@ -102,6 +102,7 @@ def test_eval_video_reports_tc_and_the_labelled_miou(tmp_path, tiny_package):
     assert report["frames"] == 6 and report["pairs"] == 5
     assert 0 <= report["tc"] <= 1 and 0 <= report["flip_share"] <= 1 and 0 <= report["miou"] <= 1
     assert "TC (temporal consistency)" in result.stdout and "mIoU" in result.stdout
+    assert "model at 64x96 (HxW)" in result.stdout  # sizes HxW, as --size takes them
     filtered = CliRunner().invoke(main, [*args, "--temporal-filter"])
     assert filtered.exit_code == 0 and "temporal filter" in filtered.stdout
     missing = CliRunner().invoke(main, [*args[:4], str(tmp_path / "nope.mp4")])
@@ -110,3 +111,45 @@ def test_eval_video_reports_tc_and_the_labelled_miou(tmp_path, tiny_package):
     broken.write_bytes(b"\xff\xfe\x00bad")
     bad_list = CliRunner().invoke(main, [*args, "--video-labels", str(broken)])
     assert bad_list.exit_code == 1 and "label list" in bad_list.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, says",
+    [
+        (["--video-labels", "list.txt"], "--video-labels needs --video"),
+        (["--temporal-filter"], "--temporal-filter needs --video"),
+        (["--video", "clip.mp4", "--flip-tta"], "--flip-tta scores a dataset; it does not go with --video"),
+        (["--video", "clip.mp4", "--dataset", "cityscapes"], "--dataset scores a dataset"),
+        (["--video", "lavfi:testsrc2=size=96x64:rate=5"], "no such file (eval scores a recorded clip"),
+    ],
+)
+def test_eval_refuses_the_other_mode_s_options_and_endless_sources(tmp_path, tiny_package, extra, says):
+    """Options of the other mode were ignored without a word, and an endless source ran until
+    killed: each is one line now, before anything loads."""
+    write_video(tmp_path / "clip.mp4", np.zeros((2, 64, 96, 3), np.uint8))
+    (tmp_path / "list.txt").write_text("0.png\n")
+    args = ["eval", "--model", str(tiny_package.onnx_path), *extra]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and says in result.stderr, result.output
+
+
+@pytest.mark.slow
+def test_eval_video_with_a_missing_label_is_one_line(tmp_path, tiny_package):
+    """OpenCV's own warning line came before rtseg's error."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    video = write_video(tmp_path / "clip.mp4", np.zeros((2, 64, 96, 3), np.uint8))
+    (tmp_path / "list.txt").write_text("0.png\n1.png\n")
+    (tmp_path / "valannot").mkdir()
+    args = ["--model", tiny_package.onnx_path, "--video", video, "--video-labels", tmp_path / "list.txt"]
+    command = [sys.executable, "-m", "rtseg", "eval", *map(str, args), "--data-root", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"rtseg: error: {tmp_path}/valannot/0.png: cannot read label (No such file or directory)"
+    ]

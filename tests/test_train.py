@@ -134,6 +134,24 @@ def test_check_config_names_the_bad_setting():
             check_config(TrainConfig(**change))
 
 
+def test_training_on_the_validation_split_says_its_score_is_not_held_out(monkeypatch, capsys):
+    monkeypatch.setattr("rtseg.core.notices._said", set())
+    check_config(TrainConfig(train_split="train"))
+    assert capsys.readouterr().err == ""
+    check_config(TrainConfig(train_split="train+val", val_split="val"))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "the validation split 'val' is trained on" in lines[0]
+    assert "not a held-out score" in lines[0]
+
+
+@pytest.mark.parametrize("split", ["", " ", "train+", "val+val"])
+def test_an_empty_or_repeated_split_name_is_refused(tmp_path, split):
+    from rtseg.data.registry import open_dataset
+
+    with pytest.raises(RtsegError, match="name each split once"):
+        open_dataset("camvid", str(tmp_path), split)
+
+
 # --- the CLI ---------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rtseg.core.list_files import read_list_bytes
 from rtseg.errors import InputError
 from rtseg.video import natural_sort_key
 
@@ -54,10 +55,7 @@ def _read_list(spec: str, reading: tuple) -> list[str]:
     list_path = Path(spec[1:])
     if os.path.realpath(list_path) in reading or len(reading) >= MAX_LIST_DEPTH:
         raise InputError(f"{spec}: the list names itself (through {' -> '.join(reading)}); remove that line")
-    try:
-        lines = [os.fsdecode(line) for line in list_path.read_bytes().splitlines()]
-    except OSError as exc:
-        raise InputError(f"{spec}: cannot read the list ({exc.strerror})") from None
+    lines = [os.fsdecode(line) for line in read_list_bytes(list_path, spec).splitlines()]
     entries = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     return [str(list_path.parent / entry) if not os.path.isabs(entry) else entry for entry in entries]
 

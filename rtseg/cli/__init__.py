@@ -2,8 +2,10 @@
 
 Commands are imported only when invoked, so `rtseg --help` starts fast and works without
 torch, onnxruntime or TensorRT. Any RtsegError is printed as one line and exits with status 1,
-and so is a missing optional package (naming its pip extra); anything else is a bug and keeps
-its traceback.
+and so is a missing optional package (naming its pip extra); a malformed command line (an
+unknown option or command, a value of the wrong form) is one line too, with status 2, click's
+own; anything else is a bug and keeps its traceback. Path options never check the file system
+themselves (`readable=False`): a missing or unreadable file is the command's one-line error.
 
 Signals: SIGINT, SIGTERM and SIGHUP are handled from the start of the command to its end
 (rtseg.core.signals): whatever the command was doing (importing onnxruntime, loading a model,
@@ -57,6 +59,12 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _exit_usage(exc)
+
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         with signals.handle_signals(exiting=standalone_mode):
             return super().main(*args, standalone_mode=standalone_mode, **kwargs)
@@ -71,6 +79,8 @@ class LazyGroup(click.Group):
                 _exit_interrupted(signals.received())
             click.echo(f"rtseg: error: {exc}", err=True)
             sys.exit(1)
+        except click.UsageError as exc:  # the command's own options, parsed inside invoke
+            _exit_usage(exc)
         except ModuleNotFoundError as exc:  # an optional package imported without import_optional
             top = (exc.name or "").partition(".")[0]
             if signals.received() or top not in EXTRA_OF:
@@ -84,6 +94,16 @@ class LazyGroup(click.Group):
         if signals.received():  # came while the command was finishing its outputs
             _exit_interrupted(signals.received())
         return result
+
+
+def _exit_usage(exc: click.UsageError):
+    """A malformed command line: one line and status 2 (click's), not click's usage block; a
+    command called without arguments that shows its help instead keeps doing so."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        raise exc
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    click.echo(f"rtseg: error: {exc.format_message().rstrip('.')}{where}", err=True)
+    sys.exit(exc.exit_code)
 
 
 def _exit_interrupted(signal_name: str):

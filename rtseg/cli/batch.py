@@ -13,17 +13,17 @@ finished video).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
 from rtseg.cli.options import run_options
+from rtseg.cli.path_types import PATH
 from rtseg.core import signals
 
 
 @click.command("batch")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--out", "out_dir", required=True, type=PATH, help="Output folder.")
 @click.option(
     "--output-kind",
     default="mp4,stats",
@@ -51,7 +51,7 @@ from rtseg.core import signals
 )
 @click.option(
     "--report-json",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Write this run's summary (counts, frames, archive fps, workers) as JSON.",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Ray's and the workers' logs on stderr.")

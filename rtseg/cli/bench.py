@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from rtseg.bench.config import (
@@ -16,6 +14,7 @@ from rtseg.bench.config import (
     parse_sizes,
 )
 from rtseg.cli.options import run_options
+from rtseg.cli.path_types import PATH
 from rtseg.core.package import default_model_path
 from rtseg.errors import InputError
 
@@ -23,7 +22,7 @@ from rtseg.errors import InputError
 @click.command("bench")
 @click.option(
     "--model",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Model package (.onnx + .json); default: the bundled model.",
 )
@@ -44,7 +43,7 @@ from rtseg.errors import InputError
 )
 @click.option(
     "--video",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Video for the end-to-end run and for agreement with fp32.",
 )
@@ -94,18 +93,18 @@ from rtseg.errors import InputError
     default=None,
     help="Exit 1 when any combination's mIoU is under this (needs --data).",
 )
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "json_path", type=PATH, default=None)
+@click.option("--csv", "csv_path", type=PATH, default=None)
 @click.option(
     "--plot",
     "plot_path",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="PNG of fps against mIoU (needs matplotlib).",
 )
 @click.option(
     "--cache-dir",
-    type=click.Path(path_type=Path),
+    type=PATH,
     default=None,
     help="Where re-exported sizes are kept (default ~/.cache/rtseg/bench; RTSEG_CACHE moves it).",
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from rtseg.cli.path_types import PATH
 from rtseg.errors import InputError
 
 UNITS = {
@@ -40,17 +41,17 @@ def parse_bytes(text: str | None) -> int | None:
 
 
 @click.command("build-engine")
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=PATH)
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Engine to write (default: NAME.engine beside the ONNX).",
 )
 @click.option("--workspace", metavar="SIZE", help="TensorRT workspace pool limit, e.g. 2GiB.")
 @click.option(
     "--timing-cache",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Timing cache file, read and updated (default: ~/.cache/rtseg/timing/...).",
 )
 @click.option(
@@ -64,7 +65,7 @@ def parse_bytes(text: str | None) -> int | None:
 @click.option(
     "--prepare-only",
     "prepare_only",
-    type=click.Path(path_type=Path),
+    type=PATH,
     metavar="OUT.onnx",
     help="Only write the graph TensorRT would parse (no TensorRT or GPU needed), for trtexec or Polygraphy.",
 )

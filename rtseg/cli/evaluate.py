@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 from rtseg.cli.options import run_options
+from rtseg.cli.path_types import PATH
+from rtseg.core.frames import format_size
+from rtseg.errors import InputError
 
 
 def format_report(result: dict) -> str:
@@ -37,7 +40,6 @@ def format_report(result: dict) -> str:
 
 def format_video_report(result: dict) -> str:
     """TC, flip share and (with labels) mIoU of `rtseg eval --video`."""
-    h, w = result["input_size"]
     lines = []
     if result["tc"] is not None:
         lines.append(f"TC (temporal consistency) {100 * result['tc']:5.1f} %")
@@ -45,10 +47,34 @@ def format_video_report(result: dict) -> str:
     if "miou" in result:
         lines.append(f"mIoU {100 * result['miou']:5.1f} (labelled frames)")
     lines.append(
-        f"{result['frames']} frames of {result['video']}, model at {w}x{h} on {result['backend']}"
-        + (", temporal filter" if result["temporal_filter"] else "")
+        f"{result['frames']} frames of {result['video']}, model at {format_size(result['input_size'])} "
+        f"(HxW) on {result['backend']}" + (", temporal filter" if result["temporal_filter"] else "")
     )
     return "\n".join(lines)
+
+
+def check_video_options(video, video_labels, temporal_filter, dataset_only: list[str]) -> None:
+    """The options of the other mode are refused, not ignored: `--video-labels` and
+    `--temporal-filter` need `--video`; `dataset_only` (given options that score a dataset) do
+    not go with it. `--video` is a recorded clip (a file or frames folder): a camera or stream
+    has no end to score up to."""
+    if video is None:
+        needs = [
+            name
+            for name, given in (("--video-labels", video_labels), ("--temporal-filter", temporal_filter))
+            if given
+        ]
+        if needs:
+            raise InputError(f"{needs[0]} needs --video (it scores a clip, not a dataset)")
+        return
+    if dataset_only:
+        raise InputError(f"{dataset_only[0]} scores a dataset; it does not go with --video")
+    if Path(video).exists() and not Path(video).is_file() and not Path(video).is_dir():
+        raise InputError(f"--video {video}: not a regular file (eval scores a recorded clip: a video file)")
+    if not Path(video).is_file() and not Path(video).is_dir():
+        raise InputError(
+            f"--video {video}: no such file (eval scores a recorded clip: a video file or frames folder)"
+        )
 
 
 def evaluate_clip(model, video, video_labels, data_root, split, temporal_filter, json_path, **engine):
@@ -74,7 +100,7 @@ def evaluate_clip(model, video, video_labels, data_root, split, temporal_filter,
     "--model",
     "model",
     required=True,
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Model package (.onnx/.json) or checkpoint (.pth).",
 )
 @click.option(
@@ -83,9 +109,7 @@ def evaluate_clip(model, video, video_labels, data_root, split, temporal_filter,
     show_default=True,
     help="camvid, cityscapes, cityscapes_category, cityscapes_road, kitti_road or folder.",
 )
-@click.option(
-    "--data-root", default="../shared/data/camvid", show_default=True, type=click.Path(path_type=Path)
-)
+@click.option("--data-root", default="../shared/data/camvid", show_default=True, type=PATH)
 @click.option("--split", default="val", show_default=True)
 @run_options("backend", "device", "openvino_precision")
 @click.option(
@@ -103,12 +127,12 @@ def evaluate_clip(model, video, video_labels, data_root, split, temporal_filter,
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate the first N images only.")
 @click.option(
     "--video",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Score a clip instead of a dataset: temporal consistency (TC) and class flips between frames.",
 )
 @click.option(
     "--video-labels",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="With --video: a list of label PNGs, one a frame in order (a CamVid clip's frames.txt; "
     "the names are looked up in --data-root's <split>annot folder): adds the clip's mIoU.",
 )
@@ -122,7 +146,7 @@ def evaluate_clip(model, video, video_labels, data_root, split, temporal_filter,
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Also write the result (miou, per_class, pixel_acc, ...) as JSON.",
 )
 def evaluate(
@@ -133,6 +157,13 @@ def evaluate(
     from rtseg.evaluation import EvalConfig
     from rtseg.evaluation import evaluate as run_evaluation
 
+    context = click.get_current_context()
+    dataset_only = [
+        f"--{name.replace('_', '-')}"
+        for name in ("dataset", "flip_tta", "min_blob", "batch_size")
+        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
+    check_video_options(video, video_labels, temporal_filter, dataset_only)
     if video is not None:
         clip = (model, video, video_labels, data_root, split, temporal_filter, json_path)
         result = evaluate_clip(*clip, limit=limit, **engine)

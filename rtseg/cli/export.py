@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from rtseg.core.frames import parse_size
+from rtseg.cli.path_types import PATH
+from rtseg.core.frames import format_size, parse_size
 
 
 def _split_words(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -14,12 +13,12 @@ def _split_words(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @click.command("export")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoint", type=PATH)
 @click.option(
     "-o",
     "--output",
     required=True,
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Package to write: NAME.onnx (+ NAME.json beside it).",
 )
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True)
@@ -128,10 +127,9 @@ def export(
     )
     result = export_model(config, log=lambda line: click.echo(line, err=True))
     package = result.package
-    h, w = package.input_size
     click.echo(
         f"wrote {package.onnx_path} + {package.sidecar_path.name}: {package.precision}, "
-        f"{w}x{h}, {len(package.classes)} classes"
+        f"{format_size(package.input_size)} (HxW), {len(package.classes)} classes"
     )
     click.echo(f"{package.precision} vs pytorch: {result.parity.line()} on {result.parity_source}")
     if result.agreement_vs_fp32 is not None and package.precision != "fp32":

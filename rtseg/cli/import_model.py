@@ -8,10 +8,9 @@ sidecar. Checked against the original on real frames; refused (nothing written) 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+from rtseg.cli.path_types import PATH
 from rtseg.core.frames import parse_size
 from rtseg.errors import InputError
 
@@ -31,10 +30,8 @@ def parse_triple(text: str, what: str) -> tuple[float, float, float]:
 
 
 @click.command("import")
-@click.argument("model", type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Package to write: NAME.onnx."
-)
+@click.argument("model", type=PATH)
+@click.option("-o", "--output", required=True, type=PATH, help="Package to write: NAME.onnx.")
 @click.option(
     "--mean",
     required=True,

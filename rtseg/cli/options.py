@@ -9,11 +9,10 @@ parameter name is its sub-config field, so a command builds its configuration wi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from rtseg.assembly import MODE_CHOICES, option_fields
+from rtseg.cli.path_types import PATH
 from rtseg.loading import BACKEND_CHOICES, DEVICES
 from rtseg.runtime.openvino_backend import OPENVINO_PRECISIONS
 from rtseg.video.hw_decode import DECODERS
@@ -24,7 +23,7 @@ DEVICE_HELP = (
     "cuda / tensorrt on ONNX Runtime need onnxruntime-gpu in place of onnxruntime."
 )
 _DEFAULTS = {name: f.default for name, f in option_fields().items()}
-_PATH = click.Path(path_type=Path)
+_PATH = PATH
 
 
 def _option(*decls: str, **kw):

@@ -25,6 +25,7 @@ import click
 
 from rtseg.assembly import RunConfig, execute
 from rtseg.cli.options import run_options
+from rtseg.cli.path_types import STR_PATH
 from rtseg.errors import InputError
 
 
@@ -62,7 +63,7 @@ def report(cfg: RunConfig, stats) -> None:
 
 
 @click.command("run")
-@click.option("--video", type=click.Path(path_type=str), help="Video file (mp4, mkv, avi, ...).")
+@click.option("--video", type=STR_PATH, help="Video file (mp4, mkv, avi, ...).")
 @click.option("--frames", type=str, help="Folder or glob of images, read in natural order.")
 @click.option(
     "--camera", type=str, help="Camera index (0), device (/dev/video0) or stream URL (rtsp://...). Live."

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from rtseg.cli.path_types import PATH
 from rtseg.core.frames import parse_size
 from rtseg.errors import InputError
 
@@ -69,7 +70,7 @@ def resolve_pretrained(encoder: str, pretrained: bool | None, weights: Path | No
     "--data-root",
     default="../shared/data/camvid",
     show_default=True,
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Dataset root in its standard layout.",
 )
 @click.option("--train-split", default="train", show_default=True)
@@ -93,7 +94,7 @@ def resolve_pretrained(encoder: str, pretrained: bool | None, weights: Path | No
 )
 @click.option(
     "--encoder-weights",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="torchvision-format .pth for a VGG/ResNet encoder (implies --pretrained).",
 )
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
@@ -135,7 +136,7 @@ def resolve_pretrained(encoder: str, pretrained: bool | None, weights: Path | No
 )
 @click.option(
     "--out-dir",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="Checkpoint folder [default: runs/<dataset>_<arch>_<encoder>].",
 )
 @click.option("--threads", type=click.IntRange(1), default=2, show_default=True)

@@ -8,18 +8,18 @@ only with --force.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+
+from rtseg.cli.path_types import PATH
 
 
 @click.command("export-triton")
-@click.argument("package", type=click.Path(path_type=Path))
-@click.option("--repo", required=True, type=click.Path(path_type=Path), help="Model repository folder.")
+@click.argument("package", type=PATH)
+@click.option("--repo", required=True, type=PATH, help="Model repository folder.")
 @click.option("--name", help="Triton model name (default: the package's name; the plan gets NAME_trt).")
 @click.option(
     "--engine",
-    type=click.Path(path_type=Path),
+    type=PATH,
     help="A TensorRT engine built from PACKAGE (rtseg build-engine): adds NAME_trt (tensorrt_plan).",
 )
 @click.option(

@@ -15,21 +15,27 @@ from rtseg.errors import InputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
+def decode_image(path: Path, flags: int, what: str = "image") -> np.ndarray:
+    """One image file decoded by OpenCV with `flags` (cv2.IMREAD_*), OpenCV's own log lines kept
+    quiet; InputError `"{path}: cannot read {what} (why)"` when it cannot be read or decoded."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read {what} ({e.strerror})") from None
+    if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].tobytes():
+        raise InputError(f"{path}: cannot read {what} (JPEG cut short: no end marker)")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # it logs broken images
+    image = cv2.imdecode(data, flags) if data.size else None
+    if image is None:
+        raise InputError(f"{path}: cannot read {what} (corrupt or not an image)")
+    return image
+
+
 def read_rgb(path: Path, index: int | None = None) -> np.ndarray:
     """One image file as `(H, W, 3) uint8 RGB` (grey and 16-bit images converted; alpha dropped;
     EXIF orientation applied). InputError naming the file (and frame `index`) when unreadable."""
     at = f" at frame {index}" if index is not None else ""
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read image{at} ({e.strerror})") from None
-    if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-64:].tobytes():
-        raise InputError(f"{path}: cannot read image{at} (JPEG cut short: no end marker)")
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # it logs broken images
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if bgr is None:
-        raise InputError(f"{path}: cannot read image{at} (corrupt or not an image)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(decode_image(path, cv2.IMREAD_COLOR, f"image{at}"), cv2.COLOR_BGR2RGB)
 
 
 def parse_size(text: str, what: str = "size") -> tuple[int, int]:

@@ -163,6 +163,23 @@ def validate_graph(onnx_path: Path, meta: dict, where: Path) -> None:
         raise ModelError(f"{where}: {onnx_path.name} disagrees with its sidecar: {exc}") from None
 
 
+def _package_onnx(path: Path, sidecar: Path, meta: dict) -> Path:
+    """The ONNX file the package runs: `path` itself when an `.onnx` was given (never another
+    file its sidecar names: a package renamed or replaced by hand must not run a different
+    model), the one the sidecar names when its `.json` was. A given `.onnx` whose name differs
+    from the sidecar's must be the file the sidecar describes (its sha256): both renamed."""
+    named = (sidecar.parent / meta["onnx"]).resolve()
+    onnx_path = path.resolve() if path.suffix == ".onnx" else named
+    if onnx_path != named and not (meta.get("onnx_sha256") and sha256_file(onnx_path) == meta["onnx_sha256"]):
+        raise ModelError(
+            f"{path}: its sidecar {sidecar.name} describes {meta['onnx']}, not this file (a package "
+            "renamed or replaced by hand: rename the two files together, or export it again)"
+        )
+    if not onnx_path.is_file():
+        raise ModelError(f"{sidecar}: its ONNX file {onnx_path} does not exist")
+    return onnx_path
+
+
 def load_package(path: str | Path, verify_hash: bool = True) -> ModelPackage:
     """Open a package from its `.onnx` or `.json` path; ModelError if anything is wrong."""
     path = Path(path)
@@ -183,9 +200,7 @@ def load_package(path: str | Path, verify_hash: bool = True) -> ModelPackage:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{sidecar}: not valid JSON ({exc})") from exc
     validate_meta(meta, sidecar)
-    onnx_path = (sidecar.parent / meta["onnx"]).resolve()
-    if not onnx_path.is_file():
-        raise ModelError(f"{sidecar}: its ONNX file {onnx_path} does not exist")
+    onnx_path = _package_onnx(path, sidecar, meta)
     if verify_hash and meta.get("onnx_sha256") and sha256_file(onnx_path) != meta["onnx_sha256"]:
         raise ModelError(f"{onnx_path}: sha256 does not match its sidecar (file changed or corrupt)")
     validate_graph(onnx_path, meta, sidecar)

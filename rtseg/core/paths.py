@@ -207,6 +207,17 @@ def _check_input(entry: _Entry) -> None:
         raise InputError(f"{entry}: cannot read ({exc.strerror})") from None
 
 
+def _kind(mode: int) -> str:
+    """What a file system entry that is not a folder is, in words ("file", "character device")."""
+    kinds = (
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "file")
+
+
 def _check_output_shape(entry: _Entry, folder: bool) -> None:
     if is_stdout(entry.given):
         if folder:
@@ -218,9 +229,12 @@ def _check_output_shape(entry: _Entry, folder: bool) -> None:
     special = refusal(entry.path)
     if special:
         raise OutputError(f"{entry} {special}")
-    st = _stat(entry.path)
+    try:
+        st = _stat(entry.path)
+    except OSError as exc:  # a folder on the way that may not be searched (EACCES), a loop
+        raise OutputError(f"{entry}: cannot reach ({exc.strerror})") from None
     if st is not None and stat.S_ISDIR(st.st_mode) != folder:
-        found, wanted = ("file", "folder") if folder else ("folder", "file")
+        found, wanted = (_kind(st.st_mode), "folder") if folder else ("folder", "file")
         raise OutputError(f"{entry} is a {found}, not a {wanted}")
     if not folder and st is not None and not os.access(entry.path, os.W_OK):
         raise OutputError(f"{entry}: file exists and is read-only")

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rtseg.core.frames import IMAGE_SUFFIXES, read_rgb
+from rtseg.core.frames import IMAGE_SUFFIXES, decode_image, read_rgb
 from rtseg.data.labels import (
     CAMVID,
     CITYSCAPES_MODES,
@@ -24,9 +24,7 @@ from rtseg.errors import InputError
 def read_label(path: Path) -> np.ndarray:
     """Read a single-channel label PNG as `(H, W) uint8`. A 16-bit (or wider) one is taken when
     its values fit 8 bits, else refused: cutting them to 8 bits would relabel pixels silently."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise InputError(f"cannot read label {path}")
+    label = decode_image(path, cv2.IMREAD_UNCHANGED, "label")
     if label.ndim != 2:
         raise InputError(f"{path}: expected a single-channel label image, got shape {label.shape}")
     if label.dtype != np.uint8:

@@ -35,10 +35,10 @@ def open_dataset(name: str, root: str, split: str, **kwargs) -> SegmentationData
     model of a recipe chosen on val is trained on both, as CGNet and PIDNet do)."""
     opener = DATASETS[dataset_name(name)]
     parts = [part.strip() for part in split.split("+")]
-    if len(parts) == 1:
-        return opener(root, split, **kwargs)
     if any(not part for part in parts) or len(set(parts)) != len(parts):
         raise InputError(f"split {split!r}: name each split once, joined by '+' (e.g. train+val)")
+    if len(parts) == 1:
+        return opener(root, parts[0], **kwargs)
     return JoinedDataset([opener(root, part, **kwargs) for part in parts])
 
 

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from rtseg.core.closing import Closeable
+from rtseg.core.frames import format_size
 from rtseg.errors import BackendError, InputError
 
 
@@ -69,8 +70,7 @@ class Backend(Closeable, ABC):
         return self._logits_impl(images)
 
     def describe(self) -> str:
-        h, w = self.input_size
-        return f"{self.name} {w}x{h}"
+        return f"{self.name} {format_size(self.input_size)}"
 
     def check_batch(self, images: np.ndarray) -> None:
         h, w = self.input_size

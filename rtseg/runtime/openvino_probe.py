@@ -4,8 +4,8 @@ Some OpenVINO releases die inside `compile_model` on some CPUs (SIGFPE on AMD EP
 openvinotoolkit issue #35943): a crash of that kind kills the process and cannot be caught. So
 before the default (`--backend auto` on a CPU) trusts OpenVINO, a child process compiles the
 package, runs one frame on OpenVINO and on ONNX Runtime, and compares the class ids. The verdict
-is kept in the user cache, keyed by the machine (CPU model, host), the OpenVINO version and the
-package's ONNX (sha256), so the probe runs once per key.
+is kept in the user cache, keyed by the machine (CPU model, host), the OpenVINO version, the
+package's ONNX (sha256) and the precision asked, so the probe runs once per key.
 
 `python -m rtseg.runtime.openvino_probe PACKAGE.onnx` is the child: it prints one JSON line
 `{"agreement": float, "precision": str}`. `$RTSEG_OPENVINO_PROBE_FAULT` (tests): "crash" makes it
@@ -25,6 +25,9 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+
+from rtseg.core.notices import warn_once
+from rtseg.core.user_cache import usable_folder
 
 MIN_AGREEMENT = 0.97  # bf16 vs fp32 agree on ~99.9% of real pixels; a broken plugin on far fewer
 PROBE_TIMEOUT_S = 300.0
@@ -72,8 +75,14 @@ def _file_sha256(path: Path) -> str:
 
 
 def verdict_path(cache: Path, onnx_path: Path, version: str) -> Path:
-    """Where the verdict for this machine, OpenVINO `version` and package is kept."""
-    key = hashlib.sha256(f"{machine_key()}|{version}|{_file_sha256(onnx_path)}".encode()).hexdigest()
+    """Where the verdict for this machine, OpenVINO `version`, package and the precision asked
+    (`$RTSEG_OPENVINO_PRECISION`, which the child computes in: f16 may fail where bf16 passes)
+    is kept."""
+    from rtseg.runtime.openvino_backend import PRECISION_ENV
+
+    precision = (os.environ.get(PRECISION_ENV) or "auto").lower()
+    text = f"{machine_key()}|{version}|{_file_sha256(onnx_path)}|{precision}"
+    key = hashlib.sha256(text.encode()).hexdigest()
     return cache / "openvino-probe" / f"{key[:32]}.json"
 
 
@@ -112,9 +121,11 @@ def run_child(onnx_path: Path, cache: Path | None) -> dict:
     return {"agreement": float((ids == reference).mean()), "precision": precision}
 
 
-def _child_verdict(onnx_path: Path, cache: Path) -> ProbeVerdict:
-    """Run the child and read its verdict; a crash, a timeout or no JSON is unhealthy."""
-    command = [sys.executable, "-m", "rtseg.runtime.openvino_probe", str(onnx_path), str(cache)]
+def _child_verdict(onnx_path: Path, cache: Path | None) -> ProbeVerdict:
+    """Run the child and read its verdict; a crash, a timeout or no JSON is unhealthy. `cache`:
+    OpenVINO's compiled models (None: none)."""
+    command = [sys.executable, "-m", "rtseg.runtime.openvino_probe", str(onnx_path)]
+    command += [str(cache)] if cache is not None else []
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:  # a loaded machine, perhaps: not cached (see probe_openvino)
@@ -139,23 +150,46 @@ def _child_verdict(onnx_path: Path, cache: Path) -> ProbeVerdict:
     return ProbeVerdict(True, "", agreement, precision)
 
 
+def _read_verdict(path: Path) -> ProbeVerdict | None:
+    """The verdict kept at `path`, or None when there is none or it is not one (a damaged or
+    hand-edited file: probed again)."""
+    try:
+        data = json.loads(path.read_text())
+        verdict = ProbeVerdict(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    kinds = (bool, str, (int, float, type(None)), str, bool)
+    values = (verdict.healthy, verdict.reason, verdict.agreement, verdict.precision, verdict.cache)
+    return verdict if all(isinstance(v, k) for v, k in zip(values, kinds)) else None
+
+
+def _keep_verdict(verdict: ProbeVerdict, path: Path) -> None:
+    """Write `verdict` to `path` (atomically); a cache that cannot take it is skipped."""
+    if usable_folder(path.parent) is None:
+        return
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        partial.write_text(json.dumps(verdict.__dict__))
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        warn_once(f"cannot keep the OpenVINO probe's verdict in {path} ({exc.strerror}); going on")
+
+
 def probe_openvino(onnx_path: Path, cache: Path) -> ProbeVerdict:
-    """The verdict for `onnx_path` on this machine: cached, else probed in a child and cached."""
+    """The verdict for `onnx_path` on this machine: cached, else probed in a child and cached.
+    `cache`: the user cache folder (verdicts in `openvino-probe/`, compiled models in `openvino/`;
+    either unusable: the probe runs without it)."""
     version = openvino_version()
     if version is None:
         return ProbeVerdict(False, "openvino is not installed")
     path = verdict_path(cache, Path(onnx_path), version)
-    try:
-        return ProbeVerdict(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        pass
-    verdict = _child_verdict(Path(onnx_path), cache / "openvino")
-    if not verdict.cache:
-        return verdict
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(verdict.__dict__))
-    os.replace(partial, path)
+    kept = _read_verdict(path)
+    if kept is not None:
+        return kept
+    verdict = _child_verdict(Path(onnx_path), usable_folder(cache / "openvino"))
+    if verdict.cache:
+        _keep_verdict(verdict, path)
     return verdict
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.frames import format_size
 from rtseg.core.package import ModelPackage
 from rtseg.errors import BackendError, ModelError
 from rtseg.runtime.base import Backend
@@ -310,8 +311,8 @@ class TensorRTBackend(Backend):
         return infer_through_slots(self._submit_impl, images, self.max_batch, len(self.ring), self.input_size)
 
     def describe(self) -> str:
-        h, w = self.input_size
-        return f"tensorrt[{self.engine_path.name}, {self.memory_name}, batch {self.max_batch}, {w}x{h}]"
+        size = format_size(self.input_size)
+        return f"tensorrt[{self.engine_path.name}, {self.memory_name}, batch {self.max_batch}, {size}]"
 
     def _close_impl(self) -> None:
         """Free the slots, the engine and the CUDA memory, whatever state a failed load left."""

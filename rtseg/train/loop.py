@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rtseg.core.checkpoint import load_checkpoint, save_checkpoint
+from rtseg.core.notices import warn_once
 from rtseg.core.package import portable
 from rtseg.data.labels import IGNORE_INDEX
 from rtseg.data.transforms import AugmentConfig, augment
@@ -113,6 +114,11 @@ def check_config(cfg: TrainConfig) -> None:
         raise RtsegError(f"scale must be (min, max) with 0 < min <= max, got {cfg.scale}")
     if not 0 <= cfg.ema_decay < 1:
         raise RtsegError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
+    if {p.strip() for p in cfg.val_split.split("+")} <= {p.strip() for p in cfg.train_split.split("+")}:
+        warn_once(
+            f"the validation split {cfg.val_split!r} is trained on ({cfg.train_split!r}): its mIoU, "
+            "and the best.pth chosen by it, are not a held-out score"
+        )
 
 
 class LazySamples:
