@@ -69,6 +69,7 @@ setup(
         "pycuda": ["pycuda>=2022.1"],
         "ray": ["ray>=2.9"],
         "dev": [
+            NNCF,  # tests and tools/make_default_model.py make the OpenVINO INT8 package
             "pytest>=7",
             "pytest-xdist>=3.5",
             "ruff>=0.4",
