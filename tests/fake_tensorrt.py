@@ -380,7 +380,7 @@ class HostMemory(CudaMemory):
     def event(self):
         return _HostEvent(self)
 
-    def close(self):
+    def _close_impl(self):
         self.released = True
 
     def _copy(self, dst, src, nbytes):

@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from rtseg.core.closing import Closeable
+
 
 class _Closable:
     def __enter__(self):
@@ -85,7 +87,7 @@ class Graph(_Closable, ABC):
     def launch(self, stream: Stream) -> None: ...
 
 
-class CudaMemory(ABC):
+class CudaMemory(Closeable, ABC):
     """Factory and copy engine. `supports_graphs` tells whether begin/end_capture work."""
 
     name: str = "cuda"
@@ -122,15 +124,6 @@ class CudaMemory(ABC):
 
     def end_capture(self, stream: Stream) -> Graph:
         raise NotImplementedError(f"{self.name} has no CUDA graph API")
-
-    def close(self) -> None:  # noqa: B027 - implementations holding a context override it
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def check_copy(nbytes: int, *buffers) -> None:

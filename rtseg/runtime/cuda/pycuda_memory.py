@@ -108,8 +108,8 @@ class PycudaMemory(CudaMemory):
         check_copy(nbytes, dst, src)
         self._cuda.memcpy_dtoh_async(self._bytes(dst, nbytes), src.ptr, stream._stream)
 
-    def close(self) -> None:
-        """Release the primary context (idempotent); nothing of it may be in use any more."""
+    def _close_impl(self) -> None:
+        """Release the primary context; nothing of it may be in use any more."""
         context, self._context = self._context, None
         if context is not None:
             try:
