@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from rtseg.core.arguments import model_input
+from rtseg.core.paths import require_file
 from rtseg.errors import ModelError
 
 
@@ -110,8 +111,7 @@ def export_triton(
     if engine is not None:
         from rtseg.engine.cache import read_engine_sidecar
 
-        if not Path(engine).is_file():
-            raise ModelError(f"engine {engine} does not exist")
+        require_file(engine, "engine", ModelError)
         engine_meta = read_engine_sidecar(engine)
     return write_repository(
         load_package(package),

@@ -18,6 +18,7 @@ import numpy as np
 
 from rtseg.core.checkpoint import source_checkpoint
 from rtseg.core.package import ModelPackage, load_package
+from rtseg.core.paths import require_file
 from rtseg.errors import BackendError, InputError, MissingDependencyError, ModelError
 from rtseg.runtime.base import Backend
 
@@ -81,9 +82,7 @@ def engine_package(engine_path: str | Path) -> ModelPackage:
     from rtseg.core.package import validate_meta
     from rtseg.engine.cache import engine_sidecar_path, read_engine_sidecar
 
-    engine_path = Path(engine_path)
-    if not engine_path.is_file():
-        raise ModelError(f"engine {engine_path} does not exist")
+    engine_path = require_file(engine_path, "engine", ModelError)
     sidecar, beside = engine_sidecar_path(engine_path), engine_path.with_suffix(".json")
     if sidecar.is_file():
         engine_meta = read_engine_sidecar(engine_path)

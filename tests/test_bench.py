@@ -565,3 +565,29 @@ def test_the_bench_cache_is_in_the_user_cache_unless_given(tiny_package, tmp_pat
     monkeypatch.setenv("RTSEG_CACHE", str(tmp_path / "user-cache"))
     assert open_family(tiny_package.onnx_path, None).cache_dir == tmp_path / "user-cache" / "bench"
     assert open_family(tiny_package.onnx_path, tmp_path / "mine").cache_dir == tmp_path / "mine"
+
+
+@pytest.mark.slow
+def test_bench_measures_a_checkpoint_through_a_cached_export(tiny_checkpoint, tmp_path):
+    """A checkpoint is benchmarked like a package: exported once into the cache (keyed by its
+    hash), its other precisions made there, and the torch row runs the checkpoint itself."""
+    cache, rows_path = tmp_path / "cache", tmp_path / "rows.json"
+    args = ["--model", tiny_checkpoint, "--backends", "onnxruntime,torch", "--precisions", "fp32,int8"]
+    args += ["--batch", "0", "--e2e-combos", "none", "--cache-dir", cache, "--json", rows_path, *FAST]
+    result = bench(*args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    rows = json.loads(rows_path.read_text())
+    measured = {(r["backend"], r["precision"]) for r in rows if r["status"] == "ok"}
+    assert measured == {("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("torch", "fp32")}
+    exported = sorted(p.name for p in cache.rglob("*.onnx"))
+    assert exported == ["tiny.onnx", "tiny_int8.onnx"]
+    assert bench(*args).exit_code == 0  # the second run reuses the cache
+    assert sorted(p.name for p in cache.rglob("*.onnx")) == exported
+
+
+@pytest.mark.parametrize("video", ["/dev/null", "FOLDER", "missing.mp4"])
+def test_bench_names_what_the_video_is(tiny_package, tmp_path, video):
+    path = {"FOLDER": str(tmp_path), "missing.mp4": str(tmp_path / "missing.mp4")}.get(video, video)
+    result = bench("--model", tiny_package.onnx_path, "--video", path)
+    what = {"/dev/null": "is a character device, not a file", "FOLDER": "is a folder, not a file"}
+    assert_error_line(result, f"video {path} {what.get(video, 'does not exist')}")

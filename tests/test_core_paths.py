@@ -177,3 +177,47 @@ def test_an_unreadable_input_is_one_line_before_anything_opens(tree, monkeypatch
     monkeypatch.setattr(builtins, "open", denied)
     with pytest.raises(InputError, match=r"--video .*video\.mp4: cannot read \(Permission denied\)"):
         check_paths(inputs=[("--video", tree / "video.mp4")])
+
+
+def test_require_file_says_what_stands_there_instead(tmp_path):
+    """The one check of a file read whole: a missing path, a folder, a device and a FIFO each
+    get their own words (never "does not exist" for something that exists)."""
+    from rtseg.core.paths import require_file
+    from rtseg.errors import ModelError
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    regular = tmp_path / "m.onnx"
+    regular.write_bytes(b"x")
+    assert require_file(regular, "model") == regular
+    cases = {
+        tmp_path / "missing": "does not exist",
+        tmp_path: "is a folder, not a file",
+        Path("/dev/null"): "is a character device, not a file",
+        fifo: "is a FIFO, not a file",
+    }
+    for path, words in cases.items():
+        with pytest.raises(ModelError) as caught:
+            require_file(path, "model", ModelError)
+        assert str(caught.value) == f"model {path} {words}"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_a_model_that_is_no_file_is_one_line_on_every_opener(tmp_path, kind):
+    """Packages, checkpoints and engines are opened through the same check: no hang on a FIFO,
+    no "does not exist" for a device."""
+    from rtseg.core.checkpoint import load_checkpoint
+    from rtseg.core.package import load_package
+    from rtseg.errors import ModelError
+    from rtseg.loading import engine_package
+
+    for suffix, opener in ((".onnx", load_package), (".pth", load_checkpoint), (".engine", engine_package)):
+        path = tmp_path / f"{kind}{suffix}"
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "folder":
+            path.mkdir()
+        else:
+            path.symlink_to("/dev/zero")
+        with pytest.raises(ModelError, match=r"is a (FIFO|character device|folder)"):
+            opener(path)

@@ -36,7 +36,7 @@ def test_run_options_leave_the_environment_alone(tiny_video, tiny_package, tmp_p
     monkeypatch.delenv("RTSEG_OPENVINO_PRECISION", raising=False)
     from rtseg.cli import main
 
-    args = ["run", "--video", tiny_video, "--model", tiny_package.onnx_path, "--backend", "onnxruntime"]
+    args = ["run", "--video", tiny_video, "--model", tiny_package.onnx_path, "--backend", "auto"]
     args += ["--decoder", "cpu", "--openvino-precision", "f32", "--max-frames", "2", "-q"]
     result = CliRunner().invoke(main, list(map(str, args)))
     assert result.exit_code == 0, result.output
@@ -144,3 +144,33 @@ def test_every_command_shares_the_engine_options():
                 first.help,
                 list(first.type.choices),
             ), name
+
+
+def test_an_openvino_precision_on_another_engine_is_refused_not_ignored(
+    tiny_package, tiny_checkpoint, tiny_video, monkeypatch
+):
+    """--openvino-precision names how OpenVINO computes; given for a model that runs elsewhere
+    it is an error (the environment's default is not: it applies where OpenVINO runs)."""
+    from rtseg.cli import main
+
+    monkeypatch.delenv("RTSEG_OPENVINO_PRECISION", raising=False)
+    with pytest.raises(InputError, match="is for the OpenVINO backend; this model runs on onnxruntime"):
+        EngineConfig(tiny_package.onnx_path, backend="onnxruntime", openvino_precision="bf16")
+    with pytest.raises(InputError, match="this model runs on torch"):
+        EngineConfig(tiny_checkpoint, openvino_precision="f32")
+    assert (
+        EngineConfig(tiny_package.onnx_path, backend="openvino", openvino_precision="F32").openvino_precision
+        == "f32"
+    )
+    assert EngineConfig(tiny_package.onnx_path, backend="onnxruntime", openvino_precision="auto")
+    args = ["run", "--video", tiny_video, "--model", tiny_package.onnx_path, "--backend", "onnxruntime"]
+    result = CliRunner().invoke(main, list(map(str, [*args, "--openvino-precision", "bf16", "-q"])))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("rtseg: error: --openvino-precision bf16 is for")
+
+    monkeypatch.setenv("RTSEG_OPENVINO_PRECISION", "f32")  # a user-level default, not a request
+    engine = EngineConfig(tiny_package.onnx_path, backend="onnxruntime")
+    assert engine.openvino_precision == "f32" and not engine.precision_given
+    moved = dataclasses.replace(engine, threads=1)  # as the batch driver does
+    assert not moved.precision_given
+    assert not pickle.loads(pickle.dumps(moved)).precision_given

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rtseg.core.arguments import check_run_values, user_default
 from rtseg.errors import InputError
-from rtseg.loading import BACKEND_CHOICES
+from rtseg.loading import BACKEND_CHOICES, CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES
 from rtseg.runtime.openvino_backend import OPENVINO_PRECISIONS, PRECISION_ENV
 from rtseg.video.hw_decode import DECODER_ENV, DECODERS
 from rtseg.viz import MODES, VizConfig
@@ -55,16 +55,36 @@ class EngineConfig:
     device: str = "auto"
     threads: int | None = None
     openvino_precision: str | None = None
+    precision_given: bool | None = None  # None: whether `openvino_precision` was passed (kept by replace)
 
     def __post_init__(self):
         _paths(self, ("model",))
         if self.backend not in BACKEND_CHOICES:
             raise InputError(f"unknown backend {self.backend!r} (use {', '.join(BACKEND_CHOICES)})")
         check_run_values(threads=self.threads)
+        if self.precision_given is None:
+            given = self.openvino_precision is not None and self.openvino_precision.lower() != "auto"
+            object.__setattr__(self, "precision_given", given)
         precision = user_default(
             self.openvino_precision, PRECISION_ENV, OPENVINO_PRECISIONS, "OpenVINO precision"
         )
         object.__setattr__(self, "openvino_precision", precision)
+        self._check_precision_backend()
+
+    def _check_precision_backend(self) -> None:
+        """An OpenVINO precision asked for (not the environment's default) on a model or backend
+        that runs elsewhere: InputError, rather than a flag silently ignored."""
+        if not self.precision_given:
+            return
+        suffix = self.model.suffix.lower() if self.model is not None else ""
+        runs_on = self.backend
+        if runs_on == "auto" and suffix in CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES:
+            runs_on = "torch" if suffix in CHECKPOINT_SUFFIXES else "tensorrt"
+        if runs_on not in ("auto", "openvino"):
+            raise InputError(
+                f"--openvino-precision {self.openvino_precision} is for the OpenVINO backend; "
+                f"this model runs on {runs_on} (drop the option, or pass --backend openvino)"
+            )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from rtseg.batch.manifest import Manifest, input_identity
 from rtseg.batch.outputs import OutputPlan
 from rtseg.batch.report import ArchiveProgress, BatchReport
 from rtseg.batch.worker import failed_result
-from rtseg.core.paths import atomic_write_text
+from rtseg.core.paths import atomic_write_text, require_file
 from rtseg.errors import InputError, ModelError
 from rtseg.video.base import natural_sort_key
 
@@ -34,8 +34,7 @@ def model_identity(model: Path) -> str:
 
     path = Path(model)
     if path.suffix in CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES:  # used as given: its bytes identify it
-        if not path.is_file():
-            raise ModelError(f"{path}: no such file")
+        require_file(path, "model", ModelError)
         st = path.stat()
         return f"{path.suffix[1:]}:{st.st_size}:{st.st_mtime_ns}"
     return "onnx:" + load_package(path).meta.get("onnx_sha256", "")

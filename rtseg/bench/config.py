@@ -8,6 +8,7 @@ from pathlib import Path
 from rtseg.core.arguments import user_default
 from rtseg.core.frames import parse_size
 from rtseg.core.package import PRECISIONS, VARIANTS
+from rtseg.core.paths import require_file
 from rtseg.errors import InputError
 from rtseg.loading import BACKENDS, DEVICES
 from rtseg.runtime.openvino_backend import OPENVINO_PRECISIONS, PRECISION_ENV
@@ -79,8 +80,8 @@ class BenchConfig:
         object.__setattr__(self, "decoder", user_default(self.decoder, DECODER_ENV, DECODERS, "decoder"))
         if self.e2e_output not in E2E_OUTPUTS:
             raise InputError(f"--e2e-output must be one of {', '.join(E2E_OUTPUTS)}")
-        if self.video is not None and not Path(self.video).is_file():
-            raise InputError(f"video {self.video} does not exist")
+        if self.video is not None:
+            require_file(self.video, "video")
 
 
 def parse_choices(text: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
@@ -109,7 +110,8 @@ def parse_data_spec(text: str | None) -> DataSpec | None:
     if not sep or not sep2 or not name or not root or not split:
         raise InputError(f"--data {text!r} is not NAME:DIR:SPLIT (e.g. camvid:data/camvid:val)")
     if not Path(root).is_dir():
-        raise InputError(f"--data: dataset folder {root} does not exist")
+        problem = "is not a folder" if Path(root).exists() else "does not exist"
+        raise InputError(f"--data: dataset folder {root} {problem}")
     return DataSpec(name.lower(), Path(root), split)
 
 

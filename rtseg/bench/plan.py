@@ -19,9 +19,11 @@ import numpy as np
 from rtseg.bench.config import BENCH_PRECISIONS
 from rtseg.core.checkpoint import source_checkpoint
 from rtseg.core.frames import format_size
-from rtseg.core.package import VARIANTS, ModelPackage, load_package, variant_path
+from rtseg.core.package import VARIANTS, ModelPackage, load_package, sha256_file, variant_path
+from rtseg.core.paths import require_file
 from rtseg.core.user_cache import cache_dir as user_cache_dir
 from rtseg.errors import ModelError, RtsegError
+from rtseg.loading import CHECKPOINT_SUFFIXES
 
 
 class Unavailable(RtsegError):
@@ -91,7 +93,12 @@ class ModelFamily:
     checkpoint: Path | None
     checkpoint_problem: str | None
     cache_dir: Path
+    from_checkpoint: bool = False  # exported into the cache: its variants are made there too
     _sized: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.from_checkpoint:
+            self._sized[("fp32", self.size)] = self.base.onnx_path
 
     @property
     def size(self) -> tuple[int, int]:
@@ -131,8 +138,35 @@ def _find_checkpoint(package: ModelPackage) -> tuple[Path | None, str | None]:
         return None, str(exc)
 
 
-def open_family(model: Path, cache_dir: Path | None) -> ModelFamily:
-    """Load the package `model` (any precision) and locate its fp32 sibling and checkpoint."""
+def model_input_size(model: Path) -> tuple[int, int]:
+    """The `(height, width)` a package (any precision) or a checkpoint takes."""
+    if Path(model).suffix.lower() in CHECKPOINT_SUFFIXES:
+        from rtseg.core.checkpoint import load_checkpoint
+
+        return tuple(load_checkpoint(model)["input_size"])
+    return load_package(model).input_size
+
+
+def _checkpoint_package(checkpoint: Path, cache: Path, frames: np.ndarray) -> Path:
+    """The fp32 package of `checkpoint`, exported into `cache` (keyed by the checkpoint's
+    sha256) on first use; `frames` at its input size check the export's parity."""
+    stem = checkpoint.stem
+    out = cache / "checkpoints" / f"{stem}-{sha256_file(checkpoint)[:12]}" / f"{stem}.onnx"
+    return _cached_or(out, "fp32", lambda: _export(checkpoint, out, frames, None))
+
+
+def open_family(model: Path, cache_dir: Path | None, frames: np.ndarray | None = None) -> ModelFamily:
+    """Load the package `model` (any precision) and locate its fp32 sibling and checkpoint.
+    A checkpoint is exported to an fp32 package in the cache first (`frames`: `(N, H, W, 3)
+    uint8 RGB` at its input size, for the export's parity check); its other precisions are
+    made there too, as for other sizes."""
+    cache = Path(cache_dir) if cache_dir else user_cache_dir() / "bench"
+    given_checkpoint = None
+    if Path(model).suffix.lower() in CHECKPOINT_SUFFIXES:
+        if frames is None:
+            raise ModelError(f"{model} is a checkpoint: give frames to export it with")
+        given_checkpoint = require_file(model, "checkpoint", ModelError).resolve()
+        model = _checkpoint_package(given_checkpoint, cache, frames)
     given = load_package(model)
     stem = _base_stem(given)
     folder = given.onnx_path.parent
@@ -145,9 +179,8 @@ def open_family(model: Path, cache_dir: Path | None) -> ModelFamily:
                 f"fp32 package {fp32.name} beside it (agreement and re-export use it)"
             )
         base = load_package(fp32)
-    checkpoint, problem = _find_checkpoint(base)
-    cache = Path(cache_dir) if cache_dir else user_cache_dir() / "bench"
-    return ModelFamily(base, folder, stem, checkpoint, problem, cache)
+    checkpoint, problem = (given_checkpoint, None) if given_checkpoint else _find_checkpoint(base)
+    return ModelFamily(base, folder, stem, checkpoint, problem, cache, given_checkpoint is not None)
 
 
 def plan_combos(
@@ -184,7 +217,7 @@ def resolve_package(family: ModelFamily, combo: Combo, frames: np.ndarray) -> Co
     check of a re-export and the calibration of an int8 conversion."""
     if combo.backend == "torch":
         return _with(combo, package=family.base.onnx_path)
-    if combo.size == family.size:
+    if combo.size == family.size and not family.from_checkpoint:
         return _with(combo, package=family.variant(combo.precision).onnx_path)
     return _with(combo, package=sized_package(family, combo.precision, combo.size, frames))
 

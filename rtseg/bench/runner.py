@@ -19,7 +19,15 @@ from rtseg.bench.accuracy import agreement
 from rtseg.bench.config import BenchConfig
 from rtseg.bench.frames import resize_frames, synthetic_frames, video_sample
 from rtseg.bench.machine import machine_info
-from rtseg.bench.plan import Combo, ModelFamily, Unavailable, open_family, plan_combos, resolve_package
+from rtseg.bench.plan import (
+    Combo,
+    ModelFamily,
+    Unavailable,
+    model_input_size,
+    open_family,
+    plan_combos,
+    resolve_package,
+)
 from rtseg.core.frames import format_size
 from rtseg.errors import RtsegError
 
@@ -313,17 +321,18 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = _log_stderr) -> Ben
     from rtseg.bench.outputs import check_bench_paths, write_outputs
 
     check_bench_paths(cfg)
-    family = open_family(cfg.model, cfg.cache_dir)
+    size = model_input_size(cfg.model)
     if cfg.data is not None:
         from rtseg.bench.accuracy import open_split
 
         open_split(cfg.data)  # a bad --data fails here, once, not in every worker
+    frames, origin = source_frames(cfg, size)
+    family = open_family(cfg.model, cfg.cache_dir, frames)
     machine = machine_info(cfg.threads)
     combos = plan_combos(family, cfg.backends, cfg.precisions, cfg.sizes, bool(machine["gpus"]), cfg.device)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
         work = Path(tmp)
-        frames, origin = source_frames(cfg, family.size)
         np.save(work / "frames.npy", frames)
         run_worker = WorkerRunner(work, cfg.threads, cfg.timeout_s, log)
         rows, predictions = measure_combos(cfg, family, combos, frames, work, run_worker, log)

@@ -24,7 +24,8 @@ from rtseg.errors import InputError
     "--model",
     type=PATH,
     default=None,
-    help="Model package (.onnx + .json); default: the bundled model.",
+    help="Model package (.onnx + .json) or a checkpoint (.pth / .pt: exported to a package in the "
+    "cache first); default: the bundled model.",
 )
 @click.option("--backends", default=",".join(BACKENDS), show_default=True, help="Comma-separated backends.")
 @click.option(

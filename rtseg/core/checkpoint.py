@@ -13,7 +13,7 @@ import os
 import pickle
 from pathlib import Path
 
-from rtseg.core.paths import atomic_output
+from rtseg.core.paths import atomic_output, require_file
 from rtseg.errors import ModelError, OutputError, import_optional
 
 FORMAT = "rtseg-checkpoint"
@@ -47,9 +47,7 @@ def load_checkpoint(path: str | Path) -> dict:
     """Load with `weights_only=True`; ModelError if the file is not an rtseg checkpoint."""
     torch = import_optional("torch")  # MissingDependencyError naming the extra
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"checkpoint {path} does not exist")
+    path = require_file(path, "checkpoint", ModelError)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (
@@ -79,6 +77,5 @@ def source_checkpoint(package) -> Path:
     path = Path(source)
     if not path.is_absolute():
         path = package.sidecar_path.parent / path
-    if not path.is_file():
-        raise ModelError(f"{package.sidecar_path.name}: its checkpoint {path} does not exist")
+    require_file(path, f"{package.sidecar_path.name}: its checkpoint", ModelError)
     return path

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.core.graph_check import GraphMismatch, check_graph
-from rtseg.core.paths import atomic_write_text, staged_folder
+from rtseg.core.paths import atomic_write_text, require_file, staged_folder
 from rtseg.core.sidecar_schema import FORMAT, FORMAT_VERSION, SchemaError, check_sidecar
 from rtseg.core.sidecar_schema import PRECISIONS as PRECISIONS  # re-exported
 from rtseg.errors import ModelError
@@ -175,18 +175,16 @@ def _package_onnx(path: Path, sidecar: Path, meta: dict) -> Path:
             f"{path}: its sidecar {sidecar.name} describes {meta['onnx']}, not this file (a package "
             "renamed or replaced by hand: rename the two files together, or export it again)"
         )
-    if not onnx_path.is_file():
-        raise ModelError(f"{sidecar}: its ONNX file {onnx_path} does not exist")
+    require_file(onnx_path, f"{sidecar}: its ONNX file", ModelError)
     return onnx_path
 
 
 def load_package(path: str | Path, verify_hash: bool = True) -> ModelPackage:
     """Open a package from its `.onnx` or `.json` path; ModelError if anything is wrong."""
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"model {path} does not exist")
     if path.is_dir():
         raise ModelError(f"model {path} is a folder; give the .onnx or .json of a model package")
+    require_file(path, "model", ModelError)
     sidecar = path if path.suffix == ".json" else sidecar_for(path)
     if path.suffix not in (".json", ".onnx"):
         raise ModelError(f"model {path} is not a model package (.onnx + .json sidecar)")

@@ -47,7 +47,7 @@ from rtseg.core.atomic import (
     staged_folder,
 )
 from rtseg.core.targets import describe_os_error, in_place, is_stdout, refusal, reserve_stdout, write_all
-from rtseg.errors import InputError, OutputError
+from rtseg.errors import InputError, OutputError, RtsegError
 
 __all__ = [
     "TEMP_MARK",
@@ -60,6 +60,7 @@ __all__ = [
     "prepare_output_file",
     "prepare_output_folder",
     "probe_writable",
+    "require_file",
     "staged_folder",
     "write_all",
 ]
@@ -205,6 +206,31 @@ def _check_input(entry: _Entry) -> None:
             os.listdir(entry.path)
     except OSError as exc:
         raise InputError(f"{entry}: cannot read ({exc.strerror})") from None
+
+
+def not_a_file(path: str | os.PathLike) -> str | None:
+    """Why `path` is not a regular file (after symlinks), in words to follow its name: "does not
+    exist", "is a folder, not a file", "is a character device, not a file" (also a FIFO, socket
+    or block device), "cannot be read (Permission denied)"; None for a regular file."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    found = "a folder" if stat.S_ISDIR(st.st_mode) else f"a {_kind(st.st_mode)}"
+    return f"is {found}, not a file"
+
+
+def require_file(path: str | os.PathLike, what: str, error: type[RtsegError] = InputError) -> Path:
+    """`path` as a Path when it is a regular file; else `error` "WHAT PATH does not exist" (or
+    is a folder, a device, ... : not_a_file). The one check of a file a command reads whole."""
+    problem = not_a_file(path)
+    if problem is not None:
+        raise error(f"{what} {path} {problem}".lstrip())
+    return Path(path)
 
 
 def _kind(mode: int) -> str:

@@ -26,7 +26,7 @@ from rtseg.core.package import (
     staged_package,
     write_sidecar,
 )
-from rtseg.core.paths import check_paths
+from rtseg.core.paths import check_paths, require_file
 from rtseg.errors import ExportError, InputError, MissingDependencyError, ModelError, OutputError
 from rtseg.export.precision import frames_source_path
 from rtseg.onnxtools.wrap_onnx import (
@@ -263,8 +263,7 @@ def _source_record(config: ImportConfig) -> dict:
 def _check_paths(config: ImportConfig) -> None:
     """Before any work: the model exists; the package may not overwrite it (by any name: links,
     hard links, `..`), and its folder must be writable (rtseg.core.paths.check_paths)."""
-    if not config.model.is_file():
-        raise ModelError(f"model {config.model} does not exist")
+    require_file(config.model, "model", ModelError)
     out = config.output
     try:
         check_paths(

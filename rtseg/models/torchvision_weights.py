@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rtseg.core.paths import require_file
 from rtseg.errors import ModelError
 
 _CONTAINER_KEYS = ("state_dict", "model", "model_state_dict")
@@ -32,9 +33,7 @@ def no_bundled_weights(name: str) -> ModelError:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a `.pth` state dict with `weights_only=True`; unwrap containers and `module.`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"encoder weights {path} do not exist")
+    path = require_file(path, "encoder weights file", ModelError)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:

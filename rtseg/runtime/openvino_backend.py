@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rtseg.core.package import ModelPackage
+from rtseg.core.paths import require_file
 from rtseg.errors import BackendError, InputError, MissingDependencyError, ModelError
 from rtseg.runtime.base import Backend
 from rtseg.runtime.slots import Pending, SlotRing, infer_through_slots
@@ -136,8 +137,7 @@ class OpenVinoBackend(Backend):
         self.precision = "int8" if package.precision.startswith("int8") else compute
 
     def _read(self, onnx_path: Path):
-        if not Path(onnx_path).is_file():
-            raise ModelError(f"{onnx_path} does not exist")
+        require_file(onnx_path, "model", ModelError)
         try:
             model = self.core.read_model(str(onnx_path))
         except Exception as exc:  # OpenVINO raises RuntimeError for graphs it cannot read
