@@ -81,7 +81,7 @@ def rtseg(*args: str, cwd: str) -> subprocess.CompletedProcess:
 
 
 def check_commands(video: Path | None, errors: list[str], tmp: str) -> None:
-    from rtseg.core.package import engines_dir
+    from rtseg.core.package import default_model_path
 
     shown = rtseg("--help", cwd=tmp)
     if shown.returncode != 0 or "run" not in shown.stdout or "export" not in shown.stdout:
@@ -97,7 +97,7 @@ def check_commands(video: Path | None, errors: list[str], tmp: str) -> None:
             engine = json.loads(stats.read_text())["backend"]
             print(f"rtseg run: {out.stat().st_size} bytes of MP4 on {engine}")
             check_engine(engine, ran.stderr, errors)
-    checkpoint = engines_dir() / "camvid_effl0_fpn.pth"
+    checkpoint = default_model_path().with_suffix(".pth")
     export = rtseg("export", str(checkpoint), "-o", str(Path(tmp) / "x.onnx"), cwd=tmp)
     lines = export.stderr.strip().splitlines()
     if export.returncode != 1 or len(lines) != 1 or "rtseg[train]" not in lines[0]:
@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--video", type=Path, help="clip for `rtseg run` (skipped when not given)")
     args = parser.parse_args()
     import rtseg
-    from rtseg.core.package import engines_dir
+    from rtseg.core.package import default_model_path, engines_dir
 
     errors: list[str] = []
     where = Path(rtseg.__file__).resolve().parent
@@ -132,7 +132,7 @@ def main() -> int:
         errors.append(f"rtseg imported from {where}, not from an installed wheel")
     if importlib.util.find_spec("torch") is not None:
         errors.append("torch is installed: this check is for the install without extras")
-    if not (engines_dir() / "camvid_effl0_fpn.onnx").is_file() or engines_dir().parent != where:
+    if not default_model_path().is_file() or engines_dir().parent != where:
         errors.append(f"bundled model packages not found inside the installed package ({engines_dir()})")
     count = check_imports(errors)
     print(f"imported {count} modules of {where} (torch-only ones: MissingDependencyError)")

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.core.package import DEFAULT_MODEL
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("RTSEG_DATA", REPO.parent / "shared" / "data"))
 
@@ -126,7 +128,7 @@ def compare(video: Path, model: Path, threads: int, max_frames: int | None) -> d
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=DATA / "video" / "dashcam_highway_960x540.mp4")
-    parser.add_argument("--model", type=Path, default=REPO / "engines" / "camvid_effl0_fpn_int8cpu.onnx")
+    parser.add_argument("--model", type=Path, default=REPO / "engines" / f"{DEFAULT_MODEL}_int8cpu.onnx")
     parser.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--max-frames", type=int)
     parser.add_argument("--json", type=Path)

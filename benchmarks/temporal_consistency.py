@@ -4,7 +4,8 @@ each with and without the flow-free temporal filter (rtseg.postprocess.StableIds
 
     python benchmarks/temporal_consistency.py [--model PKG ...] [--json results/temporal.json]
 
-Default models: the bundled packages' CPU default (int8cpu) and FP32. Needs ../shared/data.
+Default models: the bundled package the default run takes on this machine (int8ov where
+OpenVINO runs) and the FP32 one. Needs ../shared/data.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import json
 import platform
 from pathlib import Path
 
+from rtseg.core.package import default_model_path
 from rtseg.core.paths import atomic_write_text
 from rtseg.evaluation import VideoEvalConfig, evaluate_video
+from rtseg.loading import resolve_model_path
 
 REPO = Path(__file__).resolve().parent.parent
 CLIPS = {
@@ -51,16 +54,13 @@ def main() -> None:
         "--model",
         type=Path,
         action="append",
-        help="model package (repeatable) [default: engines/camvid_effl0_fpn_int8cpu.onnx and the FP32]",
+        help="model package (repeatable) [default: the package the default run takes here, and the FP32]",
     )
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/temporal.json")
     args = parser.parse_args()
-    models = args.model or [
-        REPO / "engines/camvid_effl0_fpn_int8cpu.onnx",
-        REPO / "engines/camvid_effl0_fpn.onnx",
-    ]
+    models = args.model or [resolve_model_path(None, "auto"), default_model_path()]
     rows = [row for model in models for row in measure(model, args.data, args.threads)]
     report = {"machine": platform.processor() or platform.machine(), "rows": rows}
     atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")

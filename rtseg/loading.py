@@ -187,10 +187,16 @@ def _open_engine(path: Path, backend: str, batch: int) -> LoadedModel:
 
 
 def _package_backend(
-    package: ModelPackage, backend: str, device: str, threads: int | None, batch: int, precision: str | None
+    package: ModelPackage,
+    backend: str,
+    device: str,
+    threads: int | None,
+    batch: int,
+    precision: str | None,
+    throughput: bool = False,
 ):
     """The backend `backend` running `package` (TensorRT: the engine found or built for it;
-    OpenVINO: computing in `precision`)."""
+    OpenVINO: computing in `precision`, tuned for `throughput` or for latency)."""
     if backend == "onnxruntime":
         from rtseg.core.user_cache import cache_dir
         from rtseg.runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -200,7 +206,9 @@ def _package_backend(
         from rtseg.core.user_cache import usable_cache
         from rtseg.runtime.openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(package, threads, precision, cache_dir=usable_cache("openvino"))
+        return OpenVinoBackend(
+            package, threads, precision, cache_dir=usable_cache("openvino"), throughput=throughput
+        )
     if backend == "torch":
         from rtseg.runtime.torch_backend import TorchBackend
 
@@ -258,6 +266,7 @@ def open_model(
     batch: int = 1,
     precision: str | None = None,
     input_size: tuple[int, int] | None = None,
+    throughput: bool = False,
 ) -> LoadedModel:
     """Open `model` (a package `.onnx`/`.json`, a checkpoint `.pth`/`.pt`, or an `.engine`).
 
@@ -271,7 +280,9 @@ def open_model(
     batch the caller will pass; TensorRT sizes its buffers for it (up to the engine's profile),
     the other backends take any. precision: what OpenVINO computes in (OPENVINO_PRECISIONS;
     None: "auto"); the other backends ignore it. input_size: a checkpoint's (height, width) to
-    run at (the bench's sizes; None: its own); a package's is fixed. The one place a model file
+    run at (the bench's sizes; None: its own); a package's is fixed. throughput: the caller
+    keeps several frames in flight and wants the most a second (a recorded file) rather than
+    each frame soonest (OpenVINO splits its threads into streams). The one place a model file
     is resolved and opened: run, eval, bench, batch and the API call it."""
     backend = choose_backend(backend, device, model)
     device = _resolve_device(backend, device)
@@ -281,5 +292,5 @@ def open_model(
     if path.suffix in ENGINE_SUFFIXES:
         return _open_engine(path, backend, batch)
     package = load_package(path)
-    b = _package_backend(package, backend, device, threads, batch, precision)
+    b = _package_backend(package, backend, device, threads, batch, precision, throughput)
     return LoadedModel(b, package.classes, package.palette, package.onnx_path, package)

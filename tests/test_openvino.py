@@ -279,3 +279,33 @@ def test_the_probe_verdict_is_kept_per_precision_asked(tiny_package, fresh_choic
     f16 = openvino_probe.verdict_path(fresh_choice, tiny_package.onnx_path, version)
     monkeypatch.setenv("RTSEG_OPENVINO_PRECISION", "F16")
     assert auto != f16 == openvino_probe.verdict_path(fresh_choice, tiny_package.onnx_path, version)
+
+
+def test_throughput_splits_the_threads_into_streams_with_the_same_masks(tiny_package):
+    """throughput=True: REQUESTS_PER_MODEL streams share the threads (two frames in flight
+    compute at once); the masks are those of the latency setting, frame for frame."""
+    frames = structured_frames(6, *TINY_SIZE, seed=11)
+    with open_model(tiny_package.onnx_path, backend="openvino", threads=2, precision="f32").backend as one:
+        assert one.streams == 1 and one.describe() == "openvino[CPU, f32, 2 threads]"
+        expected = one.infer(frames)
+    loaded = open_model(
+        tiny_package.onnx_path, backend="openvino", threads=2, precision="f32", throughput=True
+    )
+    with loaded.backend as split:
+        assert split.streams == 2 and split.describe() == "openvino[CPU, f32, 2 threads, 2 streams]"
+        assert int(split._compiled_for(1).compiled.get_property("NUM_STREAMS")) == 2  # what OpenVINO made
+        pending = [split.submit(frames[i : i + 3]) for i in (0, 3)]  # both in flight at once
+        np.testing.assert_array_equal(np.concatenate([p.wait() for p in pending]), expected)
+        np.testing.assert_array_equal(split.infer(frames), expected)
+    with open_model(tiny_package.onnx_path, backend="openvino", threads=1, throughput=True).backend as lone:
+        assert lone.streams == 1  # one thread cannot be split
+
+
+def test_a_recorded_run_asks_for_throughput_and_a_live_one_for_latency(tiny_package, tiny_video, tmp_path):
+    import rtseg
+
+    common = dict(model=tiny_package.onnx_path, backend="openvino", threads=2, openvino_precision="f32")
+    recorded = rtseg.run(tiny_video, output=tmp_path / "a.mp4", max_frames=6, **common)
+    assert recorded.backend == "openvino[CPU, f32, 2 threads, 2 streams]"
+    live = rtseg.run("lavfi:testsrc=size=96x64:rate=12", output=tmp_path / "b.mp4", max_frames=6, **common)
+    assert live.backend == "openvino[CPU, f32, 2 threads]"

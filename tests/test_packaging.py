@@ -14,14 +14,17 @@ from pathlib import Path
 import onnx
 import pytest
 
-from rtseg.core.package import engines_dir, portable, portable_source, relative_reference
+from rtseg.core.package import DEFAULT_MODEL, engines_dir, portable, portable_source, relative_reference
 from rtseg.errors import MissingDependencyError, import_optional
 from rtseg.export.onnx_export import STACK_TRACE_KEY, drop_stack_traces
 
 REPO = Path(__file__).resolve().parent.parent
-BUNDLED = [
-    f"camvid_effl0_fpn{v}.{ext}" for v in ("", "_fp16", "_int8", "_int8cpu") for ext in ("onnx", "json")
-] + ["camvid_effl0_fpn.pth", "metrics.json", "MODEL_CARD.md"]
+VARIANT_SUFFIXES = ("", "_fp16", "_int8", "_int8cpu", "_int8ov")
+BUNDLED = [f"{DEFAULT_MODEL}{v}.{ext}" for v in VARIANT_SUFFIXES for ext in ("onnx", "json")] + [
+    f"{DEFAULT_MODEL}.pth",
+    "metrics.json",
+    "MODEL_CARD.md",
+]
 # An absolute POSIX path in a string: `/x...` at the start or after whitespace, ':', '(' or '='
 # (written apart from rtseg.core.package's own pattern on purpose).
 ABSOLUTE = re.compile(r"(?:^|[\s:(=])/[\w.-]")
@@ -95,7 +98,7 @@ def test_the_bundled_onnx_and_checkpoint_record_no_build_paths():
         if name.endswith(".onnx"):
             model = onnx.load(str(engines_dir() / name))
             assert drop_stack_traces(model) == 0, f"{name} holds the exporter's stack traces"
-    config = torch.load(engines_dir() / "camvid_effl0_fpn.pth", weights_only=True)["config"]
+    config = torch.load(engines_dir() / f"{DEFAULT_MODEL}.pth", weights_only=True)["config"]
     assert not absolute_paths(config)
 
 
@@ -130,7 +133,7 @@ def test_every_folder_of_rtseg_is_a_regular_package():
 
 def test_bundled_models_come_from_the_installed_package_data(tmp_path, monkeypatch):
     monkeypatch.delenv("RTSEG_ENGINES", raising=False)
-    assert (engines_dir() / "camvid_effl0_fpn.onnx").is_file()  # checkout: the repo's engines/
+    assert (engines_dir() / f"{DEFAULT_MODEL}.onnx").is_file()  # checkout: the repo's engines/
     installed = tmp_path / "site" / "_bundled"
     installed.mkdir(parents=True)
     (installed / "__init__.py").write_text("")

@@ -424,7 +424,7 @@ def test_int8_cpu_target_folds_relu6_and_is_marked_not_for_tensorrt(tiny_package
     ],
 )
 def test_pick_openvino_variant(tmp_path, int8ov, expected):
-    from rtseg.core.package import default_package_for, pick_openvino_variant
+    from rtseg.core.package import DEFAULT_MODEL, default_package_for, pick_openvino_variant
 
     fp32 = record_metrics(_fake_package(tmp_path, "m", "fp32", 0.556, 20), openvino_ms_per_frame=12.0)
     if int8ov:
@@ -432,4 +432,4 @@ def test_pick_openvino_variant(tmp_path, int8ov, expected):
         record_metrics(variant, openvino_ms_per_frame=int8ov[1])
     assert pick_openvino_variant(fp32).precision == expected
     assert pick_default_variant(fp32).precision == "fp32"  # ONNX Runtime's choice: its own ms
-    assert default_package_for("openvino").name.startswith("camvid_effl0_fpn")
+    assert default_package_for("openvino").name.startswith(DEFAULT_MODEL)

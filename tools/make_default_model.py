@@ -27,7 +27,14 @@ import numpy as np
 import torch
 
 from rtseg.core.checkpoint import load_checkpoint, save_checkpoint
-from rtseg.core.package import OPENVINO_INT8, load_package, portable, variant_path, write_sidecar
+from rtseg.core.package import (
+    DEFAULT_MODEL,
+    OPENVINO_INT8,
+    load_package,
+    portable,
+    variant_path,
+    write_sidecar,
+)
 from rtseg.evaluation import EvalConfig, evaluate
 from rtseg.export.calibration import calibration_frames
 from rtseg.export.int8 import Int8Options
@@ -69,7 +76,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=REPO / "runs/camvid_lite0_fpn/best.pth")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data")
     parser.add_argument("--out", type=Path, default=REPO / "engines")
-    parser.add_argument("--name", default="camvid_effl0_fpn")
+    parser.add_argument("--name", default=DEFAULT_MODEL)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--calib-frames", type=int, default=64)

@@ -55,7 +55,9 @@ class EngineConfig:
     device: str = "auto"
     threads: int | None = None
     openvino_precision: str | None = None
-    precision_given: bool | None = None  # None: whether `openvino_precision` was passed (kept by replace)
+    # Not an option: whether `openvino_precision` was asked for rather than the environment's
+    # default (None: worked out from it), kept through dataclasses.replace and pickling.
+    precision_given: bool | None = field(default=None, metadata={"internal": True})
 
     def __post_init__(self):
         _paths(self, ("model",))
@@ -195,8 +197,10 @@ class RunConfig:
 
 
 def option_fields() -> dict[str, dataclasses.Field]:
-    """Every run option: field name -> its dataclass Field, over all sub-configs (names unique)."""
-    return {f.name: f for sub in SUB_CONFIGS.values() for f in dataclasses.fields(sub)}
+    """Every run option: field name -> its dataclass Field, over all sub-configs (names unique;
+    fields marked internal are bookkeeping, not options)."""
+    fields = (f for sub in SUB_CONFIGS.values() for f in dataclasses.fields(sub))
+    return {f.name: f for f in fields if not f.metadata.get("internal")}
 
 
 def split_options(options: dict) -> dict:

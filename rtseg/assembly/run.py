@@ -228,7 +228,8 @@ def open_run(
     uris, out = list(sources or [cfg.source_uri]), cfg.outputs
     opened = _open_sources(cfg, uris, stack, say)
     if model is None:
-        model = open_engine(cfg.engine, batch=len(opened))
+        recorded = not any(source.live for _, _, source in opened)  # a live frame is wanted soonest
+        model = open_engine(cfg.engine, batch=len(opened), throughput=recorded)
         stack.enter_context(model.backend)
     lanes = []
     for index, name, source in opened:
@@ -253,12 +254,16 @@ def open_run(
 LANE_OUTPUTS = ("output", "masks", "save_frames")
 
 
-def open_engine(engine: EngineConfig, batch: int = 1):
-    """The LoadedModel `engine` names (rtseg.loading.open_model), sized for `batch`: what run,
-    eval, the batch worker and the API open a model with. The caller closes its backend."""
+def open_engine(engine: EngineConfig, batch: int = 1, throughput: bool = False):
+    """The LoadedModel `engine` names (rtseg.loading.open_model), sized for `batch`, tuned for
+    `throughput` (recorded inputs, several frames in flight) or latency (live sources, one call
+    at a time): what run, eval, the batch worker and the API open a model with. The caller
+    closes its backend."""
     e = engine  # loading.open_model looked up at the call: a tool replacing it (a null backend) is seen
     precision = e.openvino_precision
-    return loading.open_model(e.model, e.backend, e.threads, e.device, batch=batch, precision=precision)
+    return loading.open_model(
+        e.model, e.backend, e.threads, e.device, batch=batch, precision=precision, throughput=throughput
+    )
 
 
 def _say_header(pipeline, uris: Sequence[str], model, window: bool, say) -> None:

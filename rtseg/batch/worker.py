@@ -106,7 +106,7 @@ class VideoWorker:
         if self._model is None:
             from rtseg.assembly import open_engine
 
-            model = open_engine(self.options.engine)
+            model = open_engine(self.options.engine, throughput=True)  # recorded files only
             model.backend.__enter__()
             self._model = model
         return self._model
