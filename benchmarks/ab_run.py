@@ -42,9 +42,18 @@ def run_once(options: str, code: Path | None, video: Path, work: Path) -> dict:
     return json.loads(stats.read_text())
 
 
+def checkout_name(path: Path) -> str:
+    """A checkout as its commit ("10d2014"), not its path (results are committed and must not
+    record where a folder was); its folder name when it is no git checkout."""
+    found = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return found.stdout.strip() if found.returncode == 0 else Path(path).name
+
+
 def describe(side: str, options: str, code: Path | None, engine: str, fps: list[float]) -> dict:
     """One side's report: its options, code, engine and fps."""
-    code_name = str(code) if code else REPO.name
+    code_name = checkout_name(code or REPO)
     return {
         "options": options,
         "code": code_name,

@@ -115,12 +115,20 @@ def count_colour(image: np.ndarray, colour: np.ndarray, tolerance: int = TOLERAN
 def wait_for_colour(
     display: str, colour: np.ndarray, proc, timeout_s: float = 30.0, tolerance: int = TOLERANCE
 ) -> np.ndarray:
-    """Screenshots until `colour` covers at least MIN_PIXELS; the last screenshot."""
-    deadline = time.monotonic() + timeout_s
+    """Screenshots until `colour` covers at least MIN_PIXELS; the last screenshot.
+
+    Qt now and then loses the first expose of a window on a bare X server (no window manager,
+    a busy machine): the window is mapped, rtseg shows frame after frame, and nothing is ever
+    painted (the same black window as opencv-python issue 362). A window manager maps a window
+    again when it reparents it; after 3 s of an all-black screen this does the same, once."""
+    start = time.monotonic()
+    deadline, remapped = start + timeout_s, False
     while True:
         shot = screenshot(display)
         if count_colour(shot, colour, tolerance) >= MIN_PIXELS:
             return shot
+        if not remapped and time.monotonic() - start > 3 and not shot.any() and XDOTOOL is not None:
+            remapped = remap_windows(display)
         if proc.poll() is not None:
             pytest.fail(f"rtseg exited ({proc.returncode}) before showing {colour}: {proc.communicate()}")
         if time.monotonic() > deadline:
@@ -128,6 +136,16 @@ def wait_for_colour(
             common = values[np.argsort(-counts)[:5]].tolist()
             pytest.fail(f"{colour} never covered the window; most common colours: {common}")
         time.sleep(0.2)
+
+
+def remap_windows(display: str) -> bool:
+    """Unmap and map again every window named rtseg, as a window manager does; True."""
+    env = {**os.environ, "DISPLAY": display}
+    found = subprocess.run([XDOTOOL, "search", "--name", "^rtseg$"], env=env, capture_output=True, text=True)
+    for window in found.stdout.split():
+        for action in ("windowunmap", "windowmap"):
+            subprocess.run([XDOTOOL, action, "--sync", window], env=env, capture_output=True, timeout=20)
+    return True
 
 
 def start_rtseg(display: str, package, tmp_path: Path, source: str = SOURCE, *extra: str):
