@@ -222,6 +222,15 @@ def _package_backend(
     return open_tensorrt_backend(package, batch=batch)
 
 
+def engine_of_file(model: str | Path | None) -> str | None:
+    """The one engine a model file runs on by its kind: "torch" for a checkpoint, "tensorrt"
+    for an engine; None for a package (any engine) or no model."""
+    suffix = Path(model).suffix if model is not None else ""  # as open_model matches it
+    if suffix in CHECKPOINT_SUFFIXES:
+        return "torch"
+    return "tensorrt" if suffix in ENGINE_SUFFIXES else None
+
+
 def choose_backend(backend: str, device: str | None, model: str | Path | None = None) -> str:
     """The engine `backend` names; for "auto": torch for a checkpoint, TensorRT for an engine,
     ONNX Runtime for a GPU device (or a GPU build of ONNX Runtime under device auto), else the
@@ -229,11 +238,9 @@ def choose_backend(backend: str, device: str | None, model: str | Path | None = 
     its probe on this package, else ONNX Runtime, with one warning line)."""
     if backend != "auto":
         return backend
-    suffix = Path(model).suffix if model is not None else ""
-    if suffix in CHECKPOINT_SUFFIXES:
-        return "torch"
-    if suffix in ENGINE_SUFFIXES:
-        return "tensorrt"
+    fixed = engine_of_file(model)
+    if fixed is not None:
+        return fixed
     from rtseg.runtime.engine_choice import cpu_engine, gpu_runtime_present
 
     if device in ("cuda", "tensorrt") or (device in (None, "auto") and gpu_runtime_present()):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rtseg.core.arguments import check_run_values, user_default
 from rtseg.errors import InputError
-from rtseg.loading import BACKEND_CHOICES, CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES
+from rtseg.loading import BACKEND_CHOICES, engine_of_file
 from rtseg.runtime.openvino_backend import OPENVINO_PRECISIONS, PRECISION_ENV
 from rtseg.video.hw_decode import DECODER_ENV, DECODERS
 from rtseg.viz import MODES, VizConfig
@@ -78,10 +78,7 @@ class EngineConfig:
         that runs elsewhere: InputError, rather than a flag silently ignored."""
         if not self.precision_given:
             return
-        suffix = self.model.suffix.lower() if self.model is not None else ""
-        runs_on = self.backend
-        if runs_on == "auto" and suffix in CHECKPOINT_SUFFIXES + ENGINE_SUFFIXES:
-            runs_on = "torch" if suffix in CHECKPOINT_SUFFIXES else "tensorrt"
+        runs_on = self.backend if self.backend != "auto" else engine_of_file(self.model) or "auto"
         if runs_on not in ("auto", "openvino"):
             raise InputError(
                 f"--openvino-precision {self.openvino_precision} is for the OpenVINO backend; "
