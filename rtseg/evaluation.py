@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtseg.assembly import EngineConfig, open_engine
+from rtseg.core.checkpoint import seen_in_training
 from rtseg.core.frames import resize_frame, resize_ids
 from rtseg.core.list_files import read_list_bytes
 from rtseg.core.package import package_files
 from rtseg.core.paths import atomic_write_text, check_paths
 from rtseg.data.registry import open_dataset
 from rtseg.errors import InputError, OutputError
+from rtseg.loading import training_of
 from rtseg.train.evaluate import evaluate_backend, require_logits
 
 
@@ -61,8 +63,9 @@ def evaluate(cfg: EvalConfig) -> dict:
     """Open the model and the dataset split of `cfg` and score them (see module docstring).
 
     Returns `evaluate_backend`'s dict plus what was evaluated: model, backend, device (where it
-    ran: "cpu", "cuda", "tensorrt"), dataset, split, input_size, flip_tta, min_blob; writes it
-    to `cfg.json_path` too when given.
+    ran: "cpu", "cuda", "tensorrt"), dataset, split, input_size, flip_tta, min_blob, and
+    trained_on / seen_in_training (True: the model was trained on this split, so the figures are
+    not held out); writes it to `cfg.json_path` too when given.
     """
     if cfg.min_blob < 0:
         raise InputError(f"min_blob must be >= 0, got {cfg.min_blob}")
@@ -88,8 +91,11 @@ def evaluate(cfg: EvalConfig) -> dict:
         )
         described, runs_on = backend.describe(), backend.runs_on
     h, w = backend.input_size
+    training = training_of(loaded)
     result = {
         **result,
+        "seen_in_training": seen_in_training(training, cfg.dataset, cfg.split),
+        "trained_on": training,
         "model": str(cfg.model),
         "backend": described,
         "device": runs_on,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.core.checkpoint import source_checkpoint
+from rtseg.core.checkpoint import load_checkpoint, source_checkpoint, training_record
 from rtseg.core.package import ModelPackage, load_package
 from rtseg.core.paths import require_file
 from rtseg.errors import BackendError, InputError, MissingDependencyError, ModelError
@@ -42,6 +42,16 @@ class LoadedModel:
     palette: np.ndarray  # (num_classes, 3) uint8 RGB
     source: Path
     package: ModelPackage | None = None
+
+
+def training_of(model: LoadedModel) -> dict | None:
+    """What the opened model was trained on (rtseg.core.checkpoint.training_record): from the
+    package's sidecar, or from the checkpoint the torch backend runs; None when not recorded."""
+    if model.package is not None:
+        return model.package.meta.get("training")
+    if Path(model.source).suffix == ".pth":
+        return training_record(load_checkpoint(model.source))
+    return None
 
 
 def _require_cuda_memory() -> None:

@@ -486,6 +486,15 @@ def test_readme_table_replaces_only_between_markers(tmp_path):
     assert readme.read_text() == text  # --check never writes
 
 
+def test_table_says_when_the_mious_split_was_seen_in_training():
+    from rtseg.bench.report import markdown_table
+
+    rows = sample_rows()
+    assert "not accuracy" not in markdown_table(rows)
+    rows[0]["miou_seen_in_training"] = True
+    assert "mIoU on camvid:val (101 images) (a split the model was trained on" in markdown_table(rows)
+
+
 def test_readme_table_without_markers_is_an_error(tmp_path):
     results = tmp_path / "bench.json"
     results.write_text(json.dumps(sample_rows()))

@@ -254,3 +254,46 @@ def test_cli_on_real_camvid_val(tmp_path, data_dir, tiny_package):
     saved = json.loads(out.read_text())
     assert len(saved["per_class"]) == 11 and saved["frames"] == 5
     assert 0 <= saved["miou"] <= 1 and "5 images of camvid val" in stdout
+
+
+def test_training_record_and_seen_in_training():
+    from rtseg.core.checkpoint import seen_in_training, training_record
+
+    joined = training_record({"config": {"dataset": "camvid", "train_split": "train+val"}})
+    assert joined == {"dataset": "camvid", "splits": ["train", "val"]}
+    assert seen_in_training(joined, "camvid", "val") and seen_in_training(joined, "camvid", "test+val")
+    assert not seen_in_training(joined, "camvid", "test")
+    assert not seen_in_training(joined, "cityscapes", "val")  # another dataset's val
+    assert training_record({"state_dict": {}}) is None and training_record({"config": "junk"}) is None
+    assert not seen_in_training(None, "camvid", "val")  # not recorded: not claimed either way
+
+
+def _checkpoint_trained_on(path: Path, split: str) -> Path:
+    from conftest import make_tiny_checkpoint
+
+    from rtseg.core.checkpoint import load_checkpoint, save_checkpoint
+
+    payload = load_checkpoint(make_tiny_checkpoint(path))
+    save_checkpoint(path, {**payload, "config": {"dataset": "camvid", "train_split": split}})
+    return path
+
+
+@pytest.mark.parametrize("split,seen", [("train+val", True), ("train", False)])
+def test_eval_says_when_the_split_was_seen_in_training(tmp_path, split, seen):
+    """The package records what its checkpoint was trained on; `rtseg eval` on that split says
+    its figures are not held out, through the package and through the checkpoint alike."""
+    from conftest import TINY_SIZE, structured_frames
+
+    from rtseg.export.package_export import export_checkpoint
+
+    checkpoint = _checkpoint_trained_on(tmp_path / "m.pth", split)
+    package, _ = export_checkpoint(checkpoint, tmp_path / "m.onnx", structured_frames(2, *TINY_SIZE))
+    assert package.meta["training"] == {"dataset": "camvid", "splits": split.split("+")}
+    root = tiny_camvid(tmp_path / "camvid", count=2, h=48, w=72)
+    for model, backend in ((package.onnx_path, "onnxruntime"), (checkpoint, "torch")):
+        out = tmp_path / f"{backend}.json"
+        args = ["eval", "--model", str(model), "--data-root", str(root), "--backend", backend]
+        result, stdout, _ = _run(args + ["--threads", "1", "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(out.read_text())["seen_in_training"] is seen
+        assert ("not held out" in stdout) is seen, stdout

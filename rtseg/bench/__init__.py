@@ -4,8 +4,10 @@ Each row (a dict, JSON-ready) describes one combination at one batch size:
 `model`, `backend`, `precision`, `size` ("HxW"), `height`, `width`, `batch`,
 `status` ("ok" | "skipped" | "failed") and `reason`,
 `latency_ms` {p50, p90, p99, mean, min, max} per `infer` call, `infer_fps` (frames / s),
-`miou` (on `--data`), `agreement` (argmax agreement with the fp32 reference `agreement_ref` on
-`agreement_frames` frames from `agreement_source`), `model_bytes`, `peak_rss_mb`, `gpu_mem_mb`,
+`miou` (on `--data`; `miou_seen_in_training`: True where the model was trained on that split,
+so the figure compares packages, not accuracy), `agreement` (argmax agreement with the fp32
+reference `agreement_ref` on `agreement_frames` frames from `agreement_source`),
+`model_bytes`, `peak_rss_mb`, `gpu_mem_mb`,
 `e2e_fps` / `e2e_ratio` / `e2e` (the Pipeline on `--video`, batch-1 rows),
 `threads`, `iters`, `warmup`, `runtime`, `timestamp` and `machine` (see machine_info).
 """

@@ -30,6 +30,7 @@ CSV_COLUMNS = (
     "codec_path",
     "miou",
     "pixel_acc",
+    "miou_seen_in_training",
     "agreement",
     "agreement_ref",
     "model_bytes",
@@ -281,7 +282,12 @@ def markdown_table(rows: list[dict], plot: str | None = None) -> str:
     ]
     if first.get("data"):
         images = next((r["miou_images"] for r in rows if r.get("miou_images")), None)
-        facts.append(f"mIoU on {first['data']}" + (f" ({images} images)" if images else ""))
+        seen = any(r.get("miou_seen_in_training") for r in rows)
+        facts.append(
+            f"mIoU on {first['data']}"
+            + (f" ({images} images)" if images else "")
+            + (" (a split the model was trained on: it compares the packages, not accuracy)" if seen else "")
+        )
     if first.get("video"):
         facts.append(
             f"end to end: {Path(first['video']).name} decoded, segmented, overlaid "

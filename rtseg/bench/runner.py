@@ -125,6 +125,7 @@ def _base_row(cfg: BenchConfig, family: ModelFamily, combo: Combo) -> dict:
         "miou": None,
         "pixel_acc": None,
         "miou_images": None,
+        "miou_seen_in_training": None,
         "agreement": None,
         "agreement_ref": None,
         "model_bytes": None,
@@ -172,6 +173,7 @@ def _measured_rows(base: dict, result: dict) -> list[dict]:
         "miou": miou.get("miou"),
         "pixel_acc": miou.get("pixel_acc"),
         "miou_images": miou.get("images"),
+        "miou_seen_in_training": miou.get("seen_in_training"),
     }
     return [dict(base, **shared, **row) for row in result["rows"]]
 

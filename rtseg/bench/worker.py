@@ -143,6 +143,8 @@ def _timing_row(backend, pool, batch, spec) -> dict:
 def measure(spec: dict) -> dict:
     """Timing at batch 1 (and `spec["batch"]` where the backend allows), memory, accuracy."""
     from rtseg.bench.accuracy import evaluate_miou, predict_frames
+    from rtseg.core.checkpoint import seen_in_training
+    from rtseg.loading import training_of
 
     started = time.perf_counter()
     model = open_for_bench(spec)
@@ -170,7 +172,9 @@ def measure(spec: dict) -> dict:
             "miou": None,
         }
         if spec.get("data"):
-            result["miou"] = evaluate_miou(backend, DataSpec(**spec["data"]), spec.get("data_limit"))
+            data = DataSpec(**spec["data"])
+            result["miou"] = evaluate_miou(backend, data, spec.get("data_limit"))
+            result["miou"]["seen_in_training"] = seen_in_training(training_of(model), data.name, data.split)
         if spec.get("preds_out"):
             np.save(spec["preds_out"], predict_frames(backend, pool))
     return result

@@ -35,6 +35,12 @@ def format_report(result: dict) -> str:
         f"{result['frames']} images of {result['dataset']} {result['split']}, model at {h}x{w} (HxW) "
         f"on {result['backend']}" + (f", {', '.join(extras)}" if extras else "")
     )
+    if result.get("seen_in_training"):
+        trained = result["trained_on"]
+        lines.append(
+            f"note: the model was trained on {trained['dataset']} {'+'.join(trained['splits'])}: "
+            f"these {result['split']} figures are not held out"
+        )
     return "\n".join(lines)
 
 

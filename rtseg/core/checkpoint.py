@@ -68,6 +68,24 @@ def load_checkpoint(path: str | Path) -> dict:
     return payload
 
 
+def training_record(payload: dict) -> dict | None:
+    """What a checkpoint was trained on, from its `config`: {"dataset": name, "splits": [...]}
+    (a joined split "train+val" gives ["train", "val"]); None when the checkpoint does not say."""
+    config = payload.get("config")
+    split = config.get("train_split") if isinstance(config, dict) else None
+    if not isinstance(split, str) or not split:
+        return None
+    return {"dataset": config.get("dataset"), "splits": split.split("+")}
+
+
+def seen_in_training(training: dict | None, dataset: str, split: str) -> bool:
+    """Whether any part of `split` ("val", "train+val") of `dataset` was among the splits the
+    model was trained on (`training`: training_record's dict, or None: not known, False)."""
+    if not training or training.get("dataset") != dataset:
+        return False
+    return any(part in training.get("splits", []) for part in split.split("+"))
+
+
 def source_checkpoint(package) -> Path:
     """The checkpoint a model package's sidecar names (`source.checkpoint`, relative to the
     sidecar's folder); ModelError saying what is missing."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.core.checkpoint import load_checkpoint
+from rtseg.core.checkpoint import load_checkpoint, training_record
 from rtseg.core.package import ModelPackage, relative_reference, sha256_file, write_sidecar
 from rtseg.errors import ExportError
 from rtseg.export import graph_cache
@@ -20,7 +20,9 @@ def package_meta(
     """Sidecar fields derived from a checkpoint payload (see rtseg.core.package)."""
     h, w = input_size
     source = relative_reference(checkpoint, output_dir)
+    training = training_record(payload)  # what `rtseg eval` / bench flag as not held out
     return {
+        **({"training": training} if training else {}),
         "dataset": payload["labels"]["name"],
         "classes": list(payload["labels"]["classes"]),
         "palette": [list(map(int, c)) for c in payload["labels"]["palette"]],
