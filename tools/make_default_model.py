@@ -1,15 +1,15 @@
 """Build the bundled model packages in engines/ from a trained checkpoint, and measure them.
 
-    python tools/make_default_model.py --checkpoint runs/camvid_lite0_fpn/best.pth
+    python tools/make_default_model.py --checkpoint runs/camvid_lite1_fpn_final/last.pth
 
-Writes `engines/camvid_effl0_fpn.pth` (weights only, loads with weights_only=True), the FP32
-package `camvid_effl0_fpn.onnx`, and its variants `_fp16` (float16 graph), `_int8` (TensorRT Q/DQ
-rules: symmetric int8, per-channel weights) and `_int8cpu` (Q/DQ tuned for ONNX Runtime's CPU
-provider) and `_int8ov` (NNCF, for OpenVINO's CPU plugin). Each sidecar gets `metrics`: CamVid
-val mIoU and per-class IoU, ms per frame on ONNX Runtime and on OpenVINO (CPU, `--threads`),
-argmax agreement with FP32 on the dashcam video; `rtseg run` picks the fastest variant within
-the accuracy targets from these (rtseg.core.package.pick_default_variant on ONNX Runtime,
-pick_openvino_variant on OpenVINO).
+Writes `engines/NAME.pth` (weights only, loads with weights_only=True; NAME defaults to
+rtseg.core.package.DEFAULT_MODEL), the FP32 package `NAME.onnx`, and its variants `_fp16`
+(float16 graph), `_int8` (TensorRT Q/DQ rules: symmetric int8, per-channel weights), `_int8cpu`
+(Q/DQ tuned for ONNX Runtime's CPU provider) and `_int8ov` (NNCF, for OpenVINO's CPU plugin).
+Each sidecar gets `metrics`: CamVid val mIoU and per-class IoU, ms per frame on ONNX Runtime
+and on OpenVINO (CPU, `--threads`), argmax agreement with FP32 on the dashcam video; `rtseg run`
+picks the fastest variant within the accuracy targets from these
+(rtseg.core.package.pick_default_variant on ONNX Runtime, pick_openvino_variant on OpenVINO).
 Writes `engines/metrics.json` with everything measured. Uses only the public API.
 """
 
@@ -73,7 +73,7 @@ def cpu_ms_per_frame(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=REPO / "runs/camvid_lite0_fpn/best.pth")
+    parser.add_argument("--checkpoint", type=Path, default=REPO / "runs/camvid_lite1_fpn_final/last.pth")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data")
     parser.add_argument("--out", type=Path, default=REPO / "engines")
     parser.add_argument("--name", default=DEFAULT_MODEL)
@@ -149,6 +149,7 @@ def main() -> None:
             "val_miou": scores["miou"],
             "val_pixel_acc": scores["pixel_acc"],
             "val_per_class": scores["per_class"],
+            "val_seen_in_training": scores["seen_in_training"],  # then val compares packages only
             "cpu_ms_per_frame": ms,
             "openvino_ms_per_frame": ov_ms,
             "threads": args.threads,
