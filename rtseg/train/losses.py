@@ -103,7 +103,8 @@ class OhemCrossEntropy(nn.Module):
         loss = F.cross_entropy(
             logits, target, weight=self.weight, ignore_index=self.ignore_index, reduction="none"
         )
-        plain = F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="none")
+        with torch.no_grad():  # the unweighted CE only selects the hard pixels: no gradient
+            plain = F.cross_entropy(logits, target, ignore_index=self.ignore_index, reduction="none")
         valid = target != self.ignore_index
         count = int(valid.sum())
         if count == 0:
