@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rtseg.core.checkpoint import load_checkpoint
 from rtseg.core.paths import atomic_write_text
+from rtseg.errors import RtsegError
 from rtseg.evaluation import EvalConfig, evaluate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,13 +78,25 @@ def raw_vs_ema(checkpoint: Path, data_root: Path, threads: int) -> dict:
 
 
 def main() -> None:
+    try:
+        report(parse_args())
+    except (RtsegError, subprocess.CalledProcessError) as exc:  # one line, status 1
+        detail = exc.stderr.strip().splitlines()[-1] if getattr(exc, "stderr", None) else exc
+        raise SystemExit(f"recipe_levers: {detail}") from None
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=REPO / "runs")
     parser.add_argument("--data-root", type=Path, default=REPO.parent / "shared/data/camvid")
     parser.add_argument("--baseline-miou", type=float, default=0.698, help="the previous recipe at epoch 36")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/recipe_levers.json")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def report(args: argparse.Namespace) -> None:
+    """Rows of the ladder and select, printed and written to `args.json`."""
     rows = [{"stage": "baseline", "adds": "previous bundled recipe", "last_val_miou": args.baseline_miou}]
     for stage, folder, adds in LADDER:
         row = stage_row(args.runs / folder)
@@ -95,8 +108,8 @@ def main() -> None:
         extras["select_raw_vs_ema"] = raw_vs_ema(select, args.data_root, args.threads)
         extras["select_flip_tta_miou"] = flip_tta_miou(select, args.data_root, args.threads)
         print(json.dumps(extras), flush=True)
-    report = {"machine": platform.processor() or platform.machine(), "rows": rows, **extras}
-    atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+    result = {"machine": platform.processor() or platform.machine(), "rows": rows, **extras}
+    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from rtseg.core.checkpoint import load_checkpoint, save_checkpoint
+from rtseg.errors import ModelError, RtsegError
 from rtseg.evaluation import EvalConfig, evaluate
 
 DEPLOY_KEYS = ("model", "labels", "normalization", "input_size")
@@ -36,6 +37,13 @@ def score(checkpoint: Path, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
+    try:
+        print(json.dumps(raw_against_ema(parse_args())))
+    except RtsegError as exc:  # a missing or foreign file, no data: one line, status 1
+        raise SystemExit(f"eval_raw_weights: {exc}") from None
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a training checkpoint (last.pth) of an EMA run")
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data/camvid"))
@@ -43,10 +51,14 @@ def main() -> None:
     parser.add_argument("--flip-tta", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="the first N images only")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def raw_against_ema(args: argparse.Namespace) -> dict:
+    """{"checkpoint", "epoch", "flip_tta", "ema": mIoU, "raw": mIoU} of `args.checkpoint`."""
     payload = load_checkpoint(args.checkpoint)  # weights_only=True
     if "train_state_dict" not in payload:
-        raise SystemExit(f"{args.checkpoint}: no raw weights (train_state_dict): not an EMA run's last.pth")
+        raise ModelError(f"{args.checkpoint}: no raw weights (train_state_dict): not an EMA run's last.pth")
     result = {"checkpoint": args.checkpoint.name, "epoch": payload.get("epoch"), "flip_tta": args.flip_tta}
     result["ema"] = score(args.checkpoint, args)["miou"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +66,7 @@ def main() -> None:
         kept = {k: payload[k] for k in DEPLOY_KEYS if k in payload}
         save_checkpoint(raw, {**kept, "state_dict": payload["train_state_dict"]})
         result["raw"] = score(raw, args)["miou"]
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
