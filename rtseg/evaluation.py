@@ -94,7 +94,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     training = training_of(loaded)
     result = {
         **result,
-        "seen_in_training": seen_in_training(training, cfg.dataset, cfg.split),
+        "seen_in_training": seen_in_training(training, cfg.dataset, cfg.split, cfg.data_root),
         "trained_on": training,
         "model": str(cfg.model),
         "backend": described,

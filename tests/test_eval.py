@@ -259,13 +259,19 @@ def test_cli_on_real_camvid_val(tmp_path, data_dir, tiny_package):
 def test_training_record_and_seen_in_training():
     from rtseg.core.checkpoint import seen_in_training, training_record
 
-    joined = training_record({"config": {"dataset": "camvid", "train_split": "train+val"}})
-    assert joined == {"dataset": "camvid", "splits": ["train", "val"]}
+    config = {"dataset": "camvid", "train_split": "train+val", "data_root": "/d/camvid"}
+    joined = training_record({"config": config})
+    assert joined == {"dataset": "camvid", "data": "camvid", "splits": ["train", "val"]}
     assert seen_in_training(joined, "camvid", "val") and seen_in_training(joined, "camvid", "test+val")
     assert not seen_in_training(joined, "camvid", "test")
     assert not seen_in_training(joined, "cityscapes", "val")  # another dataset's val
     assert training_record({"state_dict": {}}) is None and training_record({"config": "junk"}) is None
     assert not seen_in_training(None, "camvid", "val")  # not recorded: not claimed either way
+    config = {"dataset": "folder", "train_split": "train+val", "data_root": "/a/roads"}
+    mine = training_record({"config": config})
+    assert seen_in_training(mine, "folder", "val", "/elsewhere/roads")  # the same data folder, moved
+    assert not seen_in_training(mine, "folder", "val", "/b/fields")  # someone else's folder dataset
+    assert not seen_in_training(mine, "folder", "val")
 
 
 def _checkpoint_trained_on(path: Path, split: str) -> Path:
@@ -288,7 +294,7 @@ def test_eval_says_when_the_split_was_seen_in_training(tmp_path, split, seen):
 
     checkpoint = _checkpoint_trained_on(tmp_path / "m.pth", split)
     package, _ = export_checkpoint(checkpoint, tmp_path / "m.onnx", structured_frames(2, *TINY_SIZE))
-    assert package.meta["training"] == {"dataset": "camvid", "splits": split.split("+")}
+    assert package.meta["training"] == {"dataset": "camvid", "data": None, "splits": split.split("+")}
     root = tiny_camvid(tmp_path / "camvid", count=2, h=48, w=72)
     for model, backend in ((package.onnx_path, "onnxruntime"), (checkpoint, "torch")):
         out = tmp_path / f"{backend}.json"

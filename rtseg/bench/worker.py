@@ -174,7 +174,8 @@ def measure(spec: dict) -> dict:
         if spec.get("data"):
             data = DataSpec(**spec["data"])
             result["miou"] = evaluate_miou(backend, data, spec.get("data_limit"))
-            result["miou"]["seen_in_training"] = seen_in_training(training_of(model), data.name, data.split)
+            seen = seen_in_training(training_of(model), data.name, data.split, data.root)
+            result["miou"]["seen_in_training"] = seen
         if spec.get("preds_out"):
             np.save(spec["preds_out"], predict_frames(backend, pool))
     return result

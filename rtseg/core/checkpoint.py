@@ -69,19 +69,28 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def training_record(payload: dict) -> dict | None:
-    """What a checkpoint was trained on, from its `config`: {"dataset": name, "splits": [...]}
-    (a joined split "train+val" gives ["train", "val"]); None when the checkpoint does not say."""
+    """What a checkpoint was trained on, from its `config`: {"dataset": name, "data": the data
+    folder's name, "splits": [...]} (a joined split "train+val" gives ["train", "val"]); None
+    when the checkpoint does not say."""
     config = payload.get("config")
     split = config.get("train_split") if isinstance(config, dict) else None
     if not isinstance(split, str) or not split:
         return None
-    return {"dataset": config.get("dataset"), "splits": split.split("+")}
+    data = config.get("data_root")
+    return {
+        "dataset": config.get("dataset"),
+        "data": Path(data).name if isinstance(data, str) and data else None,
+        "splits": split.split("+"),
+    }
 
 
-def seen_in_training(training: dict | None, dataset: str, split: str) -> bool:
+def seen_in_training(training: dict | None, dataset: str, split: str, data_root=None) -> bool:
     """Whether any part of `split` ("val", "train+val") of `dataset` was among the splits the
-    model was trained on (`training`: training_record's dict, or None: not known, False)."""
+    model was trained on (`training`: training_record's dict, or None: not known, False). A
+    `folder` dataset is anyone's data: there the data folders' names must match as well."""
     if not training or training.get("dataset") != dataset:
+        return False
+    if dataset == "folder" and (data_root is None or Path(data_root).name != training.get("data")):
         return False
     return any(part in training.get("splits", []) for part in split.split("+"))
 
