@@ -4,13 +4,14 @@ an MP4, each in a fresh process, and the ratio of their fps taken pair by pair, 
 the machine's speed during the call moves both alike. The fps is the run's own (`--stats-json`:
 frames over the wall time from the first frame read to the last frame written).
 
-    python benchmarks/ab_run.py --a "--model engines/camvid_effl0_fpn_int8cpu.onnx --backend onnxruntime" \\
+    python benchmarks/ab_run.py --a "--model engines/camvid_effl1_fpn_int8cpu.onnx --backend onnxruntime" \\
         --b "" [--a-path OTHER_CHECKOUT] [--b-path ...] [--pairs 5] [--json OUT.json]
 
 `--a` / `--b`: extra `rtseg run` options of each side ("" for the defaults); `--a-path` /
-`--b-path`: a checkout whose rtseg that side runs (PYTHONPATH), to compare two versions of the
-code on the same options. Prints one JSON object: per side the fps of every run and the median,
-the median of the pair ratios A/B, the engine each side ran on, and the machine.
+`--b-path`: a checkout whose rtseg and bundled models that side runs (PYTHONPATH,
+RTSEG_ENGINES), to compare two versions of the code on the same options. Prints one JSON
+object: per side the fps of every run and the median, the median of the pair ratios A/B, the
+engine each side ran on, and the machine.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def run_once(options: str, code: Path | None, video: Path, work: Path) -> dict:
     command = [sys.executable, "-m", "rtseg", "run", "--video", str(video), "--output", str(work / "out.mp4")]
     command += ["--stats-json", str(stats), "--quiet", *shlex.split(options)]
     env = dict(os.environ)
-    if code is not None:
+    if code is not None:  # that checkout's code and its bundled models (not the installed rtseg's)
         env["PYTHONPATH"] = str(code)
+        env["RTSEG_ENGINES"] = str(Path(code) / "engines")
     subprocess.run(command, check=True, env=env, cwd=code or REPO, stdout=subprocess.DEVNULL)
     return json.loads(stats.read_text())
 

@@ -8,7 +8,7 @@ camera (newest frame wins, drops counted). Two runs with the same model and back
       latency figure is capture -> display, the frame shown on the main thread.
 Prints fps, drops and latency mean / p95 of each; `--json OUT` writes them.
 
-    python benchmarks/bench_live_latency.py --model engines/camvid_effl0_fpn.onnx \\
+    python benchmarks/bench_live_latency.py --model engines/camvid_effl1_fpn.onnx \\
         --json benchmarks/results/live_latency.json
 """
 

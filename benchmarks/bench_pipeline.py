@@ -6,7 +6,7 @@ In one run, with the same model and backend on the same video:
   (c) the threaded Pipeline (what `rtseg run` runs) writing an MP4.
 Prints fps of each and the ratios c/a and c/b; `--json OUT` writes them.
 
-    python benchmarks/bench_pipeline.py --model engines/camvid_effl0_fpn.onnx \\
+    python benchmarks/bench_pipeline.py --model engines/camvid_effl1_fpn.onnx \\
         --json benchmarks/results/pipeline.json
 """
 

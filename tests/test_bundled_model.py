@@ -19,7 +19,8 @@ pytestmark = pytest.mark.skipif(not FP32.is_file(), reason=f"no bundled model at
 
 
 @pytest.mark.parametrize(
-    "variant,precision", [("fp32", "fp32"), ("fp16", "fp16"), ("int8", "int8"), ("int8cpu", "int8")]
+    "variant,precision",
+    [("fp32", "fp32"), ("fp16", "fp16"), ("int8", "int8"), ("int8cpu", "int8"), ("int8ov", "int8")],
 )
 def test_each_package_verifies_and_names_its_precision_and_checkpoint(variant, precision):
     package = load_package(variant_path(FP32, variant))  # sha256 checked against the sidecar
@@ -29,7 +30,7 @@ def test_each_package_verifies_and_names_its_precision_and_checkpoint(variant, p
     payload = load_checkpoint(checkpoint)  # weights_only=True
     assert payload["model"] == {
         "arch": "fpn_lite",
-        "encoder": "efficientnet_lite0",
+        "encoder": "efficientnet_lite1",
         "num_classes": 11,
         "kwargs": {},
     }
@@ -60,10 +61,11 @@ def test_fp32_and_int8_on_camvid_val(data_dir):
                 progress=False,
             )
         )["miou"]
-        for v in ("fp32", "int8cpu")
+        for v in ("fp32", "int8cpu", "int8ov")
     }
-    assert scores["fp32"] >= 0.60
-    assert scores["fp32"] - scores["int8cpu"] <= 0.01  # the issue's INT8 target: <= 1.0 point
+    assert scores["fp32"] >= 0.69
+    for v in ("int8cpu", "int8ov"):  # issue 20's INT8 target: <= 0.5 point
+        assert scores["fp32"] - scores[v] <= 0.005, (v, scores)
 
 
 @pytest.mark.data

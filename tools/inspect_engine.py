@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Print a TensorRT engine's I/O tensors and its rtseg sidecar (cache key, package, profile).
 
-    python tools/inspect_engine.py engines/camvid_effl0_fpn.engine
+    python tools/inspect_engine.py engines/camvid_effl1_fpn.engine
 
 The sidecar part needs nothing; listing the tensors needs TensorRT and a GPU (skipped with a
 note otherwise).

@@ -252,7 +252,7 @@ def engines_dir() -> Path:
         return Path(str(resources.files("rtseg"))).parent / "engines"
 
 
-DEFAULT_MODEL = "camvid_effl0_fpn"
+DEFAULT_MODEL = "camvid_effl1_fpn"
 
 
 def default_model_path() -> Path:
