@@ -253,6 +253,54 @@ def test_a_cache_that_is_a_file_or_read_only_is_run_without(tiny_package, fresh_
     assert any("openvino-probe cannot be used (Not a directory)" in line for line in lines)
 
 
+@pytest.mark.parametrize(
+    "agreement, floor, healthy",
+    [
+        (0.942, 0.792, True),  # bf16 on a model on the fence over much of the frame: sound
+        (0.942, 0.999, False),  # the same agreement where the model's ids are steady: not
+        (0.975, 0.999, True),
+        (0.45, 0.30, False),  # below the lowest bar whatever the model
+    ],
+)
+def test_the_probe_bar_is_how_far_the_models_ids_move_under_a_one_level_nudge(
+    agreement, floor, healthy, tiny_package, monkeypatch
+):
+    import subprocess
+
+    line = json.dumps({"agreement": agreement, "floor": floor, "precision": "bf16"})
+
+    def child(command, **kwargs):
+        return subprocess.CompletedProcess(command, 0, stdout=line + "\n", stderr="")
+
+    monkeypatch.setattr(openvino_probe.subprocess, "run", child)
+    verdict = openvino_probe._child_verdict(tiny_package.onnx_path, None)
+    assert verdict.healthy is healthy and verdict.agreement == agreement
+    if not healthy:
+        needed = openvino_probe.required_agreement(floor)
+        assert verdict.reason.endswith(f"pixels only (needed {needed:.1%})")
+
+
+def test_the_nudge_moves_each_value_by_at_most_one_level_and_stays_in_range():
+    frame = openvino_probe.probe_frame(48, 64)
+    frame[0, :4, :4] = [0, 255, 0]
+    moved = openvino_probe.nudged(frame)
+    assert moved.dtype == np.uint8 and moved.shape == frame.shape
+    assert np.abs(moved.astype(int) - frame).max() == 1 and (moved != frame).mean() > 0.5
+    assert np.array_equal(moved, openvino_probe.nudged(frame))  # deterministic
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("package", ["camvid_effl1_fpn.onnx", "camvid_effl1_fpn_int8cpu.onnx"])
+def test_the_bundled_packages_pass_the_probe(package, fresh_choice):
+    """The bundled FP32 model sits on the fence between Sky and Tree over much of the synthetic
+    probe frame: bf16 moved ~6 % of its pixels there, and the old fixed 97 % bar sent it to ONNX
+    Runtime at half the speed. Its INT8 package for ONNX Runtime runs on OpenVINO's kernels too."""
+    from rtseg.core.package import engines_dir
+
+    verdict = openvino_probe.probe_openvino(engines_dir() / package, fresh_choice)
+    assert verdict.healthy, verdict.reason
+
+
 def test_a_damaged_probe_verdict_is_probed_again(tiny_package, fresh_choice, monkeypatch):
     """A verdict file with the wrong types (`"healthy": "no"` is truthy) is not trusted; a
     folder where the verdict goes is skipped with a warning."""
