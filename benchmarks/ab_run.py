@@ -53,11 +53,22 @@ def checkout_name(path: Path) -> str:
     return found.stdout.strip() if found.returncode == 0 else Path(path).name
 
 
+def portable_options(options: str) -> str:
+    """`options` with each absolute path cut to its file name: a committed result names no
+    folder of the machine it was measured on."""
+
+    def cut(word: str) -> str:
+        flag, equals, value = word.rpartition("=") if word.startswith("--") else ("", "", word)
+        return flag + equals + (Path(value).name if Path(value).is_absolute() else value)
+
+    return shlex.join(cut(w) for w in shlex.split(options))
+
+
 def describe(side: str, options: str, code: Path | None, engine: str, fps: list[float]) -> dict:
-    """One side's report: its options, code, engine and fps."""
+    """One side's report: its options (absolute paths cut to file names), code, engine and fps."""
     code_name = checkout_name(code or REPO)
     return {
-        "options": options,
+        "options": portable_options(options),
         "code": code_name,
         "engine": engine,
         "fps": fps,
