@@ -7,7 +7,7 @@
 A device call carries the checkout's working tree as git sees it (tracked files and untracked
 files git does not ignore) plus the folders it names (the wheels, the data), 64 MiB in all. The
 check runs the checkpoint (torch on CUDA, torch on the CPU for agreement): the bundled ONNX
-packages (about 26 MB of the 40 MB tracked) are not needed there. `--slim` moves them into
+packages (about 35 of the 52 MiB tracked) are not needed there. `--slim` moves them into
 `.gpu_check_aside/` (git-ignored through .git/info/exclude, so not carried) and `--restore` moves
 them back; `git checkout -- engines` restores them as well. `--plan` prints the bytes of each
 part and exits 1 above the limit (60 MiB: room under the 64 MiB a call takes).
