@@ -292,7 +292,7 @@ def test_the_nudge_moves_each_value_by_at_most_one_level_and_stays_in_range():
 @pytest.mark.slow
 @pytest.mark.parametrize("package", ["camvid_effl1_fpn.onnx", "camvid_effl1_fpn_int8cpu.onnx"])
 def test_the_bundled_packages_pass_the_probe(package, fresh_choice):
-    """The bundled FP32 model sits on the fence between Sky and Tree over much of the synthetic
+    """The bundled FP32 model sits on the fence between Sky and SignSymbol over much of the synthetic
     probe frame: bf16 moved ~6 % of its pixels there, and the old fixed 97 % bar sent it to ONNX
     Runtime at half the speed. Its INT8 package for ONNX Runtime runs on OpenVINO's kernels too."""
     from rtseg.core.package import engines_dir
