@@ -168,12 +168,10 @@ def _child_verdict(onnx_path: Path, cache: Path | None) -> ProbeVerdict:
         floor = float(result["floor"])
     except (IndexError, KeyError, TypeError, ValueError):
         return ProbeVerdict(False, "its probe gave no result")
-    if agreement < required_agreement(floor):
-        reason = (
-            f"its class ids agree with ONNX Runtime's on {agreement:.1%} of pixels only "
-            f"(needed {required_agreement(floor):.1%})"
-        )
-        return ProbeVerdict(False, reason, agreement)
+    needed = required_agreement(floor)
+    if agreement < needed:
+        share = f"{agreement:.1%} of pixels only (needed {needed:.1%})"
+        return ProbeVerdict(False, f"its class ids agree with ONNX Runtime's on {share}", agreement)
     return ProbeVerdict(True, "", agreement, precision)
 
 
